@@ -1,0 +1,379 @@
+/**
+ * AppQueue: one Durable Object per app. It owns the app's config, its task
+ * records and the outbox that feeds the Cloudflare Queue, in SQLite.
+ *
+ * Durability: a task is answered with its id only after the insert commits. The
+ * queue message is sent right after the insert with no `await` between, so the
+ * object's output gate holds the send until the write is durable; the row is
+ * marked dispatched in the same transaction. Should the send fail (or the message
+ * be lost, as local Queues lose theirs on restart), the alarm sends it again.
+ *
+ * Queues deliver at least once and in no order, so `begin` and `finish` are an
+ * idempotent state machine keyed by the attempt number: a duplicate message never
+ * re-runs a finished task, and a stale `finish` never counts twice.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { applyPatch, type AppConfig } from "./config";
+import { TaskStore, toRecord, type TaskRow } from "./task-store";
+import { GatewayError, fail, ok, type Outcome } from "../http/errors";
+import { jitteredBackoffSeconds, mayRetry } from "../delivery/backoff";
+import { newTaskId } from "../shared/task-id";
+import type { SubmitOptions } from "../submit/options";
+import type {
+  AttemptResult,
+  BeginResult,
+  FinishResult,
+  RecordedRequest,
+  TaskMessage,
+  TaskRecord,
+  TaskState,
+} from "../shared/types";
+
+/** A sent message whose task has not begun after this long is presumed lost and sent again. */
+export const REDISPATCH_AFTER_MS = 120_000;
+/** Extra time past an attempt's timeout before its consumer is presumed gone. */
+export const LEASE_GRACE_MS = 30_000;
+/** Queue messages in flight per app: the object keeps the backlog, the queue a bounded window. */
+export const DISPATCH_WINDOW = 500;
+/** Retry delay for a failed queue send. */
+const SEND_RETRY_MS = 1_000;
+
+/** What is stored about the app besides its config. */
+export interface AppIdentity {
+  number: number;
+  createdMs: number;
+  signingSecret: string;
+}
+
+export interface SubmitInput {
+  reqId: string;
+  request: RecordedRequest;
+  options: SubmitOptions;
+}
+
+export interface TaskPage {
+  tasks: TaskRecord[];
+  cursor: string | null;
+}
+
+export class AppQueue extends DurableObject<Env> {
+  readonly #store: TaskStore;
+  #config: AppConfig | null = null;
+  #identity: AppIdentity | null = null;
+  /** The alarm time as last set by this instance; avoids a storage write per submit. */
+  #alarmAt: number | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    // Runs on every wake-up, so it stays cheap: schema check, two small reads.
+    this.#store = new TaskStore(ctx.storage.sql);
+    this.#loadConfig();
+    void ctx.blockConcurrencyWhile(async () => {
+      this.#alarmAt = await ctx.storage.getAlarm();
+      // Local dev does not persist alarms across restarts (workerd#2927): re-arm from SQLite.
+      if (this.#alarmAt === null) await this.#scheduleNext();
+    });
+  }
+
+  #loadConfig(): void {
+    const config = this.#store.getMeta("config");
+    const identity = this.#store.getMeta("identity");
+    this.#config = config ? (JSON.parse(config) as AppConfig) : null;
+    this.#identity = identity ? (JSON.parse(identity) as AppIdentity) : null;
+  }
+
+  // ---- app entry -------------------------------------------------------------------
+
+  /** Makes this object the app `config.name`. 409 when it already is an app. */
+  async configure(config: AppConfig, identity: AppIdentity): Promise<Outcome<AppConfig>> {
+    if (this.#config) return fail(409, "app_exists", `app ${config.name} already exists`);
+    this.#store.setMeta("config", JSON.stringify(config));
+    this.#store.setMeta("identity", JSON.stringify(identity));
+    this.#loadConfig();
+    return ok(config);
+  }
+
+  async getConfig(): Promise<{ config: AppConfig; identity: AppIdentity } | null> {
+    return this.#config && this.#identity ? { config: this.#config, identity: this.#identity } : null;
+  }
+
+  /** Applies a validated partial update; resuming a paused app starts its waiting tasks. */
+  async patchConfig(patch: unknown): Promise<Outcome<AppConfig>> {
+    const current = this.#config;
+    if (!current) return fail(404, "app_not_found", "no such app");
+    let next: AppConfig;
+    try {
+      next = applyPatch(current, patch, { allowPrivateOrigins: this.env.ALLOW_PRIVATE_ORIGINS === "true" });
+    } catch (error) {
+      if (error instanceof GatewayError) return fail(error.status, error.code, error.message);
+      throw error;
+    }
+    this.#store.setMeta("config", JSON.stringify(next));
+    this.#config = next;
+    if (current.state !== next.state) {
+      // Messages sent before a pause were dropped by `begin`; send every waiting task afresh.
+      this.#store.forgetAllDispatches();
+      if (next.state === "Active") await this.#flushOutbox();
+    }
+    await this.#scheduleNext();
+    return ok(next);
+  }
+
+  /** Deletes the app: config, tasks and alarm. New submissions find no app at once. */
+  async destroy(): Promise<void> {
+    this.#config = null;
+    this.#identity = null;
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.#alarmAt = null;
+  }
+
+  // ---- submit ------------------------------------------------------------------
+
+  async submit(input: SubmitInput): Promise<Outcome<{ id: string; deduplicated: boolean }>> {
+    const config = this.#config;
+    const identity = this.#identity;
+    if (!config || !identity) return fail(404, "app_not_found", "no such app");
+    if (input.request.body.byteLength > config.max_body_bytes) {
+      return fail(413, "body_too_large", `request body exceeds this app's limit of ${config.max_body_bytes} bytes`);
+    }
+    const now = Date.now();
+    const { options } = input;
+    if (options.deduplicationId !== null) {
+      const existing = this.#store.findDuplicate(options.deduplicationId, now - config.retention * 1000);
+      if (existing) return ok({ id: existing, deduplicated: true });
+      this.#store.releaseDeduplicationId(options.deduplicationId);
+    }
+
+    const id = newTaskId(identity.number, now);
+    const sendNow = config.state === "Active" && options.notBeforeMs <= now && this.#store.inFlight() < DISPATCH_WINDOW;
+    this.#store.insert({
+      id,
+      reqId: input.reqId,
+      request: input.request,
+      createdMs: now,
+      etaMs: options.notBeforeMs,
+      dispatchedMs: sendNow ? now : null,
+      deduplicationId: options.deduplicationId,
+      maxAttempts: options.maxAttempts,
+      timeout: options.timeout,
+      callback: options.callback,
+    });
+    if (sendNow) {
+      // The output gate holds this send until the insert above is durable.
+      try {
+        await this.env.TASKS.send({ app: config.name, id } satisfies TaskMessage, { contentType: "json" });
+      } catch (error) {
+        console.error(`AppQueue:submit: queue send failed for ${config.name}/${id}; the alarm will resend`, error);
+        this.#store.clearDispatched([id]);
+        await this.#ensureAlarm(Date.now() + SEND_RETRY_MS);
+        return ok({ id, deduplicated: false });
+      }
+      await this.#ensureAlarm(now + REDISPATCH_AFTER_MS);
+    } else {
+      await this.#ensureAlarm(Math.max(options.notBeforeMs, now));
+    }
+    return ok({ id, deduplicated: false });
+  }
+
+  // ---- delivery state machine --------------------------------------------------
+
+  /** 0 → 1 when the task is due and the app active; otherwise says why not. */
+  async begin(taskId: string): Promise<BeginResult> {
+    const config = this.#config;
+    const identity = this.#identity;
+    if (!config || !identity) return { run: false, reason: "app_not_found" };
+    let task = this.#store.get(taskId);
+    if (!task) return { run: false, reason: "task_not_found" };
+    const now = Date.now();
+    if (task.state === 1) {
+      if (task.lease_ms !== null && task.lease_ms > now) return { run: false, reason: "running" };
+      this.#attemptLost(task, now);
+      task = this.#store.get(taskId)!;
+    }
+    if (task.state === 10 || task.state === 11) return { run: false, reason: "finished" };
+    if (config.state === "Paused") {
+      this.#store.clearDispatched([taskId]);
+      return { run: false, reason: "paused" };
+    }
+    if (task.eta_ms > now) return { run: false, reason: "not_due" };
+
+    const attempt = task.attempts + 1;
+    const timeoutMs = (task.timeout ?? config.timeout) * 1000;
+    this.#store.markDoing(taskId, attempt, now, now + timeoutMs + LEASE_GRACE_MS);
+    await this.#ensureAlarm(now + timeoutMs + LEASE_GRACE_MS);
+    // A slot in the dispatch window just freed: refill it from the outbox.
+    if (this.#store.dueUnsent(now, 1).length > 0) await this.#flushOutbox();
+    return {
+      run: true,
+      delivery: {
+        app: config.name,
+        taskId,
+        attempt,
+        request: {
+          method: task.method,
+          path: task.path,
+          raw_query: task.raw_query,
+          header: JSON.parse(task.header) as Record<string, string[]>,
+          body: new Uint8Array(task.body),
+        },
+        origin: config.origin,
+        timeoutMs,
+        etaMs: task.eta_ms,
+        executions: task.executions,
+        previousStatus: task.last_status,
+        retryReason: task.retry_reason,
+        taskHeaders: config.task_headers,
+        signingSecret: identity.signingSecret,
+      },
+    };
+  }
+
+  /** Records attempt `attempt`'s result; ignored unless that attempt is the one running. */
+  async finish(taskId: string, attempt: number, result: AttemptResult): Promise<FinishResult> {
+    const config = this.#config;
+    const task = config ? this.#store.get(taskId) : null;
+    if (!config || !task) return { applied: false, state: null };
+    if (task.state !== 1 || task.attempts !== attempt) return { applied: false, state: task.state };
+    const now = Date.now();
+    if (result.kind === "response") {
+      const success = result.status >= 200 && result.status <= 299;
+      this.#store.recordAttempt(taskId, now, result, null, success ? null : `HTTP ${result.status}`);
+      if (success) {
+        this.#store.markFinished(taskId, 10, now);
+        return { applied: true, state: 10 };
+      }
+    } else {
+      this.#store.recordAttempt(taskId, now, null, result.error, `${result.error}: ${result.detail}`.slice(0, 200));
+    }
+    const state = this.#retryOrFail(this.#store.get(taskId)!, now);
+    await this.#scheduleNext();
+    return { applied: true, state };
+  }
+
+  /** A failed attempt either schedules the next one (→ 0) or ends the task (→ 11). */
+  #retryOrFail(task: TaskRow, now: number): TaskState {
+    const config = this.#config!;
+    const policy = task.max_attempts === null ? config.retry : { ...config.retry, max_attempts: task.max_attempts };
+    if (mayRetry(policy, task.attempts, task.first_attempt_ms ?? now, now)) {
+      this.#store.markWaiting(task.id, now + Math.round(jitteredBackoffSeconds(policy, task.attempts) * 1000));
+      return 0;
+    }
+    this.#store.markFinished(task.id, 11, now);
+    return 11;
+  }
+
+  /** A running attempt whose lease ran out: its consumer died; count it as timed out. */
+  #attemptLost(task: TaskRow, now: number): void {
+    this.#store.recordAttempt(task.id, now, null, "timeout", "attempt lost: no result before its lease ran out");
+    this.#retryOrFail(task, now);
+  }
+
+  // ---- control -----------------------------------------------------------------
+
+  async getTask(taskId: string): Promise<TaskRecord | null> {
+    const task = this.#config ? this.#store.get(taskId) : null;
+    return task ? toRecord(task, this.#config!.name) : null;
+  }
+
+  async listTasks(state: TaskState | null, limit: number, cursor: string | null): Promise<Outcome<TaskPage>> {
+    if (!this.#config) return fail(404, "app_not_found", "no such app");
+    const rows = this.#store.list(state, limit + 1, cursor);
+    const page = rows.slice(0, limit);
+    return ok({
+      tasks: page.map((row) => toRecord(row, this.#config!.name, false)),
+      cursor: rows.length > limit ? page[page.length - 1]!.id : null,
+    });
+  }
+
+  /** Waiting → 11 with error "canceled". */
+  async cancel(taskId: string): Promise<Outcome<TaskRecord>> {
+    const task = this.#config ? this.#store.get(taskId) : null;
+    if (!task) return fail(404, "task_not_found", "no such task");
+    if (task.state !== 0) return fail(409, "task_not_waiting", "only a waiting task can be canceled");
+    this.#store.markFinished(taskId, 11, Date.now(), "canceled");
+    return ok(toRecord(this.#store.get(taskId)!, this.#config!.name));
+  }
+
+  /** Failed → waiting, with a fresh attempt budget, sent at once. */
+  async retry(taskId: string): Promise<Outcome<TaskRecord>> {
+    const task = this.#config ? this.#store.get(taskId) : null;
+    if (!task) return fail(404, "task_not_found", "no such task");
+    if (task.state !== 11) return fail(409, "task_not_failed", "only a failed task can be retried");
+    this.#store.resetForRetry(taskId, Date.now());
+    await this.#flushOutbox();
+    await this.#scheduleNext();
+    return ok(toRecord(this.#store.get(taskId)!, this.#config!.name));
+  }
+
+  async stats(): Promise<Record<string, number>> {
+    return this.#store.counts();
+  }
+
+  // ---- alarm: outbox, leases, retention ------------------------------------------
+
+  override async alarm(): Promise<void> {
+    this.#alarmAt = null;
+    try {
+      const config = this.#config;
+      if (!config) return;
+      const now = Date.now();
+      const retentionMs = config.retention * 1000;
+      for (const id of this.#store.unfinishedCreatedBefore(now - retentionMs)) {
+        this.#store.markFinished(id, 11, now, "expired");
+      }
+      this.#store.deleteFinishedBefore(now - retentionMs);
+      for (const task of this.#store.expiredLeases(now)) this.#attemptLost(task, now);
+      this.#store.forgetStaleDispatches(now - REDISPATCH_AFTER_MS);
+      if (config.state === "Active") await this.#flushOutbox();
+    } catch (error) {
+      console.error("AppQueue:alarm", error);
+      throw error; // the runtime retries a throwing alarm
+    } finally {
+      await this.#scheduleNext();
+    }
+  }
+
+  /** Sends due, unsent tasks to the queue, keeping at most DISPATCH_WINDOW in flight. */
+  async #flushOutbox(): Promise<void> {
+    const config = this.#config;
+    if (!config || config.state !== "Active") return;
+    const now = Date.now();
+    const room = Math.min(100, DISPATCH_WINDOW - this.#store.inFlight());
+    if (room <= 0) return;
+    const ids = this.#store.dueUnsent(now, room);
+    if (ids.length === 0) return;
+    this.#store.markDispatched(ids, now);
+    try {
+      await this.env.TASKS.sendBatch(ids.map((id) => ({ body: { app: config.name, id } satisfies TaskMessage, contentType: "json" })));
+    } catch (error) {
+      console.error(`AppQueue:flushOutbox: queue send failed for ${ids.length} tasks of ${config.name}`, error);
+      this.#store.clearDispatched(ids);
+      await this.#ensureAlarm(Date.now() + SEND_RETRY_MS);
+    }
+  }
+
+  /** Sets the alarm to the next moment task work is due (one alarm multiplexes all duties). */
+  async #scheduleNext(): Promise<void> {
+    const config = this.#config;
+    if (!config) return;
+    const next = this.#store.nextWakeMs(REDISPATCH_AFTER_MS, config.retention * 1000, config.state === "Paused");
+    if (next === null) {
+      if (this.#alarmAt !== null) await this.ctx.storage.deleteAlarm();
+      this.#alarmAt = null;
+      return;
+    }
+    const at = Math.max(next, Date.now());
+    if (this.#alarmAt !== at) {
+      await this.ctx.storage.setAlarm(at);
+      this.#alarmAt = at;
+    }
+  }
+
+  /** Makes sure the alarm fires no later than `at`. */
+  async #ensureAlarm(at: number): Promise<void> {
+    if (this.#alarmAt !== null && this.#alarmAt <= at) return;
+    await this.ctx.storage.setAlarm(at);
+    this.#alarmAt = at;
+  }
+}

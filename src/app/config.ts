@@ -1,0 +1,249 @@
+/**
+ * App configuration (SPEC §7): defaults, validation and partial updates.
+ * Everything is checked here, when an operator configures the app, so a task
+ * never fails later because of a policy that could not work. Pure functions.
+ */
+import { badRequest } from "../http/errors";
+import { APP_NAME } from "../hosts";
+
+/** Cloud Tasks' retry model. Durations in seconds, fractions allowed. */
+export interface RetryPolicy {
+  /** Attempts in all, the first included; -1 = unlimited. @default 5 */
+  max_attempts: number;
+  /** Wait before the first retry. @default 1 */
+  min_backoff: number;
+  /** Longest wait between attempts. @default 3600 */
+  max_backoff: number;
+  /** How many times the wait doubles before it grows linearly. @default 16 */
+  max_doublings: number;
+  /** Stop retrying this long after the first attempt (together with max_attempts); 0 = no limit. @default 0 */
+  max_retry_duration: number;
+}
+
+export interface NotifyConfig {
+  /** Where finished task records are POSTed. @default null */
+  url: string | null;
+  /** @default ["TaskFinish"] */
+  events: "TaskFinish"[];
+  /** @default "Off" */
+  state: "On" | "Off";
+}
+
+export type AppState = "Active" | "Paused";
+
+export interface AppConfig {
+  name: string;
+  /** Base URL the recorded requests are replayed against: http(s), no credentials. */
+  origin: string;
+  /** Paused: tasks are accepted and wait; no new delivery starts. @default "Active" */
+  state: AppState;
+  retry: RetryPolicy;
+  /** Seconds one attempt may take, at most 900. @default 60 */
+  timeout: number;
+  /** Largest accepted request body. @default 1048576 */
+  max_body_bytes: number;
+  /** WebSocket subscribers per app. @default 100 */
+  max_subscribers: number;
+  /** Seconds a task (and its deduplication id) is kept. @default 604800 */
+  retention: number;
+  /** Metadata header names on delivery: ours or Cloud Tasks'. @default "asyncgate" */
+  task_headers: "asyncgate" | "cloudtasks";
+  notify: NotifyConfig;
+}
+
+/** Largest body a task may carry: one SQLite value is at most 2 MB, headers included. */
+export const MAX_BODY_BYTES_LIMIT = 1_800_000;
+export const MAX_TIMEOUT_SECONDS = 900;
+
+export function defaultConfig(name: string, origin: string): AppConfig {
+  return {
+    name,
+    origin,
+    state: "Active",
+    retry: { max_attempts: 5, min_backoff: 1, max_backoff: 3600, max_doublings: 16, max_retry_duration: 0 },
+    timeout: 60,
+    max_body_bytes: 1_048_576,
+    max_subscribers: 100,
+    retention: 604_800,
+    task_headers: "asyncgate",
+    notify: { url: null, events: ["TaskFinish"], state: "Off" },
+  };
+}
+
+export interface ConfigRules {
+  /** Accept loopback and private-network origins (local development). */
+  allowPrivateOrigins: boolean;
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+/** A new app's config from a `POST /v1/apps` body. */
+export function createConfig(input: unknown, rules: ConfigRules): AppConfig {
+  if (!isRecord(input)) throw badRequest("invalid_body", "expected a JSON object");
+  const { name, origin } = input;
+  if (typeof name !== "string" || !APP_NAME.test(name)) {
+    throw badRequest("invalid_name", "name must be a DNS label: lowercase letters, digits and '-', 1-63 characters");
+  }
+  if (typeof origin !== "string") throw badRequest("invalid_origin", "origin is required");
+  return applyPatch(defaultConfig(name, origin), { ...input, name: undefined }, rules, true);
+}
+
+/** `current` with a `PATCH /v1/apps/<name>` body applied; every field validated. */
+export function applyPatch(current: AppConfig, input: unknown, rules: ConfigRules, creating = false): AppConfig {
+  if (!isRecord(input)) throw badRequest("invalid_body", "expected a JSON object");
+  const next: AppConfig = structuredClone(current);
+  for (const [key, value] of Object.entries(input)) {
+    if (value === undefined) continue;
+    switch (key) {
+      case "name":
+        if (value !== current.name) throw badRequest("invalid_name", "an app cannot be renamed");
+        break;
+      case "origin":
+        next.origin = checkOrigin(value, rules);
+        break;
+      case "state":
+        if (value !== "Active" && value !== "Paused") throw badRequest("invalid_state", "state must be Active or Paused");
+        next.state = value;
+        break;
+      case "retry":
+        next.retry = patchRetry(next.retry, value);
+        break;
+      case "timeout":
+        next.timeout = seconds("timeout", value, { min: 0.001, max: MAX_TIMEOUT_SECONDS });
+        break;
+      case "max_body_bytes":
+        next.max_body_bytes = integer("max_body_bytes", value, 0, MAX_BODY_BYTES_LIMIT);
+        break;
+      case "max_subscribers":
+        next.max_subscribers = integer("max_subscribers", value, 0, 32_000);
+        break;
+      case "retention":
+        next.retention = seconds("retention", value, { min: 60, max: 31 * 86_400 });
+        break;
+      case "task_headers":
+        if (value !== "asyncgate" && value !== "cloudtasks") {
+          throw badRequest("invalid_task_headers", "task_headers must be asyncgate or cloudtasks");
+        }
+        next.task_headers = value;
+        break;
+      case "notify":
+        next.notify = patchNotify(next.notify, value, rules);
+        break;
+      case "host":
+        break; // echoed back by clients that PUT what they GET; derived, never stored
+      default:
+        throw badRequest("unknown_field", `unknown field: ${key}`);
+    }
+  }
+  if (creating) next.origin = checkOrigin(next.origin, rules);
+  return next;
+}
+
+function patchRetry(current: RetryPolicy, value: unknown): RetryPolicy {
+  if (!isRecord(value)) throw badRequest("invalid_retry", "retry must be an object");
+  const next = { ...current };
+  for (const [key, field] of Object.entries(value)) {
+    switch (key) {
+      case "max_attempts":
+        next.max_attempts = field === -1 ? -1 : integer("retry.max_attempts", field, 1, 1000);
+        break;
+      case "min_backoff":
+        next.min_backoff = seconds("retry.min_backoff", field, { min: 0, max: 86_400 });
+        break;
+      case "max_backoff":
+        next.max_backoff = seconds("retry.max_backoff", field, { min: 0, max: 86_400 });
+        break;
+      case "max_doublings":
+        next.max_doublings = integer("retry.max_doublings", field, 0, 32);
+        break;
+      case "max_retry_duration":
+        next.max_retry_duration = seconds("retry.max_retry_duration", field, { min: 0, max: 31 * 86_400 });
+        break;
+      default:
+        throw badRequest("unknown_field", `unknown field: retry.${key}`);
+    }
+  }
+  if (next.max_backoff < next.min_backoff) {
+    throw badRequest("invalid_retry", "retry.max_backoff must be at least retry.min_backoff");
+  }
+  if (next.max_attempts === -1 && next.max_retry_duration === 0) {
+    throw badRequest("invalid_retry", "unlimited max_attempts needs a max_retry_duration");
+  }
+  return next;
+}
+
+function patchNotify(current: NotifyConfig, value: unknown, rules: ConfigRules): NotifyConfig {
+  if (!isRecord(value)) throw badRequest("invalid_notify", "notify must be an object");
+  const next: NotifyConfig = { ...current, events: [...current.events] };
+  for (const [key, field] of Object.entries(value)) {
+    switch (key) {
+      case "url":
+        next.url = field === null ? null : checkOrigin(field, rules, "notify.url");
+        break;
+      case "events":
+        if (!Array.isArray(field) || field.some((event) => event !== "TaskFinish")) {
+          throw badRequest("invalid_notify", 'notify.events may only contain "TaskFinish"');
+        }
+        next.events = field as "TaskFinish"[];
+        break;
+      case "state":
+        if (field !== "On" && field !== "Off") throw badRequest("invalid_notify", "notify.state must be On or Off");
+        next.state = field;
+        break;
+      default:
+        throw badRequest("unknown_field", `unknown field: notify.${key}`);
+    }
+  }
+  if (next.state === "On" && !next.url) throw badRequest("invalid_notify", "notify.url is required when notify is On");
+  return next;
+}
+
+function seconds(field: string, value: unknown, range: { min: number; max: number }): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < range.min || value > range.max) {
+    throw badRequest(`invalid_${field.split(".").pop()}`, `${field} must be a number of seconds in [${range.min}, ${range.max}]`);
+  }
+  return value;
+}
+
+function integer(field: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw badRequest(`invalid_${field.split(".").pop()}`, `${field} must be an integer in [${min}, ${max}]`);
+  }
+  return value;
+}
+
+/**
+ * An origin is an http(s) URL without credentials. Production Workers cannot fetch IP
+ * literals or private networks, so unless local development allows it such origins are
+ * refused here rather than failing every delivery later.
+ */
+export function checkOrigin(value: unknown, rules: ConfigRules, field = "origin"): string {
+  const code = `invalid_${field.split(".").pop()}`;
+  if (typeof value !== "string") throw badRequest(code, `${field} must be a URL string`);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw badRequest(code, `${field} is not a valid URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw badRequest(code, `${field} must be http or https`);
+  if (url.username || url.password) throw badRequest(code, `${field} must not contain credentials`);
+  const isOrigin = field === "origin";
+  if (isOrigin && (url.search || url.hash)) throw badRequest(code, `${field} must not have a query or fragment`);
+  if (!rules.allowPrivateOrigins && isPrivateHost(url.hostname)) {
+    throw badRequest(
+      code,
+      `${field} host ${url.hostname} is an IP literal or private name, which deployed Workers cannot fetch`,
+    );
+  }
+  // An origin is a base the recorded path is appended to: keep no trailing slash.
+  return isOrigin ? url.toString().replace(/\/$/, "") : url.toString();
+}
+
+function isPrivateHost(hostname: string): boolean {
+  const host = hostname.toLowerCase();
+  if (host.startsWith("[") || /^\d+\.\d+\.\d+\.\d+$/.test(host) || /^\d+$/.test(host)) return true;
+  if (!host.includes(".")) return true;
+  return [".localhost", ".local", ".internal", ".lan", ".home.arpa"].some((suffix) => host.endsWith(suffix));
+}

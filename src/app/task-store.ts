@@ -1,0 +1,357 @@
+/**
+ * The app's task table in its Durable Object's SQLite: DDL, the row shape, and
+ * the queries the object runs. Every method is synchronous: writes with no
+ * `await` between them commit together (one implicit transaction), and the
+ * object's input gate keeps other events out while they run.
+ */
+import { bytesToBase64 } from "../shared/encoding";
+import type { HeaderMap, RecordedRequest, TaskRecord, TaskState } from "../shared/types";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+  id TEXT PRIMARY KEY,
+  req_id TEXT NOT NULL,
+  method TEXT NOT NULL,
+  path TEXT NOT NULL,
+  raw_query TEXT NOT NULL,
+  header TEXT NOT NULL,
+  body BLOB NOT NULL,
+  created_ms INTEGER NOT NULL,
+  state INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  executions INTEGER NOT NULL DEFAULT 0,
+  eta_ms INTEGER NOT NULL,
+  dispatched_ms INTEGER,
+  lease_ms INTEGER,
+  first_attempt_ms INTEGER,
+  last_status INTEGER,
+  retry_reason TEXT,
+  response_status INTEGER,
+  response_header TEXT,
+  response_body BLOB,
+  exec_ms INTEGER,
+  finished_ms INTEGER,
+  error TEXT,
+  dedup_id TEXT,
+  max_attempts INTEGER,
+  timeout REAL,
+  callback TEXT,
+  seq INTEGER
+);
+CREATE INDEX IF NOT EXISTS tasks_by_state_eta ON tasks(state, eta_ms);
+CREATE INDEX IF NOT EXISTS tasks_by_finish ON tasks(finished_ms) WHERE finished_ms IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_dedup ON tasks(dedup_id) WHERE dedup_id IS NOT NULL;
+`;
+
+export interface TaskRow extends Record<string, SqlStorageValue> {
+  id: string;
+  req_id: string;
+  method: string;
+  path: string;
+  raw_query: string;
+  header: string;
+  body: ArrayBuffer;
+  created_ms: number;
+  state: TaskState;
+  attempts: number;
+  executions: number;
+  eta_ms: number;
+  dispatched_ms: number | null;
+  lease_ms: number | null;
+  first_attempt_ms: number | null;
+  last_status: number | null;
+  retry_reason: string | null;
+  response_status: number | null;
+  response_header: string | null;
+  response_body: ArrayBuffer | null;
+  exec_ms: number | null;
+  finished_ms: number | null;
+  error: string | null;
+  dedup_id: string | null;
+  max_attempts: number | null;
+  timeout: number | null;
+  callback: string | null;
+  seq: number | null;
+}
+
+export interface NewTask {
+  id: string;
+  reqId: string;
+  request: RecordedRequest;
+  createdMs: number;
+  etaMs: number;
+  dispatchedMs: number | null;
+  deduplicationId: string | null;
+  maxAttempts: number | null;
+  timeout: number | null;
+  callback: string | null;
+}
+
+export interface Outcome {
+  status: number;
+  header: HeaderMap;
+  body: Uint8Array;
+}
+
+/** Copies a view into a standalone ArrayBuffer, the form SQLite binds as BLOB. */
+const blob = (bytes: Uint8Array): ArrayBuffer => bytes.slice().buffer as ArrayBuffer;
+
+const nanos = (ms: number) => ms * 1_000_000;
+
+export class TaskStore {
+  readonly #sql: SqlStorage;
+
+  constructor(sql: SqlStorage) {
+    this.#sql = sql;
+    this.#sql.exec(SCHEMA);
+  }
+
+  getMeta(key: string): string | null {
+    const row = this.#sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0];
+    return row ? row.value : null;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.#sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, value);
+  }
+
+  /** The next result sequence number (SPEC §6), strictly increasing per app. */
+  nextSeq(): number {
+    const seq = Number(this.getMeta("seq") ?? "0") + 1;
+    this.setMeta("seq", String(seq));
+    return seq;
+  }
+
+  insert(task: NewTask): void {
+    const { request } = task;
+    this.#sql.exec(
+      `INSERT INTO tasks (id, req_id, method, path, raw_query, header, body, created_ms, state, eta_ms,
+         dispatched_ms, dedup_id, max_attempts, timeout, callback)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)`,
+      task.id,
+      task.reqId,
+      request.method,
+      request.path,
+      request.raw_query,
+      JSON.stringify(request.header),
+      blob(request.body),
+      task.createdMs,
+      task.etaMs,
+      task.dispatchedMs,
+      task.deduplicationId,
+      task.maxAttempts,
+      task.timeout,
+      task.callback,
+    );
+  }
+
+  get(id: string): TaskRow | null {
+    return this.#sql.exec<TaskRow>("SELECT * FROM tasks WHERE id = ?", id).toArray()[0] ?? null;
+  }
+
+  /** A task with this deduplication id created after `sinceMs`, if any. */
+  findDuplicate(deduplicationId: string, sinceMs: number): string | null {
+    const row = this.#sql
+      .exec<{ id: string }>("SELECT id FROM tasks WHERE dedup_id = ? AND created_ms > ?", deduplicationId, sinceMs)
+      .toArray()[0];
+    return row ? row.id : null;
+  }
+
+  /** Frees a deduplication id whose task is older than the retention window. */
+  releaseDeduplicationId(deduplicationId: string): void {
+    this.#sql.exec("UPDATE tasks SET dedup_id = NULL WHERE dedup_id = ?", deduplicationId);
+  }
+
+  /** 0 → 1: the attempt numbered `attempt` starts now and is presumed lost after `leaseMs`. */
+  markDoing(id: string, attempt: number, nowMs: number, leaseMs: number): void {
+    this.#sql.exec(
+      `UPDATE tasks SET state = 1, attempts = ?, lease_ms = ?, dispatched_ms = NULL,
+         first_attempt_ms = COALESCE(first_attempt_ms, ?) WHERE id = ?`,
+      attempt,
+      leaseMs,
+      nowMs,
+      id,
+    );
+  }
+
+  /** Records what an attempt got: a response (kept as the task's last response) or an error. */
+  recordAttempt(id: string, nowMs: number, outcome: Outcome | null, error: string | null, retryReason: string | null): void {
+    if (outcome) {
+      this.#sql.exec(
+        `UPDATE tasks SET executions = executions + 1, last_status = ?, response_status = ?, response_header = ?,
+           response_body = ?, error = NULL, exec_ms = ?, retry_reason = ? WHERE id = ?`,
+        outcome.status,
+        outcome.status,
+        JSON.stringify(outcome.header),
+        blob(outcome.body),
+        nowMs,
+        retryReason,
+        id,
+      );
+    } else {
+      this.#sql.exec("UPDATE tasks SET error = ?, exec_ms = ?, retry_reason = ? WHERE id = ?", error, nowMs, retryReason, id);
+    }
+  }
+
+  /** Back to 0, to run again at `etaMs`. */
+  markWaiting(id: string, etaMs: number): void {
+    this.#sql.exec("UPDATE tasks SET state = 0, eta_ms = ?, lease_ms = NULL, dispatched_ms = NULL WHERE id = ?", etaMs, id);
+  }
+
+  /** 10 or 11, with the next result sequence number. */
+  markFinished(id: string, state: 10 | 11, nowMs: number, error?: string): number {
+    const seq = this.nextSeq();
+    this.#sql.exec(
+      `UPDATE tasks SET state = ?, finished_ms = ?, lease_ms = NULL, dispatched_ms = NULL, seq = ?,
+         error = COALESCE(?, error), exec_ms = COALESCE(exec_ms, ?) WHERE id = ?`,
+      state,
+      nowMs,
+      seq,
+      error ?? null,
+      nowMs,
+      id,
+    );
+    return seq;
+  }
+
+  /** 11 → 0 with a fresh attempt budget (`POST /v1/task/<id>/retry`). */
+  resetForRetry(id: string, nowMs: number): void {
+    this.#sql.exec(
+      `UPDATE tasks SET state = 0, attempts = 0, first_attempt_ms = NULL, eta_ms = ?, dispatched_ms = NULL,
+         finished_ms = NULL, error = NULL, retry_reason = NULL WHERE id = ?`,
+      nowMs,
+      id,
+    );
+  }
+
+  /** The outbox: waiting tasks that are due and have no queue message in flight. */
+  dueUnsent(nowMs: number, limit: number): string[] {
+    return this.#sql
+      .exec<{ id: string }>(
+        "SELECT id FROM tasks WHERE state = 0 AND eta_ms <= ? AND dispatched_ms IS NULL ORDER BY eta_ms LIMIT ?",
+        nowMs,
+        limit,
+      )
+      .toArray()
+      .map((row) => row.id);
+  }
+
+  /** Messages sent before `beforeMs` whose task never began: presumed lost, to be sent again. */
+  forgetStaleDispatches(beforeMs: number): number {
+    return this.#sql.exec("UPDATE tasks SET dispatched_ms = NULL WHERE state = 0 AND dispatched_ms < ?", beforeMs).rowsWritten;
+  }
+
+  markDispatched(ids: string[], nowMs: number): void {
+    for (const id of ids) this.#sql.exec("UPDATE tasks SET dispatched_ms = ? WHERE id = ?", nowMs, id);
+  }
+
+  clearDispatched(ids: string[]): void {
+    for (const id of ids) this.#sql.exec("UPDATE tasks SET dispatched_ms = NULL WHERE id = ?", id);
+  }
+
+  /** Pausing and resuming: every waiting task's message is forgotten, to be sent afresh. */
+  forgetAllDispatches(): void {
+    this.#sql.exec("UPDATE tasks SET dispatched_ms = NULL WHERE state = 0 AND dispatched_ms IS NOT NULL");
+  }
+
+  inFlight(): number {
+    return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks WHERE state = 0 AND dispatched_ms IS NOT NULL").one().n;
+  }
+
+  /** Running attempts whose lease ran out: their consumer is gone. */
+  expiredLeases(nowMs: number): TaskRow[] {
+    return this.#sql.exec<TaskRow>("SELECT * FROM tasks WHERE state = 1 AND lease_ms <= ?", nowMs).toArray();
+  }
+
+  /** Unfinished tasks created before `beforeMs`: past retention, they expire. */
+  unfinishedCreatedBefore(beforeMs: number): string[] {
+    return this.#sql
+      .exec<{ id: string }>("SELECT id FROM tasks WHERE state IN (0, 1) AND created_ms < ?", beforeMs)
+      .toArray()
+      .map((row) => row.id);
+  }
+
+  deleteFinishedBefore(beforeMs: number): number {
+    return this.#sql.exec("DELETE FROM tasks WHERE finished_ms IS NOT NULL AND finished_ms < ?", beforeMs).rowsWritten;
+  }
+
+  /**
+   * When the alarm must next run for task work: the earliest of the next due
+   * unsent task, the re-send check of a sent one, a lease running out, and the
+   * retention deadline of the oldest task. Null when there is nothing to do.
+   */
+  nextWakeMs(redispatchAfterMs: number, retentionMs: number, paused: boolean): number | null {
+    const row = this.#sql
+      .exec<{ waiting: number | null; lease: number | null; oldest: number | null; finished: number | null }>(
+        `SELECT
+           (SELECT MIN(CASE WHEN dispatched_ms IS NULL THEN eta_ms ELSE dispatched_ms + ? END) FROM tasks WHERE state = 0) AS waiting,
+           (SELECT MIN(lease_ms) FROM tasks WHERE state = 1) AS lease,
+           (SELECT MIN(created_ms) FROM tasks WHERE state IN (0, 1)) AS oldest,
+           (SELECT MIN(finished_ms) FROM tasks WHERE finished_ms IS NOT NULL) AS finished`,
+        redispatchAfterMs,
+      )
+      .one();
+    const candidates = [
+      paused ? null : row.waiting,
+      row.lease,
+      row.oldest === null ? null : row.oldest + retentionMs,
+      row.finished === null ? null : row.finished + retentionMs,
+    ].filter((value): value is number => value !== null);
+    return candidates.length ? Math.min(...candidates) : null;
+  }
+
+  /** Newest first, `limit` rows after `cursor` (an id from the previous page). */
+  list(state: TaskState | null, limit: number, cursor: string | null): TaskRow[] {
+    return this.#sql
+      .exec<TaskRow>(
+        `SELECT * FROM tasks WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3`,
+        state,
+        cursor,
+        limit,
+      )
+      .toArray();
+  }
+
+  counts(): Record<string, number> {
+    const counts: Record<string, number> = { waiting: 0, doing: 0, success: 0, failed: 0 };
+    const names: Record<number, string> = { 0: "waiting", 1: "doing", 10: "success", 11: "failed" };
+    for (const row of this.#sql.exec<{ state: number; n: number }>("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state")) {
+      counts[names[row.state] ?? String(row.state)] = row.n;
+    }
+    return counts;
+  }
+}
+
+/** A row as the SPEC §4 task record; `withBodies: false` leaves bodies out (listings). */
+export function toRecord(row: TaskRow, app: string, withBodies = true): TaskRecord {
+  const body = (buffer: ArrayBuffer | null) => (withBodies && buffer ? bytesToBase64(new Uint8Array(buffer)) : "");
+  // Key order follows Qiniu's record: id, req_id, app, request, created_at, state, response, exec_at, attempts, error.
+  const record: TaskRecord = {
+    id: row.id,
+    req_id: row.req_id,
+    app,
+    request: {
+      method: row.method,
+      path: row.path,
+      raw_query: row.raw_query,
+      header: JSON.parse(row.header) as HeaderMap,
+      body: body(row.body),
+    },
+    created_at: nanos(row.created_ms),
+    state: row.state,
+    ...(row.response_status !== null && {
+      response: {
+        status_code: row.response_status,
+        header: JSON.parse(row.response_header ?? "{}") as HeaderMap,
+        body: body(row.response_body),
+      },
+    }),
+    ...(row.exec_ms !== null && { exec_at: nanos(row.exec_ms) }),
+    attempts: row.attempts,
+    error: row.error,
+  };
+  if (row.state === 0) record.eta = Math.floor(row.eta_ms / 1000);
+  if (row.callback) record.callback = row.callback;
+  return record;
+}

@@ -1,0 +1,39 @@
+/**
+ * Cloud Tasks' retry arithmetic. Pure: every function takes "now" and a random
+ * source as values, so deadlines are tested without clocks.
+ */
+import type { RetryPolicy } from "../app/config";
+
+/**
+ * The un-jittered wait before retry number `retry` (1 = the first retry): it doubles
+ * `max_doublings` times from `min_backoff`, then grows linearly by the last doubled
+ * step, and never exceeds `max_backoff`. With min 10, max 300, doublings 3 the waits
+ * are 10, 20, 40, 80, 160, 240, 300, 300 … (Cloud Tasks' documented example).
+ */
+export function backoffSeconds(policy: RetryPolicy, retry: number): number {
+  const k = Math.max(0, retry - 1);
+  const doubled = k <= policy.max_doublings ? policy.min_backoff * 2 ** k : policy.min_backoff * 2 ** policy.max_doublings * (k - policy.max_doublings + 1);
+  return Math.min(doubled, policy.max_backoff);
+}
+
+/**
+ * The wait with jitter: uniformly in [½·wait, wait], never below `min_backoff`, so
+ * retries of many tasks failing together spread out without breaking the policy.
+ */
+export function jitteredBackoffSeconds(policy: RetryPolicy, retry: number, random: () => number = Math.random): number {
+  const wait = backoffSeconds(policy, retry);
+  return Math.max(policy.min_backoff, wait * (0.5 + random() / 2));
+}
+
+/**
+ * Whether a task that has now failed `attempts` times may run again. Like Cloud Tasks,
+ * when both limits are set retrying stops only once both are reached; 0 duration and
+ * -1 attempts mean "no limit" for that dimension.
+ */
+export function mayRetry(policy: RetryPolicy, attempts: number, firstAttemptMs: number, nowMs: number): boolean {
+  const attemptsSpent = policy.max_attempts !== -1 && attempts >= policy.max_attempts;
+  const durationSpent = policy.max_retry_duration > 0 && nowMs - firstAttemptMs >= policy.max_retry_duration * 1000;
+  if (policy.max_retry_duration === 0) return !attemptsSpent;
+  if (policy.max_attempts === -1) return !durationSpent;
+  return !(attemptsSpent && durationSpent);
+}

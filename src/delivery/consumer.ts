@@ -1,0 +1,50 @@
+/**
+ * The queue consumer: each message names a task; begin it in its app's object,
+ * replay it to the origin, report the result. Queues deliver at least once, so
+ * everything here is safe to repeat: the object decides whether an attempt runs.
+ */
+import { replay } from "./replay";
+import { appQueue } from "../shared/stubs";
+import type { TaskMessage } from "../shared/types";
+
+/** One consumer invocation may hold at most 6 outgoing connections at once. */
+const CONCURRENCY = 6;
+
+export function isTaskMessage(body: unknown): body is TaskMessage {
+  return (
+    typeof body === "object" &&
+    body !== null &&
+    typeof (body as TaskMessage).app === "string" &&
+    typeof (body as TaskMessage).id === "string"
+  );
+}
+
+export async function consumeTasks(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  const pending = [...batch.messages];
+  const worker = async () => {
+    for (let message = pending.shift(); message; message = pending.shift()) {
+      if (!isTaskMessage(message.body)) {
+        console.error("consumer: dropping a malformed message", message.id);
+        message.ack();
+        continue;
+      }
+      try {
+        await deliverTask(message.body, env);
+        message.ack();
+      } catch (error) {
+        // The object could not be reached: let the queue bring the message back.
+        console.error(`consumer: ${message.body.app}/${message.body.id} will be retried`, error);
+        message.retry({ delaySeconds: Math.min(60, 2 ** message.attempts) });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, pending.length) }, worker));
+}
+
+export async function deliverTask(ref: TaskMessage, env: Env): Promise<void> {
+  const app = appQueue(env, ref.app);
+  const begun = await app.begin(ref.id);
+  if (!begun.run) return;
+  const result = await replay(begun.delivery);
+  await app.finish(ref.id, begun.delivery.attempt, result);
+}

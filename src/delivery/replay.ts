@@ -1,0 +1,106 @@
+/**
+ * Replaying a recorded request against the app's origin: one attempt, bounded by
+ * its timeout, with the task-metadata headers of SPEC §5 (Cloud Tasks' set under
+ * our namespace, or Cloud Tasks' own names when the app asks for them).
+ */
+import { deliverySignature } from "./signature";
+import { recordHeaders, toHeaders } from "../submit/record";
+import type { AttemptResult, Delivery } from "../shared/types";
+
+/** The largest origin response body kept in the task record; the rest is cut off. */
+export const MAX_RESPONSE_BYTES = 1_048_576;
+
+const HEADER_NAMES = {
+  asyncgate: {
+    taskId: "Asyncgate-Task-Id",
+    app: "Asyncgate-App",
+    retryCount: "Asyncgate-Retry-Count",
+    executionCount: "Asyncgate-Execution-Count",
+    eta: "Asyncgate-ETA",
+    previousResponse: "Asyncgate-Previous-Response",
+    retryReason: "Asyncgate-Retry-Reason",
+  },
+  cloudtasks: {
+    taskId: "X-CloudTasks-TaskName",
+    app: "X-CloudTasks-QueueName",
+    retryCount: "X-CloudTasks-TaskRetryCount",
+    executionCount: "X-CloudTasks-TaskExecutionCount",
+    eta: "X-CloudTasks-TaskETA",
+    previousResponse: "X-CloudTasks-TaskPreviousResponse",
+    retryReason: "X-CloudTasks-TaskRetryReason",
+  },
+} as const;
+
+/** The metadata headers of one attempt. Pure. */
+export function metadataHeaders(delivery: Delivery): [string, string][] {
+  const names = HEADER_NAMES[delivery.taskHeaders];
+  const headers: [string, string][] = [
+    [names.taskId, delivery.taskId],
+    [names.app, delivery.app],
+    [names.retryCount, String(delivery.attempt - 1)],
+    [names.executionCount, String(delivery.executions)],
+    [names.eta, (delivery.etaMs / 1000).toFixed(3)],
+  ];
+  if (delivery.previousStatus !== null) headers.push([names.previousResponse, String(delivery.previousStatus)]);
+  if (delivery.retryReason !== null) headers.push([names.retryReason, delivery.retryReason]);
+  return headers;
+}
+
+/** `https://backend.example.com/api` + `/x` + `?a=1`. */
+export function originUrl(origin: string, path: string, rawQuery: string): string {
+  return origin + path + rawQuery;
+}
+
+/** Runs one attempt. Never throws: every failure is an {@link AttemptResult}. */
+export async function replay(delivery: Delivery, nowMs: number = Date.now()): Promise<AttemptResult> {
+  const { request } = delivery;
+  const headers = toHeaders(request.header);
+  for (const [name, value] of metadataHeaders(delivery)) headers.set(name, value);
+  headers.set("Asyncgate-Signature", await deliverySignature(delivery.signingSecret, delivery.taskId, Math.floor(nowMs / 1000), request.body));
+  // The Fetch API forbids a body on GET and HEAD.
+  const hasBody = request.method !== "GET" && request.method !== "HEAD" && request.body.byteLength > 0;
+  try {
+    const response = await fetch(originUrl(delivery.origin, request.path, request.raw_query), {
+      method: request.method,
+      headers,
+      body: hasBody ? request.body : undefined,
+      redirect: "manual",
+      // No fetch has a timeout of its own: without this a hung origin holds the consumer.
+      signal: AbortSignal.timeout(delivery.timeoutMs),
+    });
+    const body = await readCapped(response, MAX_RESPONSE_BYTES);
+    return { kind: "response", status: response.status, header: recordHeaders(response.headers, () => true), body };
+  } catch (error) {
+    const name = error instanceof Error ? error.name : "";
+    const detail = error instanceof Error ? error.message : String(error);
+    if (name === "TimeoutError" || name === "AbortError") {
+      return { kind: "error", error: "timeout", detail: `no response within ${delivery.timeoutMs} ms` };
+    }
+    return { kind: "error", error: "network error", detail };
+  }
+}
+
+async function readCapped(response: Response, limit: number): Promise<Uint8Array> {
+  if (!response.body) return new Uint8Array(0);
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    const room = limit - total;
+    chunks.push(value.byteLength > room ? value.subarray(0, room) : value);
+    total += Math.min(value.byteLength, room);
+    if (total >= limit) {
+      await reader.cancel();
+      break;
+    }
+  }
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}

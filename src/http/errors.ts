@@ -1,0 +1,64 @@
+/**
+ * The one error type of the gateway. Thrown wherever a problem is found,
+ * rendered exactly once, at the fetch boundary, as SPEC §8 JSON.
+ */
+export class GatewayError extends Error {
+  override name = "GatewayError";
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The serialisable form of a {@link GatewayError}, for crossing RPC. */
+export interface ErrorInfo {
+  status: number;
+  code: string;
+  message: string;
+}
+
+/**
+ * What a Durable Object RPC method answers when the caller's input is at fault.
+ * Errors thrown across RPC lose their class, so the object returns them as
+ * values and the Worker rethrows them as {@link GatewayError}.
+ */
+export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorInfo };
+
+export const ok = <T>(value: T): Outcome<T> => ({ ok: true, value });
+export const fail = (status: number, code: string, message: string): Outcome<never> => ({
+  ok: false,
+  error: { status, code, message },
+});
+
+/** Unwraps an {@link Outcome}, throwing its error as a {@link GatewayError}. */
+export function unwrap<T>(outcome: Outcome<T>): T {
+  if (outcome.ok) return outcome.value;
+  const { status, code, message } = outcome.error;
+  throw new GatewayError(status, code, message);
+}
+
+export const badRequest = (code: string, message: string) => new GatewayError(400, code, message);
+export const notFound = (code: string, message: string) => new GatewayError(404, code, message);
+
+export function errorBody(error: { code: string; message: string }, reqId: string): string {
+  return JSON.stringify({ error: error.message, code: error.code, req_id: reqId });
+}
+
+/** Turns anything thrown into a SPEC §8 response; unexpected errors are logged and become a bare 500. */
+export function renderError(error: unknown, reqId: string, context: string): Response {
+  if (error instanceof GatewayError) {
+    return jsonResponse(errorBody(error, reqId), error.status, reqId);
+  }
+  console.error(`${context}: unexpected error (req ${reqId})`, error);
+  return jsonResponse(errorBody({ code: "internal_error", message: "internal error" }, reqId), 500, reqId);
+}
+
+export function jsonResponse(body: string, status: number, reqId: string, headers: HeadersInit = {}): Response {
+  const response = new Response(body, { status, headers });
+  response.headers.set("Content-Type", "application/json");
+  response.headers.set("X-Reqid", reqId);
+  return response;
+}

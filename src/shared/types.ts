@@ -1,0 +1,78 @@
+/** Wire types shared by the Worker, the Durable Objects and clients. */
+
+/** Multi-value header map with canonical names: `{"Content-Type": ["application/json"]}`. */
+export type HeaderMap = Record<string, string[]>;
+
+/** The request a client submitted, exactly as it will be replayed to the origin. */
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  /** The raw query with its leading `?`, or "" when there was none. */
+  raw_query: string;
+  header: HeaderMap;
+  body: Uint8Array;
+}
+
+export const TaskState = { Waiting: 0, Doing: 1, Success: 10, Failed: 11 } as const;
+export type TaskState = (typeof TaskState)[keyof typeof TaskState];
+
+/** Why a task failed without (or after) an origin response. */
+export type TaskError = "timeout" | "network error" | "canceled" | "expired";
+
+/** The Qiniu-shaped task record of SPEC §4. */
+export interface TaskRecord {
+  id: string;
+  req_id: string;
+  app: string;
+  request: { method: string; path: string; raw_query: string; header: HeaderMap; body: string };
+  /** Unix nanoseconds. */
+  created_at: number;
+  state: TaskState;
+  response?: { status_code: number; header: HeaderMap; body: string };
+  /** Unix nanoseconds of the last attempt's outcome. */
+  exec_at?: number;
+  attempts: number;
+  error: TaskError | string | null;
+  /** Unix seconds of the next scheduled attempt while waiting. */
+  eta?: number;
+  callback?: string;
+}
+
+/** The queue message: a reference to a task, never its body. */
+export interface TaskMessage {
+  app: string;
+  id: string;
+}
+
+/** Everything the consumer needs to run one attempt, handed out by `AppQueue.begin`. */
+export interface Delivery {
+  app: string;
+  taskId: string;
+  /** 1 for the first attempt; also the attempt's identity in `finish`. */
+  attempt: number;
+  request: RecordedRequest;
+  origin: string;
+  timeoutMs: number;
+  /** Scheduled time of this attempt, unix ms. */
+  etaMs: number;
+  /** Earlier attempts that got a response from the origin. */
+  executions: number;
+  previousStatus: number | null;
+  retryReason: string | null;
+  taskHeaders: "asyncgate" | "cloudtasks";
+  signingSecret: string;
+}
+
+export type BeginResult =
+  | { run: true; delivery: Delivery }
+  | { run: false; reason: "app_not_found" | "task_not_found" | "finished" | "running" | "not_due" | "paused" };
+
+/** What one attempt got from the origin. */
+export type AttemptResult =
+  | { kind: "response"; status: number; header: HeaderMap; body: Uint8Array }
+  | { kind: "error"; error: "timeout" | "network error"; detail: string };
+
+export interface FinishResult {
+  applied: boolean;
+  state: TaskState | null;
+}
