@@ -4,7 +4,7 @@
  * our namespace, or Cloud Tasks' own names when the app asks for them).
  */
 import { deliverySignature } from "./signature";
-import { recordHeaders, toHeaders } from "../submit/record";
+import { isEndToEndHeader, recordHeaders, toHeaders } from "../submit/record";
 import type { AttemptResult, Delivery } from "../shared/types";
 
 /** The largest origin response body kept in the task record; the rest is cut off. */
@@ -69,7 +69,7 @@ export async function replay(delivery: Delivery, nowMs: number = Date.now()): Pr
       signal: AbortSignal.timeout(delivery.timeoutMs),
     });
     const body = await readCapped(response, MAX_RESPONSE_BYTES);
-    return { kind: "response", status: response.status, header: recordHeaders(response.headers, () => true), body };
+    return { kind: "response", status: response.status, header: recordHeaders(response.headers, isEndToEndHeader), body };
   } catch (error) {
     const name = error instanceof Error ? error.name : "";
     const detail = error instanceof Error ? error.message : String(error);

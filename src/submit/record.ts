@@ -4,9 +4,8 @@
  */
 import type { HeaderMap } from "../shared/types";
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and headers the platform owns; never recorded or forwarded. */
-const NOT_RECORDED = new Set([
-  "authorization",
+/** Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, never a message. */
+const HOP_BY_HOP = new Set([
   "connection",
   "keep-alive",
   "proxy-authenticate",
@@ -16,6 +15,12 @@ const NOT_RECORDED = new Set([
   "trailer",
   "transfer-encoding",
   "upgrade",
+]);
+
+/** Hop-by-hop headers, the gateway's own credentials and headers the platform owns. */
+const NOT_RECORDED = new Set([
+  ...HOP_BY_HOP,
+  "authorization",
   "host",
   "content-length",
   "cf-connecting-ip",
@@ -43,6 +48,9 @@ export function canonicalHeaderName(name: string): string {
     .map((part) => (part ? part[0]!.toUpperCase() + part.slice(1) : part))
     .join("-");
 }
+
+/** Which origin response headers are kept in the task record. */
+export const isEndToEndHeader = (lowerName: string): boolean => !HOP_BY_HOP.has(lowerName);
 
 export function isRecordedHeader(lowerName: string): boolean {
   if (NOT_RECORDED.has(lowerName)) return false;

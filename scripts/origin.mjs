@@ -1,0 +1,69 @@
+// A small, real HTTP origin for the demo and the tests. It echoes what it receives
+// and can be told to misbehave by path:
+//   /status/<code>          answers <code>
+//   /sleep/<ms>             answers 200 after <ms>
+//   /flaky/<key>/<n>        answers 503 the first <n> times for <key>, then 200
+//   anything else           200 with a JSON echo of the request
+// Every request is logged; GET /__received?task=<id> returns what arrived for a task
+// (by its Asyncgate-Task-Id or X-CloudTasks-TaskName header), GET /__received all of it.
+import { createServer } from "node:http";
+
+/** @param {{ port?: number, host?: string, quiet?: boolean }} [options] */
+export async function startOrigin(options = {}) {
+  /** @type {{ method: string, url: string, headers: Record<string, string | string[] | undefined>, rawHeaders: string[], body: string, at: number }[]} */
+  const received = [];
+  const flaky = new Map();
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (chunk) => chunks.push(chunk));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      const url = new URL(req.url ?? "/", "http://origin");
+      if (url.pathname === "/__received") {
+        const task = url.searchParams.get("task");
+        const matching = task
+          ? received.filter((r) => r.headers["asyncgate-task-id"] === task || r.headers["x-cloudtasks-taskname"] === task)
+          : received;
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify(matching));
+        return;
+      }
+      received.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, rawHeaders: req.rawHeaders, body: body.toString("base64"), at: Date.now() });
+      if (!options.quiet) console.log(`origin: ${req.method} ${req.url} (${body.length} bytes)`);
+      const parts = url.pathname.split("/").filter(Boolean);
+      if (parts[0] === "status") {
+        res.writeHead(Number(parts[1]) || 500, { "content-type": "text/plain", "x-origin": "status" });
+        res.end(`status ${parts[1]}`);
+      } else if (parts[0] === "sleep") {
+        setTimeout(() => {
+          res.writeHead(200, { "content-type": "text/plain" });
+          res.end("slept");
+        }, Number(parts[1]) || 0);
+      } else if (parts[0] === "flaky") {
+        const key = parts[1] ?? "";
+        const seen = (flaky.get(key) ?? 0) + 1;
+        flaky.set(key, seen);
+        const failures = Number(parts[2]) || 0;
+        res.writeHead(seen <= failures ? 503 : 200, { "content-type": "text/plain" });
+        res.end(seen <= failures ? `failure ${seen}` : `ok after ${seen - 1} failures`);
+      } else {
+        res.writeHead(200, { "content-type": "application/json", "x-origin": "echo" });
+        res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: body.toString("utf8") }));
+      }
+    });
+  });
+  await new Promise((resolve) => server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => resolve(undefined)));
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    received,
+    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve(undefined)); }),
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const origin = await startOrigin({ port: Number(process.env.ORIGIN_PORT ?? 8788) });
+  console.log(`origin listening on ${origin.url}`);
+}

@@ -1,0 +1,17 @@
+// Bindings and provided values that exist only under test.
+import "vitest";
+
+declare global {
+  namespace Cloudflare {
+    interface Env {
+      /** Base URL of the real Node origin started by test/support/origin-setup.ts. */
+      TEST_ORIGIN: string;
+    }
+  }
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    originPort: number;
+  }
+}

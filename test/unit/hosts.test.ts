@@ -1,0 +1,43 @@
+// Proves host dispatch: which hosts are app submissions and which go to the control API.
+import { describe, expect, it } from "vitest";
+import { controlHostFor, routeHost } from "../../src/hosts";
+import { appNumberOf, newTaskId } from "../../src/shared/task-id";
+
+describe("routeHost", () => {
+  it.each([
+    ["demo.async.localhost:8787", { kind: "app", app: "demo" }],
+    ["DEMO.Async.Localhost", { kind: "app", app: "demo" }],
+    ["my-app.async.localhost", { kind: "app", app: "my-app" }],
+    ["a.b.async.localhost", { kind: "app", app: "a.b" }],
+    ["async.localhost:8787", { kind: "control" }],
+    [".async.localhost", { kind: "control" }],
+    ["localhost:8787", { kind: "control" }],
+    ["127.0.0.1:8787", { kind: "control" }],
+    ["[::1]:8787", { kind: "control" }],
+  ])("%s", (host, expected) => {
+    expect(routeHost(host, ".async.localhost")).toEqual(expected);
+  });
+});
+
+describe("controlHostFor", () => {
+  it("derives the control host from the app host, or uses the configured one", () => {
+    expect(controlHostFor("demo.async.localhost:8787", ".async.localhost", "")).toBe("async.localhost:8787");
+    expect(controlHostFor("demo.async.example.com", ".async.example.com", "api.example.com")).toBe("api.example.com");
+  });
+});
+
+describe("task ids", () => {
+  it("are 32 lowercase hex characters carrying the app number and time order", () => {
+    const early = newTaskId(7, 1_700_000_000_000);
+    const late = newTaskId(7, 1_700_000_000_001);
+    expect(early).toMatch(/^[0-9a-f]{32}$/);
+    expect(appNumberOf(early)).toBe(7);
+    expect(appNumberOf(newTaskId(0xfffffffe, Date.now()))).toBe(0xfffffffe);
+    expect(early < late).toBe(true);
+    expect(new Set(Array.from({ length: 1000 }, () => newTaskId(1, 1))).size).toBe(1000);
+  });
+  it("rejects what is not a task id", () => {
+    expect(appNumberOf("01AA8888888888888888888888888888")).toBeNull();
+    expect(appNumberOf("abc")).toBeNull();
+  });
+});

@@ -1,0 +1,91 @@
+// Helpers for tests that run inside workerd: signed requests through the Worker's own fetch.
+import { env, exports } from "cloudflare:workers";
+import { vi } from "vitest";
+import { qiniuAuthorization } from "../../src/auth/qiniu";
+import type { TaskRecord } from "../../src/shared/types";
+
+export const CONTROL = "http://async.localhost";
+export const appUrl = (app: string, pathAndQuery: string) => `http://${app}.async.localhost${pathAndQuery}`;
+
+let counter = 0;
+/** A fresh app name: storage is shared by the tests of one file. */
+export const uniqueApp = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${(counter++).toString(36)}`;
+
+export interface SignedInit {
+  method?: string;
+  body?: string | Uint8Array;
+  headers?: Record<string, string>;
+  /** Sign with these keys instead of the admin pair. */
+  keys?: { accessKey: string; secretKey: string };
+  /** Leave the request unsigned. */
+  unsigned?: boolean;
+}
+
+export async function signedRequest(url: string, init: SignedInit = {}): Promise<Request> {
+  const method = init.method ?? (init.body === undefined ? "GET" : "POST");
+  const body = typeof init.body === "string" ? new TextEncoder().encode(init.body) : (init.body ?? new Uint8Array(0));
+  const headers = new Headers(init.headers);
+  if (init.body !== undefined && !headers.has("content-type")) headers.set("content-type", "application/json");
+  const parsed = new URL(url);
+  headers.set("host", parsed.host);
+  if (!init.unsigned) {
+    const keys = init.keys ?? { accessKey: env.ADMIN_ACCESS_KEY, secretKey: env.ADMIN_SECRET_KEY };
+    headers.set(
+      "authorization",
+      await qiniuAuthorization(keys.accessKey, keys.secretKey, {
+        method,
+        pathAndQuery: parsed.pathname + parsed.search,
+        host: parsed.host,
+        contentType: headers.get("content-type"),
+        headers,
+        body,
+      }),
+    );
+  }
+  return new Request(url, { method, headers, body: method === "GET" || method === "HEAD" ? undefined : body });
+}
+
+export async function call(url: string, init: SignedInit = {}): Promise<Response> {
+  return exports.default.fetch(await signedRequest(url, init));
+}
+
+export async function createApp(name: string, config: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+  const response = await call(`${CONTROL}/v1/apps`, { body: JSON.stringify({ name, origin: env.TEST_ORIGIN, ...config }) });
+  if (response.status !== 201) throw new Error(`createApp ${name}: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+export async function submit(app: string, pathAndQuery: string, init: SignedInit = {}): Promise<string> {
+  const response = await call(appUrl(app, pathAndQuery), { method: "POST", ...init });
+  if (response.status !== 202) throw new Error(`submit: ${response.status} ${await response.text()}`);
+  return ((await response.json()) as { id: string }).id;
+}
+
+export async function getTask(id: string): Promise<TaskRecord> {
+  const response = await call(`${CONTROL}/v1/task/${id}`);
+  if (response.status !== 200) throw new Error(`getTask: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+export async function waitForState(id: string, states: number[], timeout = 10_000): Promise<TaskRecord> {
+  return vi.waitUntil(
+    async () => {
+      const task = await getTask(id);
+      return states.includes(task.state) ? task : undefined;
+    },
+    { timeout, interval: 50 },
+  ) as Promise<TaskRecord>;
+}
+
+export interface ReceivedRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  rawHeaders: string[];
+  body: string;
+}
+
+/** What the real origin received for a task. */
+export async function received(taskId: string): Promise<ReceivedRequest[]> {
+  return (await fetch(`${env.TEST_ORIGIN}/__received?task=${taskId}`)).json();
+}

@@ -1,0 +1,156 @@
+// Proves the whole pipeline inside workerd: submit → AppQueue commit → real Queue → consumer → real origin → record.
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { CONTROL, appUrl, call, createApp, getTask, received, submit, uniqueApp, waitForState } from "./helpers";
+
+const decode = (base64: string) => Uint8Array.from(atob(base64), (char) => char.charCodeAt(0));
+
+describe("submit → deliver → record", () => {
+  const app = uniqueApp("pipe");
+  beforeAll(async () => {
+    await createApp(app, { retry: { min_backoff: 0.05, max_backoff: 0.2, max_attempts: 3 } });
+  });
+
+  it("answers 202 {id} with Location and X-Reqid, and the task record has Qiniu's shape", async () => {
+    const response = await call(appUrl(app, "/orders?x=1"), { body: '{"n":1}' });
+    expect(response.status).toBe(202);
+    const { id } = (await response.json()) as { id: string };
+    expect(id).toMatch(/^[0-9a-f]{32}$/);
+    expect(response.headers.get("location")).toBe(`http://async.localhost/v1/task/${id}`);
+    const reqId = response.headers.get("x-reqid");
+    expect(reqId).toBeTruthy();
+
+    const task = await waitForState(id, [10]);
+    expect(Object.keys(task)).toEqual(["id", "req_id", "app", "request", "created_at", "state", "response", "exec_at", "attempts", "error"]);
+    expect(task).toMatchObject({ id, req_id: reqId, app, state: 10, attempts: 1, error: null });
+    expect(task.request).toMatchObject({ method: "POST", path: "/orders", raw_query: "?x=1" });
+    expect(task.response?.status_code).toBe(200);
+    expect(Number.isInteger(task.created_at) && task.created_at > 1e18).toBe(true);
+    expect(task.exec_at! >= task.created_at).toBe(true);
+    const echoed = JSON.parse(new TextDecoder().decode(decode(task.response!.body))) as { body: string };
+    expect(echoed.body).toBe('{"n":1}');
+  });
+
+  it("records and replays exactly: binary body, repeated headers, empty query, unicode path", async () => {
+    const bytes = new Uint8Array(256).map((_, i) => i);
+    const request = new Headers([
+      ["content-type", "application/octet-stream"],
+      ["x-repeat", "one"],
+      ["x-repeat", "two"],
+      ["asyncgate-task-id", "spoofed"],
+      ["x-cloudtasks-taskname", "spoofed"],
+    ]);
+    const id = await submit(app, "/%E4%BD%A0%E5%A5%BD/r%C3%A9sum%C3%A9?", {
+      method: "PUT",
+      body: bytes,
+      headers: Object.fromEntries([...request.entries()]),
+    });
+    const task = await waitForState(id, [10]);
+    expect(task.request.path).toBe("/%E4%BD%A0%E5%A5%BD/r%C3%A9sum%C3%A9");
+    expect(task.request.raw_query).toBe("?");
+    expect(task.request.header["X-Repeat"]).toEqual(["one", "two"]);
+    expect(task.request.header["Authorization"]).toBeUndefined();
+    expect(task.request.header["Asyncgate-Task-Id"]).toBeUndefined();
+    expect(decode(task.request.body)).toEqual(bytes);
+
+    const [delivery] = await received(id);
+    expect(delivery).toBeDefined();
+    expect(delivery!.method).toBe("PUT");
+    expect(delivery!.url).toBe("/%E4%BD%A0%E5%A5%BD/r%C3%A9sum%C3%A9?");
+    expect(decode(delivery!.body)).toEqual(bytes);
+    expect(delivery!.headers["x-repeat"]).toBe("one, two");
+    expect(delivery!.headers["authorization"]).toBeUndefined();
+    expect(delivery!.headers["x-cloudtasks-taskname"]).toBeUndefined();
+    // Metadata headers: set by the gateway, not the client's spoofed ones.
+    expect(delivery!.headers["asyncgate-task-id"]).toBe(id);
+    expect(delivery!.headers["asyncgate-app"]).toBe(app);
+    expect(delivery!.headers["asyncgate-retry-count"]).toBe("0");
+    expect(delivery!.headers["asyncgate-execution-count"]).toBe("0");
+    expect(Number(delivery!.headers["asyncgate-eta"])).toBeCloseTo(task.created_at / 1e9, 0);
+    expect(delivery!.headers["asyncgate-signature"]).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+  });
+
+  it("retries a failing origin with backoff until it succeeds, with retry metadata", async () => {
+    const key = crypto.randomUUID();
+    const id = await submit(app, `/flaky/${key}/2`, { body: "{}" });
+    const task = await waitForState(id, [10]);
+    expect(task.attempts).toBe(3);
+    expect(task.response?.status_code).toBe(200);
+    const deliveries = await received(id);
+    expect(deliveries.map((d) => d.headers["asyncgate-retry-count"])).toEqual(["0", "1", "2"]);
+    expect(deliveries.map((d) => d.headers["asyncgate-execution-count"])).toEqual(["0", "1", "2"]);
+    expect(deliveries[2]!.headers["asyncgate-previous-response"]).toBe("503");
+    expect(deliveries[2]!.headers["asyncgate-retry-reason"]).toBe("HTTP 503");
+  });
+
+  it("ends in 11 when retries are spent, keeping the last response", async () => {
+    const id = await submit(app, "/status/500", { body: "{}" });
+    const task = await waitForState(id, [11]);
+    expect(task.attempts).toBe(3);
+    expect(task.response?.status_code).toBe(500);
+    expect(atob(task.response!.body)).toBe("status 500");
+    expect((await received(id)).length).toBe(3);
+  });
+
+  it("a per-attempt timeout fails the attempt with error timeout", async () => {
+    const id = await submit(app, "/sleep/3000", { body: "{}", headers: { "asyncgate-timeout": "200ms", "asyncgate-retries": "0" } });
+    const task = await waitForState(id, [11]);
+    expect(task.attempts).toBe(1);
+    expect(task.error).toBe("timeout");
+    expect(task.response).toBeUndefined();
+  });
+
+  it("a network error fails the attempt with error network error", async () => {
+    const broken = uniqueApp("down");
+    await createApp(broken, { origin: "http://127.0.0.1:1", retry: { max_attempts: 1 } });
+    const id = await submit(broken, "/x", { body: "{}" });
+    const task = await waitForState(id, [11]);
+    expect(task.error).toBe("network error");
+  });
+
+  it("delays a task until Asyncgate-Delay has passed", async () => {
+    const before = Date.now();
+    const id = await submit(app, "/delayed", { body: "{}", headers: { "asyncgate-delay": "1s" } });
+    expect((await getTask(id)).state).toBe(0);
+    await waitForState(id, [10]);
+    const [delivery] = await received(id);
+    expect(delivery!.headers["asyncgate-eta"]).toBeDefined();
+    expect(Number(delivery!.headers["asyncgate-eta"]) * 1000).toBeGreaterThanOrEqual(before + 1000 - 1);
+  });
+
+  it("deduplicates within retention: same id, 200 with Asyncgate-Deduplicated", async () => {
+    const headers = { "asyncgate-deduplication-id": `order-${crypto.randomUUID()}` };
+    const first = await call(appUrl(app, "/dedup"), { body: "{}", headers });
+    const second = await call(appUrl(app, "/dedup"), { body: "{}", headers });
+    expect(first.status).toBe(202);
+    expect(second.status).toBe(200);
+    expect(second.headers.get("asyncgate-deduplicated")).toBe("true");
+    expect(((await second.json()) as { id: string }).id).toBe(((await first.json()) as { id: string }).id);
+  });
+
+  it("lists tasks newest first with a cursor", async () => {
+    const ids = [await submit(app, "/l1", { body: "{}" }), await submit(app, "/l2", { body: "{}" }), await submit(app, "/l3", { body: "{}" })];
+    const first = await call(`${CONTROL}/v1/tasks?app=${app}&limit=2`);
+    expect(first.status).toBe(200);
+    const page1 = (await first.json()) as { tasks: { id: string }[]; cursor: string };
+    expect(page1.tasks.map((t) => t.id)).toEqual([ids[2], ids[1]]);
+    const page2 = (await (await call(`${CONTROL}/v1/tasks?app=${app}&limit=2&cursor=${page1.cursor}`)).json()) as { tasks: { id: string }[] };
+    expect(page2.tasks[0]!.id).toBe(ids[0]);
+  });
+
+  it("uses Cloud Tasks' header names when the app asks for them", async () => {
+    const cloud = uniqueApp("ct");
+    await createApp(cloud, { task_headers: "cloudtasks" });
+    const id = await submit(cloud, "/handler", { body: "{}" });
+    await waitForState(id, [10]);
+    const [delivery] = await received(id);
+    expect(delivery!.headers["x-cloudtasks-taskname"]).toBe(id);
+    expect(delivery!.headers["x-cloudtasks-queuename"]).toBe(cloud);
+    expect(delivery!.headers["x-cloudtasks-taskretrycount"]).toBe("0");
+    expect(delivery!.headers["asyncgate-task-id"]).toBeUndefined();
+  });
+
+  it("the real origin URL is the test origin", () => {
+    expect(env.TEST_ORIGIN).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  });
+});

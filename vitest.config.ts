@@ -1,0 +1,48 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+/** Test credentials; the same pair signs requests in every scope. */
+export const TEST_KEYS = { ADMIN_ACCESS_KEY: "test-admin-ak", ADMIN_SECRET_KEY: "test-admin-sk" };
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        // Pure modules, run in Node (the vendors' SDKs live here too).
+        test: { name: "unit", include: ["test/unit/**/*.test.ts"], environment: "node" },
+      },
+      {
+        // The Worker and its Durable Objects inside workerd, with Miniflare's real Queues.
+        // A real Node HTTP origin is started once (globalSetup) and its port injected.
+        plugins: [
+          cloudflareTest(({ inject }) => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                ...TEST_KEYS,
+                ALLOW_PRIVATE_ORIGINS: "true",
+                TEST_ORIGIN: `http://127.0.0.1:${inject<number>("originPort")}`,
+              },
+              queueConsumers: { "asyncgate-tasks": { maxBatchTimeout: 0.05 } },
+            },
+          })),
+        ],
+        test: {
+          name: "worker",
+          include: ["test/worker/**/*.test.ts"],
+          globalSetup: ["test/support/origin-setup.ts"],
+        },
+      },
+      {
+        // `wrangler dev` started for real, driven from Node with real clients.
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+    ],
+  },
+});
