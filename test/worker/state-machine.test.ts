@@ -1,0 +1,256 @@
+// Proves the delivery state machine is idempotent under at-least-once, unordered queue delivery,
+// and that leases, cancel, retry, retention, the outbox and eviction lose nothing.
+import { env } from "cloudflare:workers";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  evictDurableObject,
+  getQueueResult,
+  runDurableObjectAlarm,
+  runInDurableObject,
+} from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import worker from "../../src/index";
+import type { AppQueue } from "../../src/app/app-queue";
+import { appQueue } from "../../src/shared/stubs";
+import type { AttemptResult } from "../../src/shared/types";
+import { CONTROL, call, createApp, getTask, received, submit, uniqueApp, waitForState } from "./helpers";
+
+const ok200: AttemptResult = { kind: "response", status: 200, header: {}, body: new TextEncoder().encode("done") };
+const err500: AttemptResult = { kind: "response", status: 500, header: {}, body: new Uint8Array() };
+
+/** A waiting task that no queue message points at yet: the test drives begin/finish itself. */
+async function parkedTask(app: string, path = "/parked"): Promise<string> {
+  const stub = appQueue(env, app);
+  const submitted = await stub.submit({
+    reqId: "test",
+    request: { method: "POST", path, raw_query: "", header: {}, body: new Uint8Array() },
+    options: { notBeforeMs: Date.now() + 3_600_000, deduplicationId: null, maxAttempts: null, timeout: null, callback: null },
+  });
+  if (!submitted.ok) throw new Error(submitted.error.message);
+  await makeDue(app, submitted.value.id);
+  return submitted.value.id;
+}
+
+/** Makes a waiting task due now, marked as already dispatched so the outbox leaves it alone. */
+async function makeDue(app: string, id: string): Promise<void> {
+  await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => {
+    state.storage.sql.exec("UPDATE tasks SET eta_ms = ?, dispatched_ms = ? WHERE id = ?", Date.now() - 1, Date.now(), id);
+  });
+}
+
+async function row(app: string, id: string): Promise<Record<string, SqlStorageValue> | undefined> {
+  return runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) =>
+    state.storage.sql.exec("SELECT * FROM tasks WHERE id = ?", id).toArray()[0],
+  );
+}
+
+describe("begin / finish", () => {
+  const app = uniqueApp("sm");
+
+  it("a duplicate message never re-runs a running or finished task", async () => {
+    await createApp(app, { retry: { min_backoff: 60, max_backoff: 60 } });
+    const stub = appQueue(env, app);
+    const id = await parkedTask(app);
+    const first = await stub.begin(id);
+    expect(first.run && first.delivery.attempt).toBe(1);
+    expect(await stub.begin(id)).toEqual({ run: false, reason: "running" });
+    expect(await stub.finish(id, 1, ok200)).toEqual({ applied: true, state: 10 });
+    expect(await stub.finish(id, 1, ok200)).toEqual({ applied: false, state: 10 });
+    expect(await stub.begin(id)).toEqual({ run: false, reason: "finished" });
+    const task = await getTask(id);
+    expect(task.attempts).toBe(1);
+    expect(task.state).toBe(10);
+  });
+
+  it("a finish that arrives before its begin, or for an old attempt, is ignored", async () => {
+    const stub = appQueue(env, app);
+    const id = await parkedTask(app);
+    expect(await stub.finish(id, 1, ok200)).toEqual({ applied: false, state: 0 });
+    const first = await stub.begin(id);
+    expect(first.run).toBe(true);
+    expect(await stub.finish(id, 1, err500)).toEqual({ applied: true, state: 0 });
+    // Backoff of 60 s: a duplicate message now is early.
+    expect(await stub.begin(id)).toEqual({ run: false, reason: "not_due" });
+    await makeDue(app, id);
+    const second = await stub.begin(id);
+    expect(second.run && second.delivery.attempt).toBe(2);
+    expect(second.run && second.delivery.previousStatus).toBe(500);
+    expect(await stub.finish(id, 1, ok200)).toEqual({ applied: false, state: 1 });
+    expect(await stub.finish(id, 2, ok200)).toEqual({ applied: true, state: 10 });
+    expect((await getTask(id)).attempts).toBe(2);
+  });
+
+  it("an attempt whose consumer vanished counts as a timeout once its lease runs out", async () => {
+    const stub = appQueue(env, app);
+    const id = await parkedTask(app);
+    expect((await stub.begin(id)).run).toBe(true);
+    await runInDurableObject(stub, (_instance: AppQueue, state) => {
+      state.storage.sql.exec("UPDATE tasks SET lease_ms = ? WHERE id = ?", Date.now() - 1, id);
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    const task = await getTask(id);
+    expect(task.state).toBe(0);
+    expect(task.error).toBe("timeout");
+    expect(task.attempts).toBe(1);
+  });
+});
+
+describe("queue consumer", () => {
+  it("runs a task once for duplicate messages in one batch and acks them all", async () => {
+    const app = uniqueApp("qc");
+    await createApp(app);
+    const id = await parkedTask(app, "/batch");
+    const body = { app, id };
+    const batch = createMessageBatch("asyncgate-tasks", [
+      { id: "m1", timestamp: new Date(), attempts: 1, body },
+      { id: "m2", timestamp: new Date(), attempts: 1, body },
+      { id: "m3", timestamp: new Date(), attempts: 1, body: { not: "a task" } },
+    ]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env, ctx);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.explicitAcks.sort()).toEqual(["m1", "m2", "m3"]);
+    expect(result.retryMessages).toEqual([]);
+    expect((await getTask(id)).state).toBe(10);
+    expect((await received(id)).length).toBe(1);
+  });
+
+  it("acks messages for deleted apps and unknown tasks", async () => {
+    const batch = createMessageBatch("asyncgate-tasks", [
+      { id: "gone", timestamp: new Date(), attempts: 1, body: { app: uniqueApp("never"), id: "0".repeat(32) } },
+    ]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env, ctx);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["gone"]);
+  });
+});
+
+describe("control of tasks", () => {
+  const app = uniqueApp("ctl");
+
+  it("cancels a waiting task, which then never runs", async () => {
+    await createApp(app, { retry: { max_attempts: 1 } });
+    const id = await submit(app, "/later", { body: "{}", headers: { "asyncgate-delay": "1h" } });
+    const response = await call(`${CONTROL}/v1/task/${id}`, { method: "DELETE" });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ id, state: 11, error: "canceled" });
+    const again = await call(`${CONTROL}/v1/task/${id}`, { method: "DELETE" });
+    expect(again.status).toBe(409);
+    expect(await appQueue(env, app).begin(id)).toEqual({ run: false, reason: "finished" });
+  });
+
+  it("re-runs a failed task on POST /retry", async () => {
+    const key = crypto.randomUUID();
+    const id = await submit(app, `/flaky/${key}/1`, { body: "{}" });
+    expect((await waitForState(id, [11])).response?.status_code).toBe(503);
+    const notFailed = await call(`${CONTROL}/v1/task/${await submit(app, "/delayed", { body: "{}", headers: { "asyncgate-delay": "1h" } })}/retry`, { method: "POST" });
+    expect(notFailed.status).toBe(409);
+    const retried = await call(`${CONTROL}/v1/task/${id}/retry`, { method: "POST" });
+    expect(retried.status).toBe(200);
+    const task = await waitForState(id, [10]);
+    expect(task.response?.status_code).toBe(200);
+    expect((await received(id)).length).toBe(2);
+  });
+
+  it("pausing holds new deliveries; resuming starts them", async () => {
+    const paused = uniqueApp("pause");
+    await createApp(paused);
+    expect((await call(`${CONTROL}/v1/apps/${paused}`, { method: "PATCH", body: '{"state":"Paused"}' })).status).toBe(200);
+    const id = await submit(paused, "/held", { body: "{}" });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await getTask(id)).state).toBe(0);
+    expect(await received(id)).toEqual([]);
+    expect((await call(`${CONTROL}/v1/apps/${paused}`, { method: "PATCH", body: '{"state":"Active"}' })).status).toBe(200);
+    await waitForState(id, [10]);
+  });
+});
+
+describe("retention", () => {
+  it("the alarm removes finished tasks and expires unfinished ones past retention", async () => {
+    const app = uniqueApp("ret");
+    await createApp(app, { retention: 60 });
+    const stub = appQueue(env, app);
+    const finished = await parkedTask(app);
+    await stub.begin(finished);
+    await stub.finish(finished, 1, ok200);
+    const waiting = await submit(app, "/far", { body: "{}", headers: { "asyncgate-delay": "1h" } });
+    await runInDurableObject(stub, (_instance: AppQueue, state) => {
+      const old = Date.now() - 61_000;
+      state.storage.sql.exec("UPDATE tasks SET finished_ms = ? WHERE id = ?", old, finished);
+      state.storage.sql.exec("UPDATE tasks SET created_ms = ? WHERE id = ?", old, waiting);
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect((await call(`${CONTROL}/v1/task/${finished}`)).status).toBe(404);
+    expect(await getTask(waiting)).toMatchObject({ state: 11, error: "expired" });
+  });
+});
+
+describe("outbox", () => {
+  it("a failed queue send leaves the task in the outbox; the alarm sends it", async () => {
+    const app = uniqueApp("obx");
+    await createApp(app);
+    const stub = appQueue(env, app);
+    const id = await runInDurableObject(stub, async (instance: AppQueue) => {
+      const bindings = Reflect.get(instance, "env") as Env;
+      const queue = bindings.TASKS;
+      bindings.TASKS = {
+        ...queue,
+        send: async () => {
+          throw new Error("queue unavailable");
+        },
+      } as Queue;
+      try {
+        const result = await instance.submit({
+          reqId: "outbox",
+          request: { method: "POST", path: "/outbox", raw_query: "", header: {}, body: new Uint8Array() },
+          options: { notBeforeMs: Date.now(), deduplicationId: null, maxAttempts: null, timeout: null, callback: null },
+        });
+        if (!result.ok) throw new Error(result.error.message);
+        return result.value.id;
+      } finally {
+        bindings.TASKS = queue;
+      }
+    });
+    expect((await row(app, id))?.dispatched_ms).toBeNull();
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    await waitForState(id, [10]);
+    expect((await received(id)).length).toBe(1);
+  });
+
+  it("a message sent but lost is sent again after the re-dispatch interval", async () => {
+    const app = uniqueApp("lost");
+    await createApp(app);
+    const stub = appQueue(env, app);
+    const id = await parkedTask(app, "/lost");
+    await runInDurableObject(stub, (_instance: AppQueue, state) => {
+      state.storage.sql.exec("UPDATE tasks SET dispatched_ms = ? WHERE id = ?", Date.now() - 10 * 60_000, id);
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    await waitForState(id, [10]);
+  });
+});
+
+describe("eviction", () => {
+  it("evicting the object mid-attempt loses nothing", async () => {
+    const app = uniqueApp("evict");
+    await createApp(app);
+    const stub = appQueue(env, app);
+    const id = await submit(app, "/sleep/800", { body: "{}" });
+    await waitForState(id, [1]);
+    await evictDurableObject(stub);
+    const task = await waitForState(id, [10]);
+    expect(task.attempts).toBe(1);
+    expect((await received(id)).length).toBe(1);
+  });
+
+  it("a delayed task survives eviction and runs when due", async () => {
+    const app = uniqueApp("evict2");
+    await createApp(app);
+    const stub = appQueue(env, app);
+    const id = await submit(app, "/after-evict", { body: "{}", headers: { "asyncgate-delay": "1s" } });
+    await evictDurableObject(stub);
+    expect((await getTask(id)).state).toBe(0);
+    await waitForState(id, [10]);
+  });
+});
