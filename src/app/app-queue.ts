@@ -57,7 +57,7 @@ export interface TaskPage {
 }
 
 export class AppQueue extends DurableObject<Env> {
-  readonly #store: TaskStore;
+  #store: TaskStore;
   #config: AppConfig | null = null;
   #identity: AppIdentity | null = null;
   /** The alarm time as last set by this instance; avoids a storage write per submit. */
@@ -126,6 +126,8 @@ export class AppQueue extends DurableObject<Env> {
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.#alarmAt = null;
+    // deleteAll drops the tables too; this instance may live on and serve a new app of the same name.
+    this.#store = new TaskStore(this.ctx.storage.sql);
   }
 
   // ---- submit ------------------------------------------------------------------
