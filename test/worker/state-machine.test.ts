@@ -10,11 +10,14 @@ import {
   runInDurableObject,
 } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import worker from "../../src/index";
+import entry from "../../src/index";
 import type { AppQueue } from "../../src/app/app-queue";
 import { appQueue } from "../../src/shared/stubs";
 import type { AttemptResult } from "../../src/shared/types";
 import { CONTROL, call, createApp, getTask, received, submit, uniqueApp, waitForState } from "./helpers";
+
+/** The Worker as the runtime sees it: messages of any shape may arrive. */
+const worker = entry as ExportedHandler<Env, unknown> & { queue: NonNullable<ExportedHandler<Env, unknown>["queue"]> };
 
 const ok200: AttemptResult = { kind: "response", status: 200, header: {}, body: new TextEncoder().encode("done") };
 const err500: AttemptResult = { kind: "response", status: 500, header: {}, body: new Uint8Array() };
@@ -102,7 +105,7 @@ describe("queue consumer", () => {
     await createApp(app);
     const id = await parkedTask(app, "/batch");
     const body = { app, id };
-    const batch = createMessageBatch("asyncgate-tasks", [
+    const batch = createMessageBatch<unknown>("asyncgate-tasks", [
       { id: "m1", timestamp: new Date(), attempts: 1, body },
       { id: "m2", timestamp: new Date(), attempts: 1, body },
       { id: "m3", timestamp: new Date(), attempts: 1, body: { not: "a task" } },
@@ -117,7 +120,7 @@ describe("queue consumer", () => {
   });
 
   it("acks messages for deleted apps and unknown tasks", async () => {
-    const batch = createMessageBatch("asyncgate-tasks", [
+    const batch = createMessageBatch<unknown>("asyncgate-tasks", [
       { id: "gone", timestamp: new Date(), attempts: 1, body: { app: uniqueApp("never"), id: "0".repeat(32) } },
     ]);
     const ctx = createExecutionContext();

@@ -1,0 +1,93 @@
+// `npm start`: the gateway locally under `wrangler dev`, a demo origin, and a demo app,
+// then copy-pasteable requests. Ctrl-C stops everything this script started.
+//   PORT (default 8787), ORIGIN_PORT (default 8788)
+import { spawn } from "node:child_process";
+import { copyFileSync, existsSync } from "node:fs";
+import { request } from "node:http";
+import { startOrigin } from "./origin.mjs";
+import { sign } from "./sign.mjs";
+
+const port = Number(process.env.PORT ?? 8787);
+const originPort = Number(process.env.ORIGIN_PORT ?? 8788);
+const controlHost = `localhost:${port}`;
+const demoHost = `demo.async.localhost:${port}`;
+
+if (!existsSync(".dev.vars")) {
+  copyFileSync(".dev.vars.example", ".dev.vars");
+  console.log("created .dev.vars from .dev.vars.example (local admin keys)");
+}
+
+const origin = await startOrigin({ port: originPort });
+console.log(`demo origin listening on ${origin.url}`);
+
+const wrangler = spawn(
+  "node_modules/.bin/wrangler",
+  ["dev", "-c", "wrangler.toml", "--ip", "127.0.0.1", "--port", String(port), "--var", "ALLOW_PRIVATE_ORIGINS:true", "--show-interactive-dev-session=false"],
+  { env: { ...process.env, WRANGLER_SEND_METRICS: "false", X_LOCAL_OBSERVABILITY: "false" }, stdio: ["ignore", "pipe", "inherit"], detached: true },
+);
+let ready = false;
+wrangler.stdout.on("data", (chunk) => {
+  process.stdout.write(chunk);
+  if (!ready && /Ready on/.test(chunk.toString())) {
+    ready = true;
+    setUpDemo().catch((error) => console.error("demo setup failed:", error));
+  }
+});
+
+const stop = () => {
+  try {
+    process.kill(-wrangler.pid, "SIGTERM");
+  } catch {
+    // already gone
+  }
+  void origin.close().then(() => process.exit(0));
+};
+process.on("SIGINT", stop);
+process.on("SIGTERM", stop);
+wrangler.on("exit", (code) => {
+  console.error(`wrangler dev exited (${code})`);
+  void origin.close().then(() => process.exit(code ?? 1));
+});
+
+/** @param {string} host @param {string} method @param {string} path @param {string} [body] */
+function call(host, method, path, body = "") {
+  const headers = { host, authorization: sign(method, `http://${host}${path}`, body) };
+  if (body) headers["content-type"] = "application/json";
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, method, path, headers }, (res) => {
+      let data = "";
+      res.on("data", (chunk) => (data += chunk));
+      res.on("end", () => resolve({ status: res.statusCode, body: data }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+async function setUpDemo() {
+  const app = JSON.stringify({ name: "demo", origin: origin.url });
+  const created = await call(controlHost, "POST", "/v1/apps", app);
+  if (created.status === 409) await call(controlHost, "PATCH", "/v1/apps/demo", JSON.stringify({ origin: origin.url }));
+  else if (created.status !== 201) throw new Error(`creating the demo app: ${created.status} ${created.body}`);
+
+  const body = '{"hello":"world"}';
+  const submitted = await call(demoHost, "POST", "/hello", body);
+  const { id } = JSON.parse(submitted.body);
+  const submitToken = sign("POST", `http://${demoHost}/hello`, body);
+  const getToken = sign("GET", `http://${controlHost}/v1/task/${id}`);
+  console.log(`
+asyncgate is running: app "demo" on http://${demoHost} → ${origin.url}
+
+Submit a task (any method, path and body on the app host):
+  curl -i -X POST http://${demoHost}/hello \\
+    -H 'Content-Type: application/json' \\
+    -H 'Authorization: ${submitToken}' \\
+    -d '${body}'
+
+Read the task this script just submitted (${id}):
+  curl -s http://${controlHost}/v1/task/${id} \\
+    -H 'Authorization: ${getToken}'
+
+Sign any other request: node scripts/sign.mjs <METHOD> <URL> [body]
+`);
+}

@@ -1,0 +1,129 @@
+// Starts `wrangler dev` for real (workerd + Miniflare Queues and Durable Objects) and talks to it
+// over loopback with node:http, which lets a test send any Host header.
+import { spawn, type ChildProcess } from "node:child_process";
+import { request as httpRequest } from "node:http";
+import { createServer } from "node:net";
+import qiniu from "qiniu";
+
+export const E2E_KEYS = { accessKey: "e2e-admin-ak", secretKey: "e2e-admin-sk" };
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Gateway {
+  port: number;
+  stop(): Promise<void>;
+  output(): string;
+}
+
+export async function startGateway(options: { port: number; persistTo: string }): Promise<Gateway> {
+  const child: ChildProcess = spawn(
+    "node_modules/.bin/wrangler",
+    [
+      "dev",
+      "-c",
+      "wrangler.toml",
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(options.port),
+      "--inspector-port",
+      String(await freePort()),
+      "--persist-to",
+      options.persistTo,
+      "--var",
+      "ALLOW_PRIVATE_ORIGINS:true",
+      "--var",
+      `ADMIN_ACCESS_KEY:${E2E_KEYS.accessKey}`,
+      "--var",
+      `ADMIN_SECRET_KEY:${E2E_KEYS.secretKey}`,
+      "--show-interactive-dev-session=false",
+    ],
+    {
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", X_LOCAL_OBSERVABILITY: "false", CI: "true", NO_COLOR: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+      // Its own process group, so stopping it stops workerd too.
+      detached: true,
+    },
+  );
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const deadline = Date.now() + 60_000;
+  while (!/Ready on/.test(output)) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited early:\n${output}`);
+    if (Date.now() > deadline) {
+      process.kill(-child.pid!, "SIGKILL");
+      throw new Error(`wrangler dev did not start in time:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return {
+    port: options.port,
+    output: () => output,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      const signalGroup = (signal: NodeJS.Signals) => {
+        try {
+          process.kill(-child.pid!, signal);
+        } catch {
+          // already gone
+        }
+      };
+      signalGroup("SIGTERM");
+      const timer = setTimeout(() => signalGroup("SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export interface HttpResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  json<T = unknown>(): T;
+}
+
+/** One HTTP request to the gateway on loopback with the given Host, signed by the official qiniu SDK. */
+export async function signedCall(
+  port: number,
+  host: string,
+  method: string,
+  pathAndQuery: string,
+  options: { body?: Buffer | string; headers?: Record<string, string>; unsigned?: boolean } = {},
+): Promise<HttpResult> {
+  const body = options.body === undefined ? Buffer.alloc(0) : Buffer.from(options.body);
+  const headers: Record<string, string> = { host, ...options.headers };
+  if (options.body !== undefined && !Object.keys(headers).some((name) => name.toLowerCase() === "content-type")) {
+    headers["content-type"] = "application/json";
+  }
+  if (!options.unsigned) {
+    const mac = new qiniu.auth.digest.Mac(E2E_KEYS.accessKey, E2E_KEYS.secretKey);
+    const contentType = headers["content-type"] ?? "";
+    const signedBody = contentType === "application/octet-stream" ? undefined : body.toString("utf8");
+    headers["authorization"] = qiniu.util.generateAccessTokenV2(mac, `http://${host}${pathAndQuery}`, method, contentType, signedBody, headers);
+  }
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: "127.0.0.1", port, method, path: pathAndQuery, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () => {
+        const data = Buffer.concat(chunks);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data, json: <T>() => JSON.parse(data.toString("utf8")) as T });
+      });
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
