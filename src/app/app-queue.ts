@@ -35,6 +35,17 @@ export const REDISPATCH_AFTER_MS = 120_000;
 export const LEASE_GRACE_MS = 30_000;
 /** Queue messages in flight per app: the object keeps the backlog, the queue a bounded window. */
 export const DISPATCH_WINDOW = 500;
+/**
+ * A task row must stay under SQLite's 2 MB row limit in production (Miniflare does not
+ * enforce it): the stored origin response gets what the request left of this budget.
+ */
+export const ROW_BUDGET_BYTES = 1_950_000;
+
+/** How many bytes of an origin response body fit beside a task's request. Pure. */
+export function responseBodyRoom(task: { body: ArrayBuffer; header: string }, responseHeaderJson: string): number {
+  return Math.max(0, ROW_BUDGET_BYTES - task.body.byteLength - task.header.length - responseHeaderJson.length - 4096);
+}
+
 /** Retry delay for a failed queue send. */
 const SEND_RETRY_MS = 1_000;
 
@@ -240,7 +251,9 @@ export class AppQueue extends DurableObject<Env> {
     const now = Date.now();
     if (result.kind === "response") {
       const success = result.status >= 200 && result.status <= 299;
-      this.#store.recordAttempt(taskId, now, result, null, success ? null : `HTTP ${result.status}`);
+      const room = responseBodyRoom(task, JSON.stringify(result.header));
+      const kept = result.body.byteLength > room ? { ...result, body: result.body.subarray(0, room) } : result;
+      this.#store.recordAttempt(taskId, now, kept, null, success ? null : `HTTP ${result.status}`);
       if (success) {
         this.#store.markFinished(taskId, 10, now);
         return { applied: true, state: 10 };

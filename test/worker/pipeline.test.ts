@@ -154,3 +154,18 @@ describe("submit → deliver → record", () => {
     expect(env.TEST_ORIGIN).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   });
 });
+
+describe("large bodies", () => {
+  it("keeps a large request whole and cuts the stored response to fit the row budget", async () => {
+    const app = uniqueApp("big");
+    await createApp(app, { max_body_bytes: 1_800_000 });
+    const body = "a".repeat(1_700_000);
+    const id = await submit(app, "/echo", { body, headers: { "content-type": "text/plain" } });
+    const task = await waitForState(id, [10]);
+    expect(decode(task.request.body).byteLength).toBe(1_700_000);
+    const stored = decode(task.response!.body).byteLength;
+    const headerBytes = JSON.stringify(task.request.header).length + JSON.stringify(task.response!.header).length;
+    expect(stored).toBeGreaterThan(0);
+    expect(1_700_000 + stored + headerBytes).toBeLessThanOrEqual(1_950_000);
+  });
+});
