@@ -14,15 +14,17 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { applyPatch, type AppConfig } from "./config";
-import { TaskStore, toRecord, type TaskRow } from "./task-store";
+import { TaskStore, toRecord, type NotificationKind, type NotificationRow, type TaskRow } from "./task-store";
 import { GatewayError, fail, ok, type Outcome } from "../http/errors";
 import { jitteredBackoffSeconds, mayRetry } from "../delivery/backoff";
+import type { RetryPolicy } from "./config";
 import { newTaskId } from "../shared/task-id";
 import type { SubmitOptions } from "../submit/options";
 import type {
   AttemptResult,
   BeginResult,
   FinishResult,
+  NotificationDelivery,
   RecordedRequest,
   TaskMessage,
   TaskRecord,
@@ -45,6 +47,10 @@ export const ROW_BUDGET_BYTES = 1_950_000;
 export function responseBodyRoom(task: { body: ArrayBuffer; header: string }, responseHeaderJson: string): number {
   return Math.max(0, ROW_BUDGET_BYTES - task.body.byteLength - task.header.length - responseHeaderJson.length - 4096);
 }
+
+/** Notifications (callbacks and the app's notify url): how long one POST may take, and its retries. */
+export const NOTIFY_TIMEOUT_MS = 30_000;
+export const NOTIFY_RETRY: RetryPolicy = { max_attempts: 10, min_backoff: 1, max_backoff: 600, max_doublings: 10, max_retry_duration: 0 };
 
 /** Retry delay for a failed queue send. */
 const SEND_RETRY_MS = 1_000;
@@ -202,6 +208,7 @@ export class AppQueue extends DurableObject<Env> {
     if (task.state === 1) {
       if (task.lease_ms !== null && task.lease_ms > now) return { run: false, reason: "running" };
       this.#attemptLost(task, now);
+      await this.#scheduleNext();
       task = this.#store.get(taskId)!;
     }
     if (task.state === 10 || task.state === 11) return { run: false, reason: "finished" };
@@ -255,15 +262,36 @@ export class AppQueue extends DurableObject<Env> {
       const kept = result.body.byteLength > room ? { ...result, body: result.body.subarray(0, room) } : result;
       this.#store.recordAttempt(taskId, now, kept, null, success ? null : `HTTP ${result.status}`);
       if (success) {
-        this.#store.markFinished(taskId, 10, now);
+        await this.#finished(taskId, 10, now);
         return { applied: true, state: 10 };
       }
     } else {
       this.#store.recordAttempt(taskId, now, null, result.error, `${result.error}: ${result.detail}`.slice(0, 200));
     }
     const state = this.#retryOrFail(this.#store.get(taskId)!, now);
+    if (state === 11) await this.#flushOutbox();
     await this.#scheduleNext();
     return { applied: true, state };
+  }
+
+  /**
+   * Ends a task (→ 10 or 11) and queues its record for the task's callback and the app's
+   * notify url, in the same transaction: a finished task's notification is never lost.
+   */
+  #finish(taskId: string, state: 10 | 11, now: number, error?: string): void {
+    const config = this.#config!;
+    this.#store.markFinished(taskId, state, now, error);
+    const task = this.#store.get(taskId);
+    if (task?.callback) this.#store.addNotification(taskId, "callback", task.callback, now);
+    if (config.notify.state === "On" && config.notify.url && config.notify.events.includes("TaskFinish")) {
+      this.#store.addNotification(taskId, "notify", config.notify.url, now);
+    }
+  }
+
+  async #finished(taskId: string, state: 10 | 11, now: number, error?: string): Promise<void> {
+    this.#finish(taskId, state, now, error);
+    await this.#flushOutbox();
+    await this.#scheduleNext();
   }
 
   /** A failed attempt either schedules the next one (→ 0) or ends the task (→ 11). */
@@ -274,7 +302,7 @@ export class AppQueue extends DurableObject<Env> {
       this.#store.markWaiting(task.id, now + Math.round(jitteredBackoffSeconds(policy, task.attempts) * 1000));
       return 0;
     }
-    this.#store.markFinished(task.id, 11, now);
+    this.#finish(task.id, 11, now);
     return 11;
   }
 
@@ -306,7 +334,7 @@ export class AppQueue extends DurableObject<Env> {
     const task = this.#config ? this.#store.get(taskId) : null;
     if (!task) return fail(404, "task_not_found", "no such task");
     if (task.state !== 0) return fail(409, "task_not_waiting", "only a waiting task can be canceled");
-    this.#store.markFinished(taskId, 11, Date.now(), "canceled");
+    await this.#finished(taskId, 11, Date.now(), "canceled");
     return ok(toRecord(this.#store.get(taskId)!, this.#config!.name));
   }
 
@@ -335,12 +363,12 @@ export class AppQueue extends DurableObject<Env> {
       const now = Date.now();
       const retentionMs = config.retention * 1000;
       for (const id of this.#store.unfinishedCreatedBefore(now - retentionMs)) {
-        this.#store.markFinished(id, 11, now, "expired");
+        this.#finish(id, 11, now, "expired");
       }
       this.#store.deleteFinishedBefore(now - retentionMs);
       for (const task of this.#store.expiredLeases(now)) this.#attemptLost(task, now);
       this.#store.forgetStaleDispatches(now - REDISPATCH_AFTER_MS);
-      if (config.state === "Active") await this.#flushOutbox();
+      await this.#flushOutbox();
     } catch (error) {
       console.error("AppQueue:alarm", error);
       throw error; // the runtime retries a throwing alarm
@@ -349,30 +377,83 @@ export class AppQueue extends DurableObject<Env> {
     }
   }
 
-  /** Sends due, unsent tasks to the queue, keeping at most DISPATCH_WINDOW in flight. */
+  /**
+   * Sends queue messages for due, unsent work: tasks (while the app is active, keeping at
+   * most DISPATCH_WINDOW in flight) and notifications (always: a paused app still reports
+   * what finished).
+   */
   async #flushOutbox(): Promise<void> {
     const config = this.#config;
-    if (!config || config.state !== "Active") return;
+    if (!config) return;
     const now = Date.now();
-    const room = Math.min(100, DISPATCH_WINDOW - this.#store.inFlight());
-    if (room <= 0) return;
-    const ids = this.#store.dueUnsent(now, room);
-    if (ids.length === 0) return;
-    this.#store.markDispatched(ids, now);
+    const room = config.state === "Active" ? Math.min(100, DISPATCH_WINDOW - this.#store.inFlight()) : 0;
+    const taskIds = room > 0 ? this.#store.dueUnsent(now, room) : [];
+    const notifications = this.#store.dueNotifications(now, now - REDISPATCH_AFTER_MS, 100 - taskIds.length);
+    if (taskIds.length === 0 && notifications.length === 0) return;
+    this.#store.markDispatched(taskIds, now);
+    this.#store.markNotificationsDispatched(notifications, now);
+    const messages: TaskMessage[] = [
+      ...taskIds.map((id) => ({ app: config.name, id })),
+      ...notifications.map((row) => ({ app: config.name, id: row.task_id, notify: row.kind })),
+    ];
     try {
-      await this.env.TASKS.sendBatch(ids.map((id) => ({ body: { app: config.name, id } satisfies TaskMessage, contentType: "json" })));
+      await this.env.TASKS.sendBatch(messages.map((body) => ({ body, contentType: "json" as const })));
     } catch (error) {
-      console.error(`AppQueue:flushOutbox: queue send failed for ${ids.length} tasks of ${config.name}`, error);
-      this.#store.clearDispatched(ids);
+      console.error(`AppQueue:flushOutbox: queue send failed for ${messages.length} messages of ${config.name}`, error);
+      this.#store.clearDispatched(taskIds);
+      this.#store.clearNotificationsDispatched(notifications);
       await this.#ensureAlarm(Date.now() + SEND_RETRY_MS);
     }
+  }
+
+  // ---- notifications ---------------------------------------------------------------
+
+  /** Starts one POST of a finished task's record; null when there is nothing (more) to send or it is not due. */
+  async beginNotification(taskId: string, kind: NotificationKind): Promise<NotificationDelivery | null> {
+    const config = this.#config;
+    const identity = this.#identity;
+    const row = config ? this.#store.getNotification(taskId, kind) : null;
+    const task = row ? this.#store.get(taskId) : null;
+    if (!config || !identity || !row || !task) return null;
+    const now = Date.now();
+    if (row.eta_ms > now) return null;
+    const attempt = row.attempts + 1;
+    this.#store.startNotification(taskId, kind, attempt, now + NOTIFY_TIMEOUT_MS + LEASE_GRACE_MS);
+    await this.#ensureAlarm(now + NOTIFY_TIMEOUT_MS + LEASE_GRACE_MS);
+    return {
+      app: config.name,
+      taskId,
+      kind,
+      url: row.url,
+      attempt,
+      body: JSON.stringify(toRecord(task, config.name)),
+      signingSecret: identity.signingSecret,
+    };
+  }
+
+  /** Ends a notification attempt: delivered, or retried with backoff until NOTIFY_RETRY is spent. */
+  async finishNotification(taskId: string, kind: NotificationKind, attempt: number, delivered: boolean, detail: string): Promise<void> {
+    const row: NotificationRow | null = this.#config ? this.#store.getNotification(taskId, kind) : null;
+    if (!row || row.attempts !== attempt) return;
+    const now = Date.now();
+    if (delivered) {
+      this.#store.deleteNotification(taskId, kind);
+    } else if (attempt >= NOTIFY_RETRY.max_attempts) {
+      console.error(`AppQueue:finishNotification: giving up ${kind} of ${taskId} to ${new URL(row.url).host} after ${attempt} attempts: ${detail}`);
+      this.#store.deleteNotification(taskId, kind);
+    } else {
+      this.#store.rescheduleNotification(taskId, kind, now + Math.round(jitteredBackoffSeconds(NOTIFY_RETRY, attempt) * 1000));
+    }
+    await this.#scheduleNext();
   }
 
   /** Sets the alarm to the next moment task work is due (one alarm multiplexes all duties). */
   async #scheduleNext(): Promise<void> {
     const config = this.#config;
     if (!config) return;
-    const next = this.#store.nextWakeMs(REDISPATCH_AFTER_MS, config.retention * 1000, config.state === "Paused");
+    const tasks = this.#store.nextWakeMs(REDISPATCH_AFTER_MS, config.retention * 1000, config.state === "Paused");
+    const notifications = this.#store.nextNotificationWakeMs(REDISPATCH_AFTER_MS);
+    const next = tasks === null ? notifications : notifications === null ? tasks : Math.min(tasks, notifications);
     if (next === null) {
       if (this.#alarmAt !== null) await this.ctx.storage.deleteAlarm();
       this.#alarmAt = null;

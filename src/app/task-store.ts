@@ -40,6 +40,15 @@ CREATE TABLE IF NOT EXISTS tasks (
   seq INTEGER
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state_eta ON tasks(state, eta_ms);
+CREATE TABLE IF NOT EXISTS notifications (
+  task_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  url TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  eta_ms INTEGER NOT NULL,
+  dispatched_ms INTEGER,
+  PRIMARY KEY (task_id, kind)
+);
 CREATE INDEX IF NOT EXISTS tasks_by_finish ON tasks(finished_ms) WHERE finished_ms IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_dedup ON tasks(dedup_id) WHERE dedup_id IS NOT NULL;
 `;
@@ -73,6 +82,17 @@ export interface TaskRow extends Record<string, SqlStorageValue> {
   timeout: number | null;
   callback: string | null;
   seq: number | null;
+}
+
+export type NotificationKind = "callback" | "notify";
+
+export interface NotificationRow extends Record<string, SqlStorageValue> {
+  task_id: string;
+  kind: NotificationKind;
+  url: string;
+  attempts: number;
+  eta_ms: number;
+  dispatched_ms: number | null;
 }
 
 export interface NewTask {
@@ -273,7 +293,9 @@ export class TaskStore {
   }
 
   deleteFinishedBefore(beforeMs: number): number {
-    return this.#sql.exec("DELETE FROM tasks WHERE finished_ms IS NOT NULL AND finished_ms < ?", beforeMs).rowsWritten;
+    const deleted = this.#sql.exec("DELETE FROM tasks WHERE finished_ms IS NOT NULL AND finished_ms < ?", beforeMs).rowsWritten;
+    if (deleted > 0) this.#sql.exec("DELETE FROM notifications WHERE task_id NOT IN (SELECT id FROM tasks)");
+    return deleted;
   }
 
   /**
@@ -299,6 +321,77 @@ export class TaskStore {
       row.finished === null ? null : row.finished + retentionMs,
     ].filter((value): value is number => value !== null);
     return candidates.length ? Math.min(...candidates) : null;
+  }
+
+  // ---- notifications: finished-task records POSTed to a callback or the app's notify url ----
+
+  addNotification(taskId: string, kind: NotificationKind, url: string, nowMs: number): void {
+    this.#sql.exec(
+      `INSERT INTO notifications (task_id, kind, url, eta_ms) VALUES (?, ?, ?, ?)
+       ON CONFLICT(task_id, kind) DO UPDATE SET url = excluded.url, attempts = 0, eta_ms = excluded.eta_ms, dispatched_ms = NULL`,
+      taskId,
+      kind,
+      url,
+      nowMs,
+    );
+  }
+
+  getNotification(taskId: string, kind: NotificationKind): NotificationRow | null {
+    return (
+      this.#sql.exec<NotificationRow>("SELECT * FROM notifications WHERE task_id = ? AND kind = ?", taskId, kind).toArray()[0] ?? null
+    );
+  }
+
+  /** Starts attempt `attempt`; until `leaseUntilMs` a duplicate message finds it not due. */
+  startNotification(taskId: string, kind: NotificationKind, attempt: number, leaseUntilMs: number): void {
+    this.#sql.exec(
+      "UPDATE notifications SET attempts = ?, eta_ms = ?, dispatched_ms = NULL WHERE task_id = ? AND kind = ?",
+      attempt,
+      leaseUntilMs,
+      taskId,
+      kind,
+    );
+  }
+
+  rescheduleNotification(taskId: string, kind: NotificationKind, etaMs: number): void {
+    this.#sql.exec("UPDATE notifications SET eta_ms = ?, dispatched_ms = NULL WHERE task_id = ? AND kind = ?", etaMs, taskId, kind);
+  }
+
+  deleteNotification(taskId: string, kind: NotificationKind): void {
+    this.#sql.exec("DELETE FROM notifications WHERE task_id = ? AND kind = ?", taskId, kind);
+  }
+
+  /** Notifications due and without a message in flight (sent messages older than `staleBeforeMs` count as lost). */
+  dueNotifications(nowMs: number, staleBeforeMs: number, limit: number): NotificationRow[] {
+    return this.#sql
+      .exec<NotificationRow>(
+        `SELECT * FROM notifications WHERE eta_ms <= ? AND (dispatched_ms IS NULL OR dispatched_ms < ?) ORDER BY eta_ms LIMIT ?`,
+        nowMs,
+        staleBeforeMs,
+        limit,
+      )
+      .toArray();
+  }
+
+  markNotificationsDispatched(rows: NotificationRow[], nowMs: number): void {
+    for (const row of rows) {
+      this.#sql.exec("UPDATE notifications SET dispatched_ms = ? WHERE task_id = ? AND kind = ?", nowMs, row.task_id, row.kind);
+    }
+  }
+
+  clearNotificationsDispatched(rows: NotificationRow[]): void {
+    for (const row of rows) {
+      this.#sql.exec("UPDATE notifications SET dispatched_ms = NULL WHERE task_id = ? AND kind = ?", row.task_id, row.kind);
+    }
+  }
+
+  nextNotificationWakeMs(redispatchAfterMs: number): number | null {
+    return this.#sql
+      .exec<{ next: number | null }>(
+        "SELECT MIN(CASE WHEN dispatched_ms IS NULL THEN eta_ms ELSE dispatched_ms + ? END) AS next FROM notifications",
+        redispatchAfterMs,
+      )
+      .one().next;
   }
 
   /** Newest first, `limit` rows after `cursor` (an id from the previous page). */

@@ -3,6 +3,7 @@
  * replay it to the origin, report the result. Queues deliver at least once, so
  * everything here is safe to repeat: the object decides whether an attempt runs.
  */
+import { postNotification } from "./notify";
 import { replay } from "./replay";
 import { appQueue } from "../shared/stubs";
 import type { TaskMessage } from "../shared/types";
@@ -11,12 +12,9 @@ import type { TaskMessage } from "../shared/types";
 const CONCURRENCY = 6;
 
 export function isTaskMessage(body: unknown): body is TaskMessage {
-  return (
-    typeof body === "object" &&
-    body !== null &&
-    typeof (body as TaskMessage).app === "string" &&
-    typeof (body as TaskMessage).id === "string"
-  );
+  if (typeof body !== "object" || body === null) return false;
+  const { app, id, notify } = body as Record<string, unknown>;
+  return typeof app === "string" && typeof id === "string" && (notify === undefined || notify === "callback" || notify === "notify");
 }
 
 export async function consumeTasks(batch: MessageBatch<unknown>, env: Env): Promise<void> {
@@ -29,7 +27,8 @@ export async function consumeTasks(batch: MessageBatch<unknown>, env: Env): Prom
         continue;
       }
       try {
-        await deliverTask(message.body, env);
+        if (message.body.notify) await deliverNotification(message.body, message.body.notify, env);
+        else await deliverTask(message.body, env);
         message.ack();
       } catch (error) {
         // The object could not be reached: let the queue bring the message back.
@@ -47,4 +46,12 @@ export async function deliverTask(ref: TaskMessage, env: Env): Promise<void> {
   if (!begun.run) return;
   const result = await replay(begun.delivery);
   await app.finish(ref.id, begun.delivery.attempt, result);
+}
+
+export async function deliverNotification(ref: TaskMessage, kind: "callback" | "notify", env: Env): Promise<void> {
+  const app = appQueue(env, ref.app);
+  const begun = await app.beginNotification(ref.id, kind);
+  if (!begun) return;
+  const { delivered, detail } = await postNotification(begun);
+  await app.finishNotification(ref.id, kind, begun.attempt, delivered, detail);
 }

@@ -42,6 +42,20 @@ export interface TaskRecord {
 export interface TaskMessage {
   app: string;
   id: string;
+  /** Present when the message asks for a finished task's record to be POSTed, not for the task to run. */
+  notify?: "callback" | "notify";
+}
+
+/** One POST of a finished task's record to a callback or the app's notify url. */
+export interface NotificationDelivery {
+  app: string;
+  taskId: string;
+  kind: "callback" | "notify";
+  url: string;
+  attempt: number;
+  /** The task record of SPEC §4, as JSON. */
+  body: string;
+  signingSecret: string;
 }
 
 /** Everything the consumer needs to run one attempt, handed out by `AppQueue.begin`. */
