@@ -1,6 +1,9 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
+// No network here: Miniflare must not try to download the `Request.cf` object.
+process.env["CLOUDFLARE_CF_FETCH_ENABLED"] ??= "false";
+
 /** Test credentials; the same pair signs requests in every scope. */
 export const TEST_KEYS = { ADMIN_ACCESS_KEY: "test-admin-ak", ADMIN_SECRET_KEY: "test-admin-sk" };
 

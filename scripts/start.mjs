@@ -23,7 +23,7 @@ console.log(`demo origin listening on ${origin.url}`);
 const wrangler = spawn(
   "node_modules/.bin/wrangler",
   ["dev", "-c", "wrangler.toml", "--ip", "127.0.0.1", "--port", String(port), "--var", "ALLOW_PRIVATE_ORIGINS:true", "--show-interactive-dev-session=false"],
-  { env: { ...process.env, WRANGLER_SEND_METRICS: "false", X_LOCAL_OBSERVABILITY: "false" }, stdio: ["ignore", "pipe", "inherit"], detached: true },
+  { env: { ...process.env, WRANGLER_SEND_METRICS: "false", X_LOCAL_OBSERVABILITY: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" }, stdio: ["ignore", "pipe", "inherit"], detached: true },
 );
 let ready = false;
 wrangler.stdout.on("data", (chunk) => {

@@ -49,7 +49,7 @@ export async function startGateway(options: { port: number; persistTo: string })
       "--show-interactive-dev-session=false",
     ],
     {
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", X_LOCAL_OBSERVABILITY: "false", CI: "true", NO_COLOR: "1" },
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", X_LOCAL_OBSERVABILITY: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "true", NO_COLOR: "1" },
       stdio: ["ignore", "pipe", "pipe"],
       // Its own process group, so stopping it stops workerd too.
       detached: true,
