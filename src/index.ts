@@ -20,6 +20,7 @@ export default {
       const route = routeHost(request.headers.get("host") ?? new URL(request.url).host, env.APP_HOST_SUFFIX);
       const response =
         route.kind === "app" ? await handleSubmit(request, route.app, env, reqId) : await handleControl(request, env, reqId);
+      if (response.webSocket) return response; // a 101's headers are the runtime's
       response.headers.set("X-Reqid", reqId);
       return response;
     } catch (error) {

@@ -14,8 +14,10 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { applyPatch, type AppConfig } from "./config";
+import { checkAt } from "./heartbeat";
+import { Subscribers } from "./subscribers";
 import { TaskStore, toRecord, type NotificationKind, type NotificationRow, type TaskRow } from "./task-store";
-import { GatewayError, fail, ok, type Outcome } from "../http/errors";
+import { GatewayError, errorBody, fail, ok, type Outcome } from "../http/errors";
 import { jitteredBackoffSeconds, mayRetry } from "../delivery/backoff";
 import type { RetryPolicy } from "./config";
 import { newTaskId } from "../shared/task-id";
@@ -77,13 +79,17 @@ export class AppQueue extends DurableObject<Env> {
   #store: TaskStore;
   #config: AppConfig | null = null;
   #identity: AppIdentity | null = null;
+  readonly #subscribers: Subscribers;
   /** The alarm time as last set by this instance; avoids a storage write per submit. */
   #alarmAt: number | null = null;
+  /** When subscriber heartbeats must next be checked; undefined = not known since wake-up. */
+  #subscriberCheckAt: number | null | undefined = undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     // Runs on every wake-up, so it stays cheap: schema check, two small reads.
     this.#store = new TaskStore(ctx.storage.sql);
+    this.#subscribers = new Subscribers(ctx);
     this.#loadConfig();
     void ctx.blockConcurrencyWhile(async () => {
       this.#alarmAt = await ctx.storage.getAlarm();
@@ -138,6 +144,7 @@ export class AppQueue extends DurableObject<Env> {
 
   /** Deletes the app: config, tasks and alarm. New submissions find no app at once. */
   async destroy(): Promise<void> {
+    for (const ws of this.#subscribers.open()) this.#subscribers.onClose(ws, 4404, "app deleted");
     this.#config = null;
     this.#identity = null;
     await this.ctx.storage.deleteAlarm();
@@ -280,8 +287,10 @@ export class AppQueue extends DurableObject<Env> {
    */
   #finish(taskId: string, state: 10 | 11, now: number, error?: string): void {
     const config = this.#config!;
-    this.#store.markFinished(taskId, state, now, error);
+    const seq = this.#store.markFinished(taskId, state, now, error);
     const task = this.#store.get(taskId);
+    // Subscribers hear of it now; the output gate holds the frames until the finish is durable.
+    if (task) this.#subscribers.broadcast(JSON.stringify({ ...toRecord(task, config.name), seq }));
     if (task?.callback) this.#store.addNotification(taskId, "callback", task.callback, now);
     if (config.notify.state === "On" && config.notify.url && config.notify.events.includes("TaskFinish")) {
       this.#store.addNotification(taskId, "notify", config.notify.url, now);
@@ -353,6 +362,58 @@ export class AppQueue extends DurableObject<Env> {
     return this.#store.counts();
   }
 
+  // ---- live results: WebSocket subscribers ---------------------------------------
+
+  /**
+   * The WebSocket upgrade for `GET /v1/tasks?app=…[&since=<seq>]`, already authenticated by
+   * the Worker. Over `max_subscribers` it answers 429 before upgrading. With `since`, every
+   * later result still kept is replayed in seq order before the socket can see a live one:
+   * the replay runs synchronously, so no result can finish in between (no gap, no duplicate).
+   */
+  override async fetch(request: Request): Promise<Response> {
+    const reqId = request.headers.get("x-reqid") ?? "";
+    const error = (status: number, code: string, message: string) =>
+      new Response(errorBody({ code, message }, reqId), { status, headers: { "Content-Type": "application/json" } });
+    const config = this.#config;
+    if (!config) return error(404, "app_not_found", "no such app");
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") return error(426, "upgrade_required", "expected a WebSocket upgrade");
+    if (this.#subscribers.open().length >= config.max_subscribers) {
+      return error(429, "too_many_subscribers", `app ${config.name} already has ${config.max_subscribers} subscribers`);
+    }
+    const sinceText = new URL(request.url).searchParams.get("since");
+    const since = sinceText === null ? null : Number(sinceText);
+    const now = Date.now();
+    const client = this.#subscribers.accept(now, (send) => {
+      if (since === null) return;
+      for (const row of this.#store.finishedSince(since)) send(JSON.stringify({ ...toRecord(row, config.name), seq: row.seq }));
+    });
+    this.#subscriberCheckAt = Math.min(this.#subscriberCheckAt ?? Infinity, checkAt(now));
+    await this.#ensureAlarm(checkAt(now));
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    try {
+      this.#subscribers.onMessage(ws, message, Date.now());
+    } catch (error) {
+      console.error("AppQueue:webSocketMessage", error);
+      this.#subscribers.onClose(ws, 1011, "internal error");
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    try {
+      this.#subscribers.onClose(ws, code, reason);
+    } catch (error) {
+      console.error("AppQueue:webSocketClose", error);
+    }
+  }
+
+  override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    console.error("AppQueue:webSocketError", error);
+    this.#subscribers.onClose(ws, 1011, "websocket error");
+  }
+
   // ---- alarm: outbox, leases, retention ------------------------------------------
 
   override async alarm(): Promise<void> {
@@ -361,6 +422,8 @@ export class AppQueue extends DurableObject<Env> {
       const config = this.#config;
       if (!config) return;
       const now = Date.now();
+      // Heartbeats first: enforcing them must not depend on the task work below succeeding.
+      this.#subscriberCheckAt = this.#subscribers.reap(now);
       const retentionMs = config.retention * 1000;
       for (const id of this.#store.unfinishedCreatedBefore(now - retentionMs)) {
         this.#finish(id, 11, now, "expired");
@@ -453,7 +516,9 @@ export class AppQueue extends DurableObject<Env> {
     if (!config) return;
     const tasks = this.#store.nextWakeMs(REDISPATCH_AFTER_MS, config.retention * 1000, config.state === "Paused");
     const notifications = this.#store.nextNotificationWakeMs(REDISPATCH_AFTER_MS);
-    const next = tasks === null ? notifications : notifications === null ? tasks : Math.min(tasks, notifications);
+    if (this.#subscriberCheckAt === undefined) this.#subscriberCheckAt = this.#subscribers.reap(Date.now());
+    const candidates = [tasks, notifications, this.#subscriberCheckAt].filter((at): at is number => at !== null);
+    const next = candidates.length ? Math.min(...candidates) : null;
     if (next === null) {
       if (this.#alarmAt !== null) await this.ctx.storage.deleteAlarm();
       this.#alarmAt = null;

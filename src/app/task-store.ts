@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS notifications (
   PRIMARY KEY (task_id, kind)
 );
 CREATE INDEX IF NOT EXISTS tasks_by_finish ON tasks(finished_ms) WHERE finished_ms IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_by_seq ON tasks(seq) WHERE seq IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_dedup ON tasks(dedup_id) WHERE dedup_id IS NOT NULL;
 `;
 
@@ -392,6 +393,11 @@ export class TaskStore {
         redispatchAfterMs,
       )
       .one().next;
+  }
+
+  /** Finished tasks with a result sequence number above `since`, in order (the resume replay). */
+  finishedSince(since: number): TaskRow[] {
+    return this.#sql.exec<TaskRow>("SELECT * FROM tasks WHERE seq > ? ORDER BY seq", since).toArray();
   }
 
   /** Newest first, `limit` rows after `cursor` (an id from the previous page). */

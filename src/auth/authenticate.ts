@@ -5,6 +5,7 @@
  */
 import { GatewayError } from "../http/errors";
 import { parseAuthorization, parseQiniuDate, verifySignature } from "./qiniu";
+import { parseUrlToken, verifyUrlToken, type UrlToken } from "./url-token";
 
 export type Permission = "submit" | "query" | "subscribe" | "manage";
 
@@ -31,17 +32,24 @@ export function adminKeys(env: { ADMIN_ACCESS_KEY?: string; ADMIN_SECRET_KEY?: s
 const unauthorized = (message: string, code = "unauthorized") => new GatewayError(401, code, message);
 
 export async function authenticate(request: Request, body: Uint8Array, lookup: KeyLookup, nowMs: number): Promise<Principal> {
-  const token = parseAuthorization(request.headers.get("authorization"));
+  const authorization = request.headers.get("authorization");
+  const url = new URL(request.url);
+  const host = request.headers.get("host") ?? url.host;
+  if (authorization === null && request.method === "GET") {
+    // Browsers cannot sign headers on a WebSocket upgrade: a signed, expiring URL serves instead.
+    const urlToken = parseUrlToken(`${url.protocol}//${host}${url.pathname}${url.search}`);
+    if (urlToken) return authenticateUrl(urlToken, lookup, nowMs);
+  }
+  const token = parseAuthorization(authorization);
   if (!token) throw unauthorized("missing or malformed Authorization: expected 'Qiniu <AccessKey>:<Sign>'");
   const key = await lookup(token.accessKey);
-  const url = new URL(request.url);
   const valid =
     key !== null &&
     (await verifySignature(
       {
         method: request.method,
         pathAndQuery: url.pathname + url.search,
-        host: request.headers.get("host") ?? url.host,
+        host,
         contentType: request.headers.get("content-type"),
         headers: request.headers,
         body,
@@ -57,6 +65,13 @@ export async function authenticate(request: Request, body: Uint8Array, lookup: K
       throw unauthorized("X-Qiniu-Date is malformed or more than 15 minutes from now", "request_expired");
     }
   }
+  return key.principal;
+}
+
+async function authenticateUrl(token: UrlToken, lookup: KeyLookup, nowMs: number): Promise<Principal> {
+  const key = await lookup(token.accessKey);
+  if (!key || !(await verifyUrlToken(token, key.secretKey))) throw unauthorized("bad access key or URL signature", "bad_token");
+  if (token.deadline * 1000 < nowMs) throw unauthorized("the signed URL has expired", "request_expired");
   return key.principal;
 }
 

@@ -5,6 +5,7 @@
 import { IttyRouter, type IRequest } from "itty-router";
 import { createApp, deleteApp, getApp, listApps, patchApp } from "./apps";
 import type { ControlContext } from "./context";
+import { isWebSocketUpgrade, subscribe } from "./subscribe";
 import { cancelTask, getTask, listTasks, retryTask } from "./tasks";
 import { adminKeys, authenticate } from "../auth/authenticate";
 import { readBody } from "../http/body";
@@ -25,7 +26,7 @@ const router = IttyRouter<IRequest, [ControlContext], Response>()
   .patch("/v1/apps/:name", patchApp)
   .delete("/v1/apps/:name", deleteApp)
   .all("/v1/apps/:name", methodNotAllowed)
-  .get("/v1/tasks", listTasks)
+  .get("/v1/tasks", (request, context) => (isWebSocketUpgrade(request) ? subscribe(request, context) : listTasks(request, context)))
   .all("/v1/tasks", methodNotAllowed)
   .get("/v1/task/:id", getTask)
   .delete("/v1/task/:id", cancelTask)

@@ -1,0 +1,105 @@
+/**
+ * The app's live-result subscribers: WebSockets accepted with the Hibernation API, so an
+ * idle subscriber costs nothing. What must survive hibernation (when the socket was
+ * accepted, when we last heard from it) lives in the socket's attachment; the object's
+ * memory may be gone between any two events.
+ */
+import {
+  HEARTBEAT_CLOSE_CODE,
+  HEARTBEAT_CLOSE_REASON,
+  checkAt,
+  isSilent,
+  lastSignOfLife,
+  type SubscriberAttachment,
+} from "./heartbeat";
+
+/** Largest text frame a subscriber may send; its only message is the `OK` heartbeat. */
+export const MAX_CLIENT_FRAME_CHARS = 1024;
+
+const HEARTBEAT = "OK";
+
+/** Close codes a server may send back when reciprocating a client's close (1005/1006/1015 are not sendable). */
+function sendableCloseCode(code: number): number {
+  if (code === 1000 || (code >= 3000 && code <= 4999)) return code;
+  return [1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011].includes(code) ? code : 1000;
+}
+
+function safeClose(ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code, reason);
+  } catch {
+    // already closed: nothing to reciprocate
+  }
+}
+
+export class Subscribers {
+  readonly #ctx: DurableObjectState;
+
+  constructor(ctx: DurableObjectState) {
+    this.#ctx = ctx;
+    // The runtime answers "OK" with "OK" itself, without waking the object: heartbeats are free.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT, HEARTBEAT));
+  }
+
+  /** Open subscribers (a closed-but-unreaped socket can linger in getWebSockets, workerd#1187). */
+  open(): WebSocket[] {
+    return this.#ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN);
+  }
+
+  /** Accepts a subscriber; `replay` sends what it missed before any live result can interleave. */
+  accept(now: number, replay: (send: (message: string) => void) => void): WebSocket {
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    this.#ctx.acceptWebSocket(server);
+    server.serializeAttachment({ acceptedAt: now, lastMessageAt: now, lastAutoResponseAt: 0 } satisfies SubscriberAttachment);
+    replay((message) => server.send(message));
+    return client;
+  }
+
+  broadcast(message: string): void {
+    for (const ws of this.open()) {
+      try {
+        ws.send(message);
+      } catch (error) {
+        console.error("Subscribers:broadcast", error);
+      }
+    }
+  }
+
+  /** A frame that reached the object: the heartbeat (not matched exactly by auto-response), or a protocol error. */
+  onMessage(ws: WebSocket, message: string | ArrayBuffer, now: number): void {
+    if (typeof message !== "string") return safeClose(ws, 1003, "binary frames are not supported");
+    if (message.length > MAX_CLIENT_FRAME_CHARS) return safeClose(ws, 1009, "message too big");
+    if (message.trim().toUpperCase() !== HEARTBEAT) return safeClose(ws, 1008, 'unsupported message: send "OK" as a heartbeat');
+    const attachment = ws.deserializeAttachment() as SubscriberAttachment | null;
+    if (attachment) ws.serializeAttachment({ ...attachment, lastMessageAt: now } satisfies SubscriberAttachment);
+    ws.send(HEARTBEAT);
+  }
+
+  /** Completes the close handshake: hibernatable sockets do not reciprocate by themselves. */
+  onClose(ws: WebSocket, code: number, reason: string): void {
+    safeClose(ws, sendableCloseCode(code), reason.slice(0, 123));
+  }
+
+  /**
+   * Closes subscribers silent for more than 15 s (4408) and answers when to look again:
+   * the earliest deadline of those still open, or null when none is.
+   */
+  reap(now: number): number | null {
+    let next: number | null = null;
+    for (const ws of this.open()) {
+      const attachment = ws.deserializeAttachment() as SubscriberAttachment | null;
+      if (!attachment) continue;
+      const autoResponseAt = this.#ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? null;
+      if (autoResponseAt !== null && autoResponseAt > attachment.lastAutoResponseAt) {
+        ws.serializeAttachment({ ...attachment, lastAutoResponseAt: autoResponseAt } satisfies SubscriberAttachment);
+      }
+      const lastSeen = lastSignOfLife(attachment, autoResponseAt);
+      if (isSilent(lastSeen, now)) {
+        safeClose(ws, HEARTBEAT_CLOSE_CODE, HEARTBEAT_CLOSE_REASON);
+      } else {
+        next = Math.min(next ?? Infinity, checkAt(lastSeen));
+      }
+    }
+    return next;
+  }
+}

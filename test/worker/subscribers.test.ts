@@ -1,0 +1,210 @@
+// Proves the live result feed on the app's object: pushes, hibernation (evictDurableObject), the 15 s
+// heartbeat enforced by one multiplexed alarm, resume without gap or duplicate, limits, bad frames, URL tokens.
+import { env, exports } from "cloudflare:workers";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it, vi } from "vitest";
+import type { AppQueue } from "../../src/app/app-queue";
+import type { SubscriberAttachment } from "../../src/app/heartbeat";
+import { signUrl } from "../../src/auth/url-token";
+import { appQueue } from "../../src/shared/stubs";
+import type { AttemptResult, TaskRecord } from "../../src/shared/types";
+import { CONTROL, createApp, signedRequest, submit, uniqueApp } from "./helpers";
+
+type Result = TaskRecord & { seq: number };
+
+interface Subscriber {
+  ws: WebSocket;
+  results: Result[];
+  texts: string[];
+  closed: Promise<{ code: number; reason: string }>;
+}
+
+async function upgrade(app: string, query = "", init: { unsigned?: boolean; url?: string } = {}): Promise<Response> {
+  const url = init.url ?? `${CONTROL}/v1/tasks?app=${app}${query}`;
+  const request = await signedRequest(url, { headers: { upgrade: "websocket" }, unsigned: init.unsigned });
+  return exports.default.fetch(request);
+}
+
+async function subscribe(app: string, query = ""): Promise<Subscriber> {
+  const response = await upgrade(app, query);
+  if (response.status !== 101 || !response.webSocket) throw new Error(`upgrade: ${response.status} ${await response.text()}`);
+  return attach(response.webSocket);
+}
+
+function attach(ws: WebSocket): Subscriber {
+  const subscriber: Subscriber = { ws, results: [], texts: [], closed: Promise.resolve({ code: 0, reason: "" }) };
+  subscriber.closed = new Promise((resolve) => ws.addEventListener("close", (event) => resolve({ code: event.code, reason: event.reason })));
+  ws.addEventListener("message", (event) => {
+    const text = event.data as string;
+    if (text === "OK") subscriber.texts.push(text);
+    else subscriber.results.push(JSON.parse(text) as Result);
+  });
+  ws.accept();
+  return subscriber;
+}
+
+const ok200: AttemptResult = { kind: "response", status: 200, header: {}, body: new Uint8Array() };
+
+/** Finishes a parked task through the state machine, without the queue. */
+async function finishParked(app: string): Promise<string> {
+  const stub = appQueue(env, app);
+  const submitted = await stub.submit({
+    reqId: "sub",
+    request: { method: "POST", path: "/r", raw_query: "", header: {}, body: new Uint8Array() },
+    options: { notBeforeMs: Date.now() + 3_600_000, deduplicationId: null, maxAttempts: null, timeout: null, callback: null },
+  });
+  if (!submitted.ok) throw new Error(submitted.error.message);
+  const id = submitted.value.id;
+  await runInDurableObject(stub, (_instance: AppQueue, state) => {
+    state.storage.sql.exec("UPDATE tasks SET eta_ms = ?, dispatched_ms = ? WHERE id = ?", Date.now() - 1, Date.now(), id);
+  });
+  const begun = await stub.begin(id);
+  if (!begun.run) throw new Error(`begin: ${begun.reason}`);
+  await stub.finish(id, begun.delivery.attempt, ok200);
+  return id;
+}
+
+/** Moves every subscriber's signs of life back by `ms`, as if that much time had passed. */
+async function age(app: string, ms: number[]): Promise<void> {
+  await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => {
+    state.getWebSockets().forEach((ws, i) => {
+      const at = Date.now() - (ms[i] ?? ms[0]!);
+      ws.serializeAttachment({ acceptedAt: at, lastMessageAt: at, lastAutoResponseAt: 0 } satisfies SubscriberAttachment);
+    });
+  });
+}
+
+describe("live results", () => {
+  it("pushes each finished task with a per-app seq", async () => {
+    const app = uniqueApp("live");
+    await createApp(app);
+    const subscriber = await subscribe(app);
+    const first = await submit(app, "/a", { body: "{}" });
+    const second = await submit(app, "/status/404", { body: "{}", headers: { "asyncgate-retries": "0" } });
+    await vi.waitUntil(() => subscriber.results.length === 2, { timeout: 5000 });
+    const byId = new Map(subscriber.results.map((result) => [result.id, result]));
+    expect(byId.get(first)).toMatchObject({ state: 10, app });
+    expect(byId.get(second)).toMatchObject({ state: 11, response: { status_code: 404 } });
+    const seqs = subscriber.results.map((result) => result.seq);
+    expect(seqs[1]).toBeGreaterThan(seqs[0]!);
+    subscriber.ws.close(1000, "done");
+  });
+
+  it("after eviction a heartbeat still round-trips and the next result still arrives", async () => {
+    const app = uniqueApp("hib");
+    await createApp(app);
+    const subscriber = await subscribe(app);
+    await evictDurableObject(appQueue(env, app));
+    subscriber.ws.send("OK");
+    await vi.waitUntil(() => subscriber.texts.length === 1, { timeout: 5000 });
+    const id = await finishParked(app);
+    await vi.waitUntil(() => subscriber.results.some((result) => result.id === id), { timeout: 5000 });
+  });
+
+  it("closes a subscriber silent for more than 15 s with 4408, also after eviction", async () => {
+    const app = uniqueApp("silent");
+    await createApp(app);
+    const subscriber = await subscribe(app);
+    await age(app, [16_000]);
+    await evictDurableObject(appQueue(env, app));
+    expect(await runDurableObjectAlarm(appQueue(env, app))).toBe(true);
+    expect(await subscriber.closed).toEqual({ code: 4408, reason: "heartbeat timeout" });
+  });
+
+  it("never closes before 15 s; one alarm tracks the earliest of many deadlines", async () => {
+    const app = uniqueApp("many");
+    await createApp(app);
+    const subscribers = [await subscribe(app), await subscribe(app), await subscribe(app)];
+    await age(app, [14_000, 10_000, 5_000]);
+    const before = Date.now();
+    expect(await runDurableObjectAlarm(appQueue(env, app))).toBe(true);
+    const alarm = await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => state.storage.getAlarm());
+    // The earliest deadline: 14 s old → due in ~1 s (+ slack), not the others'.
+    expect(alarm).not.toBeNull();
+    expect(alarm! - before).toBeGreaterThan(800);
+    expect(alarm! - before).toBeLessThan(1_600);
+    const open = await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => state.getWebSockets().length);
+    expect(open).toBe(3);
+    await age(app, [15_500, 10_000, 16_000]);
+    await runDurableObjectAlarm(appQueue(env, app));
+    expect(await subscribers[0]!.closed).toEqual({ code: 4408, reason: "heartbeat timeout" });
+    expect(await subscribers[2]!.closed).toEqual({ code: 4408, reason: "heartbeat timeout" });
+    const remaining = await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) =>
+      state.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN).length,
+    );
+    expect(remaining).toBe(1);
+  });
+
+  it("resumes from since: replays later results in order, then goes live with no gap or duplicate", async () => {
+    const app = uniqueApp("resume");
+    await createApp(app);
+    const watcher = await subscribe(app);
+    for (let i = 0; i < 3; i++) await finishParked(app);
+    await vi.waitUntil(() => watcher.results.length === 3, { timeout: 5000 });
+    const since = watcher.results[0]!.seq;
+    // A result finishes while the resuming subscriber is being accepted and replayed.
+    const [resumed] = await Promise.all([subscribe(app, `&since=${since}`), finishParked(app)]);
+    await finishParked(app);
+    await vi.waitUntil(() => resumed.results.length >= 4, { timeout: 5000 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const seqs = resumed.results.map((result) => result.seq);
+    expect(seqs).toEqual([since + 1, since + 2, since + 3, since + 4]);
+  });
+
+  it("refuses one subscriber over max_subscribers with 429 before the upgrade", async () => {
+    const app = uniqueApp("limit");
+    await createApp(app, { max_subscribers: 2 });
+    await subscribe(app);
+    await subscribe(app);
+    const refused = await upgrade(app);
+    expect(refused.status).toBe(429);
+    expect(refused.webSocket).toBeNull();
+    expect(await refused.json()).toMatchObject({ code: "too_many_subscribers" });
+  });
+
+  it.each([
+    ["a binary frame", new Uint8Array([1, 2, 3]), 1003],
+    ["an unknown text frame", "hello", 1008],
+    ["an oversized frame", "x".repeat(5000), 1009],
+  ])("closes on %s with a clear code", async (_name, frame, code) => {
+    const app = uniqueApp("frames");
+    await createApp(app);
+    const subscriber = await subscribe(app);
+    subscriber.ws.send(frame);
+    expect((await subscriber.closed).code).toBe(code);
+  });
+
+  it("answers a heartbeat that is not the exact auto-response text, and counts it as life", async () => {
+    const app = uniqueApp("okish");
+    await createApp(app);
+    const subscriber = await subscribe(app);
+    subscriber.ws.send("ok");
+    await vi.waitUntil(() => subscriber.texts.length === 1, { timeout: 5000 });
+  });
+
+  it("accepts a signed, expiring URL instead of an Authorization header", async () => {
+    const app = uniqueApp("url");
+    await createApp(app);
+    const base = `${CONTROL}/v1/tasks?app=${app}`;
+    const deadline = Math.floor(Date.now() / 1000) + 60;
+    const good = await upgrade(app, "", { unsigned: true, url: (await signUrl(base.replace("http:", "ws:"), deadline, env.ADMIN_ACCESS_KEY, env.ADMIN_SECRET_KEY)).replace("ws:", "http:") });
+    expect(good.status).toBe(101);
+    attach(good.webSocket!).ws.close(1000);
+    const expired = await upgrade(app, "", { unsigned: true, url: await signUrl(base, deadline - 120, env.ADMIN_ACCESS_KEY, env.ADMIN_SECRET_KEY) });
+    expect(expired.status).toBe(401);
+    expect(await expired.json()).toMatchObject({ code: "request_expired" });
+    const forged = await upgrade(app, "", { unsigned: true, url: await signUrl(base, deadline, env.ADMIN_ACCESS_KEY, "wrong") });
+    expect(forged.status).toBe(401);
+    const otherApp = await upgrade(app, "", { unsigned: true, url: (await signUrl(base, deadline, env.ADMIN_ACCESS_KEY, env.ADMIN_SECRET_KEY)).replace(app, uniqueApp("x")) });
+    expect(otherApp.status).toBe(401);
+  });
+
+  it("400 for a bad since, 404 for an unknown app", async () => {
+    const app = uniqueApp("bad");
+    await createApp(app);
+    expect((await upgrade(app, "&since=-1")).status).toBe(400);
+    const unknown = await upgrade(uniqueApp("none"));
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({ code: "app_not_found" });
+  });
+});
