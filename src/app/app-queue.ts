@@ -384,6 +384,8 @@ export class AppQueue extends DurableObject<Env> {
     const since = sinceText === null ? null : Number(sinceText);
     const now = Date.now();
     const client = this.#subscribers.accept(now, (send) => {
+      // First frame: the latest seq so far, so a client that asked for no replay still knows where it starts.
+      send(JSON.stringify({ type: "hello", app: config.name, seq: this.#store.currentSeq() }));
       if (since === null) return;
       for (const row of this.#store.finishedSince(since)) send(JSON.stringify({ ...toRecord(row, config.name), seq: row.seq }));
     });

@@ -137,9 +137,14 @@ export class TaskStore {
     this.#sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, value);
   }
 
+  /** The latest result sequence number handed out (0 before the first result). */
+  currentSeq(): number {
+    return Number(this.getMeta("seq") ?? "0");
+  }
+
   /** The next result sequence number (SPEC §6), strictly increasing per app. */
   nextSeq(): number {
-    const seq = Number(this.getMeta("seq") ?? "0") + 1;
+    const seq = this.currentSeq() + 1;
     this.setMeta("seq", String(seq));
     return seq;
   }

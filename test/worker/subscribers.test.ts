@@ -14,6 +14,7 @@ type Result = TaskRecord & { seq: number };
 
 interface Subscriber {
   ws: WebSocket;
+  hello: { type: "hello"; app: string; seq: number }[];
   results: Result[];
   texts: string[];
   closed: Promise<{ code: number; reason: string }>;
@@ -32,12 +33,14 @@ async function subscribe(app: string, query = ""): Promise<Subscriber> {
 }
 
 function attach(ws: WebSocket): Subscriber {
-  const subscriber: Subscriber = { ws, results: [], texts: [], closed: Promise.resolve({ code: 0, reason: "" }) };
+  const subscriber: Subscriber = { ws, hello: [], results: [], texts: [], closed: Promise.resolve({ code: 0, reason: "" }) };
   subscriber.closed = new Promise((resolve) => ws.addEventListener("close", (event) => resolve({ code: event.code, reason: event.reason })));
   ws.addEventListener("message", (event) => {
     const text = event.data as string;
-    if (text === "OK") subscriber.texts.push(text);
-    else subscriber.results.push(JSON.parse(text) as Result);
+    if (text === "OK") return subscriber.texts.push(text);
+    const frame = JSON.parse(text) as Result | Subscriber["hello"][number];
+    if ("type" in frame) subscriber.hello.push(frame);
+    else subscriber.results.push(frame);
   });
   ws.accept();
   return subscriber;
@@ -149,6 +152,9 @@ describe("live results", () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     const seqs = resumed.results.map((result) => result.seq);
     expect(seqs).toEqual([since + 1, since + 2, since + 3, since + 4]);
+    // The hello frame comes first and names the latest seq at accept time.
+    expect(resumed.hello.length).toBe(1);
+    expect([since + 2, since + 3]).toContain(resumed.hello[0]!.seq);
   });
 
   it("refuses one subscriber over max_subscribers with 429 before the upgrade", async () => {
