@@ -54,6 +54,9 @@ export function responseBodyRoom(task: { body: ArrayBuffer; header: string }, re
 export const NOTIFY_TIMEOUT_MS = 30_000;
 export const NOTIFY_RETRY: RetryPolicy = { max_attempts: 10, min_backoff: 1, max_backoff: 600, max_doublings: 10, max_retry_duration: 0 };
 
+/** How long concurrent submissions are gathered into one commit. */
+export const GROUP_COMMIT_MS = 1;
+
 /** Retry delay for a failed queue send. */
 const SEND_RETRY_MS = 1_000;
 
@@ -70,6 +73,11 @@ export interface SubmitInput {
   options: SubmitOptions;
 }
 
+export interface Submitted {
+  id: string;
+  deduplicated: boolean;
+}
+
 export interface TaskPage {
   tasks: TaskRecord[];
   cursor: string | null;
@@ -80,8 +88,16 @@ export class AppQueue extends DurableObject<Env> {
   #config: AppConfig | null = null;
   #identity: AppIdentity | null = null;
   readonly #subscribers: Subscribers;
+  /** begin/finish calls waiting for the next group commit. */
+  #operations: { run: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void }[] = [];
+  /** Result frames for subscribers, sent once the writes that made them are committed. */
+  #pendingBroadcasts: string[] = [];
+  /** Submissions waiting for the next group commit. */
+  #submissions: { input: SubmitInput; resolve: (outcome: Outcome<Submitted>) => void }[] = [];
   /** The alarm time as last set by this instance; avoids a storage write per submit. */
   #alarmAt: number | null = null;
+  /** When the oldest unfinished task expires; undefined = not known since wake-up or the last alarm. */
+  #retentionDueAt: number | null | undefined = undefined;
   /** When subscriber heartbeats must next be checked; undefined = not known since wake-up. */
   #subscriberCheckAt: number | null | undefined = undefined;
 
@@ -156,66 +172,160 @@ export class AppQueue extends DurableObject<Env> {
 
   // ---- submit ------------------------------------------------------------------
 
-  async submit(input: SubmitInput): Promise<Outcome<{ id: string; deduplicated: boolean }>> {
+  /**
+   * Accepts a task. Concurrent submissions are committed together (group commit): each
+   * SQLite commit is its own fsync and the runtime does not coalesce separate RPCs, so
+   * submissions arriving within GROUP_COMMIT_MS are inserted in one transaction, their queue
+   * messages sent with one sendBatch, and every caller answered after both.
+   */
+  submit(input: SubmitInput): Promise<Outcome<Submitted>> {
+    return new Promise((resolve) => {
+      this.#submissions.push({ input, resolve });
+      if (this.#submissions.length === 1) setTimeout(() => void this.#commitSubmissions(), GROUP_COMMIT_MS);
+    });
+  }
+
+  async #commitSubmissions(): Promise<void> {
+    const batch = this.#submissions;
+    this.#submissions = [];
+    const now = Date.now();
+    const outcomes: Outcome<Submitted>[] = [];
+    const toSend: string[] = [];
+    let earliestDelayed: number | null = null;
+    try {
+      this.ctx.storage.transactionSync(() => {
+        let slots = DISPATCH_WINDOW - this.#store.inFlight();
+        for (const { input } of batch) {
+          const outcome = this.#accept(input, now, () => slots-- > 0);
+          outcomes.push(outcome);
+          if (!outcome.ok || outcome.value.deduplicated) continue;
+          if (outcome.value.dispatched) toSend.push(outcome.value.id);
+          else earliestDelayed = Math.min(earliestDelayed ?? Infinity, Math.max(now, input.options.notBeforeMs));
+        }
+      });
+    } catch (error) {
+      // Nothing of this batch was written: say so to every caller, lose nothing accepted.
+      console.error(`AppQueue:submit: commit of ${batch.length} submissions failed`, error);
+      for (const { resolve } of batch) resolve(fail(503, "unavailable", "the task could not be stored; retry"));
+      return;
+    }
+    if (toSend.length > 0) {
+      // The output gate holds these sends until the transaction above is durable.
+      const name = this.#config!.name;
+      try {
+        for (let i = 0; i < toSend.length; i += 100) {
+          const chunk = toSend.slice(i, i + 100).map((id) => ({ body: { app: name, id } satisfies TaskMessage, contentType: "json" as const }));
+          await this.env.TASKS.sendBatch(chunk);
+        }
+        await this.#ensureAlarm(now + REDISPATCH_AFTER_MS);
+      } catch (error) {
+        console.error(`AppQueue:submit: queue send failed for ${toSend.length} tasks of ${name}; the alarm will resend`, error);
+        this.#store.clearDispatched(toSend);
+        await this.#ensureAlarm(Date.now() + SEND_RETRY_MS);
+      }
+    }
+    if (earliestDelayed !== null) await this.#ensureAlarm(earliestDelayed);
+    if (this.#retentionDueAt === null && outcomes.some((outcome) => outcome.ok)) {
+      this.#retentionDueAt = now + this.#config!.retention * 1000;
+      await this.#ensureAlarm(this.#retentionDueAt);
+    }
+    batch.forEach(({ resolve }, i) => resolve(outcomes[i]!));
+  }
+
+  /** Validates and inserts one submission inside the group's transaction. */
+  #accept(input: SubmitInput, now: number, claimDispatchSlot: () => boolean): Outcome<Submitted & { dispatched: boolean }> {
     const config = this.#config;
     const identity = this.#identity;
     if (!config || !identity) return fail(404, "app_not_found", "no such app");
     if (input.request.body.byteLength > config.max_body_bytes) {
       return fail(413, "body_too_large", `request body exceeds this app's limit of ${config.max_body_bytes} bytes`);
     }
-    const now = Date.now();
     const { options } = input;
     if (options.deduplicationId !== null) {
       const existing = this.#store.findDuplicate(options.deduplicationId, now - config.retention * 1000);
-      if (existing) return ok({ id: existing, deduplicated: true });
+      if (existing) return ok({ id: existing, deduplicated: true, dispatched: false });
       this.#store.releaseDeduplicationId(options.deduplicationId);
     }
-
     const id = newTaskId(identity.number, now);
-    const sendNow = config.state === "Active" && options.notBeforeMs <= now && this.#store.inFlight() < DISPATCH_WINDOW;
+    const dispatched = config.state === "Active" && options.notBeforeMs <= now && claimDispatchSlot();
     this.#store.insert({
       id,
       reqId: input.reqId,
       request: input.request,
       createdMs: now,
       etaMs: options.notBeforeMs,
-      dispatchedMs: sendNow ? now : null,
+      dispatchedMs: dispatched ? now : null,
       deduplicationId: options.deduplicationId,
       maxAttempts: options.maxAttempts,
       timeout: options.timeout,
       callback: options.callback,
     });
-    if (sendNow) {
-      // The output gate holds this send until the insert above is durable.
-      try {
-        await this.env.TASKS.send({ app: config.name, id } satisfies TaskMessage, { contentType: "json" });
-      } catch (error) {
-        console.error(`AppQueue:submit: queue send failed for ${config.name}/${id}; the alarm will resend`, error);
-        this.#store.clearDispatched([id]);
-        await this.#ensureAlarm(Date.now() + SEND_RETRY_MS);
-        return ok({ id, deduplicated: false });
-      }
-      await this.#ensureAlarm(now + REDISPATCH_AFTER_MS);
-    } else {
-      await this.#ensureAlarm(Math.max(options.notBeforeMs, now));
-    }
-    return ok({ id, deduplicated: false });
+    return ok({ id, deduplicated: false, dispatched });
   }
 
   // ---- delivery state machine --------------------------------------------------
 
   /** 0 → 1 when the task is due and the app active; otherwise says why not. */
-  async begin(taskId: string): Promise<BeginResult> {
+  begin(taskId: string): Promise<BeginResult> {
+    return this.#grouped(() => this.#begin(taskId, Date.now()));
+  }
+
+  /** Records attempt `attempt`'s result; ignored unless that attempt is the one running. */
+  finish(taskId: string, attempt: number, result: AttemptResult): Promise<FinishResult> {
+    return this.#grouped(() => this.#finishAttempt(taskId, attempt, result, Date.now()));
+  }
+
+  /**
+   * Group commit for the consumer's calls: begin and finish arriving within GROUP_COMMIT_MS
+   * run in one transaction (one fsync), then the outbox and the alarm are seen to once.
+   */
+  #grouped<T>(operation: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#operations.push({ run: operation, resolve: resolve as (value: unknown) => void, reject });
+      if (this.#operations.length === 1) setTimeout(() => void this.#commitOperations(), GROUP_COMMIT_MS);
+    });
+  }
+
+  async #commitOperations(): Promise<void> {
+    const operations = this.#operations;
+    this.#operations = [];
+    const results: unknown[] = [];
+    try {
+      this.ctx.storage.transactionSync(() => {
+        for (const operation of operations) results.push(operation.run());
+      });
+    } catch (error) {
+      console.error(`AppQueue:commit: ${operations.length} operations rolled back`, error);
+      this.#pendingBroadcasts = [];
+      for (const operation of operations) operation.reject(error);
+      return;
+    }
+    try {
+      await this.#afterWrites();
+    } catch (error) {
+      console.error("AppQueue:commit: after-commit work failed; the alarm will retry it", error);
+    }
+    operations.forEach((operation, i) => operation.resolve(results[i]));
+  }
+
+  /** After task writes: tell subscribers, refill the queue window, send notifications, re-arm the alarm. */
+  async #afterWrites(): Promise<void> {
+    const broadcasts = this.#pendingBroadcasts;
+    this.#pendingBroadcasts = [];
+    for (const message of broadcasts) this.#subscribers.broadcast(message);
+    await this.#flushOutbox();
+    await this.#scheduleNext();
+  }
+
+  #begin(taskId: string, now: number): BeginResult {
     const config = this.#config;
     const identity = this.#identity;
     if (!config || !identity) return { run: false, reason: "app_not_found" };
     let task = this.#store.get(taskId);
     if (!task) return { run: false, reason: "task_not_found" };
-    const now = Date.now();
     if (task.state === 1) {
       if (task.lease_ms !== null && task.lease_ms > now) return { run: false, reason: "running" };
       this.#attemptLost(task, now);
-      await this.#scheduleNext();
       task = this.#store.get(taskId)!;
     }
     if (task.state === 10 || task.state === 11) return { run: false, reason: "finished" };
@@ -228,9 +338,6 @@ export class AppQueue extends DurableObject<Env> {
     const attempt = task.attempts + 1;
     const timeoutMs = (task.timeout ?? config.timeout) * 1000;
     this.#store.markDoing(taskId, attempt, now, now + timeoutMs + LEASE_GRACE_MS);
-    await this.#ensureAlarm(now + timeoutMs + LEASE_GRACE_MS);
-    // A slot in the dispatch window just freed: refill it from the outbox.
-    if (this.#store.dueUnsent(now, 1).length > 0) await this.#flushOutbox();
     return {
       run: true,
       delivery: {
@@ -256,29 +363,24 @@ export class AppQueue extends DurableObject<Env> {
     };
   }
 
-  /** Records attempt `attempt`'s result; ignored unless that attempt is the one running. */
-  async finish(taskId: string, attempt: number, result: AttemptResult): Promise<FinishResult> {
+  #finishAttempt(taskId: string, attempt: number, result: AttemptResult, now: number): FinishResult {
     const config = this.#config;
     const task = config ? this.#store.get(taskId) : null;
     if (!config || !task) return { applied: false, state: null };
     if (task.state !== 1 || task.attempts !== attempt) return { applied: false, state: task.state };
-    const now = Date.now();
     if (result.kind === "response") {
       const success = result.status >= 200 && result.status <= 299;
       const room = responseBodyRoom(task, JSON.stringify(result.header));
       const kept = result.body.byteLength > room ? { ...result, body: result.body.subarray(0, room) } : result;
       this.#store.recordAttempt(taskId, now, kept, null, success ? null : `HTTP ${result.status}`);
       if (success) {
-        await this.#finished(taskId, 10, now);
+        this.#finish(taskId, 10, now);
         return { applied: true, state: 10 };
       }
     } else {
       this.#store.recordAttempt(taskId, now, null, result.error, `${result.error}: ${result.detail}`.slice(0, 200));
     }
-    const state = this.#retryOrFail(this.#store.get(taskId)!, now);
-    if (state === 11) await this.#flushOutbox();
-    await this.#scheduleNext();
-    return { applied: true, state };
+    return { applied: true, state: this.#retryOrFail(this.#store.get(taskId)!, now) };
   }
 
   /**
@@ -289,8 +391,8 @@ export class AppQueue extends DurableObject<Env> {
     const config = this.#config!;
     const seq = this.#store.markFinished(taskId, state, now, error);
     const task = this.#store.get(taskId);
-    // Subscribers hear of it now; the output gate holds the frames until the finish is durable.
-    if (task) this.#subscribers.broadcast(JSON.stringify({ ...toRecord(task, config.name), seq }));
+    // Subscribers hear of it once the writes are committed (#afterWrites).
+    if (task && this.#subscribers.open().length > 0) this.#pendingBroadcasts.push(JSON.stringify({ ...toRecord(task, config.name), seq }));
     if (task?.callback) this.#store.addNotification(taskId, "callback", task.callback, now);
     if (config.notify.state === "On" && config.notify.url && config.notify.events.includes("TaskFinish")) {
       this.#store.addNotification(taskId, "notify", config.notify.url, now);
@@ -299,8 +401,7 @@ export class AppQueue extends DurableObject<Env> {
 
   async #finished(taskId: string, state: 10 | 11, now: number, error?: string): Promise<void> {
     this.#finish(taskId, state, now, error);
-    await this.#flushOutbox();
-    await this.#scheduleNext();
+    await this.#afterWrites();
   }
 
   /** A failed attempt either schedules the next one (→ 0) or ends the task (→ 11). */
@@ -431,9 +532,10 @@ export class AppQueue extends DurableObject<Env> {
         this.#finish(id, 11, now, "expired");
       }
       this.#store.deleteFinishedBefore(now - retentionMs);
+      this.#retentionDueAt = undefined;
       for (const task of this.#store.expiredLeases(now)) this.#attemptLost(task, now);
       this.#store.forgetStaleDispatches(now - REDISPATCH_AFTER_MS);
-      await this.#flushOutbox();
+      await this.#afterWrites();
     } catch (error) {
       console.error("AppQueue:alarm", error);
       throw error; // the runtime retries a throwing alarm
@@ -519,15 +621,19 @@ export class AppQueue extends DurableObject<Env> {
     const tasks = this.#store.nextWakeMs(REDISPATCH_AFTER_MS, config.retention * 1000, config.state === "Paused");
     const notifications = this.#store.nextNotificationWakeMs(REDISPATCH_AFTER_MS);
     if (this.#subscriberCheckAt === undefined) this.#subscriberCheckAt = this.#subscribers.reap(Date.now());
-    const candidates = [tasks, notifications, this.#subscriberCheckAt].filter((at): at is number => at !== null);
+    if (this.#retentionDueAt === undefined) this.#retentionDueAt = this.#store.unfinishedRetentionDueMs(config.retention * 1000);
+    const candidates = [tasks, notifications, this.#subscriberCheckAt, this.#retentionDueAt].filter((at): at is number => at !== null);
     const next = candidates.length ? Math.min(...candidates) : null;
     if (next === null) {
       if (this.#alarmAt !== null) await this.ctx.storage.deleteAlarm();
       this.#alarmAt = null;
       return;
     }
+    // An alarm earlier than needed is harmless (it finds little to do and re-arms); moving it
+    // later on every change would cost a storage write per batch. So it only moves earlier,
+    // or is set when none is pending.
     const at = Math.max(next, Date.now());
-    if (this.#alarmAt !== at) {
+    if (this.#alarmAt === null || at < this.#alarmAt || this.#alarmAt < Date.now()) {
       await this.ctx.storage.setAlarm(at);
       this.#alarmAt = at;
     }

@@ -39,7 +39,15 @@ CREATE TABLE IF NOT EXISTS tasks (
   callback TEXT,
   seq INTEGER
 );
-CREATE INDEX IF NOT EXISTS tasks_by_state_eta ON tasks(state, eta_ms);
+-- Partial indexes: each holds only the rows one duty looks for, so the outbox, the queue window
+-- and the running attempts are found without reading the backlog, and a row costs index writes
+-- only while it is in that condition.
+-- The outbox: waiting tasks without a queue message, by when they are due.
+CREATE INDEX IF NOT EXISTS tasks_outbox ON tasks(eta_ms) WHERE state = 0 AND dispatched_ms IS NULL;
+-- The queue window: waiting tasks with a message in flight (at most DISPATCH_WINDOW rows).
+CREATE INDEX IF NOT EXISTS tasks_in_flight ON tasks(dispatched_ms) WHERE state = 0 AND dispatched_ms IS NOT NULL;
+-- Running attempts, by when their lease runs out.
+CREATE INDEX IF NOT EXISTS tasks_running ON tasks(lease_ms) WHERE state = 1;
 CREATE TABLE IF NOT EXISTS notifications (
   task_id TEXT NOT NULL,
   kind TEXT NOT NULL,
@@ -119,6 +127,10 @@ export interface Outcome {
 const blob = (bytes: Uint8Array): ArrayBuffer => bytes.slice().buffer as ArrayBuffer;
 
 const nanos = (ms: number) => ms * 1_000_000;
+
+/** Task ids start with their creation time in ms as 12 hex digits (shared/task-id.ts). */
+const createdMsOf = (id: string) => Number.parseInt(id.slice(0, 12), 16);
+const idPrefixOf = (ms: number) => ms.toString(16).padStart(12, "0");
 
 export class TaskStore {
   readonly #sql: SqlStorage;
@@ -293,7 +305,8 @@ export class TaskStore {
   /** Unfinished tasks created before `beforeMs`: past retention, they expire. */
   unfinishedCreatedBefore(beforeMs: number): string[] {
     return this.#sql
-      .exec<{ id: string }>("SELECT id FROM tasks WHERE state IN (0, 1) AND created_ms < ?", beforeMs)
+      // Task ids begin with their creation time: a primary-key range covers exactly the old ones.
+      .exec<{ id: string }>("SELECT id FROM tasks WHERE id < ? AND state IN (0, 1) AND created_ms < ?", idPrefixOf(beforeMs), beforeMs)
       .toArray()
       .map((row) => row.id);
   }
@@ -310,23 +323,32 @@ export class TaskStore {
    * retention deadline of the oldest task. Null when there is nothing to do.
    */
   nextWakeMs(redispatchAfterMs: number, retentionMs: number, paused: boolean): number | null {
+    // Each subquery reads one partial index and stops at its first row: cheap behind any backlog.
     const row = this.#sql
-      .exec<{ waiting: number | null; lease: number | null; oldest: number | null; finished: number | null }>(
+      .exec<{ due: number | null; sent: number | null; lease: number | null; finished: number | null }>(
         `SELECT
-           (SELECT MIN(CASE WHEN dispatched_ms IS NULL THEN eta_ms ELSE dispatched_ms + ? END) FROM tasks WHERE state = 0) AS waiting,
+           (SELECT MIN(eta_ms) FROM tasks WHERE state = 0 AND dispatched_ms IS NULL) AS due,
+           (SELECT MIN(dispatched_ms) FROM tasks WHERE state = 0 AND dispatched_ms IS NOT NULL) AS sent,
            (SELECT MIN(lease_ms) FROM tasks WHERE state = 1) AS lease,
-           (SELECT MIN(created_ms) FROM tasks WHERE state IN (0, 1)) AS oldest,
            (SELECT MIN(finished_ms) FROM tasks WHERE finished_ms IS NOT NULL) AS finished`,
-        redispatchAfterMs,
       )
       .one();
     const candidates = [
-      paused ? null : row.waiting,
+      paused ? null : row.due,
+      paused || row.sent === null ? null : row.sent + redispatchAfterMs,
       row.lease,
-      row.oldest === null ? null : row.oldest + retentionMs,
       row.finished === null ? null : row.finished + retentionMs,
     ].filter((value): value is number => value !== null);
     return candidates.length ? Math.min(...candidates) : null;
+  }
+
+  /**
+   * When the oldest unfinished task reaches the end of its retention. This walks the primary
+   * key past finished tasks, so the object asks only once per wake-up and after each alarm.
+   */
+  unfinishedRetentionDueMs(retentionMs: number): number | null {
+    const row = this.#sql.exec<{ id: string }>("SELECT id FROM tasks WHERE state IN (0, 1) ORDER BY id LIMIT 1").toArray()[0];
+    return row ? createdMsOf(row.id) + retentionMs : null;
   }
 
   // ---- notifications: finished-task records POSTed to a callback or the app's notify url ----

@@ -177,11 +177,13 @@ describe("retention", () => {
     const finished = await parkedTask(app);
     await stub.begin(finished);
     await stub.finish(finished, 1, ok200);
-    const waiting = await submit(app, "/far", { body: "{}", headers: { "asyncgate-delay": "1h" } });
+    const submitted = await submit(app, "/far", { body: "{}", headers: { "asyncgate-delay": "1h" } });
+    // As if both were 61 s old: a task id starts with its creation time, so the id ages too.
+    const old = Date.now() - 61_000;
+    const waiting = old.toString(16).padStart(12, "0") + submitted.slice(12);
     await runInDurableObject(stub, (_instance: AppQueue, state) => {
-      const old = Date.now() - 61_000;
       state.storage.sql.exec("UPDATE tasks SET finished_ms = ? WHERE id = ?", old, finished);
-      state.storage.sql.exec("UPDATE tasks SET created_ms = ? WHERE id = ?", old, waiting);
+      state.storage.sql.exec("UPDATE tasks SET id = ?, created_ms = ? WHERE id = ?", waiting, old, submitted);
     });
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     expect((await call(`${CONTROL}/v1/task/${finished}`)).status).toBe(404);
@@ -197,12 +199,10 @@ describe("outbox", () => {
     const id = await runInDurableObject(stub, async (instance: AppQueue) => {
       const bindings = Reflect.get(instance, "env") as Env;
       const queue = bindings.TASKS;
-      bindings.TASKS = {
-        ...queue,
-        send: async () => {
-          throw new Error("queue unavailable");
-        },
-      } as Queue;
+      const unavailable = async () => {
+        throw new Error("queue unavailable");
+      };
+      bindings.TASKS = { send: unavailable, sendBatch: unavailable } as unknown as Queue;
       try {
         const result = await instance.submit({
           reqId: "outbox",

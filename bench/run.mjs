@@ -1,0 +1,354 @@
+// `npm run bench [-- --quick]`: asyncgate against the bare Worker and a Node + BullMQ + Redis
+// peer, in one run, loopback only, bounded in time. Prints one markdown table and writes it,
+// with machine, versions and date, to bench/results/latest.md.
+import { execFileSync, spawnSync } from "node:child_process";
+import { writeFileSync, readFileSync } from "node:fs";
+import { request } from "node:http";
+import { cpus, totalmem } from "node:os";
+import autocannon from "autocannon";
+import qiniu from "qiniu";
+import WebSocket from "ws";
+import { startOrigin } from "../scripts/origin.mjs";
+import { cpuSeconds, rssMb } from "./proc.mjs";
+import { KEYS, redisAvailable, startBullmq, startDirect, startWranglerDev } from "./systems.mjs";
+
+const quick = process.argv.includes("--quick");
+const onlyIndex = process.argv.indexOf("--only");
+/** `--only drain,subscribers`: run just these sections (for iterating on one of them). */
+const only = onlyIndex === -1 ? null : new Set(process.argv[onlyIndex + 1]?.split(","));
+const enabled = (section) => !only || only.has(section);
+const P = {
+  ingestSeconds: quick ? 2 : 5,
+  rounds: 3,
+  latencySamples: quick ? 30 : 200,
+  drainTasks: quick ? 2_000 : 10_000,
+  subscribers: 1_000,
+  scaleSeconds: quick ? 2 : 5,
+};
+const BODY = JSON.stringify({ payload: "x".repeat(1024 - 16) }); // 1 KiB of JSON
+const mac = new qiniu.auth.digest.Mac(KEYS.accessKey, KEYS.secretKey);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const percentile = (values, p) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((p / 100) * values.length))];
+const started = Date.now();
+const log = (message) => console.error(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${message}`);
+
+function sign(method, host, path, body = "", contentType = body ? "application/json" : "") {
+  return qiniu.util.generateAccessTokenV2(mac, `http://${host}${path}`, method, contentType, body || undefined, {});
+}
+
+function call(port, host, method, path, body = "") {
+  const headers = { host, authorization: sign(method, host, path, body) };
+  if (body) headers["content-type"] = "application/json";
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, method, path, headers }, (res) => {
+      let data = "";
+      res.on("data", (chunk) => (data += chunk));
+      res.on("end", () => resolve({ status: res.statusCode, json: () => JSON.parse(data), text: data }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+const submitRequest = (host) => ({
+  method: "POST",
+  path: "/bench",
+  headers: { host, "content-type": "application/json", authorization: sign("POST", host, "/bench", BODY) },
+  body: BODY,
+});
+
+async function load(port, requests, connections, seconds) {
+  const result = await autocannon({ url: `http://127.0.0.1:${port}`, connections, duration: seconds, requests, timeout: 10 });
+  const ok = result["2xx"];
+  return { rps: ok / seconds, p50: result.latency.p50, p99: result.latency.p99, ok, errors: result.non2xx + result.errors + result.timeouts };
+}
+
+// ---- the gateway's apps ------------------------------------------------------------------
+
+async function createApp(system, name, config = {}) {
+  const control = `localhost:${system.port}`;
+  await call(system.port, control, "DELETE", `/v1/apps/${name}`);
+  const created = await call(system.port, control, "POST", "/v1/apps", JSON.stringify({ name, origin: ORIGIN.url, ...config }));
+  if (created.status !== 201) throw new Error(`create ${name}: ${created.status} ${created.text}`);
+}
+
+async function stats(system, name) {
+  return (await call(system.port, `localhost:${system.port}`, "GET", `/v1/apps/${name}`)).json().stats;
+}
+
+async function drained(system, name, timeoutMs = 120_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { waiting, doing } = await stats(system, name);
+    if (waiting + doing === 0) return;
+    if (Date.now() > deadline) throw new Error(`${name} did not drain`);
+    await sleep(250);
+  }
+}
+
+function subscriber(port, app) {
+  const path = `/v1/tasks?app=${app}`;
+  const host = `localhost:${port}`;
+  return new WebSocket(`ws://127.0.0.1:${port}${path}`, { headers: { host, authorization: sign("GET", host, path) } });
+}
+
+// ---- sections -------------------------------------------------------------------------------
+
+const rows = [];
+const row = (section, system, setting, cells) => rows.push({ section, system, setting, ...cells });
+
+async function ingest(systems) {
+  const runs = new Map();
+  for (let round = 1; round <= P.rounds; round++) {
+    for (const system of systems) {
+      for (const connections of [16, 64]) {
+        const host = system.appHost ?? `bench.async.localhost:${system.port}`;
+        const cpu0 = cpuSeconds(system.pids());
+        const result = await load(system.port, [submitRequest(host)], connections, P.ingestSeconds);
+        const cpu = cpuSeconds(system.pids()) - cpu0;
+        const key = `${system.name}|${system.mode}|${connections}`;
+        runs.set(key, [...(runs.get(key) ?? []), { ...result, cpuUs: (cpu / Math.max(1, result.ok)) * 1e6 }]);
+        log(`ingest round ${round} ${key}: ${result.rps.toFixed(0)} req/s, p99 ${result.p99} ms, errors ${result.errors}`);
+        if (system.drain) await system.drain();
+      }
+    }
+  }
+  const summary = new Map();
+  for (const [key, list] of runs) {
+    summary.set(key, {
+      rps: median(list.map((r) => r.rps)),
+      p50: median(list.map((r) => r.p50)),
+      p99: median(list.map((r) => r.p99)),
+      cpuUs: median(list.map((r) => r.cpuUs)),
+      errors: list.reduce((sum, r) => sum + r.errors, 0),
+    });
+  }
+  for (const [key, s] of summary) {
+    const [name, mode, connections] = key.split("|");
+    const bare = summary.get(`bare worker|${mode === "node" ? "workerd direct" : mode}|${connections}`);
+    const ratio = bare && name !== "bare worker" ? ` (${(s.rps / bare.rps).toFixed(2)}× rps, ${(s.p99 / Math.max(1, bare.p99)).toFixed(2)}× p99, ${(s.cpuUs / bare.cpuUs).toFixed(2)}× CPU)` : "";
+    row("1 ingest", name, `${mode}, c${connections}`, {
+      throughput: `${s.rps.toFixed(0)} req/s`,
+      p50: s.p50,
+      p99: s.p99,
+      cpu: s.cpuUs.toFixed(0),
+      note: `${ratio}${s.errors ? ` ${s.errors} errors` : ""}`.trim(),
+    });
+  }
+  return summary;
+}
+
+async function latency(system) {
+  const port = system.port;
+  const host = `latency.async.localhost:${port}`;
+  await createApp(system, "latency");
+  const ws = subscriber(port, "latency");
+  const pushedAt = new Map();
+  ws.on("message", (data) => {
+    const text = data.toString();
+    if (text.startsWith("{")) {
+      const frame = JSON.parse(text);
+      if (frame.id) pushedAt.set(frame.id, Date.now());
+    }
+  });
+  await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
+  const receivedAt = () => new Map(ORIGIN.received.map((r) => [r.headers["asyncgate-task-id"], r.at]));
+
+  const sample = async (label, background) => {
+    const submits = [];
+    let heavy = null;
+    if (background) heavy = load(port, [submitRequest(`bench.async.localhost:${port}`)], 16, Math.ceil((P.latencySamples * 40) / 1000) + 1);
+    for (let i = 0; i < P.latencySamples; i++) {
+      const t0 = Date.now();
+      const response = await call(port, host, "POST", "/lat", "{}");
+      submits.push({ id: response.json().id, t0 });
+      await sleep(40);
+    }
+    const heavyResult = heavy ? await heavy : null;
+    await sleep(2_000);
+    const origin = receivedAt();
+    const toOrigin = submits.filter((s) => origin.has(s.id)).map((s) => origin.get(s.id) - s.t0);
+    const toSubscriber = submits.filter((s) => pushedAt.has(s.id)).map((s) => pushedAt.get(s.id) - s.t0);
+    const note = heavyResult ? `background c16 at ${heavyResult.rps.toFixed(0)} req/s` : "one task every 40 ms";
+    row("2 end-to-end", "asyncgate", `${system.mode}, ${label}: submit → origin`, { p50: percentile(toOrigin, 50), p99: percentile(toOrigin, 99), note: `${note}; ${toOrigin.length}/${submits.length} seen` });
+    row("2 end-to-end", "asyncgate", `${system.mode}, ${label}: submit → subscriber`, { p50: percentile(toSubscriber, 50), p99: percentile(toSubscriber, 99), note: `${toSubscriber.length}/${submits.length} seen` });
+    log(`latency ${label}: origin p50 ${percentile(toOrigin, 50)} ms, subscriber p50 ${percentile(toSubscriber, 50)} ms`);
+  };
+  await sample("light", false);
+  await sample("heavy", true);
+  ws.close();
+  if (system.drain) await system.drain();
+  return pushedAt;
+}
+
+async function drain(system) {
+  const port = system.port;
+  await createApp(system, "drain", { state: "Paused" });
+  const host = `drain.async.localhost:${port}`;
+  const result = await autocannon({ url: `http://127.0.0.1:${port}`, connections: 32, amount: P.drainTasks, requests: [submitRequest(host)], timeout: 10 });
+  const accepted = result["2xx"];
+  const cpu0 = cpuSeconds(system.pids());
+  const t0 = Date.now();
+  await call(port, `localhost:${port}`, "PATCH", "/v1/apps/drain", JSON.stringify({ state: "Active" }));
+  let done = 0;
+  while (Date.now() - t0 < 600_000) {
+    const s = await stats(system, "drain");
+    done = s.success + s.failed;
+    if (done >= accepted) break;
+    await sleep(200);
+  }
+  const seconds = (Date.now() - t0) / 1000;
+  const cpuUs = ((cpuSeconds(system.pids()) - cpu0) / Math.max(1, done)) * 1e6;
+  row("3 drain", "asyncgate", `${system.mode}, backlog ${accepted}`, { throughput: `${(done / seconds).toFixed(0)} tasks/s`, cpu: cpuUs.toFixed(0), note: `${done} delivered in ${seconds.toFixed(1)} s` });
+  log(`drain: ${done} in ${seconds.toFixed(1)} s`);
+}
+
+async function subscribers(system) {
+  const port = system.port;
+  await createApp(system, "subs", { max_subscribers: P.subscribers });
+  const rss0 = rssMb(system.workerdPids());
+  const sockets = [];
+  const arrivals = [];
+  for (let i = 0; i < P.subscribers; i++) {
+    const ws = subscriber(port, "subs");
+    ws.on("message", (data) => {
+      const text = data.toString();
+      if (text.startsWith("{") && text.includes('"seq"') && !text.includes('"hello"')) arrivals.push(Date.now());
+    });
+    sockets.push(new Promise((resolve, reject) => ws.once("open", () => resolve(ws)).once("error", reject)));
+  }
+  const open = await Promise.all(sockets);
+  // Heartbeat every 10 s, staggered, from now on.
+  const timers = open.map((ws, i) => {
+    const beat = () => ws.readyState === WebSocket.OPEN && ws.send("OK");
+    const start = setTimeout(() => {
+      beat();
+      timers[i] = setInterval(beat, 10_000);
+    }, (i * 10_000) / open.length);
+    return start;
+  });
+  await sleep(3_000);
+  const rss1 = rssMb(system.workerdPids());
+  const cpu0 = cpuSeconds(system.workerdPids());
+  await sleep(10_000);
+  const cpuPerBeat = ((cpuSeconds(system.workerdPids()) - cpu0) / open.length) * 1e6;
+  const rss2 = rssMb(system.workerdPids()); // the object has hibernated by now: heartbeats never woke it
+  const t0 = Date.now();
+  await call(port, `subs.async.localhost:${port}`, "POST", "/fan", "{}");
+  while (arrivals.length < open.length && Date.now() - t0 < 30_000) await sleep(5);
+  const fanOut = arrivals.length ? Math.max(...arrivals) - t0 : NaN;
+  const stillOpen = open.filter((ws) => ws.readyState === WebSocket.OPEN).length;
+  for (const timer of timers) clearInterval(timer), clearTimeout(timer);
+  for (const ws of open) ws.close();
+  row("4 subscribers", "asyncgate", `${system.mode}, ${open.length} idle, OK every 10 s`, {
+    throughput: `+${(rss1 - rss0).toFixed(1)} MB RSS`,
+    cpu: cpuPerBeat.toFixed(0),
+    note: `CPU µs per heartbeat; workerd RSS ${rss0.toFixed(0)} → ${rss1.toFixed(0)} MB (${rss2.toFixed(0)} MB after 10 s idle); one result reached ${arrivals.length}/${open.length} in ${fanOut} ms (submit → last); ${stillOpen} still open`,
+  });
+  log(`subscribers: +${(rss1 - rss0).toFixed(1)} MB, fan-out ${fanOut} ms`);
+  return { rssMb: rss1 - rss0, fanOut };
+}
+
+async function scale(system) {
+  const results = [];
+  for (const apps of [1, 4, 16]) {
+    const names = Array.from({ length: apps }, (_, i) => `scale${apps}-${i}`);
+    for (const name of names) await createApp(system, name, { state: "Paused" });
+    const requests = names.map((name) => submitRequest(`${name}.async.localhost:${system.port}`));
+    const cpu0 = cpuSeconds(system.pids());
+    const result = await load(system.port, requests, 64, P.scaleSeconds);
+    const cpuUs = ((cpuSeconds(system.pids()) - cpu0) / Math.max(1, result.ok)) * 1e6;
+    results.push(result.rps);
+    row("5 scale", "asyncgate", `${system.mode}, c64, ${apps} app${apps > 1 ? "s" : ""}`, {
+      throughput: `${result.rps.toFixed(0)} req/s`,
+      p50: result.p50,
+      p99: result.p99,
+      cpu: cpuUs.toFixed(0),
+      note: `${(result.rps / results[0]).toFixed(2)}× one app${result.errors ? `, ${result.errors} errors` : ""}`,
+    });
+    log(`scale ${apps}: ${result.rps.toFixed(0)} req/s`);
+  }
+}
+
+// ---- main ---------------------------------------------------------------------------------------
+
+const ORIGIN = await startOrigin({ quiet: true });
+const vars = { ADMIN_ACCESS_KEY: KEYS.accessKey, ADMIN_SECRET_KEY: KEYS.secretKey, ALLOW_PRIVATE_ORIGINS: "true" };
+const systems = [];
+const stopAll = async () => {
+  for (const system of systems) await system.stop().catch(() => {});
+  await ORIGIN.close();
+};
+process.once("SIGINT", () => void stopAll().then(() => process.exit(130)));
+process.once("uncaughtException", (error) => {
+  console.error(error);
+  void stopAll().finally(() => process.exit(1));
+});
+
+try {
+  log(`starting systems (${quick ? "quick" : "full"} run)`);
+  systems.push(await startWranglerDev("bare worker", "bench/bare.wrangler.toml"));
+  systems.push(await startDirect("bare worker", "bare"));
+  const gatewayDev = await startWranglerDev("asyncgate", "wrangler.toml", vars);
+  const gatewayDirect = await startDirect("asyncgate", "asyncgate", vars);
+  systems.push(gatewayDev, gatewayDirect);
+  for (const system of [gatewayDev, gatewayDirect]) {
+    await createApp(system, "bench");
+    system.drain = () => drained(system, "bench");
+  }
+  let bullmqNote = null;
+  if (redisAvailable()) {
+    const peer = await startBullmq();
+    peer.appHost = `bench.async.localhost:${peer.port}`;
+    systems.push(peer);
+  } else {
+    bullmqNote = "redis-server is not installed: the Node + BullMQ row is skipped (sudo apt-get install redis-server)";
+    log(bullmqNote);
+  }
+
+  const summary = enabled("ingest") ? await ingest(systems) : null;
+  if (enabled("latency")) await latency(gatewayDirect);
+  if (enabled("drain")) await drain(gatewayDirect);
+  const subs = enabled("subscribers") ? await subscribers(gatewayDirect) : null;
+  if (enabled("scale")) await scale(gatewayDirect);
+
+  // ---- the table and the targets ----
+  const cell = (value) => (value === undefined || value === null || Number.isNaN(value) ? "" : String(value));
+  const table = [
+    "| section | system | setting | throughput / result | p50 ms | p99 ms | CPU µs per task | notes |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ...rows.map((r) => `| ${r.section} | ${r.system} | ${r.setting} | ${cell(r.throughput)} | ${cell(r.p50)} | ${cell(r.p99)} | ${cell(r.cpu)} | ${cell(r.note)} |`),
+  ].join("\n");
+  const gw = summary?.get("asyncgate|workerd direct|64");
+  const bare = summary?.get("bare worker|workerd direct|64");
+  const light = rows.find((r) => r.setting.startsWith("workerd direct, light: submit → subscriber"));
+  const targets = [
+    gw && `- ingest at c64, workerd direct: ${(gw.rps / bare.rps).toFixed(2)}× the bare Worker (target ≥ 0.5)`,
+    gw && `- p99 at c64: ${(gw.p99 / Math.max(1, bare.p99)).toFixed(2)}× the bare Worker's (target ≤ 2)`,
+    gw && `- CPU per accepted task: ${(gw.cpuUs / bare.cpuUs).toFixed(2)}× the bare Worker's (target ≤ 2)`,
+    light && `- submit → subscriber p50 at light load: ${light.p50} ms (target ≤ 20)`,
+    subs && `- 1,000 idle subscribers: +${subs.rssMb.toFixed(1)} MB workerd RSS (target < 50)`,
+  ].filter(Boolean);
+  const versions = {
+    node: process.version,
+    wrangler: JSON.parse(readFileSync("node_modules/wrangler/package.json", "utf8")).version,
+    workerd: JSON.parse(readFileSync("node_modules/workerd/package.json", "utf8")).version,
+    redis: redisAvailable() ? execFileSync("redis-server", ["--version"], { encoding: "utf8" }).trim().split(" ")[2] : "absent",
+    bullmq: JSON.parse(readFileSync("node_modules/bullmq/package.json", "utf8")).version,
+  };
+  const header = [
+    `# asyncgate benchmark (${quick ? "quick" : "full"})`,
+    "",
+    `${new Date().toISOString()} · ${cpus().length} × ${cpus()[0]?.model ?? "cpu"} · ${(totalmem() / 2 ** 30).toFixed(0)} GiB · ` +
+      Object.entries(versions).map(([name, version]) => `${name} ${version}`).join(" · "),
+    "",
+    `Ingest: signed 1 KiB JSON POSTs (autocannon), ${P.rounds} interleaved rounds of ${P.ingestSeconds} s per system and concurrency, medians; CPU is the server processes' (workerd, plus wrangler's proxy under wrangler dev; node + redis for the peer) per accepted request.`,
+    "",
+  ].join("\n");
+  const output = `${header}${table}\n\nTargets (workerd direct):\n${targets.join("\n")}\n${bullmqNote ? `\n${bullmqNote}\n` : ""}\nTook ${((Date.now() - started) / 1000).toFixed(0)} s.\n`;
+  console.log(output);
+  writeFileSync("bench/results/latest.md", output);
+} finally {
+  await stopAll();
+}
