@@ -1,10 +1,11 @@
 // `npm run bench [-- --quick]`: asyncgate against the bare Worker and a Node + BullMQ + Redis
 // peer, in one run, loopback only, bounded in time. Prints one markdown table and writes it,
 // with machine, versions and date, to bench/results/latest.md.
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { writeFileSync, readFileSync } from "node:fs";
 import { request } from "node:http";
-import { cpus, totalmem } from "node:os";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
 import autocannon from "autocannon";
 import qiniu from "qiniu";
 import WebSocket from "ws";
@@ -58,10 +59,53 @@ const submitRequest = (host) => ({
   body: BODY,
 });
 
+/**
+ * Loads a server for `seconds`: with wrk (C, one thread: it leaves the 2 cores to the server)
+ * when it is installed, else with autocannon (Node, which costs the server about a core).
+ */
 async function load(port, requests, connections, seconds) {
+  if (WRK) return loadWithWrk(port, requests, connections, seconds);
   const result = await autocannon({ url: `http://127.0.0.1:${port}`, connections, duration: seconds, requests, timeout: 10 });
   const ok = result["2xx"];
   return { rps: ok / seconds, p50: result.latency.p50, p99: result.latency.p99, ok, errors: result.non2xx + result.errors + result.timeouts };
+}
+
+const WRK = spawnSync("wrk", ["--version"], { encoding: "utf8" }).stdout?.includes("wrk") || spawnSync("wrk", ["--version"], { encoding: "utf8" }).stderr?.includes("wrk");
+const LOADER = WRK ? "wrk (1 thread)" : "autocannon";
+
+async function loadWithWrk(port, requests, connections, seconds) {
+  // One Lua script cycles through the requests (one per app host), each with its own headers.
+  const lua = `
+local requests = {${requests
+    .map((r) => `{ method = "${r.method}", path = "${r.path}", body = ${JSON.stringify(r.body)}, headers = { ${Object.entries(r.headers)
+      .map(([name, value]) => `["${name === "host" ? "Host" : name}"] = ${JSON.stringify(value)}`)
+      .join(", ")} } }`)
+    .join(",\n")}}
+local i = 0
+request = function()
+  i = i % #requests + 1
+  local r = requests[i]
+  return wrk.format(r.method, r.path, r.headers, r.body)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %d %d %d\\n", summary.requests, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.duration, latency:percentile(50), latency:percentile(99), 0))
+end
+`;
+  const script = join(tmpdir(), `asyncgate-wrk-${process.pid}.lua`);
+  writeFileSync(script, lua);
+  const { stdout } = await new Promise((resolve, reject) => {
+    const child = spawn("wrk", ["-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "10s", "-s", script, `http://127.0.0.1:${port}`], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (chunk) => (out += chunk));
+    child.on("close", () => resolve({ stdout: out }));
+    child.on("error", reject);
+  });
+  const match = /RESULT (\d+) (\d+) (\d+) (\d+) (\d+)/.exec(stdout);
+  if (!match) throw new Error(`wrk printed no result:\n${stdout}`);
+  const [total, errors, durationUs, p50Us, p99Us] = match.slice(1).map(Number);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0);
+  const ok = total - non2xx;
+  return { rps: ok / (durationUs / 1e6), p50: Number((p50Us / 1000).toFixed(1)), p99: Number((p99Us / 1000).toFixed(1)), ok, errors: errors + non2xx };
 }
 
 // ---- the gateway's apps ------------------------------------------------------------------
@@ -75,16 +119,6 @@ async function createApp(system, name, config = {}) {
 
 async function stats(system, name) {
   return (await call(system.port, `localhost:${system.port}`, "GET", `/v1/apps/${name}`)).json().stats;
-}
-
-async function drained(system, name, timeoutMs = 120_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { waiting, doing } = await stats(system, name);
-    if (waiting + doing === 0) return;
-    if (Date.now() > deadline) throw new Error(`${name} did not drain`);
-    await sleep(250);
-  }
 }
 
 function subscriber(port, app) {
@@ -103,14 +137,19 @@ async function ingest(systems) {
   for (let round = 1; round <= P.rounds; round++) {
     for (const system of systems) {
       for (const connections of [16, 64]) {
-        const host = system.appHost ?? `bench.async.localhost:${system.port}`;
+        // asyncgate: a fresh, active app per run, so the run includes its own queue sends and
+        // deliveries (steady state), then paused so its leftover backlog cannot load the next run.
+        const app = `ingest-${round}-${connections}`;
+        if (system.createApp) await system.createApp(app);
+        const host = system.createApp ? `${app}.async.localhost:${system.port}` : `bench.async.localhost:${system.port}`;
         const cpu0 = cpuSeconds(system.pids());
         const result = await load(system.port, [submitRequest(host)], connections, P.ingestSeconds);
         const cpu = cpuSeconds(system.pids()) - cpu0;
+        if (system.pauseApp) await system.pauseApp(app);
         const key = `${system.name}|${system.mode}|${connections}`;
         runs.set(key, [...(runs.get(key) ?? []), { ...result, cpuUs: (cpu / Math.max(1, result.ok)) * 1e6 }]);
         log(`ingest round ${round} ${key}: ${result.rps.toFixed(0)} req/s, p99 ${result.p99} ms, errors ${result.errors}`);
-        if (system.drain) await system.drain();
+        await sleep(300);
       }
     }
   }
@@ -143,6 +182,7 @@ async function latency(system) {
   const port = system.port;
   const host = `latency.async.localhost:${port}`;
   await createApp(system, "latency");
+  await createApp(system, "background");
   const ws = subscriber(port, "latency");
   const pushedAt = new Map();
   ws.on("message", (data) => {
@@ -158,7 +198,7 @@ async function latency(system) {
   const sample = async (label, background) => {
     const submits = [];
     let heavy = null;
-    if (background) heavy = load(port, [submitRequest(`bench.async.localhost:${port}`)], 16, Math.ceil((P.latencySamples * 40) / 1000) + 1);
+    if (background) heavy = load(port, [submitRequest(`background.async.localhost:${port}`)], 16, Math.ceil((P.latencySamples * 40) / 1000) + 1);
     for (let i = 0; i < P.latencySamples; i++) {
       const t0 = Date.now();
       const response = await call(port, host, "POST", "/lat", "{}");
@@ -178,7 +218,7 @@ async function latency(system) {
   await sample("light", false);
   await sample("heavy", true);
   ws.close();
-  if (system.drain) await system.drain();
+  await system.pauseApp("background");
   return pushedAt;
 }
 
@@ -294,12 +334,12 @@ try {
   const gatewayDirect = await startDirect("asyncgate", "asyncgate", vars);
   systems.push(gatewayDev, gatewayDirect);
   for (const system of [gatewayDev, gatewayDirect]) {
-    await createApp(system, "bench");
-    system.drain = () => drained(system, "bench");
+    system.createApp = (name) => createApp(system, name);
+    system.pauseApp = (name) => call(system.port, `localhost:${system.port}`, "PATCH", `/v1/apps/${name}`, JSON.stringify({ state: "Paused" }));
   }
   let bullmqNote = null;
   if (redisAvailable()) {
-    const peer = await startBullmq();
+    const peer = await startBullmq(ORIGIN.url);
     peer.appHost = `bench.async.localhost:${peer.port}`;
     systems.push(peer);
   } else {
@@ -343,7 +383,7 @@ try {
     `${new Date().toISOString()} · ${cpus().length} × ${cpus()[0]?.model ?? "cpu"} · ${(totalmem() / 2 ** 30).toFixed(0)} GiB · ` +
       Object.entries(versions).map(([name, version]) => `${name} ${version}`).join(" · "),
     "",
-    `Ingest: signed 1 KiB JSON POSTs (autocannon), ${P.rounds} interleaved rounds of ${P.ingestSeconds} s per system and concurrency, medians; CPU is the server processes' (workerd, plus wrangler's proxy under wrangler dev; node + redis for the peer) per accepted request.`,
+    `Ingest: signed 1 KiB JSON POSTs (${LOADER}), ${P.rounds} interleaved rounds of ${P.ingestSeconds} s per system and concurrency, medians; CPU is the server processes' (workerd, plus wrangler's proxy under wrangler dev; node + redis for the peer) per accepted request.`,
     "",
   ].join("\n");
   const output = `${header}${table}\n\nTargets (workerd direct):\n${targets.join("\n")}\n${bullmqNote ? `\n${bullmqNote}\n` : ""}\nTook ${((Date.now() - started) / 1000).toFixed(0)} s.\n`;

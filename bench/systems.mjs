@@ -137,7 +137,7 @@ export async function startDirect(name, kind, vars = {}) {
       modules: true,
       scriptPath: await bundleAsyncgate(),
       bindings: { ...workerOptions.bindings, ...vars },
-      durableObjectsPersist: persist,
+      durableObjectsPersist: process.env.BENCH_NO_PERSIST ? false : persist,
     };
   } else {
     options = { name: "bare", modules: true, scriptPath: "bench/bare-worker.js", compatibilityDate: "2026-10-01" };
@@ -163,14 +163,14 @@ export function redisAvailable() {
 }
 
 /** The Node HTTP + BullMQ peer with its own redis-server. */
-export async function startBullmq() {
+export async function startBullmq(originUrl) {
   const redisPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "asyncgate-bench-redis-"));
   const redis = track(spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no"], { stdio: "ignore", detached: true }));
   await waitFor(() => spawnSync("redis-cli", ["-p", String(redisPort), "ping"], { encoding: "utf8" }).stdout?.includes("PONG"), "redis-server");
   const port = await freePort();
   const peer = track(
-    spawn("node_modules/.bin/node", ["bench/bullmq-peer.mjs", String(port), String(redisPort)], {
+    spawn("node_modules/.bin/node", ["bench/bullmq-peer.mjs", String(port), String(redisPort), originUrl], {
       env: { ...process.env, BENCH_ACCESS_KEY: KEYS.accessKey, BENCH_SECRET_KEY: KEYS.secretKey },
       stdio: ["ignore", "pipe", "inherit"],
       detached: true,

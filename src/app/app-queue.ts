@@ -55,7 +55,7 @@ export const NOTIFY_TIMEOUT_MS = 30_000;
 export const NOTIFY_RETRY: RetryPolicy = { max_attempts: 10, min_backoff: 1, max_backoff: 600, max_doublings: 10, max_retry_duration: 0 };
 
 /** How long concurrent submissions are gathered into one commit. */
-export const GROUP_COMMIT_MS = 1;
+export const GROUP_COMMIT_MS = 0;
 
 /** Retry delay for a failed queue send. */
 const SEND_RETRY_MS = 1_000;

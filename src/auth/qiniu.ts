@@ -10,6 +10,7 @@
  * application/x-www-form-urlencoded. Web Crypto only: runs in Workers, Node and browsers.
  */
 import { bytesToBase64, concatBytes, timingSafeEqual, toUrlSafeBase64 } from "../shared/encoding";
+import { hmac } from "../shared/hmac";
 import { canonicalHeaderName } from "../submit/record";
 
 export interface SignedParts {
@@ -42,22 +43,8 @@ export function signingString(parts: SignedParts): Uint8Array {
   return signBody ? concatBytes(head, parts.body) : head;
 }
 
-/** Imported HMAC keys by secret: importing costs as much as signing, and secrets are few. */
-const keys = new Map<string, Promise<CryptoKey>>();
-
-function hmacKey(secretKey: string): Promise<CryptoKey> {
-  let key = keys.get(secretKey);
-  if (!key) {
-    if (keys.size > 1000) keys.clear();
-    key = crypto.subtle.importKey("raw", encoder.encode(secretKey), { name: "HMAC", hash: "SHA-1" }, false, ["sign"]);
-    keys.set(secretKey, key);
-  }
-  return key;
-}
-
 export async function hmacSha1UrlSafe(secretKey: string, data: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.sign("HMAC", await hmacKey(secretKey), data);
-  return toUrlSafeBase64(bytesToBase64(new Uint8Array(digest)));
+  return toUrlSafeBase64(bytesToBase64(await hmac("SHA-1", secretKey, data)));
 }
 
 /** `Qiniu <AK>:<sign>` for a request, as a client computes it. */

@@ -7,11 +7,11 @@
  * the app is created) and rejects stale timestamps.
  */
 import { bytesToHex, concatBytes } from "../shared/encoding";
+import { hmac } from "../shared/hmac";
 
 const encoder = new TextEncoder();
 
 export async function deliverySignature(secret: string, taskId: string, timestamp: number, body: Uint8Array): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  const mac = await crypto.subtle.sign("HMAC", key, concatBytes(encoder.encode(`${taskId}.${timestamp}.`), body));
-  return `t=${timestamp},v1=${bytesToHex(new Uint8Array(mac))}`;
+  const mac = await hmac("SHA-256", secret, concatBytes(encoder.encode(`${taskId}.${timestamp}.`), body));
+  return `t=${timestamp},v1=${bytesToHex(mac)}`;
 }
