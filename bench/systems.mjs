@@ -124,7 +124,7 @@ function workerdChildren() {
 }
 
 /** A Worker straight on workerd's own port (Miniflare, no dev proxy). */
-export async function startDirect(name, kind, vars = {}) {
+export async function startDirect(name, kind, vars = {}, extra = {}) {
   const before = workerdChildren();
   const persist = mkdtempSync(join(tmpdir(), "asyncgate-bench-"));
   let options;
@@ -142,7 +142,7 @@ export async function startDirect(name, kind, vars = {}) {
   } else {
     options = { name: "bare", modules: true, scriptPath: "bench/bare-worker.js", compatibilityDate: "2026-10-01" };
   }
-  const mf = new Miniflare(convertV4MiniflareOptions({ ...options, host: "127.0.0.1", port: await freePort(), cf: false, verbose: false }));
+  const mf = new Miniflare(convertV4MiniflareOptions({ ...options, ...extra, host: "127.0.0.1", port: await freePort(), cf: false, verbose: false }));
   const url = await mf.ready;
   const mine = [...workerdChildren()].filter((pid) => !before.has(pid));
   return {

@@ -96,7 +96,7 @@ export class AppQueue extends DurableObject<Env> {
   #submissions: { input: SubmitInput; resolve: (outcome: Outcome<Submitted>) => void }[] = [];
   /** The alarm time as last set by this instance; avoids a storage write per submit. */
   #alarmAt: number | null = null;
-  /** When the oldest unfinished task expires; undefined = not known since wake-up or the last alarm. */
+  /** When the oldest unfinished task expires (never later than the truth); undefined = look it up. */
   #retentionDueAt: number | null | undefined = undefined;
   /** When subscriber heartbeats must next be checked; undefined = not known since wake-up. */
   #subscriberCheckAt: number | null | undefined = undefined;
@@ -532,7 +532,11 @@ export class AppQueue extends DurableObject<Env> {
         this.#finish(id, 11, now, "expired");
       }
       this.#store.deleteFinishedBefore(now - retentionMs);
-      this.#retentionDueAt = undefined;
+      // The oldest unfinished task only gets newer (new tasks are newer, finished ones leave),
+      // so a known deadline can only be early, never late: look it up again only once it passed.
+      // (The lookup walks the primary key past finished tasks; doing it on every alarm cost
+      // half the object's CPU while draining a backlog.)
+      if (this.#retentionDueAt !== undefined && this.#retentionDueAt !== null && this.#retentionDueAt <= now) this.#retentionDueAt = undefined;
       for (const task of this.#store.expiredLeases(now)) this.#attemptLost(task, now);
       this.#store.forgetStaleDispatches(now - REDISPATCH_AFTER_MS);
       await this.#afterWrites();
