@@ -193,7 +193,20 @@ async function latency(system) {
     }
   });
   await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
-  const receivedAt = () => new Map(ORIGIN.received.map((r) => [r.headers["asyncgate-task-id"], r.at]));
+  const heartbeat = setInterval(() => ws.send("OK"), 5_000);
+  /** First receipt of each task at the origin, and how many tasks arrived more than once. */
+  const receivedAt = () => {
+    const first = new Map();
+    let duplicates = 0;
+    for (const r of ORIGIN.received) {
+      const id = r.headers["asyncgate-task-id"];
+      if (id === undefined) continue; // the BullMQ peer's deliveries
+      if (first.has(id)) duplicates++;
+      else first.set(id, r.at);
+    }
+    first.duplicates = duplicates;
+    return first;
+  };
 
   const sample = async (label, background) => {
     const submits = [];
@@ -211,12 +224,13 @@ async function latency(system) {
     const toOrigin = submits.filter((s) => origin.has(s.id)).map((s) => origin.get(s.id) - s.t0);
     const toSubscriber = submits.filter((s) => pushedAt.has(s.id)).map((s) => pushedAt.get(s.id) - s.t0);
     const note = heavyResult ? `background c16 at ${heavyResult.rps.toFixed(0)} req/s` : "one task every 40 ms";
-    row("2 end-to-end", "asyncgate", `${system.mode}, ${label}: submit → origin`, { p50: percentile(toOrigin, 50), p99: percentile(toOrigin, 99), note: `${note}; ${toOrigin.length}/${submits.length} seen` });
+    row("2 end-to-end", "asyncgate", `${system.mode}, ${label}: submit → origin`, { p50: percentile(toOrigin, 50), p99: percentile(toOrigin, 99), note: `${note}; ${toOrigin.length}/${submits.length} seen; ${origin.duplicates} repeated deliveries so far` });
     row("2 end-to-end", "asyncgate", `${system.mode}, ${label}: submit → subscriber`, { p50: percentile(toSubscriber, 50), p99: percentile(toSubscriber, 99), note: `${toSubscriber.length}/${submits.length} seen` });
     log(`latency ${label}: origin p50 ${percentile(toOrigin, 50)} ms, subscriber p50 ${percentile(toSubscriber, 50)} ms`);
   };
   await sample("light", false);
   await sample("heavy", true);
+  clearInterval(heartbeat);
   ws.close();
   await system.pauseApp("background");
   return pushedAt;

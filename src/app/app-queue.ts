@@ -166,6 +166,8 @@ export class AppQueue extends DurableObject<Env> {
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.#alarmAt = null;
+    this.#retentionDueAt = undefined;
+    this.#subscriberCheckAt = undefined;
     // deleteAll drops the tables too; this instance may live on and serve a new app of the same name.
     this.#store = new TaskStore(this.ctx.storage.sql);
   }
