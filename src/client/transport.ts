@@ -4,6 +4,8 @@
  * and `fetch` cannot set a Host header, so with `connectTo` app-host requests go over
  * node:http to that address with the app's Host header.
  */
+import { concatBytes } from "../shared/encoding";
+
 export interface HttpRequest {
   url: string;
   method: string;
@@ -53,14 +55,7 @@ export function connectToTransport(connectTo: string): Transport {
             for (const [name, value] of Object.entries(res.headers)) {
               if (typeof value === "string") responseHeaders.set(name, value);
             }
-            const total = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
-            const bytes = new Uint8Array(total);
-            let offset = 0;
-            for (const chunk of chunks) {
-              bytes.set(chunk, offset);
-              offset += chunk.byteLength;
-            }
-            resolve({ status: res.statusCode ?? 0, headers: responseHeaders, text: new TextDecoder().decode(bytes) });
+            resolve({ status: res.statusCode ?? 0, headers: responseHeaders, text: new TextDecoder().decode(concatBytes(...chunks)) });
           });
         },
       );

@@ -4,6 +4,7 @@
  * our namespace, or Cloud Tasks' own names when the app asks for them).
  */
 import { deliverySignature } from "./signature";
+import { concatBytes } from "../shared/encoding";
 import { isEndToEndHeader, recordHeaders, toHeaders } from "../submit/record";
 import type { AttemptResult, Delivery } from "../shared/types";
 
@@ -96,11 +97,5 @@ async function readCapped(response: Response, limit: number): Promise<Uint8Array
       break;
     }
   }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
+  return concatBytes(...chunks);
 }

@@ -1,5 +1,6 @@
 /** Reading a request body with a hard size limit, without buffering past it. */
 import { GatewayError } from "./errors";
+import { concatBytes } from "../shared/encoding";
 
 export async function readBody(request: Request, limit: number): Promise<Uint8Array> {
   const tooLarge = () => new GatewayError(413, "body_too_large", `request body exceeds ${limit} bytes`);
@@ -19,14 +20,7 @@ export async function readBody(request: Request, limit: number): Promise<Uint8Ar
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return chunks[0]!;
-  const body = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return body;
+  return chunks.length === 1 ? chunks[0]! : concatBytes(...chunks);
 }
 
 /** Parses a JSON body; 400 when it is not JSON. */
