@@ -1,11 +1,11 @@
 /** App entries (SPEC §7): create, read, list, update, delete. */
 import type { IRequest } from "itty-router";
-import { queryParam, type ControlContext } from "./context";
+import { positiveInteger, queryParam, type ControlContext } from "./context";
 import { createConfig, type AppConfig } from "../app/config";
 import { authorize } from "../auth/authenticate";
 import { parseJson } from "../http/body";
 import { configRules } from "../http/context";
-import { GatewayError, badRequest, jsonResponse, notFound, unwrap } from "../http/errors";
+import { badRequest, jsonResponse, notFound, unwrap } from "../http/errors";
 import { APP_NAME } from "../hosts";
 import { randomHex } from "../shared/encoding";
 import { appQueue, registry } from "../shared/stubs";
@@ -74,12 +74,4 @@ export async function listApps(request: IRequest, { env, reqId, principal }: Con
   const result = await registry(env).list({ names, state, page, pageSize });
   const body = { total: result.total, page, page_size: pageSize, apps: result.apps.map((config) => view(config, env)) };
   return jsonResponse(JSON.stringify(body), 200, reqId);
-}
-
-export function positiveInteger(value: string | null, fallback: number, max: number, name: string): number {
-  if (value === null || value === "") return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
-    throw new GatewayError(400, `invalid_${name}`, `${name} must be an integer in [1, ${max}]`);
-  }
-  return Number(value);
 }

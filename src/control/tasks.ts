@@ -1,7 +1,6 @@
 /** Task records (SPEC §4): read, list, cancel, retry. */
 import type { IRequest } from "itty-router";
-import { positiveInteger } from "./apps";
-import { queryParam, type ControlContext } from "./context";
+import { positiveInteger, queryParam, type ControlContext } from "./context";
 import { authorize } from "../auth/authenticate";
 import { badRequest, jsonResponse, notFound, unwrap } from "../http/errors";
 import { APP_NAME } from "../hosts";

@@ -3,10 +3,11 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { deliverySignature } from "../../src/delivery/signature";
+import { base64ToBytes } from "../../src/shared/encoding";
 import type { TaskRecord } from "../../src/shared/types";
 import { CONTROL, call, createApp, received, submit, uniqueApp, waitForState, type ReceivedRequest } from "./helpers";
 
-const decodeText = (base64: string) => new TextDecoder().decode(Uint8Array.from(atob(base64), (char) => char.charCodeAt(0)));
+const decodeText = (base64: string) => new TextDecoder().decode(base64ToBytes(base64));
 
 /** Requests the origin got for a task on a path prefix (callbacks carry Asyncgate-Task-Id too). */
 async function receivedOn(id: string, prefix: string, count: number): Promise<ReceivedRequest[]> {
@@ -34,7 +35,7 @@ describe("notifications", () => {
     expect(record).toMatchObject({ id, app, state: 10, attempts: 1 });
     const signature = callback!.headers["asyncgate-signature"]!;
     const timestamp = Number(/t=(\d+)/.exec(signature)![1]);
-    const bytes = Uint8Array.from(atob(callback!.body), (char) => char.charCodeAt(0));
+    const bytes = base64ToBytes(callback!.body);
     expect(signature).toBe(await deliverySignature(created["signing_secret"] as string, id, timestamp, bytes));
   });
 

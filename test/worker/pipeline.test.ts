@@ -1,9 +1,10 @@
 // Proves the whole pipeline inside workerd: submit → AppQueue commit → real Queue → consumer → real origin → record.
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { base64ToBytes } from "../../src/shared/encoding";
 import { CONTROL, appUrl, call, createApp, getTask, received, submit, uniqueApp, waitForState } from "./helpers";
 
-const decode = (base64: string) => Uint8Array.from(atob(base64), (char) => char.charCodeAt(0));
+const decode = base64ToBytes;
 
 describe("submit → deliver → record", () => {
   const app = uniqueApp("pipe");
