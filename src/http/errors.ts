@@ -52,6 +52,13 @@ export function renderError(error: unknown, reqId: string, context: string): Res
   if (error instanceof GatewayError) {
     return jsonResponse(errorBody(error, reqId), error.status, reqId);
   }
+  // Durable Object errors say whether trying again can help (overloaded, reset, moved):
+  // that is the platform being busy, not a fault of ours, and the client should retry.
+  const flags = error as { retryable?: unknown; overloaded?: unknown } | null;
+  if (flags && (flags.retryable === true || flags.overloaded === true)) {
+    console.warn(`${context}: transient Durable Object error (req ${reqId})`, error);
+    return jsonResponse(errorBody({ code: "unavailable", message: "the gateway is busy; retry shortly" }, reqId), 503, reqId, { "Retry-After": "1" });
+  }
   console.error(`${context}: unexpected error (req ${reqId})`, error);
   return jsonResponse(errorBody({ code: "internal_error", message: "internal error" }, reqId), 500, reqId);
 }
