@@ -20,9 +20,6 @@ export async function subscribe(request: IRequest, { env, reqId, principal }: Co
   if (since !== null && !/^\d{1,15}$/.test(since)) throw badRequest("invalid_since", "since must be a result sequence number");
   const forwarded = new Request(request.url, { headers: request.headers });
   forwarded.headers.set("x-reqid", reqId);
-  // No permessage-deflate: its zlib state costs ~300 KB per socket for as long as the socket
-  // lives, which would make idle subscribers expensive. Results are small JSON frames.
-  forwarded.headers.delete("sec-websocket-extensions");
   const response = await appQueue(env, app).fetch(forwarded);
   if (response.status === 101) return response;
   const { code, error } = (await response.json()) as { code: string; error: string };
