@@ -2,8 +2,17 @@
 import type { AppQueue } from "../app/app-queue";
 import type { AppRegistry } from "../registry/app-registry";
 
+/** Object ids by app name: idFromName hashes the name, and an id is a plain value any request may reuse. */
+const appIds = new Map<string, DurableObjectId>();
+
 export function appQueue(env: Env, app: string): DurableObjectStub<AppQueue> {
-  return env.APP_QUEUE.get(env.APP_QUEUE.idFromName(app));
+  let id = appIds.get(app);
+  if (!id) {
+    if (appIds.size > 10_000) appIds.clear();
+    id = env.APP_QUEUE.idFromName(app);
+    appIds.set(app, id);
+  }
+  return env.APP_QUEUE.get(id);
 }
 
 export function registry(env: Env): DurableObjectStub<AppRegistry> {
