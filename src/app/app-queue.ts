@@ -202,7 +202,9 @@ export class AppQueue extends DurableObject<Env> {
           outcomes.push(outcome);
           if (!outcome.ok || outcome.value.deduplicated) continue;
           if (outcome.value.dispatched) toSend.push(outcome.value.id);
-          else earliestDelayed = Math.min(earliestDelayed ?? Infinity, Math.max(now, input.options.notBeforeMs));
+          // A paused app's tasks wait for the resume, and tasks beyond the queue window for begin
+          // to free a slot: only delayed tasks of an active app need the alarm.
+          else if (this.#config?.state === "Active" && input.options.notBeforeMs > now) earliestDelayed = Math.min(earliestDelayed ?? Infinity, Math.max(now, input.options.notBeforeMs));
         }
       });
     } catch (error) {
@@ -624,7 +626,8 @@ export class AppQueue extends DurableObject<Env> {
   async #scheduleNext(): Promise<void> {
     const config = this.#config;
     if (!config) return;
-    const tasks = this.#store.nextWakeMs(REDISPATCH_AFTER_MS, config.retention * 1000, config.state === "Paused");
+    const windowFull = this.#store.inFlight() >= DISPATCH_WINDOW;
+    const tasks = this.#store.nextWakeMs(REDISPATCH_AFTER_MS, config.retention * 1000, config.state === "Paused", windowFull);
     const notifications = this.#store.nextNotificationWakeMs(REDISPATCH_AFTER_MS);
     if (this.#subscriberCheckAt === undefined) this.#subscriberCheckAt = this.#subscribers.reap(Date.now());
     if (this.#retentionDueAt === undefined) this.#retentionDueAt = this.#store.unfinishedRetentionDueMs(config.retention * 1000);

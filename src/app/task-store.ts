@@ -322,7 +322,7 @@ export class TaskStore {
    * unsent task, the re-send check of a sent one, a lease running out, and the
    * retention deadline of the oldest task. Null when there is nothing to do.
    */
-  nextWakeMs(redispatchAfterMs: number, retentionMs: number, paused: boolean): number | null {
+  nextWakeMs(redispatchAfterMs: number, retentionMs: number, paused: boolean, windowFull: boolean): number | null {
     // Each subquery reads one partial index and stops at its first row: cheap behind any backlog.
     const row = this.#sql
       .exec<{ due: number | null; sent: number | null; lease: number | null; finished: number | null }>(
@@ -334,7 +334,8 @@ export class TaskStore {
       )
       .one();
     const candidates = [
-      paused ? null : row.due,
+      // With the queue window full, begin refills the outbox as slots free: no alarm for it.
+      paused || windowFull ? null : row.due,
       paused || row.sent === null ? null : row.sent + redispatchAfterMs,
       row.lease,
       row.finished === null ? null : row.finished + retentionMs,
