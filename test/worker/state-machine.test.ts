@@ -9,9 +9,9 @@ import {
   runDurableObjectAlarm,
   runInDurableObject,
 } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import entry from "../../src/index";
-import type { AppQueue } from "../../src/app/app-queue";
+import { DISPATCH_WINDOW, type AppQueue } from "../../src/app/app-queue";
 import { appQueue } from "../../src/shared/stubs";
 import type { AttemptResult } from "../../src/shared/types";
 import { CONTROL, call, createApp, getTask, received, submit, uniqueApp, waitForState } from "./helpers";
@@ -232,6 +232,40 @@ describe("outbox", () => {
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     await waitForState(id, [10]);
   });
+});
+
+describe("dispatch window", () => {
+  it("keeps the backlog in the object and at most DISPATCH_WINDOW messages in the queue, and delivers it all", async () => {
+    const app = uniqueApp("window");
+    await createApp(app, { state: "Paused" });
+    const stub = appQueue(env, app);
+    const backlog = DISPATCH_WINDOW + 150;
+    await Promise.all(
+      Array.from({ length: backlog }, (_, i) =>
+        stub.submit({
+          reqId: "window",
+          request: { method: "POST", path: `/w/${i}`, raw_query: "", header: {}, body: new Uint8Array() },
+          options: { notBeforeMs: Date.now(), deduplicationId: null, maxAttempts: null, timeout: null, callback: null },
+        }),
+      ),
+    );
+    expect((await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: '{"state":"Active"}' })).status).toBe(200);
+    const inFlight = () =>
+      runInDurableObject(stub, (_instance: AppQueue, state) =>
+        state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks WHERE state = 0 AND dispatched_ms IS NOT NULL").one().n,
+      );
+    let most = 0;
+    await vi.waitUntil(
+      async () => {
+        most = Math.max(most, await inFlight());
+        const stats = (await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { stats: { success: number } };
+        return stats.stats.success === backlog;
+      },
+      { timeout: 30_000, interval: 100 },
+    );
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(DISPATCH_WINDOW);
+  }, 40_000);
 });
 
 describe("eviction", () => {
