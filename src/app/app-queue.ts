@@ -54,7 +54,7 @@ export function responseBodyRoom(task: { body: ArrayBuffer; header: string }, re
 export const NOTIFY_TIMEOUT_MS = 30_000;
 export const NOTIFY_RETRY: RetryPolicy = { max_attempts: 10, min_backoff: 1, max_backoff: 600, max_doublings: 10, max_retry_duration: 0 };
 
-/** How long concurrent submissions are gathered into one commit. */
+/** How long concurrent calls are gathered into one commit (0: whatever arrived in this turn). */
 export const GROUP_COMMIT_MS = 0;
 
 /** Retry delay for a failed queue send. */
@@ -88,12 +88,14 @@ export class AppQueue extends DurableObject<Env> {
   #config: AppConfig | null = null;
   #identity: AppIdentity | null = null;
   readonly #subscribers: Subscribers;
-  /** begin/finish calls waiting for the next group commit. */
+  /** Submissions, begins and finishes waiting for the next group commit. */
   #operations: { run: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void }[] = [];
   /** Result frames for subscribers, sent once the writes that made them are committed. */
   #pendingBroadcasts: string[] = [];
-  /** Submissions waiting for the next group commit. */
-  #submissions: { input: SubmitInput; resolve: (outcome: Outcome<Submitted>) => void }[] = [];
+  /** New tasks marked dispatched in the current group, sent once it is committed. */
+  #pendingSends: string[] = [];
+  /** Free queue-window slots in the current group; undefined until a submission counts them. */
+  #windowSlots: number | undefined = undefined;
   /** The alarm time as last set by this instance; avoids a storage write per submit. */
   #alarmAt: number | null = null;
   /** When the oldest unfinished task expires (never later than the truth); undefined = look it up. */
@@ -175,69 +177,17 @@ export class AppQueue extends DurableObject<Env> {
   // ---- submit ------------------------------------------------------------------
 
   /**
-   * Accepts a task. Concurrent submissions are committed together (group commit): each
-   * SQLite commit is its own fsync and the runtime does not coalesce separate RPCs, so
-   * submissions arriving within GROUP_COMMIT_MS are inserted in one transaction, their queue
-   * messages sent with one sendBatch, and every caller answered after both.
+   * Accepts a task. Concurrent submissions share one commit with each other and with the
+   * consumer's begin/finish calls (see #grouped); the task's queue message is sent once that
+   * commit is made, and the caller answered after both.
    */
   submit(input: SubmitInput): Promise<Outcome<Submitted>> {
-    return new Promise((resolve) => {
-      this.#submissions.push({ input, resolve });
-      if (this.#submissions.length === 1) setTimeout(() => void this.#commitSubmissions(), GROUP_COMMIT_MS);
-    });
-  }
-
-  async #commitSubmissions(): Promise<void> {
-    const batch = this.#submissions;
-    this.#submissions = [];
-    const now = Date.now();
-    const outcomes: Outcome<Submitted>[] = [];
-    const toSend: string[] = [];
-    let earliestDelayed: number | null = null;
-    try {
-      this.ctx.storage.transactionSync(() => {
-        let slots = DISPATCH_WINDOW - this.#store.inFlight();
-        for (const { input } of batch) {
-          const outcome = this.#accept(input, now, () => slots-- > 0);
-          outcomes.push(outcome);
-          if (!outcome.ok || outcome.value.deduplicated) continue;
-          if (outcome.value.dispatched) toSend.push(outcome.value.id);
-          // A paused app's tasks wait for the resume, and tasks beyond the queue window for begin
-          // to free a slot: only delayed tasks of an active app need the alarm.
-          else if (this.#config?.state === "Active" && input.options.notBeforeMs > now) earliestDelayed = Math.min(earliestDelayed ?? Infinity, Math.max(now, input.options.notBeforeMs));
-        }
-      });
-    } catch (error) {
-      // Nothing of this batch was written: say so to every caller, lose nothing accepted.
-      console.error(`AppQueue:submit: commit of ${batch.length} submissions failed`, error);
-      for (const { resolve } of batch) resolve(fail(503, "unavailable", "the task could not be stored; retry"));
-      return;
-    }
-    if (toSend.length > 0) {
-      // The output gate holds these sends until the transaction above is durable.
-      const name = this.#config!.name;
-      try {
-        for (let i = 0; i < toSend.length; i += 100) {
-          const chunk = toSend.slice(i, i + 100).map((id) => ({ body: { app: name, id } satisfies TaskMessage, contentType: "json" as const }));
-          await this.env.TASKS.sendBatch(chunk);
-        }
-        await this.#ensureAlarm(now + REDISPATCH_AFTER_MS);
-      } catch (error) {
-        console.error(`AppQueue:submit: queue send failed for ${toSend.length} tasks of ${name}; the alarm will resend`, error);
-        this.#store.clearDispatched(toSend);
-        await this.#ensureAlarm(Date.now() + SEND_RETRY_MS);
-      }
-    }
-    if (earliestDelayed !== null) await this.#ensureAlarm(earliestDelayed);
-    if (this.#retentionDueAt === null && outcomes.some((outcome) => outcome.ok)) {
-      this.#retentionDueAt = now + this.#config!.retention * 1000;
-      await this.#ensureAlarm(this.#retentionDueAt);
-    }
-    batch.forEach(({ resolve }, i) => resolve(outcomes[i]!));
+    // The group's transaction rolled back: nothing of it was written, so nothing accepted is lost.
+    return this.#grouped(() => this.#accept(input, Date.now())).catch(() => fail(503, "unavailable", "the task could not be stored; retry"));
   }
 
   /** Validates and inserts one submission inside the group's transaction. */
-  #accept(input: SubmitInput, now: number, claimDispatchSlot: () => boolean): Outcome<Submitted & { dispatched: boolean }> {
+  #accept(input: SubmitInput, now: number): Outcome<Submitted> {
     const config = this.#config;
     const identity = this.#identity;
     if (!config || !identity) return fail(404, "app_not_found", "no such app");
@@ -247,11 +197,17 @@ export class AppQueue extends DurableObject<Env> {
     const { options } = input;
     if (options.deduplicationId !== null) {
       const existing = this.#store.findDuplicate(options.deduplicationId, now - config.retention * 1000);
-      if (existing) return ok({ id: existing, deduplicated: true, dispatched: false });
+      if (existing) return ok({ id: existing, deduplicated: true });
       this.#store.releaseDeduplicationId(options.deduplicationId);
     }
     const id = newTaskId(identity.number, now);
-    const dispatched = config.state === "Active" && options.notBeforeMs <= now && claimDispatchSlot();
+    // One count of the queue window per group, then claimed slot by slot.
+    this.#windowSlots ??= DISPATCH_WINDOW - this.#store.inFlight();
+    const dispatched = config.state === "Active" && options.notBeforeMs <= now && this.#windowSlots > 0;
+    if (dispatched) {
+      this.#windowSlots--;
+      this.#pendingSends.push(id);
+    }
     this.#store.insert({
       id,
       reqId: input.reqId,
@@ -264,7 +220,9 @@ export class AppQueue extends DurableObject<Env> {
       timeout: options.timeout,
       callback: options.callback,
     });
-    return ok({ id, deduplicated: false, dispatched });
+    // With no unfinished task before, this one is now the oldest.
+    if (this.#retentionDueAt === null) this.#retentionDueAt = now + config.retention * 1000;
+    return ok({ id, deduplicated: false });
   }
 
   // ---- delivery state machine --------------------------------------------------
@@ -280,8 +238,9 @@ export class AppQueue extends DurableObject<Env> {
   }
 
   /**
-   * Group commit for the consumer's calls: begin and finish arriving within GROUP_COMMIT_MS
-   * run in one transaction (one fsync), then the outbox and the alarm are seen to once.
+   * Group commit: each SQLite commit is its own fsync and the runtime does not coalesce
+   * separate RPCs, so submissions, begins and finishes arriving within GROUP_COMMIT_MS run in
+   * one transaction; then queue messages go out in one sendBatch and the alarm is seen to once.
    */
   #grouped<T>(operation: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -293,6 +252,7 @@ export class AppQueue extends DurableObject<Env> {
   async #commitOperations(): Promise<void> {
     const operations = this.#operations;
     this.#operations = [];
+    this.#windowSlots = undefined;
     const results: unknown[] = [];
     try {
       this.ctx.storage.transactionSync(() => {
@@ -301,6 +261,7 @@ export class AppQueue extends DurableObject<Env> {
     } catch (error) {
       console.error(`AppQueue:commit: ${operations.length} operations rolled back`, error);
       this.#pendingBroadcasts = [];
+      this.#pendingSends = [];
       for (const operation of operations) operation.reject(error);
       return;
     }
@@ -312,13 +273,25 @@ export class AppQueue extends DurableObject<Env> {
     operations.forEach((operation, i) => operation.resolve(results[i]));
   }
 
-  /** After task writes: tell subscribers, refill the queue window, send notifications, re-arm the alarm. */
+  /** After task writes: what #sendCommitted does, then re-arm the alarm. */
   async #afterWrites(): Promise<void> {
+    await this.#sendCommitted();
+    await this.#scheduleNext();
+  }
+
+  /**
+   * After task writes are committed: tell subscribers, send the new tasks' queue messages,
+   * refill the queue window and send due notifications. The output gate holds all of it
+   * until the writes are durable.
+   */
+  async #sendCommitted(): Promise<void> {
     const broadcasts = this.#pendingBroadcasts;
     this.#pendingBroadcasts = [];
     for (const message of broadcasts) this.#subscribers.broadcast(message);
+    const sends = this.#pendingSends;
+    this.#pendingSends = [];
+    await this.#send(sends, []);
     await this.#flushOutbox();
-    await this.#scheduleNext();
   }
 
   #begin(taskId: string, now: number): BeginResult {
@@ -543,7 +516,7 @@ export class AppQueue extends DurableObject<Env> {
       if (this.#retentionDueAt !== undefined && this.#retentionDueAt !== null && this.#retentionDueAt <= now) this.#retentionDueAt = undefined;
       for (const task of this.#store.expiredLeases(now)) this.#attemptLost(task, now);
       this.#store.forgetStaleDispatches(now - REDISPATCH_AFTER_MS);
-      await this.#afterWrites();
+      await this.#sendCommitted();
     } catch (error) {
       console.error("AppQueue:alarm", error);
       throw error; // the runtime retries a throwing alarm
@@ -567,14 +540,26 @@ export class AppQueue extends DurableObject<Env> {
     if (taskIds.length === 0 && notifications.length === 0) return;
     this.#store.markDispatched(taskIds, now);
     this.#store.markNotificationsDispatched(notifications, now);
+    await this.#send(taskIds, notifications);
+  }
+
+  /**
+   * Sends the queue messages of tasks and notifications already marked dispatched. If the
+   * queue refuses them the marks are cleared, so the alarm sends them again.
+   */
+  async #send(taskIds: string[], notifications: NotificationRow[]): Promise<void> {
+    const config = this.#config;
+    if (!config || (taskIds.length === 0 && notifications.length === 0)) return;
     const messages: TaskMessage[] = [
       ...taskIds.map((id) => ({ app: config.name, id })),
       ...notifications.map((row) => ({ app: config.name, id: row.task_id, notify: row.kind })),
     ];
     try {
-      await this.env.TASKS.sendBatch(messages.map((body) => ({ body, contentType: "json" as const })));
+      for (let i = 0; i < messages.length; i += 100) {
+        await this.env.TASKS.sendBatch(messages.slice(i, i + 100).map((body) => ({ body, contentType: "json" as const })));
+      }
     } catch (error) {
-      console.error(`AppQueue:flushOutbox: queue send failed for ${messages.length} messages of ${config.name}`, error);
+      console.error(`AppQueue:send: queue send failed for ${messages.length} messages of ${config.name}; the alarm will resend`, error);
       this.#store.clearDispatched(taskIds);
       this.#store.clearNotificationsDispatched(notifications);
       await this.#ensureAlarm(Date.now() + SEND_RETRY_MS);
