@@ -153,10 +153,9 @@ export class AsyncgateClient {
   async #call(method: string, url: string, body?: string | Uint8Array, extraHeaders: Record<string, string> = {}) {
     const bytes = typeof body === "string" ? encoder.encode(body) : (body ?? new Uint8Array(0));
     const headers: Record<string, string> = { ...extraHeaders };
-    const hasContentType = Object.keys(headers).some((name) => name.toLowerCase() === "content-type");
-    if (body !== undefined && !hasContentType) headers["Content-Type"] = "application/json";
+    let contentType = Object.entries(headers).find(([name]) => name.toLowerCase() === "content-type")?.[1] ?? null;
+    if (body !== undefined && contentType === null) contentType = headers["Content-Type"] = "application/json";
     const parsed = new URL(url);
-    const contentType = Object.entries(headers).find(([name]) => name.toLowerCase() === "content-type")?.[1] ?? null;
     headers["Authorization"] = await qiniuAuthorization(this.#options.accessKey, this.#options.secretKey, {
       method,
       pathAndQuery: parsed.pathname + parsed.search,

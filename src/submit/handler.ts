@@ -3,7 +3,7 @@
  * happens here: record, authenticate, one RPC to the app's object, answer.
  */
 import { parseSubmitOptions } from "./options";
-import { isRecordedHeader, recordHeaders } from "./record";
+import { recordHeaders } from "./record";
 import { MAX_BODY_BYTES_LIMIT } from "../app/config";
 import { adminKeys, authenticate, authorize } from "../auth/authenticate";
 import { readBody } from "../http/body";
@@ -33,7 +33,7 @@ export async function handleSubmit(request: Request, app: string, env: Env, reqI
     method: request.method,
     path: url.pathname,
     raw_query: rawQueryOf(request.url),
-    header: recordHeaders(request.headers, isRecordedHeader),
+    header: recordHeaders(request.headers),
     body,
   };
   const { id, deduplicated } = unwrap(await appQueue(env, app).submit({ reqId, request: recorded, options }));

@@ -1,7 +1,10 @@
 // Helpers for tests that run inside workerd: signed requests through the Worker's own fetch.
 import { env, exports } from "cloudflare:workers";
+import { runInDurableObject } from "cloudflare:test";
 import { vi } from "vitest";
+import type { AppQueue } from "../../src/app/app-queue";
 import { qiniuAuthorization } from "../../src/auth/qiniu";
+import { appQueue } from "../../src/shared/stubs";
 import type { TaskRecord } from "../../src/shared/types";
 
 export const CONTROL = "http://async.localhost";
@@ -88,4 +91,24 @@ export interface ReceivedRequest {
 /** What the real origin received for a task. */
 export async function received(taskId: string): Promise<ReceivedRequest[]> {
   return (await fetch(`${env.TEST_ORIGIN}/__received?task=${taskId}`)).json();
+}
+
+/** A waiting task that no queue message points at yet: the test drives begin/finish itself. */
+export async function parkedTask(app: string, path = "/parked"): Promise<string> {
+  const stub = appQueue(env, app);
+  const submitted = await stub.submit({
+    reqId: "test",
+    request: { method: "POST", path, raw_query: "", header: {}, body: new Uint8Array() },
+    options: { notBeforeMs: Date.now() + 3_600_000, deduplicationId: null, maxAttempts: null, timeout: null, callback: null },
+  });
+  if (!submitted.ok) throw new Error(submitted.error.message);
+  await makeDue(app, submitted.value.id);
+  return submitted.value.id;
+}
+
+/** Makes a waiting task due now, marked as already dispatched so the outbox leaves it alone. */
+export async function makeDue(app: string, id: string): Promise<void> {
+  await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => {
+    state.storage.sql.exec("UPDATE tasks SET eta_ms = ?, dispatched_ms = ? WHERE id = ?", Date.now() - 1, Date.now(), id);
+  });
 }

@@ -14,33 +14,13 @@ import entry from "../../src/index";
 import { DISPATCH_WINDOW, type AppQueue } from "../../src/app/app-queue";
 import { appQueue } from "../../src/shared/stubs";
 import type { AttemptResult } from "../../src/shared/types";
-import { CONTROL, call, createApp, getTask, received, submit, uniqueApp, waitForState } from "./helpers";
+import { CONTROL, call, createApp, getTask, makeDue, parkedTask, received, submit, uniqueApp, waitForState } from "./helpers";
 
 /** The Worker as the runtime sees it: messages of any shape may arrive. */
 const worker = entry as ExportedHandler<Env, unknown> & { queue: NonNullable<ExportedHandler<Env, unknown>["queue"]> };
 
 const ok200: AttemptResult = { kind: "response", status: 200, header: {}, body: new TextEncoder().encode("done") };
 const err500: AttemptResult = { kind: "response", status: 500, header: {}, body: new Uint8Array() };
-
-/** A waiting task that no queue message points at yet: the test drives begin/finish itself. */
-async function parkedTask(app: string, path = "/parked"): Promise<string> {
-  const stub = appQueue(env, app);
-  const submitted = await stub.submit({
-    reqId: "test",
-    request: { method: "POST", path, raw_query: "", header: {}, body: new Uint8Array() },
-    options: { notBeforeMs: Date.now() + 3_600_000, deduplicationId: null, maxAttempts: null, timeout: null, callback: null },
-  });
-  if (!submitted.ok) throw new Error(submitted.error.message);
-  await makeDue(app, submitted.value.id);
-  return submitted.value.id;
-}
-
-/** Makes a waiting task due now, marked as already dispatched so the outbox leaves it alone. */
-async function makeDue(app: string, id: string): Promise<void> {
-  await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => {
-    state.storage.sql.exec("UPDATE tasks SET eta_ms = ?, dispatched_ms = ? WHERE id = ?", Date.now() - 1, Date.now(), id);
-  });
-}
 
 async function row(app: string, id: string): Promise<Record<string, SqlStorageValue> | undefined> {
   return runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) =>

@@ -8,7 +8,7 @@ import type { SubscriberAttachment } from "../../src/app/heartbeat";
 import { signUrl } from "../../src/auth/url-token";
 import { appQueue } from "../../src/shared/stubs";
 import type { AttemptResult, TaskRecord } from "../../src/shared/types";
-import { CONTROL, createApp, signedRequest, submit, uniqueApp } from "./helpers";
+import { CONTROL, createApp, parkedTask, signedRequest, submit, uniqueApp } from "./helpers";
 
 type Result = TaskRecord & { seq: number };
 
@@ -51,16 +51,7 @@ const ok200: AttemptResult = { kind: "response", status: 200, header: {}, body: 
 /** Finishes a parked task through the state machine, without the queue. */
 async function finishParked(app: string): Promise<string> {
   const stub = appQueue(env, app);
-  const submitted = await stub.submit({
-    reqId: "sub",
-    request: { method: "POST", path: "/r", raw_query: "", header: {}, body: new Uint8Array() },
-    options: { notBeforeMs: Date.now() + 3_600_000, deduplicationId: null, maxAttempts: null, timeout: null, callback: null },
-  });
-  if (!submitted.ok) throw new Error(submitted.error.message);
-  const id = submitted.value.id;
-  await runInDurableObject(stub, (_instance: AppQueue, state) => {
-    state.storage.sql.exec("UPDATE tasks SET eta_ms = ?, dispatched_ms = ? WHERE id = ?", Date.now() - 1, Date.now(), id);
-  });
+  const id = await parkedTask(app, "/r");
   const begun = await stub.begin(id);
   if (!begun.run) throw new Error(`begin: ${begun.reason}`);
   await stub.finish(id, begun.delivery.attempt, ok200);
