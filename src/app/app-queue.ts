@@ -13,11 +13,15 @@
  * re-runs a finished task, and a stale `finish` never counts twice.
  */
 import { DurableObject } from "cloudflare:workers";
-import { applyPatch, type AppConfig } from "./config";
+import { AppKeys, type CreatedKey, type KeyView } from "./app-keys";
+import { applyPatch, type AppConfig, type ConfigRules } from "./config";
 import { checkAt } from "./heartbeat";
 import { Subscribers } from "./subscribers";
 import { TaskStore, toRecord, type NotificationKind, type NotificationRow, type TaskRow } from "./task-store";
 import { GatewayError, errorBody, fail, ok, type Outcome } from "../http/errors";
+import type { Permission } from "../auth/access-keys";
+import { ADMIN, type Caller, type Principal } from "../auth/authenticate";
+import { masterSecret } from "../auth/key-vault";
 import { jitteredBackoffSeconds, mayRetry } from "../delivery/backoff";
 import type { RetryPolicy } from "./config";
 import { newTaskId } from "../shared/task-id";
@@ -68,6 +72,8 @@ export interface AppIdentity {
 }
 
 export interface SubmitInput {
+  /** Who submits: the admin (verified by the Worker) or a key of this app, verified here. */
+  caller: Caller;
   reqId: string;
   request: RecordedRequest;
   options: SubmitOptions;
@@ -85,6 +91,7 @@ export interface TaskPage {
 
 export class AppQueue extends DurableObject<Env> {
   #store: TaskStore;
+  #keys: AppKeys;
   #config: AppConfig | null = null;
   #identity: AppIdentity | null = null;
   readonly #subscribers: Subscribers;
@@ -107,6 +114,7 @@ export class AppQueue extends DurableObject<Env> {
     super(ctx, env);
     // Runs on every wake-up, so it stays cheap: schema check, two small reads.
     this.#store = new TaskStore(ctx.storage.sql);
+    this.#keys = new AppKeys(ctx.storage.sql, masterSecret(env));
     this.#subscribers = new Subscribers(ctx);
     this.#loadConfig();
     void ctx.blockConcurrencyWhile(async () => {
@@ -123,6 +131,30 @@ export class AppQueue extends DurableObject<Env> {
     this.#identity = identity ? (JSON.parse(identity) as AppIdentity) : null;
   }
 
+  // ---- who may do what ----------------------------------------------------------------
+
+  /**
+   * Verifies a caller against this app: the admin was verified by the Worker; a key of this
+   * app is verified here, with its secret, and must hold `permission`. Unknown keys (and every
+   * key of an app that does not exist) are 401, so a forged key learns nothing.
+   */
+  async #authorize(caller: Caller, permission: Permission | null, taskBody: Uint8Array | null = null): Promise<Outcome<Principal>> {
+    if (caller.kind === "admin") return ok(ADMIN);
+    const config = this.#config;
+    const body = caller.body ?? taskBody ?? new Uint8Array(0);
+    const principal = config && caller.app === config.name ? await this.#keys.verify(config.name, caller.proof, body) : null;
+    if (!principal) return fail(401, "bad_token", "bad access key or signature");
+    if (permission !== null && !principal.permissions.includes(permission)) {
+      return fail(403, "forbidden", `this key may not ${permission} on app ${principal.app}`);
+    }
+    return ok(principal);
+  }
+
+  /** Verifies a key of this app for a request about something else (another app, the app list). */
+  async identify(caller: Caller, body: Uint8Array): Promise<Outcome<Principal>> {
+    return this.#authorize(caller, null, body);
+  }
+
   // ---- app entry -------------------------------------------------------------------
 
   /** Makes this object the app `config.name`. 409 when it already is an app. */
@@ -134,17 +166,23 @@ export class AppQueue extends DurableObject<Env> {
     return ok(config);
   }
 
-  async getConfig(): Promise<{ config: AppConfig; identity: AppIdentity } | null> {
-    return this.#config && this.#identity ? { config: this.#config, identity: this.#identity } : null;
+  /** The app's config and task counts (`GET /v1/apps/<name>`): never a secret. */
+  async describe(caller: Caller): Promise<Outcome<{ config: AppConfig; stats: Record<string, number> }>> {
+    const auth = await this.#authorize(caller, "manage");
+    if (!auth.ok) return auth;
+    if (!this.#config) return fail(404, "app_not_found", "no such app");
+    return ok({ config: this.#config, stats: this.#store.counts() });
   }
 
   /** Applies a validated partial update; resuming a paused app starts its waiting tasks. */
-  async patchConfig(patch: unknown): Promise<Outcome<AppConfig>> {
+  async patchConfig(caller: Caller, patch: unknown, rules: ConfigRules): Promise<Outcome<AppConfig>> {
+    const auth = await this.#authorize(caller, "manage");
+    if (!auth.ok) return auth;
     const current = this.#config;
     if (!current) return fail(404, "app_not_found", "no such app");
     let next: AppConfig;
     try {
-      next = applyPatch(current, patch, { allowPrivateOrigins: this.env.ALLOW_PRIVATE_ORIGINS === "true" });
+      next = applyPatch(current, patch, rules);
     } catch (error) {
       if (error instanceof GatewayError) return fail(error.status, error.code, error.message);
       throw error;
@@ -160,8 +198,11 @@ export class AppQueue extends DurableObject<Env> {
     return ok(next);
   }
 
-  /** Deletes the app: config, tasks and alarm. New submissions find no app at once. */
-  async destroy(): Promise<void> {
+  /** Deletes the app: config, tasks, keys and alarm. New submissions find no app at once. */
+  async destroy(caller: Caller): Promise<Outcome<null>> {
+    const auth = await this.#authorize(caller, "manage");
+    if (!auth.ok) return auth;
+    if (!this.#config) return fail(404, "app_not_found", "no such app");
     for (const ws of this.#subscribers.open()) this.#subscribers.onClose(ws, 4404, "app deleted");
     this.#config = null;
     this.#identity = null;
@@ -172,6 +213,32 @@ export class AppQueue extends DurableObject<Env> {
     this.#subscriberCheckAt = undefined;
     // deleteAll drops the tables too; this instance may live on and serve a new app of the same name.
     this.#store = new TaskStore(this.ctx.storage.sql);
+    this.#keys = new AppKeys(this.ctx.storage.sql, masterSecret(this.env));
+    return ok(null);
+  }
+
+  // ---- access keys -------------------------------------------------------------------
+
+  async createKey(caller: Caller, permissions: Permission[]): Promise<Outcome<CreatedKey>> {
+    const auth = await this.#authorize(caller, "manage");
+    if (!auth.ok) return auth;
+    if (!this.#config) return fail(404, "app_not_found", "no such app");
+    return this.#keys.create(this.#config.name, permissions, Date.now());
+  }
+
+  async listKeys(caller: Caller): Promise<Outcome<KeyView[]>> {
+    const auth = await this.#authorize(caller, "manage");
+    if (!auth.ok) return auth;
+    if (!this.#config) return fail(404, "app_not_found", "no such app");
+    return ok(this.#keys.list());
+  }
+
+  async revokeKey(caller: Caller, accessKey: string): Promise<Outcome<{ revoked: string }>> {
+    const auth = await this.#authorize(caller, "manage");
+    if (!auth.ok) return auth;
+    if (!this.#config) return fail(404, "app_not_found", "no such app");
+    if (!this.#keys.revoke(accessKey)) return fail(404, "key_not_found", `no such key: ${accessKey}`);
+    return ok({ revoked: accessKey });
   }
 
   // ---- submit ------------------------------------------------------------------
@@ -181,7 +248,11 @@ export class AppQueue extends DurableObject<Env> {
    * consumer's begin/finish calls (see #grouped); the task's queue message is sent once that
    * commit is made, and the caller answered after both.
    */
-  submit(input: SubmitInput): Promise<Outcome<Submitted>> {
+  async submit(input: SubmitInput): Promise<Outcome<Submitted>> {
+    if (input.caller.kind !== "admin") {
+      const auth = await this.#authorize(input.caller, "submit", input.request.body);
+      if (!auth.ok) return auth;
+    }
     // The group's transaction rolled back: nothing of it was written, so nothing accepted is lost.
     return this.#grouped(() => this.#accept(input, Date.now())).catch(() => fail(503, "unavailable", "the task could not be stored; retry"));
   }
@@ -401,12 +472,16 @@ export class AppQueue extends DurableObject<Env> {
 
   // ---- control -----------------------------------------------------------------
 
-  async getTask(taskId: string): Promise<TaskRecord | null> {
+  async getTask(caller: Caller, taskId: string): Promise<Outcome<TaskRecord>> {
+    const auth = await this.#authorize(caller, "query");
+    if (!auth.ok) return auth;
     const task = this.#config ? this.#store.get(taskId) : null;
-    return task ? toRecord(task, this.#config!.name) : null;
+    return task ? ok(toRecord(task, this.#config!.name)) : fail(404, "task_not_found", "no such task");
   }
 
-  async listTasks(state: TaskState | null, limit: number, cursor: string | null): Promise<Outcome<TaskPage>> {
+  async listTasks(caller: Caller, state: TaskState | null, limit: number, cursor: string | null): Promise<Outcome<TaskPage>> {
+    const auth = await this.#authorize(caller, "query");
+    if (!auth.ok) return auth;
     if (!this.#config) return fail(404, "app_not_found", "no such app");
     const rows = this.#store.list(state, limit + 1, cursor);
     const page = rows.slice(0, limit);
@@ -417,7 +492,9 @@ export class AppQueue extends DurableObject<Env> {
   }
 
   /** Waiting → 11 with error "canceled". */
-  async cancel(taskId: string): Promise<Outcome<TaskRecord>> {
+  async cancel(caller: Caller, taskId: string): Promise<Outcome<TaskRecord>> {
+    const auth = await this.#authorize(caller, "manage");
+    if (!auth.ok) return auth;
     const task = this.#config ? this.#store.get(taskId) : null;
     if (!task) return fail(404, "task_not_found", "no such task");
     if (task.state !== 0) return fail(409, "task_not_waiting", "only a waiting task can be canceled");
@@ -426,7 +503,9 @@ export class AppQueue extends DurableObject<Env> {
   }
 
   /** Failed → waiting, with a fresh attempt budget, sent at once. */
-  async retry(taskId: string): Promise<Outcome<TaskRecord>> {
+  async retry(caller: Caller, taskId: string): Promise<Outcome<TaskRecord>> {
+    const auth = await this.#authorize(caller, "manage");
+    if (!auth.ok) return auth;
     const task = this.#config ? this.#store.get(taskId) : null;
     if (!task) return fail(404, "task_not_found", "no such task");
     if (task.state !== 11) return fail(409, "task_not_failed", "only a failed task can be retried");
@@ -434,10 +513,6 @@ export class AppQueue extends DurableObject<Env> {
     await this.#flushOutbox();
     await this.#scheduleNext();
     return ok(toRecord(this.#store.get(taskId)!, this.#config!.name));
-  }
-
-  async stats(): Promise<Record<string, number>> {
-    return this.#store.counts();
   }
 
   // ---- live results: WebSocket subscribers ---------------------------------------

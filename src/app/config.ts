@@ -73,7 +73,15 @@ export function defaultConfig(name: string, origin: string): AppConfig {
 export interface ConfigRules {
   /** Accept loopback and private-network origins (local development). */
   allowPrivateOrigins: boolean;
+  /**
+   * The gateway's own hosts, never a target (a task would submit itself, forever): app hosts
+   * end with `appHostSuffix`; `controlHosts` are `host[:port]` values of the control API.
+   */
+  gateway: { appHostSuffix: string; controlHosts: string[] };
 }
+
+/** Longest URL accepted for an origin, a callback or a notify url. */
+export const MAX_URL_CHARS = 2048;
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value);
@@ -221,6 +229,7 @@ function integer(field: string, value: unknown, min: number, max: number): numbe
 export function checkOrigin(value: unknown, rules: ConfigRules, field = "origin"): string {
   const code = `invalid_${field.split(".").pop()}`;
   if (typeof value !== "string") throw badRequest(code, `${field} must be a URL string`);
+  if (value.length > MAX_URL_CHARS) throw badRequest(code, `${field} is longer than ${MAX_URL_CHARS} characters`);
   let url: URL;
   try {
     url = new URL(value);
@@ -231,6 +240,7 @@ export function checkOrigin(value: unknown, rules: ConfigRules, field = "origin"
   if (url.username || url.password) throw badRequest(code, `${field} must not contain credentials`);
   const isOrigin = field === "origin";
   if (isOrigin && (url.search || url.hash)) throw badRequest(code, `${field} must not have a query or fragment`);
+  if (isGatewayHost(url, rules.gateway)) throw badRequest(code, `${field} must not be the gateway itself (${url.host})`);
   if (!rules.allowPrivateOrigins && isPrivateHost(url.hostname)) {
     throw badRequest(
       code,
@@ -241,8 +251,23 @@ export function checkOrigin(value: unknown, rules: ConfigRules, field = "origin"
   return isOrigin ? url.toString().replace(/\/$/, "") : url.toString();
 }
 
+/** `LOCALHOST.` → `localhost`: a trailing dot names the same host (an absolute DNS name). */
+const normalHostname = (hostname: string) => hostname.toLowerCase().replace(/\.+$/, "");
+
+function isGatewayHost(url: URL, gateway: ConfigRules["gateway"]): boolean {
+  const host = normalHostname(url.hostname);
+  const suffix = normalHostname(gateway.appHostSuffix);
+  if (suffix && (host.endsWith(suffix) || host === suffix.replace(/^\./, ""))) return true;
+  const port = url.port || (url.protocol === "https:" ? "443" : "80");
+  return gateway.controlHosts.some((control) => {
+    if (!control) return false;
+    const parsed = URL.parse(`${url.protocol}//${control}`);
+    return parsed !== null && normalHostname(parsed.hostname) === host && (parsed.port || port) === port;
+  });
+}
+
 function isPrivateHost(hostname: string): boolean {
-  const host = hostname.toLowerCase();
+  const host = normalHostname(hostname);
   if (host.startsWith("[") || /^\d+\.\d+\.\d+\.\d+$/.test(host) || /^\d+$/.test(host)) return true;
   if (!host.includes(".")) return true;
   return [".localhost", ".local", ".internal", ".lan", ".home.arpa"].some((suffix) => host.endsWith(suffix));

@@ -1,83 +1,64 @@
 /**
- * Who sent a request. Every request carries a Qiniu access token; the gateway's admin
- * pair (wrangler secrets ADMIN_ACCESS_KEY / ADMIN_SECRET_KEY) may do everything.
- * Scoped per-app keys plug in through {@link KeyLookup}.
+ * Who sent a request, and what they may do. The gateway's admin pair (wrangler secrets
+ * ADMIN_ACCESS_KEY / ADMIN_SECRET_KEY) may do everything and is verified in the Worker.
+ * An app key (`<app>.<hex>`) is verified by its app's object, which holds its secret:
+ * when the request is for that same app, inside the one RPC the request makes anyway.
  */
+import { appOfAccessKey, type Permission } from "./access-keys";
+import { unauthorized, verifyProof, type Proof } from "./credentials";
 import { GatewayError } from "../http/errors";
-import { parseAuthorization, parseQiniuDate, verifySignature } from "./qiniu";
-import { parseUrlToken, verifyUrlToken, type UrlToken } from "./url-token";
 
-export type Permission = "submit" | "query" | "subscribe" | "manage";
+export type { Permission } from "./access-keys";
 
-export type Principal = { kind: "admin" } | { kind: "key"; app: string; accessKey: string; permissions: Permission[] };
-
-export interface KeyRecord {
-  secretKey: string;
-  principal: Principal;
+export interface KeyPrincipal {
+  kind: "key";
+  app: string;
+  accessKey: string;
+  permissions: Permission[];
 }
 
-/** Finds the secret for an access key; null when the key is unknown. */
-export type KeyLookup = (accessKey: string) => Promise<KeyRecord | null>;
+export type Principal = { kind: "admin" } | KeyPrincipal;
 
-/** How far `X-Qiniu-Date` may be from now: a captured request cannot be replayed later. */
-export const REPLAY_WINDOW_MS = 15 * 60 * 1000;
+/**
+ * Who a request says it comes from, as handed to an app's object: the admin (already
+ * verified) or an app key whose proof the object named by `app` verifies.
+ */
+export type Caller =
+  | { kind: "admin" }
+  | {
+      kind: "key";
+      app: string;
+      proof: Proof;
+      /** The signed body; null on a submission, whose body is the task's recorded body. */
+      body: Uint8Array | null;
+    };
 
-export function adminKeys(env: { ADMIN_ACCESS_KEY?: string; ADMIN_SECRET_KEY?: string }): KeyLookup {
-  return async (accessKey) => {
-    if (!env.ADMIN_ACCESS_KEY || !env.ADMIN_SECRET_KEY || accessKey !== env.ADMIN_ACCESS_KEY) return null;
-    return { secretKey: env.ADMIN_SECRET_KEY, principal: { kind: "admin" } };
-  };
-}
+export const ADMIN: Caller & Principal = { kind: "admin" };
 
-const unauthorized = (message: string, code = "unauthorized") => new GatewayError(401, code, message);
-
-export async function authenticate(request: Request, body: Uint8Array, lookup: KeyLookup, nowMs: number): Promise<Principal> {
-  const authorization = request.headers.get("authorization");
-  const url = new URL(request.url);
-  const host = request.headers.get("host") ?? url.host;
-  if (authorization === null && request.method === "GET") {
-    // Browsers cannot sign headers on a WebSocket upgrade: a signed, expiring URL serves instead.
-    const urlToken = parseUrlToken(`${url.protocol}//${host}${url.pathname}${url.search}`);
-    if (urlToken) return authenticateUrl(urlToken, lookup, nowMs);
+/** Verifies an admin proof here; for an app key, names the app whose object will verify it. */
+export async function identifyCaller(
+  proof: Proof,
+  body: Uint8Array,
+  env: { ADMIN_ACCESS_KEY?: string; ADMIN_SECRET_KEY?: string },
+  bodyIsTask = false,
+): Promise<Caller> {
+  if (env.ADMIN_ACCESS_KEY && env.ADMIN_SECRET_KEY && proof.accessKey === env.ADMIN_ACCESS_KEY) {
+    if (!(await verifyProof(proof, env.ADMIN_SECRET_KEY, body))) throw unauthorized("bad access key or signature", "bad_token");
+    return ADMIN;
   }
-  const token = parseAuthorization(authorization);
-  if (!token) throw unauthorized("missing or malformed Authorization: expected 'Qiniu <AccessKey>:<Sign>'");
-  const key = await lookup(token.accessKey);
-  const valid =
-    key !== null &&
-    (await verifySignature(
-      {
-        method: request.method,
-        pathAndQuery: url.pathname + url.search,
-        host,
-        contentType: request.headers.get("content-type"),
-        headers: request.headers,
-        body,
-      },
-      key.secretKey,
-      token.sign,
-    ));
-  if (!key || !valid) throw unauthorized("bad access key or signature", "bad_token");
-  const date = request.headers.get("x-qiniu-date");
-  if (date !== null) {
-    const at = parseQiniuDate(date);
-    if (at === null || Math.abs(nowMs - at) > REPLAY_WINDOW_MS) {
-      throw unauthorized("X-Qiniu-Date is malformed or more than 15 minutes from now", "request_expired");
-    }
-  }
-  return key.principal;
+  const app = appOfAccessKey(proof.accessKey);
+  if (app === null) throw unauthorized("bad access key or signature", "bad_token");
+  return { kind: "key", app, proof, body: bodyIsTask ? null : body };
 }
 
-async function authenticateUrl(token: UrlToken, lookup: KeyLookup, nowMs: number): Promise<Principal> {
-  const key = await lookup(token.accessKey);
-  if (!key || !(await verifyUrlToken(token, key.secretKey))) throw unauthorized("bad access key or URL signature", "bad_token");
-  if (token.deadline * 1000 < nowMs) throw unauthorized("the signed URL has expired", "request_expired");
-  return key.principal;
+export function permits(principal: Principal, permission: Permission, app: string | null): boolean {
+  return principal.kind === "admin" || (app !== null && principal.app === app && principal.permissions.includes(permission));
 }
+
+export const forbidden = (permission: Permission, app: string | null) =>
+  new GatewayError(403, "forbidden", `this key may not ${permission}${app ? ` on app ${app}` : ""}`);
 
 /** Throws 403 unless `principal` may do `permission` on `app`. */
 export function authorize(principal: Principal, permission: Permission, app: string | null): void {
-  if (principal.kind === "admin") return;
-  if (app !== null && principal.app === app && principal.permissions.includes(permission)) return;
-  throw new GatewayError(403, "forbidden", `this key may not ${permission}${app ? ` on app ${app}` : ""}`);
+  if (!permits(principal, permission, app)) throw forbidden(permission, app);
 }

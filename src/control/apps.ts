@@ -1,10 +1,9 @@
 /** App entries (SPEC §7): create, read, list, update, delete. */
 import type { IRequest } from "itty-router";
-import { positiveInteger, queryParam, type ControlContext } from "./context";
+import { callerFor, positiveInteger, queryParam, verifiedPrincipal, type ControlContext } from "./context";
 import { createConfig, type AppConfig } from "../app/config";
 import { authorize } from "../auth/authenticate";
 import { parseJson } from "../http/body";
-import { configRules } from "../http/context";
 import { badRequest, jsonResponse, notFound, unwrap } from "../http/errors";
 import { APP_NAME } from "../hosts";
 import { randomHex } from "../shared/encoding";
@@ -12,15 +11,17 @@ import { appQueue, registry } from "../shared/stubs";
 
 const view = (config: AppConfig, env: Env) => ({ ...config, host: `${config.name}${env.APP_HOST_SUFFIX}` });
 
-function appName(request: IRequest): string {
+export function appName(request: IRequest): string {
   const name = request.params["name"] ?? "";
   if (!APP_NAME.test(name)) throw notFound("app_not_found", `no such app: ${name}`);
   return name;
 }
 
-export async function createApp(_request: IRequest, { env, reqId, principal, body }: ControlContext): Promise<Response> {
-  authorize(principal, "manage", null);
-  const config = createConfig(parseJson(body), configRules(env));
+/** Only the admin pair creates apps: there is no app yet whose key could. */
+export async function createApp(_request: IRequest, context: ControlContext): Promise<Response> {
+  const { env, reqId, body, rules } = context;
+  authorize(await verifiedPrincipal(context), "manage", null);
+  const config = createConfig(parseJson(body), rules);
   const number = unwrap(await registry(env).register(config));
   const identity = { number, createdMs: Date.now(), signingSecret: randomHex(32) };
   const configured = await appQueue(env, config.name).configure(config, identity);
@@ -33,37 +34,37 @@ export async function createApp(_request: IRequest, { env, reqId, principal, bod
   return jsonResponse(JSON.stringify(created), 201, reqId);
 }
 
-export async function getApp(request: IRequest, { env, reqId, principal }: ControlContext): Promise<Response> {
+export async function getApp(request: IRequest, context: ControlContext): Promise<Response> {
   const name = appName(request);
-  authorize(principal, "manage", name);
-  const found = await appQueue(env, name).getConfig();
-  if (!found) throw notFound("app_not_found", `no such app: ${name}`);
-  return jsonResponse(JSON.stringify({ ...view(found.config, env), stats: await appQueue(env, name).stats() }), 200, reqId);
+  const caller = await callerFor(context, name, "manage");
+  const { config, stats } = unwrap(await appQueue(context.env, name).describe(caller));
+  return jsonResponse(JSON.stringify({ ...view(config, context.env), stats }), 200, context.reqId);
 }
 
-export async function patchApp(request: IRequest, { env, reqId, principal, body }: ControlContext): Promise<Response> {
+export async function patchApp(request: IRequest, context: ControlContext): Promise<Response> {
   const name = appName(request);
-  authorize(principal, "manage", name);
-  const config = unwrap(await appQueue(env, name).patchConfig(parseJson(body)));
-  await registry(env).update(config);
-  return jsonResponse(JSON.stringify(view(config, env)), 200, reqId);
+  const caller = await callerFor(context, name, "manage");
+  const config = unwrap(await appQueue(context.env, name).patchConfig(caller, parseJson(context.body), context.rules));
+  await registry(context.env).update(config);
+  return jsonResponse(JSON.stringify(view(config, context.env)), 200, context.reqId);
 }
 
-export async function deleteApp(request: IRequest, { env, reqId, principal }: ControlContext): Promise<Response> {
+export async function deleteApp(request: IRequest, context: ControlContext): Promise<Response> {
   const name = appName(request);
-  authorize(principal, "manage", name);
-  const app = appQueue(env, name);
-  if (!(await app.getConfig())) throw notFound("app_not_found", `no such app: ${name}`);
-  await app.destroy();
-  await registry(env).remove(name);
-  return jsonResponse(JSON.stringify({ deleted: name }), 200, reqId);
+  const caller = await callerFor(context, name, "manage");
+  unwrap(await appQueue(context.env, name).destroy(caller));
+  await registry(context.env).remove(name);
+  return jsonResponse(JSON.stringify({ deleted: name }), 200, context.reqId);
 }
 
-/** Tencent's describe-queues filters: `ids`, `state`, `page`, `page_size` (≤ 100). */
-export async function listApps(request: IRequest, { env, reqId, principal }: ControlContext): Promise<Response> {
-  authorize(principal, "manage", null);
+/**
+ * Tencent's describe-queues filters: `ids`, `state`, `page`, `page_size` (≤ 100). The admin
+ * sees every app; an app key with `manage` sees its own app only.
+ */
+export async function listApps(request: IRequest, context: ControlContext): Promise<Response> {
+  const { env, reqId } = context;
   const ids = queryParam(request.query, "ids");
-  const names = ids ? ids.split(",").map((id) => id.trim()).filter(Boolean) : null;
+  let names = ids ? ids.split(",").map((id) => id.trim()).filter(Boolean) : null;
   if (names && (names.length > 100 || names.some((name) => !APP_NAME.test(name)))) {
     throw badRequest("invalid_ids", "ids must be a comma-separated list of up to 100 app names");
   }
@@ -71,6 +72,11 @@ export async function listApps(request: IRequest, { env, reqId, principal }: Con
   if (state !== null && state !== "Active" && state !== "Paused") throw badRequest("invalid_state", "state must be Active or Paused");
   const page = positiveInteger(queryParam(request.query, "page"), 1, 1_000_000, "page");
   const pageSize = positiveInteger(queryParam(request.query, "page_size"), 10, 100, "page_size");
+  const principal = await verifiedPrincipal(context);
+  if (principal.kind === "key") {
+    authorize(principal, "manage", principal.app);
+    names = (names ?? [principal.app]).filter((name) => name === principal.app);
+  }
   const result = await registry(env).list({ names, state, page, pageSize });
   const body = { total: result.total, page, page_size: pageSize, apps: result.apps.map((config) => view(config, env)) };
   return jsonResponse(JSON.stringify(body), 200, reqId);

@@ -1,14 +1,18 @@
 /**
- * The control API on the control host (itty-router). Every request is signed;
- * the body is read (bounded) and verified before any route runs.
+ * The control API on the control host (itty-router). Every request is signed; the body
+ * is read (bounded) and the credentials read before any route runs. The admin pair is
+ * verified here; an app key by its app's object (see control/context.ts).
  */
 import { IttyRouter, type IRequest } from "itty-router";
 import { createApp, deleteApp, getApp, listApps, patchApp } from "./apps";
 import type { ControlContext } from "./context";
+import { createKey, listKeys, revokeKey } from "./keys";
 import { isWebSocketUpgrade, subscribe } from "./subscribe";
 import { cancelTask, getTask, listTasks, retryTask } from "./tasks";
-import { adminKeys, authenticate } from "../auth/authenticate";
+import { identifyCaller } from "../auth/authenticate";
+import { readProof } from "../auth/credentials";
 import { readBody } from "../http/body";
+import { configRules } from "../http/context";
 import { GatewayError } from "../http/errors";
 
 /** Control requests carry small JSON documents. */
@@ -26,6 +30,11 @@ const router = IttyRouter<IRequest, [ControlContext], Response>()
   .patch("/v1/apps/:name", patchApp)
   .delete("/v1/apps/:name", deleteApp)
   .all("/v1/apps/:name", methodNotAllowed)
+  .post("/v1/apps/:name/keys", createKey)
+  .get("/v1/apps/:name/keys", listKeys)
+  .all("/v1/apps/:name/keys", methodNotAllowed)
+  .delete("/v1/apps/:name/keys/:accessKey", revokeKey)
+  .all("/v1/apps/:name/keys/:accessKey", methodNotAllowed)
   .get("/v1/tasks", (request, context) => (isWebSocketUpgrade(request) ? subscribe(request, context) : listTasks(request, context)))
   .all("/v1/tasks", methodNotAllowed)
   .get("/v1/task/:id", getTask)
@@ -34,10 +43,17 @@ const router = IttyRouter<IRequest, [ControlContext], Response>()
   .post("/v1/task/:id/retry", retryTask)
   .all("/v1/task/:id/retry", methodNotAllowed);
 
+/** Only the live feed's upgrade may carry a signed URL instead of an Authorization header. */
+const isFeedUpgrade = (request: Request) =>
+  request.method === "GET" && new URL(request.url).pathname === "/v1/tasks" && isWebSocketUpgrade(request);
+
 export async function handleControl(request: Request, env: Env, reqId: string): Promise<Response> {
   const body = await readBody(request, MAX_CONTROL_BODY_BYTES);
-  const principal = await authenticate(request, body, adminKeys(env), Date.now());
-  const response = await router.fetch(request, { env, reqId, principal, body });
+  const now = Date.now();
+  const proof = readProof(request, { urlTokenAllowed: isFeedUpgrade(request), requireSignedDate: env.REQUIRE_SIGNED_DATE === "true", nowMs: now });
+  const caller = await identifyCaller(proof, body, env);
+  const host = request.headers.get("host") ?? new URL(request.url).host;
+  const response = await router.fetch(request, { env, reqId, caller, body, rules: configRules(env, host) });
   if (!response) throw new GatewayError(404, "not_found", `no route: ${request.method} ${new URL(request.url).pathname}`);
   return response;
 }

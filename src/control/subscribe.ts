@@ -1,10 +1,11 @@
 /**
  * `GET /v1/tasks?app=<app>[&since=<seq>]` upgraded to a WebSocket: the live result feed
- * (SPEC §6). Authenticated here like any request (or by a signed URL); the app's object
- * accepts the socket with the Hibernation API.
+ * (SPEC §6), the one request that may authenticate with a signed URL. The caller is
+ * verified here (one RPC to its key's app object), then the app's object accepts the
+ * socket with the Hibernation API.
  */
 import type { IRequest } from "itty-router";
-import { queryParam, type ControlContext } from "./context";
+import { queryParam, verifiedPrincipal, type ControlContext } from "./context";
 import { authorize } from "../auth/authenticate";
 import { GatewayError, badRequest } from "../http/errors";
 import { APP_NAME } from "../hosts";
@@ -12,15 +13,15 @@ import { appQueue } from "../shared/stubs";
 
 export const isWebSocketUpgrade = (request: Request) => request.headers.get("upgrade")?.toLowerCase() === "websocket";
 
-export async function subscribe(request: IRequest, { env, reqId, principal }: ControlContext): Promise<Response> {
+export async function subscribe(request: IRequest, context: ControlContext): Promise<Response> {
   const app = queryParam(request.query, "app");
   if (!app || !APP_NAME.test(app)) throw badRequest("invalid_app", "app is required and must be an app name");
-  authorize(principal, "subscribe", app);
   const since = queryParam(request.query, "since");
   if (since !== null && !/^\d{1,15}$/.test(since)) throw badRequest("invalid_since", "since must be a result sequence number");
+  authorize(await verifiedPrincipal(context), "subscribe", app);
   const forwarded = new Request(request.url, { headers: request.headers });
-  forwarded.headers.set("x-reqid", reqId);
-  const response = await appQueue(env, app).fetch(forwarded);
+  forwarded.headers.set("x-reqid", context.reqId);
+  const response = await appQueue(context.env, app).fetch(forwarded);
   if (response.status === 101) return response;
   const { code, error } = (await response.json()) as { code: string; error: string };
   throw new GatewayError(response.status, code, error);

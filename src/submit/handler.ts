@@ -5,7 +5,9 @@
 import { parseSubmitOptions } from "./options";
 import { recordHeaders } from "./record";
 import { MAX_BODY_BYTES_LIMIT } from "../app/config";
-import { adminKeys, authenticate, authorize } from "../auth/authenticate";
+import { forbidden, identifyCaller } from "../auth/authenticate";
+import { readProof } from "../auth/credentials";
+import { parseUrlToken } from "../auth/url-token";
 import { readBody } from "../http/body";
 import { configRules } from "../http/context";
 import { jsonResponse, notFound, unwrap } from "../http/errors";
@@ -13,22 +15,37 @@ import { APP_NAME, controlHostFor } from "../hosts";
 import { appQueue } from "../shared/stubs";
 import type { RecordedRequest } from "../shared/types";
 
-/** The raw query with its `?` as sent (`/x?` keeps its bare `?`); "" when there is none. */
+/**
+ * The raw query with its `?` as sent (`/x?` keeps its bare `?`); "" when there is none.
+ * A trailing signed-URL token (`e=…&token=AK:sign`) is the gateway's credential, like the
+ * Authorization header: it is never recorded, never forwarded to the origin.
+ */
 export function rawQueryOf(url: string): string {
   const withoutFragment = url.split("#", 1)[0]!;
   const mark = withoutFragment.indexOf("?");
-  return mark === -1 ? "" : withoutFragment.slice(mark);
+  if (mark === -1) return "";
+  const query = withoutFragment.slice(mark);
+  if (!parseUrlToken(withoutFragment)) return query;
+  const stripped = query.replace(/[?&]e=\d{1,12}&token=[^:&]+:[A-Za-z0-9_=-]+$/, "");
+  return stripped === "" ? "" : stripped.startsWith("?") ? stripped : `?${stripped.slice(1)}`;
 }
 
 export async function handleSubmit(request: Request, app: string, env: Env, reqId: string): Promise<Response> {
   if (!APP_NAME.test(app)) throw notFound("app_not_found", `no such app: ${app}`);
   const body = await readBody(request, MAX_BODY_BYTES_LIMIT);
   const now = Date.now();
-  const principal = await authenticate(request, body, adminKeys(env), now);
-  authorize(principal, "submit", app);
-  const options = parseSubmitOptions(request.headers, now, configRules(env));
-
+  const proof = readProof(request, { urlTokenAllowed: false, requireSignedDate: env.REQUIRE_SIGNED_DATE === "true", nowMs: now });
+  // The admin is verified here; a key of this app inside the submit RPC, by the object that holds it.
+  const caller = await identifyCaller(proof, body, env, true);
+  if (caller.kind === "key" && caller.app !== app) {
+    // A key of another app: verified by its own app (401 when forged), then refused.
+    unwrap(await appQueue(env, caller.app).identify(caller, body));
+    throw forbidden("submit", app);
+  }
   const url = new URL(request.url);
+  const host = request.headers.get("host") ?? url.host;
+  const options = parseSubmitOptions(request.headers, now, configRules(env, host));
+
   const recorded: RecordedRequest = {
     method: request.method,
     path: url.pathname,
@@ -36,9 +53,8 @@ export async function handleSubmit(request: Request, app: string, env: Env, reqI
     header: recordHeaders(request.headers),
     body,
   };
-  const { id, deduplicated } = unwrap(await appQueue(env, app).submit({ reqId, request: recorded, options }));
+  const { id, deduplicated } = unwrap(await appQueue(env, app).submit({ caller, reqId, request: recorded, options }));
 
-  const host = request.headers.get("host") ?? url.host;
   const location = `${url.protocol}//${controlHostFor(host, env.APP_HOST_SUFFIX, env.CONTROL_HOST)}/v1/task/${id}`;
   const headers: Record<string, string> = { Location: location };
   if (deduplicated) headers["Asyncgate-Deduplicated"] = "true";

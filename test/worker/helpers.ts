@@ -97,6 +97,7 @@ export async function received(taskId: string): Promise<ReceivedRequest[]> {
 export async function parkedTask(app: string, path = "/parked"): Promise<string> {
   const stub = appQueue(env, app);
   const submitted = await stub.submit({
+    caller: { kind: "admin" },
     reqId: "test",
     request: { method: "POST", path, raw_query: "", header: {}, body: new Uint8Array() },
     options: { notBeforeMs: Date.now() + 3_600_000, deduplicationId: null, maxAttempts: null, timeout: null, callback: null },

@@ -185,6 +185,7 @@ describe("outbox", () => {
       bindings.TASKS = { send: unavailable, sendBatch: unavailable } as unknown as Queue;
       try {
         const result = await instance.submit({
+          caller: { kind: "admin" },
           reqId: "outbox",
           request: { method: "POST", path: "/outbox", raw_query: "", header: {}, body: new Uint8Array() },
           options: { notBeforeMs: Date.now(), deduplicationId: null, maxAttempts: null, timeout: null, callback: null },
@@ -223,6 +224,7 @@ describe("dispatch window", () => {
     await Promise.all(
       Array.from({ length: backlog }, (_, i) =>
         stub.submit({
+          caller: { kind: "admin" },
           reqId: "window",
           request: { method: "POST", path: `/w/${i}`, raw_query: "", header: {}, body: new Uint8Array() },
           options: { notBeforeMs: Date.now(), deduplicationId: null, maxAttempts: null, timeout: null, callback: null },

@@ -1,0 +1,88 @@
+/**
+ * What a request offers as proof of who sent it, read before anything is verified:
+ * a Qiniu access token (`Authorization: Qiniu <AK>:<sign>`) or, on the live feed's
+ * WebSocket upgrade only, a signed expiring URL. Checks that need no secret happen
+ * here (shape, size, the replay window); the signature is verified by whoever holds
+ * the key's secret: the Worker for the admin pair, the app's object for its keys.
+ */
+import { parseAuthorization, parseQiniuDate, verifySignature } from "./qiniu";
+import { parseUrlToken, verifyUrlToken, type UrlToken } from "./url-token";
+import { GatewayError } from "../http/errors";
+
+/** The parts of a request its Qiniu signature covers, the body aside. */
+export interface SignedRequest {
+  method: string;
+  pathAndQuery: string;
+  host: string;
+  contentType: string | null;
+  /** Only the `X-Qiniu-*` headers: the others are not signed. */
+  qiniuHeaders: [string, string][];
+}
+
+export type Proof =
+  | { kind: "token"; accessKey: string; sign: string; request: SignedRequest }
+  | { kind: "url"; accessKey: string; token: UrlToken };
+
+export interface ProofRules {
+  /** Only the WebSocket upgrade of `GET /v1/tasks` accepts a signed URL. */
+  urlTokenAllowed: boolean;
+  /** REQUIRE_SIGNED_DATE: a request without `X-Qiniu-Date` is refused. */
+  requireSignedDate: boolean;
+  nowMs: number;
+}
+
+/** How far `X-Qiniu-Date` may be from now: a captured request cannot be replayed later. */
+export const REPLAY_WINDOW_MS = 15 * 60 * 1000;
+/** How far ahead a signed URL's deadline may be. */
+export const MAX_URL_TOKEN_AHEAD_S = 24 * 3600;
+/** Longer Authorization values are malformed: a real token is ~100 characters. */
+export const MAX_AUTHORIZATION_CHARS = 512;
+
+export const unauthorized = (message: string, code = "unauthorized") => new GatewayError(401, code, message);
+
+/** Reads a request's proof; 401 when there is none, or it is malformed, stale or not allowed here. */
+export function readProof(request: Request, rules: ProofRules): Proof {
+  const url = new URL(request.url);
+  const host = request.headers.get("host") ?? url.host;
+  const authorization = request.headers.get("authorization");
+  if (authorization === null) {
+    // A URL token anywhere else is no authentication at all (and so: 401 below).
+    const token = rules.urlTokenAllowed ? parseUrlToken(`${url.protocol}//${host}${url.pathname}${url.search}`) : null;
+    if (token) return urlProof(token, rules.nowMs);
+    throw unauthorized("missing Authorization: expected 'Qiniu <AccessKey>:<Sign>'");
+  }
+  const token = authorization.length > MAX_AUTHORIZATION_CHARS ? null : parseAuthorization(authorization);
+  if (!token) throw unauthorized("malformed Authorization: expected 'Qiniu <AccessKey>:<Sign>'");
+  const date = request.headers.get("x-qiniu-date");
+  if (date === null) {
+    if (rules.requireSignedDate) throw unauthorized("this gateway requires a signed X-Qiniu-Date header", "date_required");
+  } else {
+    const at = parseQiniuDate(date);
+    if (at === null || Math.abs(rules.nowMs - at) > REPLAY_WINDOW_MS) {
+      throw unauthorized("X-Qiniu-Date is malformed or more than 15 minutes from now", "request_expired");
+    }
+  }
+  const qiniuHeaders: [string, string][] = [];
+  for (const [name, value] of request.headers) if (name.toLowerCase().startsWith("x-qiniu-")) qiniuHeaders.push([name, value]);
+  return {
+    kind: "token",
+    accessKey: token.accessKey,
+    sign: token.sign,
+    request: { method: request.method, pathAndQuery: url.pathname + url.search, host, contentType: request.headers.get("content-type"), qiniuHeaders },
+  };
+}
+
+function urlProof(token: UrlToken, nowMs: number): Proof {
+  const nowS = Math.floor(nowMs / 1000);
+  if (token.deadline < nowS) throw unauthorized("the signed URL has expired", "request_expired");
+  if (token.deadline > nowS + MAX_URL_TOKEN_AHEAD_S) {
+    throw unauthorized("a signed URL's deadline (e) may be at most 24 hours ahead", "token_deadline_too_far");
+  }
+  return { kind: "url", accessKey: token.accessKey, token };
+}
+
+/** Whether `proof` was made with `secretKey` (constant-time comparisons). */
+export async function verifyProof(proof: Proof, secretKey: string, body: Uint8Array): Promise<boolean> {
+  if (proof.kind === "url") return verifyUrlToken(proof.token, secretKey);
+  return verifySignature({ ...proof.request, headers: proof.request.qiniuHeaders, body }, secretKey, proof.sign);
+}
