@@ -101,7 +101,13 @@ export async function signedCall(
   host: string,
   method: string,
   pathAndQuery: string,
-  options: { body?: Buffer | string; headers?: Record<string, string>; unsigned?: boolean } = {},
+  options: {
+    body?: Buffer | string;
+    headers?: Record<string, string>;
+    unsigned?: boolean;
+    /** Sign with these keys instead of the admin pair. */
+    keys?: { accessKey: string; secretKey: string };
+  } = {},
 ): Promise<HttpResult> {
   const body = options.body === undefined ? Buffer.alloc(0) : Buffer.from(options.body);
   const headers: Record<string, string> = { host, ...options.headers };
@@ -109,7 +115,8 @@ export async function signedCall(
     headers["content-type"] = "application/json";
   }
   if (!options.unsigned) {
-    const mac = new qiniu.auth.digest.Mac(E2E_KEYS.accessKey, E2E_KEYS.secretKey);
+    const keys = options.keys ?? E2E_KEYS;
+    const mac = new qiniu.auth.digest.Mac(keys.accessKey, keys.secretKey);
     const contentType = headers["content-type"] ?? "";
     const signedBody = contentType === "application/octet-stream" ? undefined : body.toString("utf8");
     headers["authorization"] = qiniu.util.generateAccessTokenV2(mac, `http://${host}${pathAndQuery}`, method, contentType, signedBody, headers);
