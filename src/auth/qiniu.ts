@@ -71,6 +71,11 @@ export async function verifySignature(parts: SignedParts, secretKey: string, sig
   return timingSafeEqual(await hmacSha1UrlSafe(secretKey, signingString({ ...parts, host: sdkHost })), sign);
 }
 
+/** Unix ms → `20060102T150405Z`, the form of `X-Qiniu-Date`. */
+export function formatQiniuDate(ms: number): string {
+  return new Date(ms).toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+}
+
 /** `X-Qiniu-Date: 20060102T150405Z` → unix ms, or null when malformed. */
 export function parseQiniuDate(value: string): number | null {
   const match = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value.trim());

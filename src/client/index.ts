@@ -9,7 +9,7 @@
 import { AsyncgateError } from "./errors";
 import { subscription, type SubscribeOptions, type TaskResult } from "./subscription";
 import { connectToTransport, fetchTransport, type Transport } from "./transport";
-import { qiniuAuthorization } from "../auth/qiniu";
+import { formatQiniuDate, qiniuAuthorization } from "../auth/qiniu";
 import { signUrl } from "../auth/url-token";
 import type { TaskRecord } from "../shared/types";
 
@@ -152,7 +152,9 @@ export class AsyncgateClient {
 
   async #call(method: string, url: string, body?: string | Uint8Array, extraHeaders: Record<string, string> = {}) {
     const bytes = typeof body === "string" ? encoder.encode(body) : (body ?? new Uint8Array(0));
-    const headers: Record<string, string> = { ...extraHeaders };
+    // Always signed: with REQUIRE_SIGNED_DATE a request without it is refused, and with it a
+    // captured request cannot be replayed after 15 minutes.
+    const headers: Record<string, string> = { ...extraHeaders, "X-Qiniu-Date": formatQiniuDate(Date.now()) };
     let contentType = Object.entries(headers).find(([name]) => name.toLowerCase() === "content-type")?.[1] ?? null;
     if (body !== undefined && contentType === null) contentType = headers["Content-Type"] = "application/json";
     const parsed = new URL(url);

@@ -21,6 +21,8 @@ const HOP_BY_HOP = new Set([
 const NOT_RECORDED = new Set([
   ...HOP_BY_HOP,
   "authorization",
+  // Signed with Authorization, checked by the gateway: part of the credential, not the request.
+  "x-qiniu-date",
   "host",
   "content-length",
   "cf-connecting-ip",

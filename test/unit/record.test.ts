@@ -18,9 +18,10 @@ describe("recordHeaders", () => {
     });
   });
 
-  it("drops Authorization, hop-by-hop headers and the task-metadata namespace", () => {
+  it("drops Authorization, the signed X-Qiniu-Date, hop-by-hop headers and the task-metadata namespace", () => {
     const headers = new Headers({
       authorization: "Qiniu ak:sig",
+      "x-qiniu-date": "20261126T080000Z",
       connection: "keep-alive",
       "transfer-encoding": "chunked",
       "asyncgate-task-id": "spoofed",
@@ -59,5 +60,9 @@ describe("helpers", () => {
     ["http://h/p?", "?"],
     ["http://h/p?a=1&a=2", "?a=1&a=2"],
     ["http://h/p?q=%E4%BD%A0#frag", "?q=%E4%BD%A0"],
+    ["http://h/p?a=1&e=1795000000&token=ak:c2ln", "?a=1"],
+    ["http://h/p?e=1795000000&token=shop.0123456789abcdef01234567:c2lnbmF0dXJl=", ""],
+    ["http://h/p?token=mine&e=5", "?token=mine&e=5"],
+    ["http://h/p?e=soon&token=ak:sig", "?e=soon&token=ak:sig"],
   ])("rawQueryOf(%s)", (url, expected) => expect(rawQueryOf(url)).toBe(expected));
 });

@@ -6,6 +6,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { AppQueue } from "../../src/app/app-queue";
 import { openSecret } from "../../src/auth/key-vault";
+import { formatQiniuDate } from "../../src/auth/qiniu";
 import { signUrl } from "../../src/auth/url-token";
 import worker from "../../src/index";
 import { appQueue } from "../../src/shared/stubs";
@@ -19,7 +20,7 @@ async function expectError(response: Response, status: number, code?: string): P
   expect(body.req_id).toBe(response.headers.get("x-reqid"));
 }
 
-const qiniuDate = (ms: number) => new Date(ms).toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+const qiniuDate = formatQiniuDate;
 
 async function createKey(app: string, permissions: string[], keys?: { accessKey: string; secretKey: string }) {
   const response = await call(`${CONTROL}/v1/apps/${app}/keys`, { body: JSON.stringify({ permissions }), keys });
