@@ -25,6 +25,7 @@ export default defineConfig({
                 ...TEST_KEYS,
                 ALLOW_PRIVATE_ORIGINS: "true",
                 TEST_ORIGIN: `http://127.0.0.1:${inject<number>("originPort")}`,
+                FUZZ_SEED: process.env["FUZZ_SEED"] ?? "",
               },
               queueConsumers: { "asyncgate-tasks": { maxBatchTimeout: 0.05 } },
             },

@@ -18,7 +18,8 @@ export async function startOrigin(options = {}) {
     req.on("data", (chunk) => chunks.push(chunk));
     req.on("end", () => {
       const body = Buffer.concat(chunks);
-      const url = new URL(req.url ?? "/", "http://origin");
+      // Concatenated, not resolved: a request path such as `//x` is a path here, not a host.
+      const url = new URL(`http://origin${(req.url ?? "/").startsWith("/") ? "" : "/"}${req.url ?? ""}`);
       if (url.pathname === "/__received") {
         const task = url.searchParams.get("task");
         const matching = task

@@ -6,6 +6,8 @@ declare global {
     interface Env {
       /** Base URL of the real Node origin started by test/support/origin-setup.ts. */
       TEST_ORIGIN: string;
+      /** Replays a fuzz run: `FUZZ_SEED=<seed> npm test`. */
+      FUZZ_SEED: string;
     }
   }
 }

@@ -32,6 +32,15 @@ function safeClose(ws: WebSocket, code: number, reason: string): void {
   }
 }
 
+/** A send racing the client's close is not an error: the client is gone, there is nobody to tell. */
+function safeSend(ws: WebSocket, message: string): void {
+  try {
+    ws.send(message);
+  } catch {
+    // closed meanwhile
+  }
+}
+
 export class Subscribers {
   readonly #ctx: DurableObjectState;
 
@@ -67,12 +76,14 @@ export class Subscribers {
 
   /** A frame that reached the object: the heartbeat (not matched exactly by auto-response), or a protocol error. */
   onMessage(ws: WebSocket, message: string | ArrayBuffer, now: number): void {
+    // Frames the client sent before it saw our close (of a bad frame, a reap) still arrive: ignore them.
+    if (ws.readyState !== WebSocket.OPEN) return;
     if (typeof message !== "string") return safeClose(ws, 1003, "binary frames are not supported");
     if (message.length > MAX_CLIENT_FRAME_CHARS) return safeClose(ws, 1009, "message too big");
     if (message.trim().toUpperCase() !== HEARTBEAT) return safeClose(ws, 1008, 'unsupported message: send "OK" as a heartbeat');
     const attachment = ws.deserializeAttachment() as SubscriberAttachment | null;
     if (attachment) ws.serializeAttachment({ ...attachment, lastMessageAt: now } satisfies SubscriberAttachment);
-    ws.send(HEARTBEAT);
+    safeSend(ws, HEARTBEAT);
   }
 
   /** Completes the close handshake: hibernatable sockets do not reciprocate by themselves. */
