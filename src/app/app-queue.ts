@@ -22,7 +22,7 @@ import { GatewayError, errorBody, fail, ok, type Outcome } from "../http/errors"
 import type { Permission } from "../auth/access-keys";
 import { ADMIN, type Caller, type Principal } from "../auth/authenticate";
 import { masterSecret } from "../auth/key-vault";
-import { jitteredBackoffSeconds, mayRetry } from "../delivery/backoff";
+import { jitteredBackoffSeconds, mayRetry, retryLifetimeSeconds } from "../delivery/backoff";
 import type { RetryPolicy } from "./config";
 import { newTaskId } from "../shared/task-id";
 import type { SubmitOptions } from "../submit/options";
@@ -58,11 +58,26 @@ export function responseBodyRoom(task: { body: ArrayBuffer; header: string }, re
 export const NOTIFY_TIMEOUT_MS = 30_000;
 export const NOTIFY_RETRY: RetryPolicy = { max_attempts: 10, min_backoff: 1, max_backoff: 600, max_doublings: 10, max_retry_duration: 0 };
 
+/** Tasks expired, and finished tasks deleted, per alarm at most. */
+export const RETENTION_BATCH = 500;
+
 /** How long concurrent calls are gathered into one commit (0: whatever arrived in this turn). */
 export const GROUP_COMMIT_MS = 0;
 
-/** Retry delay for a failed queue send. */
-const SEND_RETRY_MS = 1_000;
+/** Retry delays for a failing queue send: doubling from 1 s to 5 min while it keeps failing. */
+const SEND_RETRY_MIN_MS = 1_000;
+const SEND_RETRY_MAX_MS = 300_000;
+/** One consumer invocation replays at most this many origins at once (delivery/consumer.ts). */
+const CONSUMER_CONCURRENCY = 6;
+
+/** Outcome of a submission whose write failed: a full object is no reason to retry. */
+export function storageFailure(error: unknown): Outcome<never> {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/SQLITE_FULL|database or disk is full|storage.*(limit|full|exceeded)/i.test(message)) {
+    return fail(507, "storage_full", "this app's storage is full (10 GB per app): lower its retention or delete it and start afresh");
+  }
+  return fail(503, "unavailable", "the task could not be stored; retry");
+}
 
 /** What is stored about the app besides its config. */
 export interface AppIdentity {
@@ -107,6 +122,16 @@ export class AppQueue extends DurableObject<Env> {
   #alarmAt: number | null = null;
   /** When the oldest unfinished task expires (never later than the truth); undefined = look it up. */
   #retentionDueAt: number | null | undefined = undefined;
+  /** Consecutive failed queue sends: the retry delay doubles with each. */
+  #sendFailures = 0;
+  /** While the queue keeps refusing, the outbox waits until then (0: not waiting). */
+  #sendRetryAt = 0;
+  /**
+   * Tasks whose queue message a consumer has taken, until when it may still begin them. Kept in
+   * memory only: after an eviction a held message may be sent again, which the state machine
+   * shrugs off (a duplicate never runs a task twice).
+   */
+  readonly #claims = new Map<string, number>();
   /** When subscriber heartbeats must next be checked; undefined = not known since wake-up. */
   #subscriberCheckAt: number | null | undefined = undefined;
 
@@ -198,6 +223,11 @@ export class AppQueue extends DurableObject<Env> {
     return ok(next);
   }
 
+  /** Whether this object is an app (a name the registry holds may have failed to configure). */
+  async exists(): Promise<boolean> {
+    return this.#config !== null;
+  }
+
   /** Deletes the app: config, tasks, keys and alarm. New submissions find no app at once. */
   async destroy(caller: Caller): Promise<Outcome<null>> {
     const auth = await this.#authorize(caller, "manage");
@@ -207,6 +237,9 @@ export class AppQueue extends DurableObject<Env> {
     this.#config = null;
     this.#identity = null;
     await this.ctx.storage.deleteAlarm();
+    // Result seqs survive the app: a client resuming with a seq of the old app must not
+    // drop the new app's results as already seen.
+    const seq = this.#store.currentSeq();
     await this.ctx.storage.deleteAll();
     this.#alarmAt = null;
     this.#retentionDueAt = undefined;
@@ -214,6 +247,7 @@ export class AppQueue extends DurableObject<Env> {
     // deleteAll drops the tables too; this instance may live on and serve a new app of the same name.
     this.#store = new TaskStore(this.ctx.storage.sql);
     this.#keys = new AppKeys(this.ctx.storage.sql, masterSecret(this.env));
+    this.#store.setMeta("seq", String(seq));
     return ok(null);
   }
 
@@ -253,8 +287,8 @@ export class AppQueue extends DurableObject<Env> {
       const auth = await this.#authorize(input.caller, "submit", input.request.body);
       if (!auth.ok) return auth;
     }
-    // The group's transaction rolled back: nothing of it was written, so nothing accepted is lost.
-    return this.#grouped(() => this.#accept(input, Date.now())).catch(() => fail(503, "unavailable", "the task could not be stored; retry"));
+    // This submission's savepoint rolled back: nothing of it was written, nothing accepted is lost.
+    return this.#grouped(() => this.#accept(input, Date.now())).catch((error: unknown) => storageFailure(error));
   }
 
   /** Validates and inserts one submission inside the group's transaction. */
@@ -266,6 +300,14 @@ export class AppQueue extends DurableObject<Env> {
       return fail(413, "body_too_large", `request body exceeds this app's limit of ${config.max_body_bytes} bytes`);
     }
     const { options } = input;
+    // A task must be able to run, and retry, before its retention ends: it would expire unrun.
+    const delayMs = options.notBeforeMs - now;
+    const policy = options.maxAttempts === null ? config.retry : { ...config.retry, max_attempts: options.maxAttempts };
+    if (delayMs + retryLifetimeSeconds(policy) * 1000 >= config.retention * 1000) {
+      return delayMs > 0
+        ? fail(400, "delay_exceeds_retention", `the task would run, or still be retrying, after this app's retention (${config.retention} s) ends`)
+        : fail(400, "retries_exceed_retention", `with these retries the task could still be retrying when this app's retention (${config.retention} s) ends`);
+    }
     if (options.deduplicationId !== null) {
       const existing = this.#store.findDuplicate(options.deduplicationId, now - config.retention * 1000);
       if (existing) return ok({ id: existing, deduplicated: true });
@@ -298,14 +340,41 @@ export class AppQueue extends DurableObject<Env> {
 
   // ---- delivery state machine --------------------------------------------------
 
+  /**
+   * A consumer took these tasks' messages in a batch of `batchSize`: they are not lost while
+   * they wait their turn behind slow origins (6 at a time), so the outbox must not send them
+   * again. The hold covers the batch's worst case.
+   */
+  async claim(taskIds: string[], batchSize: number): Promise<void> {
+    const config = this.#config;
+    if (!config) return;
+    const now = Date.now();
+    const holdMs = Math.ceil(batchSize / CONSUMER_CONCURRENCY) * (config.timeout * 1000 + LEASE_GRACE_MS);
+    for (const [id, until] of this.#claims) if (until <= now) this.#claims.delete(id);
+    for (const id of taskIds) this.#claims.set(id, now + holdMs);
+  }
+
   /** 0 → 1 when the task is due and the app active; otherwise says why not. */
   begin(taskId: string): Promise<BeginResult> {
     return this.#grouped(() => this.#begin(taskId, Date.now()));
   }
 
-  /** Records attempt `attempt`'s result; ignored unless that attempt is the one running. */
+  /**
+   * Records attempt `attempt`'s result; ignored unless that attempt is the one running. A
+   * result that cannot be stored whole (a row over SQLite's limits) is stored without the
+   * response's headers and body, so the attempt still counts and the task moves on.
+   */
   finish(taskId: string, attempt: number, result: AttemptResult): Promise<FinishResult> {
-    return this.#grouped(() => this.#finishAttempt(taskId, attempt, result, Date.now()));
+    return this.#grouped(() => {
+      const now = Date.now();
+      try {
+        return this.ctx.storage.transactionSync(() => this.#finishAttempt(taskId, attempt, result, now));
+      } catch (error) {
+        if (result.kind !== "response") throw error;
+        console.error(`AppQueue:finish: the response of ${taskId} could not be stored; keeping its status only`, error);
+        return this.#finishAttempt(taskId, attempt, { ...result, header: {}, body: new Uint8Array() }, now);
+      }
+    });
   }
 
   /**
@@ -324,10 +393,10 @@ export class AppQueue extends DurableObject<Env> {
     const operations = this.#operations;
     this.#operations = [];
     this.#windowSlots = undefined;
-    const results: unknown[] = [];
+    const results: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
     try {
       this.ctx.storage.transactionSync(() => {
-        for (const operation of operations) results.push(operation.run());
+        for (const operation of operations) results.push(this.#isolated(operation.run));
       });
     } catch (error) {
       console.error(`AppQueue:commit: ${operations.length} operations rolled back`, error);
@@ -341,7 +410,30 @@ export class AppQueue extends DurableObject<Env> {
     } catch (error) {
       console.error("AppQueue:commit: after-commit work failed; the alarm will retry it", error);
     }
-    operations.forEach((operation, i) => operation.resolve(results[i]));
+    operations.forEach((operation, i) => {
+      const result = results[i]!;
+      if (result.ok) operation.resolve(result.value);
+      else operation.reject(result.error);
+    });
+  }
+
+  /**
+   * Runs one operation of a group in its own savepoint (a nested transactionSync): when it
+   * throws, its writes and the messages it queued are undone, and its neighbours commit.
+   */
+  #isolated(run: () => unknown): { ok: true; value: unknown } | { ok: false; error: unknown } {
+    const broadcasts = this.#pendingBroadcasts.length;
+    const sends = this.#pendingSends.length;
+    const windowSlots = this.#windowSlots;
+    try {
+      return { ok: true, value: this.ctx.storage.transactionSync(run) };
+    } catch (error) {
+      console.error("AppQueue:commit: one operation rolled back", error);
+      this.#pendingBroadcasts.length = broadcasts;
+      this.#pendingSends.length = sends;
+      this.#windowSlots = windowSlots;
+      return { ok: false, error };
+    }
   }
 
   /** After task writes: what #sendCommitted does, then re-arm the alarm. */
@@ -509,7 +601,9 @@ export class AppQueue extends DurableObject<Env> {
     const task = this.#config ? this.#store.get(taskId) : null;
     if (!task) return fail(404, "task_not_found", "no such task");
     if (task.state !== 11) return fail(409, "task_not_failed", "only a failed task can be retried");
-    this.#store.resetForRetry(taskId, Date.now());
+    // A fresh budget of the app's max_attempts on top of the attempts already made.
+    const budget = this.#config!.retry.max_attempts;
+    this.#store.resetForRetry(taskId, Date.now(), budget === -1 ? -1 : task.attempts + budget);
     await this.#flushOutbox();
     await this.#scheduleNext();
     return ok(toRecord(this.#store.get(taskId)!, this.#config!.name));
@@ -536,15 +630,44 @@ export class AppQueue extends DurableObject<Env> {
     const sinceText = new URL(request.url).searchParams.get("since");
     const since = sinceText === null ? null : Number(sinceText);
     const now = Date.now();
-    const client = this.#subscribers.accept(now, (send) => {
-      // First frame: the latest seq so far, so a client that asked for no replay still knows where it starts.
-      send(JSON.stringify({ type: "hello", app: config.name, seq: this.#store.currentSeq() }));
-      if (since === null) return;
-      for (const row of this.#store.finishedSince(since)) send(JSON.stringify({ ...toRecord(row, config.name), seq: row.seq }));
-    });
+    const { client, server } = this.#subscribers.accept(now);
+    // First frame: the latest seq so far, so a client that asked for no replay still knows where it starts.
+    this.#subscribers.send(server, JSON.stringify({ type: "hello", app: config.name, seq: this.#store.currentSeq() }));
+    if (since !== null) this.#replayPage(server, since);
     this.#subscriberCheckAt = Math.min(this.#subscriberCheckAt ?? Infinity, checkAt(now));
     await this.#ensureAlarm(checkAt(now));
     return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /**
+   * Sends one page (≤ REPLAY_PAGE_BYTES read) of the results after `after`, then the next
+   * page in a later turn, so a resume over days of results never holds them all in memory.
+   * Live results skip the socket meanwhile; the page that finds nothing more is read in the
+   * same turn as the socket goes live, so nothing can finish in between: no gap, no duplicate.
+   */
+  #replayPage(ws: WebSocket, after: number): void {
+    const config = this.#config;
+    if (!config) return;
+    const { rows, done } = this.#store.finishedSince(after);
+    let last = after;
+    for (const row of rows) {
+      if (!this.#subscribers.send(ws, JSON.stringify({ ...toRecord(row, config.name), seq: row.seq }))) {
+        this.#subscribers.goLive(ws); // gone: nothing to continue
+        return;
+      }
+      last = row.seq ?? last;
+    }
+    if (done) return this.#subscribers.goLive(ws);
+    this.#subscribers.holdLive(ws);
+    setTimeout(() => {
+      try {
+        this.#replayPage(ws, last);
+      } catch (error) {
+        console.error("AppQueue:replay", error);
+        this.#subscribers.goLive(ws);
+        this.#subscribers.onClose(ws, 1011, "replay failed");
+      }
+    }, 0);
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -580,17 +703,18 @@ export class AppQueue extends DurableObject<Env> {
       // Heartbeats first: enforcing them must not depend on the task work below succeeding.
       this.#subscriberCheckAt = this.#subscribers.reap(now);
       const retentionMs = config.retention * 1000;
-      for (const id of this.#store.unfinishedCreatedBefore(now - retentionMs)) {
-        this.#finish(id, 11, now, "expired");
-      }
-      this.#store.deleteFinishedBefore(now - retentionMs);
+      // Bounded batches: a huge backlog past retention takes several alarms, never one that fails.
+      const expired = this.#store.unfinishedCreatedBefore(now - retentionMs, RETENTION_BATCH);
+      for (const id of expired) this.#finish(id, 11, now, "expired");
+      const deleted = this.#store.deleteFinishedBefore(now - retentionMs, RETENTION_BATCH);
+      if (expired.length === RETENTION_BATCH || deleted === RETENTION_BATCH) this.#retentionDueAt = now + 1;
       // The oldest unfinished task only gets newer (new tasks are newer, finished ones leave),
       // so a known deadline can only be early, never late: look it up again only once it passed.
       // (The lookup walks the primary key past finished tasks; doing it on every alarm cost
       // half the object's CPU while draining a backlog.)
       if (this.#retentionDueAt !== undefined && this.#retentionDueAt !== null && this.#retentionDueAt <= now) this.#retentionDueAt = undefined;
       for (const task of this.#store.expiredLeases(now)) this.#attemptLost(task, now);
-      this.#store.forgetStaleDispatches(now - REDISPATCH_AFTER_MS);
+      this.#store.forgetStaleDispatches(now - REDISPATCH_AFTER_MS, now, (id) => (this.#claims.get(id) ?? 0) > now);
       await this.#sendCommitted();
     } catch (error) {
       console.error("AppQueue:alarm", error);
@@ -609,6 +733,7 @@ export class AppQueue extends DurableObject<Env> {
     const config = this.#config;
     if (!config) return;
     const now = Date.now();
+    if (now < this.#sendRetryAt) return; // backing off a failing queue
     const room = config.state === "Active" ? Math.min(100, DISPATCH_WINDOW - this.#store.inFlight()) : 0;
     const taskIds = room > 0 ? this.#store.dueUnsent(now, room) : [];
     const notifications = this.#store.dueNotifications(now, now - REDISPATCH_AFTER_MS, 100 - taskIds.length);
@@ -637,8 +762,15 @@ export class AppQueue extends DurableObject<Env> {
       console.error(`AppQueue:send: queue send failed for ${messages.length} messages of ${config.name}; the alarm will resend`, error);
       this.#store.clearDispatched(taskIds);
       this.#store.clearNotificationsDispatched(notifications);
-      await this.#ensureAlarm(Date.now() + SEND_RETRY_MS);
+      // A queue that keeps refusing is not retried every second: back off, with jitter.
+      const delay = Math.min(SEND_RETRY_MAX_MS, SEND_RETRY_MIN_MS * 2 ** this.#sendFailures);
+      this.#sendFailures++;
+      this.#sendRetryAt = Date.now() + Math.round(delay * (0.5 + Math.random() / 2));
+      await this.#ensureAlarm(this.#sendRetryAt);
+      return;
     }
+    this.#sendFailures = 0;
+    this.#sendRetryAt = 0;
   }
 
   // ---- notifications ---------------------------------------------------------------
@@ -687,8 +819,10 @@ export class AppQueue extends DurableObject<Env> {
     const config = this.#config;
     if (!config) return;
     const windowFull = this.#store.inFlight() >= DISPATCH_WINDOW;
-    const tasks = this.#store.nextWakeMs(REDISPATCH_AFTER_MS, config.retention * 1000, config.state === "Paused", windowFull);
-    const notifications = this.#store.nextNotificationWakeMs(REDISPATCH_AFTER_MS);
+    // While a failing queue is backed off, sending waits; heartbeats and retention do not.
+    const notBefore = (at: number | null) => (at === null ? null : Math.max(at, this.#sendRetryAt));
+    const tasks = notBefore(this.#store.nextWakeMs(REDISPATCH_AFTER_MS, config.retention * 1000, config.state === "Paused", windowFull));
+    const notifications = notBefore(this.#store.nextNotificationWakeMs(REDISPATCH_AFTER_MS));
     if (this.#subscriberCheckAt === undefined) this.#subscriberCheckAt = this.#subscribers.reap(Date.now());
     if (this.#retentionDueAt === undefined) this.#retentionDueAt = this.#store.unfinishedRetentionDueMs(config.retention * 1000);
     const candidates = [tasks, notifications, this.#subscriberCheckAt, this.#retentionDueAt].filter((at): at is number => at !== null);

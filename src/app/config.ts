@@ -3,6 +3,7 @@
  * Everything is checked here, when an operator configures the app, so a task
  * never fails later because of a policy that could not work. Pure functions.
  */
+import { retryLifetimeSeconds } from "../delivery/backoff";
 import { badRequest } from "../http/errors";
 import { APP_NAME } from "../hosts";
 
@@ -145,6 +146,14 @@ export function applyPatch(current: AppConfig, input: unknown, rules: ConfigRule
     }
   }
   if (creating) next.origin = checkOrigin(next.origin, rules);
+  const lifetime = retryLifetimeSeconds(next.retry);
+  if (lifetime >= next.retention) {
+    // A task still retrying when its retention ends would expire unfinished: refuse the policy now.
+    throw badRequest(
+      "retention_too_short",
+      `the retry policy can keep a task retrying for ${Math.ceil(lifetime)} s, beyond retention (${next.retention} s): raise retention or shorten retry`,
+    );
+  }
   return next;
 }
 

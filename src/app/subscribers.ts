@@ -55,17 +55,44 @@ export class Subscribers {
     return this.#ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN);
   }
 
-  /** Accepts a subscriber; `replay` sends what it missed before any live result can interleave. */
-  accept(now: number, replay: (send: (message: string) => void) => void): WebSocket {
+  /**
+   * Subscribers still being sent a resume replay, page by page: live results skip them, and
+   * the replay's last page (read in the same turn as they go live) carries those results.
+   * Memory is enough: an object is not hibernated while a replay is running.
+   */
+  readonly #replaying = new Set<WebSocket>();
+
+  /** Accepts a subscriber; returns the client end (for the 101) and the server end. */
+  accept(now: number): { client: WebSocket; server: WebSocket } {
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.#ctx.acceptWebSocket(server);
     server.serializeAttachment({ acceptedAt: now, lastMessageAt: now, lastAutoResponseAt: 0 } satisfies SubscriberAttachment);
-    replay((message) => server.send(message));
-    return client;
+    return { client, server };
+  }
+
+  /** Sends to one subscriber; false when it is gone. */
+  send(ws: WebSocket, message: string): boolean {
+    if (ws.readyState !== WebSocket.OPEN) return false;
+    try {
+      ws.send(message);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Live results skip `ws` until {@link goLive}. */
+  holdLive(ws: WebSocket): void {
+    this.#replaying.add(ws);
+  }
+
+  goLive(ws: WebSocket): void {
+    this.#replaying.delete(ws);
   }
 
   broadcast(message: string): void {
     for (const ws of this.open()) {
+      if (this.#replaying.has(ws)) continue;
       try {
         ws.send(message);
       } catch (error) {
@@ -88,6 +115,7 @@ export class Subscribers {
 
   /** Completes the close handshake: hibernatable sockets do not reciprocate by themselves. */
   onClose(ws: WebSocket, code: number, reason: string): void {
+    this.#replaying.delete(ws);
     safeClose(ws, sendableCloseCode(code), reason.slice(0, 123));
   }
 

@@ -60,7 +60,39 @@ CREATE TABLE IF NOT EXISTS notifications (
 CREATE INDEX IF NOT EXISTS tasks_by_finish ON tasks(finished_ms) WHERE finished_ms IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_by_seq ON tasks(seq) WHERE seq IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_dedup ON tasks(dedup_id) WHERE dedup_id IS NOT NULL;
+-- Listing by state, newest first, paged by id.
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state, id);
+-- Task counts by state, kept by triggers with every write: reading them never scans the table.
+CREATE TABLE IF NOT EXISTS task_counts (state INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS tasks_count_insert AFTER INSERT ON tasks BEGIN
+  UPDATE task_counts SET n = n + 1 WHERE state = NEW.state;
+END;
+CREATE TRIGGER IF NOT EXISTS tasks_count_update AFTER UPDATE OF state ON tasks WHEN OLD.state <> NEW.state BEGIN
+  UPDATE task_counts SET n = n - 1 WHERE state = OLD.state;
+  UPDATE task_counts SET n = n + 1 WHERE state = NEW.state;
+END;
+CREATE TRIGGER IF NOT EXISTS tasks_count_delete AFTER DELETE ON tasks BEGIN
+  UPDATE task_counts SET n = n - 1 WHERE state = OLD.state;
+END;
 `;
+
+/** Every column but the two bodies: what listings read (a row's bodies can be ~2 MB). */
+const SUMMARY_COLUMNS = `id, req_id, method, path, raw_query, header, X'' AS body, created_ms, state, attempts, executions, eta_ms,
+  dispatched_ms, lease_ms, first_attempt_ms, last_status, retry_reason, response_status, response_header, NULL AS response_body,
+  exec_ms, finished_ms, error, dedup_id, max_attempts, timeout, callback, seq`;
+
+/** How much one turn of the resume replay may read: the object has 128 MB in all. */
+export const REPLAY_PAGE_BYTES = 8 * 1024 * 1024;
+
+/** What one page of reads cost, for tests and stats. */
+export interface ReadMeter {
+  rows: number;
+  bytes: number;
+}
+
+/** Roughly how many bytes a row holds in memory. */
+const rowBytes = (row: TaskRow) =>
+  row.body.byteLength + (row.response_body?.byteLength ?? 0) + row.header.length + (row.response_header?.length ?? 0) + row.path.length + row.raw_query.length + 256;
 
 export interface TaskRow extends Record<string, SqlStorageValue> {
   id: string;
@@ -135,9 +167,19 @@ const idPrefixOf = (ms: number) => ms.toString(16).padStart(12, "0");
 export class TaskStore {
   readonly #sql: SqlStorage;
 
+  /** The largest page of replay reads since the object started (tests read it). */
+  readonly largestReplayPage: ReadMeter = { rows: 0, bytes: 0 };
+
   constructor(sql: SqlStorage) {
     this.#sql = sql;
     this.#sql.exec(SCHEMA);
+    // A store older than the counters: count once, then the triggers keep them.
+    if (this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM task_counts").one().n === 0) {
+      this.#sql.exec(
+        `INSERT INTO task_counts (state, n) SELECT s.state, (SELECT COUNT(*) FROM tasks WHERE tasks.state = s.state)
+         FROM (SELECT 0 AS state UNION ALL SELECT 1 UNION ALL SELECT 10 UNION ALL SELECT 11) AS s`,
+      );
+    }
   }
 
   getMeta(key: string): string | null {
@@ -253,11 +295,16 @@ export class TaskStore {
     return seq;
   }
 
-  /** 11 → 0 with a fresh attempt budget (`POST /v1/task/<id>/retry`). */
-  resetForRetry(id: string, nowMs: number): void {
+  /**
+   * 11 → 0 with a fresh attempt budget (`POST /v1/task/<id>/retry`): `maxAttempts` counts the
+   * attempts already made, so attempt numbers only ever grow (a stale `finish` of an attempt
+   * before the retry can never match a new one). The task is no longer a result: no seq.
+   */
+  resetForRetry(id: string, nowMs: number, maxAttempts: number): void {
     this.#sql.exec(
-      `UPDATE tasks SET state = 0, attempts = 0, first_attempt_ms = NULL, eta_ms = ?, dispatched_ms = NULL,
-         finished_ms = NULL, error = NULL, retry_reason = NULL WHERE id = ?`,
+      `UPDATE tasks SET state = 0, max_attempts = ?, first_attempt_ms = NULL, eta_ms = ?, dispatched_ms = NULL,
+         finished_ms = NULL, error = NULL, retry_reason = NULL, seq = NULL WHERE id = ?`,
+      maxAttempts,
       nowMs,
       id,
     );
@@ -275,9 +322,26 @@ export class TaskStore {
       .map((row) => row.id);
   }
 
-  /** Messages sent before `beforeMs` whose task never began: presumed lost, to be sent again. */
-  forgetStaleDispatches(beforeMs: number): number {
-    return this.#sql.exec("UPDATE tasks SET dispatched_ms = NULL WHERE state = 0 AND dispatched_ms < ?", beforeMs).rowsWritten;
+  /**
+   * Messages sent before `beforeMs` whose task never began: presumed lost and sent again,
+   * unless a consumer holds them (`isClaimed`), in which case they are looked at again
+   * later. Answers how many are sent again; the count is kept in the app's stats.
+   */
+  forgetStaleDispatches(beforeMs: number, nowMs: number, isClaimed: (id: string) => boolean): number {
+    const stale = this.#sql
+      .exec<{ id: string }>("SELECT id FROM tasks WHERE state = 0 AND dispatched_ms IS NOT NULL AND dispatched_ms < ?", beforeMs)
+      .toArray();
+    let resent = 0;
+    for (const { id } of stale) {
+      if (isClaimed(id)) {
+        this.#sql.exec("UPDATE tasks SET dispatched_ms = ? WHERE id = ?", nowMs, id);
+      } else {
+        this.#sql.exec("UPDATE tasks SET dispatched_ms = NULL WHERE id = ?", id);
+        resent++;
+      }
+    }
+    if (resent > 0) this.setMeta("resends", String(Number(this.getMeta("resends") ?? "0") + resent));
+    return resent;
   }
 
   markDispatched(ids: string[], nowMs: number): void {
@@ -302,19 +366,33 @@ export class TaskStore {
     return this.#sql.exec<TaskRow>("SELECT * FROM tasks WHERE state = 1 AND lease_ms <= ?", nowMs).toArray();
   }
 
-  /** Unfinished tasks created before `beforeMs`: past retention, they expire. */
-  unfinishedCreatedBefore(beforeMs: number): string[] {
+  /** Up to `limit` unfinished tasks created before `beforeMs`: past retention, they expire. */
+  unfinishedCreatedBefore(beforeMs: number, limit: number): string[] {
     return this.#sql
       // Task ids begin with their creation time: a primary-key range covers exactly the old ones.
-      .exec<{ id: string }>("SELECT id FROM tasks WHERE id < ? AND state IN (0, 1) AND created_ms < ?", idPrefixOf(beforeMs), beforeMs)
+      .exec<{ id: string }>(
+        "SELECT id FROM tasks WHERE id < ? AND state IN (0, 1) AND created_ms < ? ORDER BY id LIMIT ?",
+        idPrefixOf(beforeMs),
+        beforeMs,
+        limit,
+      )
       .toArray()
       .map((row) => row.id);
   }
 
-  deleteFinishedBefore(beforeMs: number): number {
-    const deleted = this.#sql.exec("DELETE FROM tasks WHERE finished_ms IS NOT NULL AND finished_ms < ?", beforeMs).rowsWritten;
-    if (deleted > 0) this.#sql.exec("DELETE FROM notifications WHERE task_id NOT IN (SELECT id FROM tasks)");
-    return deleted;
+  /**
+   * Deletes up to `limit` tasks finished before `beforeMs`. A task whose notifications are
+   * still pending stays until they are delivered or given up: the record is what they send.
+   */
+  deleteFinishedBefore(beforeMs: number, limit: number): number {
+    return this.#sql.exec(
+      `DELETE FROM tasks WHERE id IN (
+         SELECT id FROM tasks WHERE finished_ms IS NOT NULL AND finished_ms < ?
+           AND NOT EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id)
+         ORDER BY finished_ms LIMIT ?)`,
+      beforeMs,
+      limit,
+    ).rowsWritten;
   }
 
   /**
@@ -330,7 +408,8 @@ export class TaskStore {
            (SELECT MIN(eta_ms) FROM tasks WHERE state = 0 AND dispatched_ms IS NULL) AS due,
            (SELECT MIN(dispatched_ms) FROM tasks WHERE state = 0 AND dispatched_ms IS NOT NULL) AS sent,
            (SELECT MIN(lease_ms) FROM tasks WHERE state = 1) AS lease,
-           (SELECT MIN(finished_ms) FROM tasks WHERE finished_ms IS NOT NULL) AS finished`,
+           (SELECT MIN(finished_ms) FROM tasks WHERE finished_ms IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id)) AS finished`,
       )
       .one();
     const candidates = [
@@ -423,27 +502,46 @@ export class TaskStore {
       .one().next;
   }
 
-  /** Finished tasks with a result sequence number above `since`, in order (the resume replay). */
-  finishedSince(since: number): TaskRow[] {
-    return this.#sql.exec<TaskRow>("SELECT * FROM tasks WHERE seq > ? ORDER BY seq", since).toArray();
+  /**
+   * One page of the resume replay: finished tasks with a seq above `since`, in order, until
+   * REPLAY_PAGE_BYTES are read (at least one row). `done` when no later result exists.
+   */
+  finishedSince(since: number, budgetBytes = REPLAY_PAGE_BYTES): { rows: TaskRow[]; done: boolean } {
+    const rows: TaskRow[] = [];
+    let bytes = 0;
+    let done = true;
+    // The cursor reads (and bills) rows only as they are consumed: stopping early reads no more.
+    for (const row of this.#sql.exec<TaskRow>("SELECT * FROM tasks WHERE seq > ? ORDER BY seq", since)) {
+      if (rows.length > 0 && bytes + rowBytes(row) > budgetBytes) {
+        done = false;
+        break;
+      }
+      rows.push(row);
+      bytes += rowBytes(row);
+    }
+    if (bytes > this.largestReplayPage.bytes) Object.assign(this.largestReplayPage, { rows: rows.length, bytes });
+    return { rows, done };
   }
 
-  /** Newest first, `limit` rows after `cursor` (an id from the previous page). */
+  /** Newest first, `limit` rows after `cursor` (an id from the previous page), without bodies. */
   list(state: TaskState | null, limit: number, cursor: string | null): TaskRow[] {
+    // A range scan on the primary key (or on (state, id)), never the bodies.
+    const where = [state === null ? null : "state = ?", cursor === null ? null : "id < ?"].filter((clause) => clause !== null);
+    const params = [state, cursor].filter((value) => value !== null);
     return this.#sql
       .exec<TaskRow>(
-        `SELECT * FROM tasks WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3`,
-        state,
-        cursor,
+        `SELECT ${SUMMARY_COLUMNS} FROM tasks ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`,
+        ...params,
         limit,
       )
       .toArray();
   }
 
+  /** Task counts by state, from the counters (four rows read, whatever the table holds). */
   counts(): Record<string, number> {
-    const counts: Record<string, number> = { waiting: 0, doing: 0, success: 0, failed: 0 };
+    const counts: Record<string, number> = { waiting: 0, doing: 0, success: 0, failed: 0, resends: Number(this.getMeta("resends") ?? "0") };
     const names: Record<number, string> = { 0: "waiting", 1: "doing", 10: "success", 11: "failed" };
-    for (const row of this.#sql.exec<{ state: number; n: number }>("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state")) {
+    for (const row of this.#sql.exec<{ state: number; n: number }>("SELECT state, n FROM task_counts")) {
       counts[names[row.state] ?? String(row.state)] = row.n;
     }
     return counts;

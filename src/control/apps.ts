@@ -22,11 +22,24 @@ export async function createApp(_request: IRequest, context: ControlContext): Pr
   const { env, reqId, body, rules } = context;
   authorize(await verifiedPrincipal(context), "manage", null);
   const config = createConfig(parseJson(body), rules);
-  const number = unwrap(await registry(env).register(config));
-  const identity = { number, createdMs: Date.now(), signingSecret: randomHex(32) };
-  const configured = await appQueue(env, config.name).configure(config, identity);
-  if (!configured.ok) {
+  let registered = await registry(env).register(config);
+  if (!registered.ok && registered.error.status === 409 && !(await appQueue(env, config.name).exists())) {
+    // The registry holds the name but no object is configured (an earlier create or delete
+    // failed halfway): the name is free, take it.
     await registry(env).remove(config.name);
+    registered = await registry(env).register(config);
+  }
+  const number = unwrap(registered);
+  const identity = { number, createdMs: Date.now(), signingSecret: randomHex(32) };
+  let configured;
+  try {
+    configured = await appQueue(env, config.name).configure(config, identity);
+  } catch (error) {
+    await registry(env).remove(config.name, number); // never leave the name held by nothing
+    throw error;
+  }
+  if (!configured.ok) {
+    await registry(env).remove(config.name, number);
     unwrap(configured);
   }
   // The signing secret is shown here, once; origins use it to verify Asyncgate-Signature.
@@ -52,8 +65,10 @@ export async function patchApp(request: IRequest, context: ControlContext): Prom
 export async function deleteApp(request: IRequest, context: ControlContext): Promise<Response> {
   const name = appName(request);
   const caller = await callerFor(context, name, "manage");
-  unwrap(await appQueue(context.env, name).destroy(caller));
-  await registry(context.env).remove(name);
+  const destroyed = await appQueue(context.env, name).destroy(caller);
+  // Also when the object is no app (a create failed halfway): the registry lets the name go.
+  if (destroyed.ok || destroyed.error.code === "app_not_found") await registry(context.env).remove(name);
+  unwrap(destroyed);
   return jsonResponse(JSON.stringify({ deleted: name }), 200, context.reqId);
 }
 

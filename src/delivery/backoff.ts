@@ -37,3 +37,18 @@ export function mayRetry(policy: RetryPolicy, attempts: number, firstAttemptMs: 
   if (policy.max_attempts === -1) return !durationSpent;
   return !(attemptsSpent && durationSpent);
 }
+
+/**
+ * The longest a task can keep retrying under `policy`, in seconds, from its first attempt to
+ * its last (un-jittered waits are the upper bound; attempt durations not counted). Retrying
+ * stops only once every set limit is reached, so with both limits it is the larger.
+ */
+export function retryLifetimeSeconds(policy: RetryPolicy): number {
+  let schedule = 0;
+  if (policy.max_attempts !== -1) {
+    for (let retry = 1; retry < policy.max_attempts; retry++) schedule += backoffSeconds(policy, retry);
+  }
+  if (policy.max_retry_duration === 0) return schedule;
+  if (policy.max_attempts === -1) return policy.max_retry_duration;
+  return Math.max(schedule, policy.max_retry_duration);
+}

@@ -55,8 +55,10 @@ export class AppRegistry extends DurableObject<Env> {
     this.#sql.exec("UPDATE apps SET state = ?, config = ? WHERE name = ?", config.state, JSON.stringify(config), config.name);
   }
 
-  async remove(name: string): Promise<boolean> {
-    return this.#sql.exec("DELETE FROM apps WHERE name = ?", name).rowsWritten > 0;
+  /** Lets `name` go; with `number`, only if the name still holds that number (not a newer registration). */
+  async remove(name: string, number?: number): Promise<boolean> {
+    if (number === undefined) return this.#sql.exec("DELETE FROM apps WHERE name = ?", name).rowsWritten > 0;
+    return this.#sql.exec("DELETE FROM apps WHERE name = ? AND number = ?", name, number).rowsWritten > 0;
   }
 
   async nameOf(number: number): Promise<string | null> {
@@ -68,8 +70,9 @@ export class AppRegistry extends DurableObject<Env> {
     const conditions: string[] = [];
     const params: SqlStorageValue[] = [];
     if (query.names) {
-      conditions.push(`name IN (${query.names.map(() => "?").join(", ")})`);
-      params.push(...query.names);
+      // One bound parameter whatever the list's length: SQLite in Durable Objects takes at most 100.
+      conditions.push("name IN (SELECT value FROM json_each(?))");
+      params.push(JSON.stringify(query.names));
     }
     if (query.state) {
       conditions.push("state = ?");

@@ -157,7 +157,7 @@ describe("retention", () => {
     const finished = await parkedTask(app);
     await stub.begin(finished);
     await stub.finish(finished, 1, ok200);
-    const submitted = await submit(app, "/far", { body: "{}", headers: { "asyncgate-delay": "1h" } });
+    const submitted = await submit(app, "/far", { body: "{}", headers: { "asyncgate-delay": "30s" } });
     // As if both were 61 s old: a task id starts with its creation time, so the id ages too.
     const old = Date.now() - 61_000;
     const waiting = old.toString(16).padStart(12, "0") + submitted.slice(12);
