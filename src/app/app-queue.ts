@@ -17,7 +17,7 @@ import { AppKeys, type CreatedKey, type KeyView } from "./app-keys";
 import { applyPatch, type AppConfig, type ConfigRules } from "./config";
 import { checkAt } from "./heartbeat";
 import { Subscribers } from "./subscribers";
-import { TaskStore, toRecord, type NotificationKind, type NotificationRow, type TaskRow } from "./task-store";
+import { TaskStore, toRecord, type NotificationKind, type NotificationRow, type ReadMeter, type TaskRow } from "./task-store";
 import { GatewayError, errorBody, fail, ok, type Outcome } from "../http/errors";
 import type { Permission } from "../auth/access-keys";
 import { ADMIN, type Caller, type Principal } from "../auth/authenticate";
@@ -221,6 +221,11 @@ export class AppQueue extends DurableObject<Env> {
     }
     await this.#scheduleNext();
     return ok(next);
+  }
+
+  /** The largest page the resume replay read since the object started: rows and bytes. */
+  async replayReadMeter(): Promise<ReadMeter> {
+    return { ...this.#store.largestReplayPage };
   }
 
   /** Whether this object is an app (a name the registry holds may have failed to configure). */

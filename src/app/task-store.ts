@@ -385,14 +385,15 @@ export class TaskStore {
    * still pending stays until they are delivered or given up: the record is what they send.
    */
   deleteFinishedBefore(beforeMs: number, limit: number): number {
+    // RETURNING counts tasks (rowsWritten would count index and counter rows too).
     return this.#sql.exec(
       `DELETE FROM tasks WHERE id IN (
          SELECT id FROM tasks WHERE finished_ms IS NOT NULL AND finished_ms < ?
            AND NOT EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id)
-         ORDER BY finished_ms LIMIT ?)`,
+         ORDER BY finished_ms LIMIT ?) RETURNING id`,
       beforeMs,
       limit,
-    ).rowsWritten;
+    ).toArray().length;
   }
 
   /**

@@ -1,0 +1,428 @@
+// Proves the hardening of the app's object: bounded reads (paged replay, listings, counters,
+// range scans), bound parameters, retention checked against what is accepted, one bad operation
+// never sinking its group, re-sends only of what is lost, and the smaller guarantees of issue 12.
+import { env, exports } from "cloudflare:workers";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it, vi } from "vitest";
+import { RETENTION_BATCH, type AppQueue } from "../../src/app/app-queue";
+import { REPLAY_PAGE_BYTES, TaskStore } from "../../src/app/task-store";
+import { defaultConfig } from "../../src/app/config";
+import { deliverTask } from "../../src/delivery/consumer";
+import { appQueue, registry } from "../../src/shared/stubs";
+import { newTaskId } from "../../src/shared/task-id";
+import type { AttemptResult, TaskRecord } from "../../src/shared/types";
+import { CONTROL, call, createApp, getTask, parkedTask, signedRequest, submit, uniqueApp, waitForState } from "./helpers";
+
+const ok200: AttemptResult = { kind: "response", status: 200, header: {}, body: new TextEncoder().encode("done") };
+const err500: AttemptResult = { kind: "response", status: 500, header: {}, body: new Uint8Array() };
+
+const sql = (app: string) => <T>(run: (sql: SqlStorage, instance: AppQueue) => T) =>
+  runInDurableObject(appQueue(env, app), (instance: AppQueue, state) => run(state.storage.sql, instance));
+
+/** A SqlStorage that counts the rows its cursors read. */
+function metered(inner: SqlStorage): { sql: SqlStorage; rowsRead: () => number; reset: () => void } {
+  let cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
+  const sql = new Proxy(inner, {
+    get(target, property) {
+      if (property !== "exec") return Reflect.get(target, property) as unknown;
+      return (query: string, ...bindings: SqlStorageValue[]) => {
+        const cursor = target.exec(query, ...bindings);
+        cursors.push(cursor);
+        return cursor;
+      };
+    },
+  });
+  return { sql, rowsRead: () => cursors.reduce((sum, cursor) => sum + cursor.rowsRead, 0), reset: () => (cursors = []) };
+}
+
+/** Inserts `count` finished tasks with `bodyBytes` response bodies and consecutive seqs, the way finish would. */
+function insertResults(store: TaskStore, sql: SqlStorage, count: number, bodyBytes: number): void {
+  const body = new Uint8Array(bodyBytes).fill(7);
+  for (let i = 0; i < count; i++) {
+    const id = newTaskId(1, Date.now() - 1000 + i);
+    store.insert({
+      id,
+      reqId: `r${i}`,
+      request: { method: "POST", path: `/r/${i}`, raw_query: "", header: {}, body: new Uint8Array() },
+      createdMs: Date.now(),
+      etaMs: Date.now(),
+      dispatchedMs: null,
+      deduplicationId: null,
+      maxAttempts: null,
+      timeout: null,
+      callback: null,
+    });
+    sql.exec("UPDATE tasks SET response_status = 200, response_header = '{}', response_body = ? WHERE id = ?", body.slice().buffer, id);
+    store.markFinished(id, 10, Date.now());
+  }
+}
+
+describe("bounded reads", () => {
+  it("a resume from since=0 over 50 MB of results arrives whole and in order, reading at most ~8 MB per turn", async () => {
+    const app = uniqueApp("replay");
+    await createApp(app);
+    const count = 80;
+    const bodyBytes = 650_000; // 80 × 650 KB ≈ 52 MB of results
+    await sql(app)((storage) => insertResults(new TaskStore(storage), storage, count, bodyBytes));
+    const response = await exports.default.fetch(await signedRequest(`${CONTROL}/v1/tasks?app=${app}&since=0`, { headers: { upgrade: "websocket" } }));
+    expect(response.status).toBe(101);
+    const ws = response.webSocket!;
+    const results: (TaskRecord & { seq: number })[] = [];
+    const all = new Promise<void>((resolve) =>
+      ws.addEventListener("message", (event) => {
+        const frame = JSON.parse(event.data as string) as (TaskRecord & { seq: number }) | { type: string };
+        if ("type" in frame) return;
+        results.push(frame);
+        if (results.length === count) resolve();
+      }),
+    );
+    ws.accept();
+    await all;
+    ws.close(1000);
+    expect(results.map((result) => result.seq)).toEqual(Array.from({ length: count }, (_, i) => i + 1));
+    for (const result of results) expect(atob(result.response!.body).length).toBe(bodyBytes);
+    const page = await appQueue(env, app).replayReadMeter();
+    // One page never reads more than the budget plus one row (a row alone may exceed what is left).
+    expect(page.bytes).toBeGreaterThan(0);
+    expect(page.bytes).toBeLessThanOrEqual(REPLAY_PAGE_BYTES + bodyBytes + 4096);
+    expect(page.rows).toBeLessThan(count);
+  });
+
+  it("listings read no bodies, page by a primary-key range, and filter by state through (state, id)", async () => {
+    const app = uniqueApp("list");
+    await createApp(app);
+    await sql(app)((storage) => {
+      const meter = metered(storage);
+      const store = new TaskStore(meter.sql);
+      insertResults(store, storage, 200, 2_000);
+      for (let i = 0; i < 5; i++) {
+        const id = newTaskId(1, Date.now() + i);
+        store.insert({
+          id,
+          reqId: "w",
+          request: { method: "GET", path: "/w", raw_query: "", header: {}, body: new Uint8Array(1000) },
+          createdMs: Date.now(),
+          etaMs: Date.now() + 60_000,
+          dispatchedMs: null,
+          deduplicationId: null,
+          maxAttempts: null,
+          timeout: null,
+          callback: null,
+        });
+      }
+      const first = store.list(null, 10, null);
+      expect(first.every((row) => row.body.byteLength === 0 && row.response_body === null)).toBe(true);
+      meter.reset();
+      const middle = store.list(null, 10, first[9]!.id);
+      expect(middle.length).toBe(10);
+      expect(meter.rowsRead()).toBeLessThanOrEqual(12);
+      meter.reset();
+      const waiting = store.list(0, 10, null);
+      expect(waiting.length).toBe(5);
+      expect(meter.rowsRead()).toBeLessThanOrEqual(7);
+    });
+  });
+
+  it("counts come from counters kept with every write, not from a scan", async () => {
+    const app = uniqueApp("counts");
+    await createApp(app);
+    await sql(app)((storage) => {
+      const meter = metered(storage);
+      const store = new TaskStore(meter.sql);
+      insertResults(store, storage, 50, 10);
+      meter.reset();
+      const counts = store.counts();
+      expect(meter.rowsRead()).toBeLessThanOrEqual(6);
+      const truth = storage.exec<{ state: number; n: number }>("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state").toArray();
+      expect(counts["success"]).toBe(truth.find((row) => row.state === 10)?.n);
+    });
+    // Through transitions and deletion, the counters follow.
+    const stub = appQueue(env, app);
+    const id = await parkedTask(app);
+    await stub.begin(id);
+    await stub.finish(id, 1, err500);
+    const app2 = (await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { stats: Record<string, number> };
+    const truth = await sql(app)((storage) => storage.exec<{ state: number; n: number }>("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state").toArray());
+    const count = (state: number) => truth.find((row) => row.state === state)?.n ?? 0;
+    expect(app2.stats).toMatchObject({ waiting: count(0), doing: count(1), success: count(10), failed: count(11) });
+  });
+
+  it("GET /v1/apps with 100 ids and a state answers (one bound parameter, not 101)", async () => {
+    const names = Array.from({ length: 100 }, (_, i) => `n${i}-${uniqueApp("x")}`.slice(0, 60));
+    const response = await call(`${CONTROL}/v1/apps?ids=${names.join(",")}&state=Active`);
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { total: number }).total).toBe(0);
+  });
+});
+
+describe("retention against what is accepted", () => {
+  it("a delay past the app's retention is refused with 400 delay_exceeds_retention", async () => {
+    const app = uniqueApp("delay");
+    await createApp(app, { retention: 3600 });
+    const refused = await call(`http://${app}.async.localhost/x`, { body: "{}", headers: { "asyncgate-delay": "2h" } });
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toMatchObject({ code: "delay_exceeds_retention" });
+    const notBefore = String(Math.floor(Date.now() / 1000) + 7200);
+    const refusedAt = await call(`http://${app}.async.localhost/x`, { body: "{}", headers: { "asyncgate-not-before": notBefore } });
+    expect(await refusedAt.json()).toMatchObject({ code: "delay_exceeds_retention" });
+    expect((await call(`http://${app}.async.localhost/x`, { body: "{}", headers: { "asyncgate-delay": "30m" } })).status).toBe(202);
+  });
+
+  it("a retry policy that can outlive retention is refused at create and at PATCH", async () => {
+    const app = uniqueApp("rts");
+    const long = { max_attempts: 100, min_backoff: 60, max_backoff: 3600 };
+    const created = await call(`${CONTROL}/v1/apps`, { body: JSON.stringify({ name: app, origin: env.TEST_ORIGIN, retention: 3600, retry: long }) });
+    expect(created.status).toBe(400);
+    expect(await created.json()).toMatchObject({ code: "retention_too_short" });
+    await createApp(app, { retention: 3600 });
+    const patched = await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: JSON.stringify({ retry: long }) });
+    expect(await patched.json()).toMatchObject({ code: "retention_too_short" });
+    const duration = await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: JSON.stringify({ retry: { max_retry_duration: 7200 } }) });
+    expect(await duration.json()).toMatchObject({ code: "retention_too_short" });
+  });
+});
+
+describe("group commit isolation", () => {
+  it("one submission that cannot be stored fails alone; the others of its group commit", async () => {
+    const app = uniqueApp("iso");
+    await createApp(app, { state: "Paused" });
+    await sql(app)((storage) =>
+      storage.exec("CREATE TRIGGER poison BEFORE INSERT ON tasks WHEN NEW.path = '/poison' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"),
+    );
+    const stub = appQueue(env, app);
+    const input = (path: string) => ({
+      caller: { kind: "admin" as const },
+      reqId: path,
+      request: { method: "POST", path, raw_query: "", header: {}, body: new Uint8Array() },
+      options: { notBeforeMs: Date.now(), deduplicationId: null, maxAttempts: null, timeout: null, callback: null },
+    });
+    // Submitted in one turn: one group, one transaction.
+    const [first, poisoned, last] = await Promise.all([stub.submit(input("/ok1")), stub.submit(input("/poison")), stub.submit(input("/ok2"))]);
+    expect(first.ok && last.ok).toBe(true);
+    expect(poisoned).toMatchObject({ ok: false, error: { status: 503, code: "unavailable" } });
+    if (first.ok && last.ok) {
+      expect((await getTask(first.value.id)).request.path).toBe("/ok1");
+      expect((await getTask(last.value.id)).request.path).toBe("/ok2");
+    }
+  });
+
+  it("a full object answers 507 storage_full, not a retry", async () => {
+    const app = uniqueApp("full");
+    await createApp(app);
+    await sql(app)((storage) =>
+      storage.exec("CREATE TRIGGER full BEFORE INSERT ON tasks BEGIN SELECT RAISE(ABORT, 'SQLITE_FULL: database or disk is full'); END"),
+    );
+    const response = await call(`http://${app}.async.localhost/x`, { body: "{}" });
+    expect(response.status).toBe(507);
+    expect(await response.json()).toMatchObject({ code: "storage_full" });
+  });
+
+  it("a result that cannot be stored whole is stored without its body: the attempt counts, the task moves on", async () => {
+    const app = uniqueApp("fin");
+    await createApp(app);
+    await sql(app)((storage) =>
+      storage.exec(
+        "CREATE TRIGGER toolarge BEFORE UPDATE OF response_body ON tasks WHEN length(NEW.response_body) > 0 BEGIN SELECT RAISE(ABORT, 'row too big'); END",
+      ),
+    );
+    const stub = appQueue(env, app);
+    const id = await parkedTask(app);
+    await stub.begin(id);
+    expect(await stub.finish(id, 1, { kind: "response", status: 201, header: { "X-A": ["1"] }, body: new Uint8Array(10) })).toEqual({ applied: true, state: 10 });
+    const task = await getTask(id);
+    expect(task).toMatchObject({ state: 10, attempts: 1, response: { status_code: 201, body: "" } });
+  });
+});
+
+describe("outbox", () => {
+  it("a message held in a consumer batch is not sent again; a lost one is, and re-sends are counted", async () => {
+    const app = uniqueApp("claim");
+    await createApp(app);
+    const stub = appQueue(env, app);
+    const held = await parkedTask(app, "/held");
+    const lost = await parkedTask(app, "/lost");
+    const stale = Date.now() - 5 * 60_000;
+    await sql(app)((storage) => storage.exec("UPDATE tasks SET dispatched_ms = ? WHERE id IN (?, ?)", stale, held, lost));
+    await stub.claim([held], 100);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    const rows = await sql(app)((storage) =>
+      storage.exec<{ id: string; dispatched_ms: number | null; state: number }>("SELECT id, dispatched_ms, state FROM tasks WHERE id IN (?, ?)", held, lost).toArray(),
+    );
+    // The held one keeps a message (its stale mark moved to now); the lost one was sent afresh.
+    expect(rows.find((row) => row.id === held)!.dispatched_ms).toBeGreaterThan(stale);
+    await waitForState(lost, [10]);
+    const stats = ((await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { stats: Record<string, number> }).stats;
+    expect(stats["resends"]).toBe(1);
+  });
+
+  it("a queue that keeps refusing is not retried on every alarm: sends wait out a doubling backoff", async () => {
+    const app = uniqueApp("backoff");
+    await createApp(app);
+    const stub = appQueue(env, app);
+    const attempts = await runInDurableObject(stub, async (instance: AppQueue) => {
+      const bindings = Reflect.get(instance, "env") as Env;
+      const queue = bindings.TASKS;
+      let sends = 0;
+      const unavailable = async () => {
+        sends++;
+        throw new Error("queue unavailable");
+      };
+      bindings.TASKS = { send: unavailable, sendBatch: unavailable } as unknown as Queue;
+      const seen: number[] = [];
+      try {
+        const submitted = await instance.submit({
+          caller: { kind: "admin" },
+          reqId: "b",
+          request: { method: "POST", path: "/b", raw_query: "", header: {}, body: new Uint8Array() },
+          options: { notBeforeMs: Date.now(), deduplicationId: null, maxAttempts: null, timeout: null, callback: null },
+        });
+        if (!submitted.ok) throw new Error(submitted.error.message);
+        seen.push(sends); // the send at submit
+        for (let i = 0; i < 5; i++) await instance.alarm(); // alarms within the first backoff: no send
+        seen.push(sends);
+        await new Promise((resolve) => setTimeout(resolve, 1_100)); // the first backoff (≤ 1 s) has passed
+        await instance.alarm(); // (the runtime's own alarm may have sent already)
+        seen.push(sends);
+        for (let i = 0; i < 5; i++) await instance.alarm(); // the next backoff is ≥ 1 s: no send
+        seen.push(sends);
+      } finally {
+        bindings.TASKS = queue;
+      }
+      return seen;
+    });
+    const [atSubmit, inFirstBackoff, afterIt, inSecondBackoff] = attempts as [number, number, number, number];
+    expect(atSubmit).toBe(1);
+    expect(inFirstBackoff).toBe(atSubmit);
+    expect(afterIt).toBeGreaterThan(inFirstBackoff);
+    expect(inSecondBackoff).toBe(afterIt);
+  });
+});
+
+describe("smaller guarantees", () => {
+  it("a task whose notification is still pending stays past retention", async () => {
+    const app = uniqueApp("keep");
+    await createApp(app, { retention: 60 });
+    const stub = appQueue(env, app);
+    const id = await parkedTask(app);
+    await stub.begin(id);
+    await stub.finish(id, 1, ok200);
+    await sql(app)((storage) => {
+      storage.exec("INSERT INTO notifications (task_id, kind, url, eta_ms) VALUES (?, 'callback', 'http://127.0.0.1:9/cb', ?)", id, Date.now() + 3_600_000);
+      storage.exec("UPDATE tasks SET finished_ms = ? WHERE id = ?", Date.now() - 120_000, id);
+    });
+    await runDurableObjectAlarm(stub);
+    expect((await getTask(id)).state).toBe(10);
+    await sql(app)((storage) => storage.exec("DELETE FROM notifications WHERE task_id = ?", id));
+    await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => state.storage.setAlarm(Date.now()));
+    await runDurableObjectAlarm(stub);
+    expect((await call(`${CONTROL}/v1/task/${id}`)).status).toBe(404);
+  });
+
+  it("a name held by the registry but never configured is not stuck: create takes it, delete frees it", async () => {
+    const stuck = uniqueApp("stuck");
+    expect((await registry(env).register(defaultConfig(stuck, env.TEST_ORIGIN))).ok).toBe(true);
+    expect((await call(`${CONTROL}/v1/apps`, { body: JSON.stringify({ name: stuck, origin: env.TEST_ORIGIN }) })).status).toBe(201);
+    const other = uniqueApp("stuck2");
+    expect((await registry(env).register(defaultConfig(other, env.TEST_ORIGIN))).ok).toBe(true);
+    expect((await call(`${CONTROL}/v1/apps/${other}`, { method: "DELETE" })).status).toBe(404);
+    const listed = (await (await call(`${CONTROL}/v1/apps?ids=${other}`)).json()) as { total: number };
+    expect(listed.total).toBe(0);
+  });
+
+  it("retry of a failed task clears its seq and keeps attempt numbers growing", async () => {
+    const app = uniqueApp("retry");
+    await createApp(app, { retry: { max_attempts: 1 } });
+    const stub = appQueue(env, app);
+    const id = await parkedTask(app);
+    await stub.begin(id);
+    expect(await stub.finish(id, 1, err500)).toEqual({ applied: true, state: 11 });
+    // Paused, the retried task waits: it must not be a result while it does.
+    await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: '{"state":"Paused"}' });
+    expect((await call(`${CONTROL}/v1/task/${id}/retry`, { method: "POST" })).status).toBe(200);
+    const seq = await sql(app)((storage) => storage.exec<{ seq: number | null }>("SELECT seq FROM tasks WHERE id = ?", id).one().seq);
+    expect(seq).toBeNull();
+    await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: '{"state":"Active"}' });
+    const done = await waitForState(id, [10]);
+    expect(done.attempts).toBe(2);
+    // A stale finish of attempt 1 cannot touch the task again.
+    expect((await stub.finish(id, 1, err500)).applied).toBe(false);
+  });
+
+  it(`retention works in batches of ${RETENTION_BATCH}: each alarm expires and deletes a bounded number, all expire in the end`, { timeout: 20_000 }, async () => {
+    const app = uniqueApp("batch");
+    await createApp(app, { retention: 60, state: "Paused" });
+    const total = RETENTION_BATCH * 2 + 100;
+    const bounded = await sql(app)((storage) => {
+      const store = new TaskStore(storage);
+      const old = Date.now() - 120_000;
+      for (let i = 0; i < total; i++) {
+        store.insert({
+          id: newTaskId(1, old + i),
+          reqId: "o",
+          request: { method: "GET", path: "/o", raw_query: "", header: {}, body: new Uint8Array() },
+          createdMs: old + i,
+          etaMs: old,
+          dispatchedMs: null,
+          deduplicationId: null,
+          maxAttempts: null,
+          timeout: null,
+          callback: null,
+        });
+      }
+      const expiring = store.unfinishedCreatedBefore(Date.now() - 60_000, RETENTION_BATCH);
+      for (const id of expiring) store.markFinished(id, 11, old + 1, "expired");
+      return { expiring: expiring.length, deleted: store.deleteFinishedBefore(Date.now() - 60_000, RETENTION_BATCH) };
+    });
+    expect(bounded).toEqual({ expiring: RETENTION_BATCH, deleted: RETENTION_BATCH });
+    await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => state.storage.setAlarm(Date.now()));
+    const remaining = () => sql(app)((storage) => storage.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks WHERE state = 0").one().n);
+    await vi.waitUntil(async () => (await runDurableObjectAlarm(appQueue(env, app)), (await remaining()) === 0), { timeout: 10_000, interval: 50 });
+  });
+
+  it("a finish RPC that fails is tried again by the consumer: the origin's answer is not lost", async () => {
+    const app = uniqueApp("frpc");
+    await createApp(app);
+    const id = await parkedTask(app);
+    let failures = 0;
+    const flakyEnv = {
+      ...env,
+      APP_QUEUE: {
+        idFromName: (name: string) => env.APP_QUEUE.idFromName(name),
+        // The two methods a delivery calls; finish fails twice as an object being reset would.
+        get: (objectId: DurableObjectId) => {
+          const real = env.APP_QUEUE.get(objectId);
+          return {
+            begin: (taskId: string) => real.begin(taskId),
+            finish: async (taskId: string, attempt: number, result: AttemptResult) => {
+              if (failures < 2) {
+                failures++;
+                throw new Error("Durable Object reset because its code was updated.");
+              }
+              return real.finish(taskId, attempt, result);
+            },
+          };
+        },
+      },
+    } as unknown as Env;
+    await deliverTask({ app, id }, flakyEnv);
+    expect(failures).toBe(2);
+    expect((await getTask(id)).state).toBe(10);
+  });
+
+  it("feed seqs of a re-created app continue above the old app's", async () => {
+    const app = uniqueApp("seq");
+    await createApp(app);
+    const stub = appQueue(env, app);
+    for (let i = 0; i < 3; i++) {
+      const id = await parkedTask(app);
+      await stub.begin(id);
+      await stub.finish(id, 1, ok200);
+    }
+    expect((await call(`${CONTROL}/v1/apps/${app}`, { method: "DELETE" })).status).toBe(200);
+    await createApp(app);
+    const id = await submit(app, "/again", { body: "{}" });
+    await waitForState(id, [10]);
+    const seq = await sql(app)((storage) => storage.exec<{ seq: number }>("SELECT seq FROM tasks WHERE id = ?", id).one().seq);
+    expect(seq).toBe(4);
+  });
+});
