@@ -43,6 +43,9 @@ export default defineConfig({
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],
           environment: "node",
+          // One wrangler dev at a time: on two cores, a load test beside the heartbeat soak
+          // would spoil its 15–17 s timing.
+          fileParallelism: false,
           testTimeout: 60_000,
           hookTimeout: 120_000,
         },

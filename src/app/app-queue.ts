@@ -37,8 +37,12 @@ import type {
   TaskState,
 } from "../shared/types";
 
-/** A sent message whose task has not begun after this long is presumed lost and sent again. */
-export const REDISPATCH_AFTER_MS = 120_000;
+/**
+ * A sent message whose task has not begun after this long, and that no consumer has claimed,
+ * is presumed lost and sent again (local Queues lose theirs when `wrangler dev` restarts). A
+ * message merely slow to arrive is then sent twice, which the state machine shrugs off.
+ */
+export const REDISPATCH_AFTER_MS = 30_000;
 /** Extra time past an attempt's timeout before its consumer is presumed gone. */
 export const LEASE_GRACE_MS = 30_000;
 /** Queue messages in flight per app: the object keeps the backlog, the queue a bounded window. */

@@ -22,6 +22,8 @@ export async function freePort(): Promise<number> {
 export interface Gateway {
   port: number;
   stop(): Promise<void>;
+  /** SIGKILL to wrangler and workerd at once: a crash, no graceful shutdown. */
+  kill(): Promise<void>;
   output(): string;
 }
 
@@ -70,6 +72,12 @@ export async function startGateway(options: { port: number; persistTo: string })
   return {
     port: options.port,
     output: () => output,
+    kill: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      process.kill(-child.pid!, "SIGKILL");
+      await exited;
+    },
     stop: async () => {
       if (child.exitCode !== null) return;
       const exited = new Promise((resolve) => child.once("exit", resolve));
@@ -107,6 +115,8 @@ export async function signedCall(
     unsigned?: boolean;
     /** Sign with these keys instead of the admin pair. */
     keys?: { accessKey: string; secretKey: string };
+    /** Fail the call after this long without a response. @default 30000 */
+    timeoutMs?: number;
   } = {},
 ): Promise<HttpResult> {
   const body = options.body === undefined ? Buffer.alloc(0) : Buffer.from(options.body);
@@ -131,6 +141,7 @@ export async function signedCall(
       });
     });
     req.on("error", reject);
+    req.setTimeout(options.timeoutMs ?? 30_000, () => req.destroy(new Error(`no response in ${options.timeoutMs ?? 30_000} ms`)));
     req.end(body);
   });
 }
