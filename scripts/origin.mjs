@@ -3,6 +3,8 @@
 //   /status/<code>          answers <code>
 //   /sleep/<ms>             answers 200 after <ms>
 //   /flaky/<key>/<n>        answers 503 the first <n> times for <key>, then 200
+//   /no-retry/<code>        answers <code> with Asyncgate-No-Retry: true
+//   /busy/<key>/<s>         answers 429 with Retry-After: <s> the first time for <key>, then 200
 //   anything else           200 with a JSON echo of the request
 // Every request is logged; GET /__received?task=<id> returns what arrived for a task
 // (by its Asyncgate-Task-Id or X-CloudTasks-TaskName header), GET /__received all of it.
@@ -40,6 +42,16 @@ export async function startOrigin(options = {}) {
           res.writeHead(200, { "content-type": "text/plain" });
           res.end("slept");
         }, Number(parts[1]) || 0);
+      } else if (parts[0] === "no-retry") {
+        res.writeHead(Number(parts[1]) || 500, { "content-type": "text/plain", "asyncgate-no-retry": "true" });
+        res.end("do not retry");
+      } else if (parts[0] === "busy") {
+        const key = `busy:${parts[1] ?? ""}`;
+        const seen = (flaky.get(key) ?? 0) + 1;
+        flaky.set(key, seen);
+        if (seen === 1) res.writeHead(429, { "content-type": "text/plain", "retry-after": parts[2] ?? "1" });
+        else res.writeHead(200, { "content-type": "text/plain" });
+        res.end(seen === 1 ? "busy" : "ok");
       } else if (parts[0] === "flaky") {
         const key = parts[1] ?? "";
         const seen = (flaky.get(key) ?? 0) + 1;

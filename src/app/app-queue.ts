@@ -14,49 +14,24 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { AppKeys, type CreatedKey, type KeyView } from "./app-keys";
-import { applyPatch, type AppConfig, type ConfigRules } from "./config";
+import { applyPatch, normalizeConfig, type AppConfig, type ConfigRules, type RetryPolicy } from "./config";
+import { Dispatcher, LEASE_GRACE_MS, REDISPATCH_AFTER_MS } from "./dispatcher";
+import { GroupCommit } from "./group-commit";
 import { checkAt } from "./heartbeat";
+import { StateMachine } from "./state-machine";
 import { Subscribers } from "./subscribers";
-import { TaskStore, toRecord, type NotificationKind, type NotificationRow, type ReadMeter, type TaskRow } from "./task-store";
+import { TaskStore, toRecord, type NotificationKind, type NotificationRow, type ReadMeter } from "./task-store";
 import { GatewayError, errorBody, fail, ok, type Outcome } from "../http/errors";
 import type { Permission } from "../auth/access-keys";
 import { ADMIN, type Caller, type Principal } from "../auth/authenticate";
 import { masterSecret } from "../auth/key-vault";
-import { jitteredBackoffSeconds, mayRetry, retryLifetimeSeconds } from "../delivery/backoff";
-import type { RetryPolicy } from "./config";
+import { jitteredBackoffSeconds, retryLifetimeSeconds } from "../delivery/backoff";
 import { newTaskId } from "../shared/task-id";
 import type { SubmitOptions } from "../submit/options";
-import type {
-  AttemptResult,
-  BeginResult,
-  FinishResult,
-  NotificationDelivery,
-  RecordedRequest,
-  TaskMessage,
-  TaskRecord,
-  TaskState,
-} from "../shared/types";
+import type { AttemptResult, BeginResult, FinishResult, NotificationDelivery, RecordedRequest, TaskRecord, TaskState } from "../shared/types";
 
-/**
- * A sent message whose task has not begun after this long, and that no consumer has claimed,
- * is presumed lost and sent again (local Queues lose theirs when `wrangler dev` restarts). A
- * message merely slow to arrive is then sent twice, which the state machine shrugs off.
- */
-export const REDISPATCH_AFTER_MS = 30_000;
-/** Extra time past an attempt's timeout before its consumer is presumed gone. */
-export const LEASE_GRACE_MS = 30_000;
-/** Queue messages in flight per app: the object keeps the backlog, the queue a bounded window. */
-export const DISPATCH_WINDOW = 500;
-/**
- * A task row must stay under SQLite's 2 MB row limit in production (Miniflare does not
- * enforce it): the stored origin response gets what the request left of this budget.
- */
-export const ROW_BUDGET_BYTES = 1_950_000;
-
-/** How many bytes of an origin response body fit beside a task's request. Pure. */
-export function responseBodyRoom(task: { body: ArrayBuffer; header: string }, responseHeaderJson: string): number {
-  return Math.max(0, ROW_BUDGET_BYTES - task.body.byteLength - task.header.length - responseHeaderJson.length - 4096);
-}
+export { DISPATCH_WINDOW, LEASE_GRACE_MS, REDISPATCH_AFTER_MS } from "./dispatcher";
+export { ROW_BUDGET_BYTES, responseBodyRoom } from "./state-machine";
 
 /** Notifications (callbacks and the app's notify url): how long one POST may take, and its retries. */
 export const NOTIFY_TIMEOUT_MS = 30_000;
@@ -67,12 +42,6 @@ export const RETENTION_BATCH = 500;
 
 /** How long concurrent calls are gathered into one commit (0: whatever arrived in this turn). */
 export const GROUP_COMMIT_MS = 0;
-
-/** Retry delays for a failing queue send: doubling from 1 s to 5 min while it keeps failing. */
-const SEND_RETRY_MIN_MS = 1_000;
-const SEND_RETRY_MAX_MS = 300_000;
-/** One consumer invocation replays at most this many origins at once (delivery/consumer.ts). */
-const CONSUMER_CONCURRENCY = 6;
 
 /** Outcome of a submission whose write failed: a full object is no reason to retry. */
 export function storageFailure(error: unknown): Outcome<never> {
@@ -114,28 +83,15 @@ export class AppQueue extends DurableObject<Env> {
   #config: AppConfig | null = null;
   #identity: AppIdentity | null = null;
   readonly #subscribers: Subscribers;
-  /** Submissions, begins and finishes waiting for the next group commit. */
-  #operations: { run: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void }[] = [];
+  readonly #dispatcher: Dispatcher;
+  readonly #machine: StateMachine;
+  readonly #group: GroupCommit;
   /** Result frames for subscribers, sent once the writes that made them are committed. */
   #pendingBroadcasts: string[] = [];
-  /** New tasks marked dispatched in the current group, sent once it is committed. */
-  #pendingSends: string[] = [];
-  /** Free queue-window slots in the current group; undefined until a submission counts them. */
-  #windowSlots: number | undefined = undefined;
   /** The alarm time as last set by this instance; avoids a storage write per submit. */
   #alarmAt: number | null = null;
   /** When the oldest unfinished task expires (never later than the truth); undefined = look it up. */
   #retentionDueAt: number | null | undefined = undefined;
-  /** Consecutive failed queue sends: the retry delay doubles with each. */
-  #sendFailures = 0;
-  /** While the queue keeps refusing, the outbox waits until then (0: not waiting). */
-  #sendRetryAt = 0;
-  /**
-   * Tasks whose queue message a consumer has taken, until when it may still begin them. Kept in
-   * memory only: after an eviction a held message may be sent again, which the state machine
-   * shrugs off (a duplicate never runs a task twice).
-   */
-  readonly #claims = new Map<string, number>();
   /** When subscriber heartbeats must next be checked; undefined = not known since wake-up. */
   #subscriberCheckAt: number | null | undefined = undefined;
 
@@ -145,6 +101,44 @@ export class AppQueue extends DurableObject<Env> {
     this.#store = new TaskStore(ctx.storage.sql);
     this.#keys = new AppKeys(ctx.storage.sql, masterSecret(env));
     this.#subscribers = new Subscribers(ctx);
+    this.#dispatcher = new Dispatcher(
+      () => this.#store,
+      () => this.env.TASKS,
+      (at) => this.#ensureAlarm(at),
+    );
+    this.#machine = new StateMachine({
+      store: () => this.#store,
+      config: () => this.#config,
+      signingSecret: () => this.#identity?.signingSecret ?? null,
+      heldUntil: () => this.#dispatcher.heldUntil(),
+      hold: (untilMs) => this.#dispatcher.hold(untilMs),
+      announce: (task, seq) => {
+        // Subscribers hear of it once the writes are committed.
+        if (this.#config && this.#subscribers.open().length > 0) {
+          this.#pendingBroadcasts.push(JSON.stringify({ ...toRecord(task, this.#config.name), seq }));
+        }
+      },
+    });
+    this.#group = new GroupCommit(
+      ctx.storage,
+      {
+        beginGroup: () => this.#dispatcher.beginGroup(),
+        checkpoint: () => {
+          const broadcasts = this.#pendingBroadcasts.length;
+          const undoDispatch = this.#dispatcher.checkpoint();
+          return () => {
+            this.#pendingBroadcasts.length = broadcasts;
+            undoDispatch();
+          };
+        },
+        discard: () => {
+          this.#pendingBroadcasts = [];
+          this.#dispatcher.discard();
+        },
+        afterCommit: () => this.#afterWrites(),
+      },
+      GROUP_COMMIT_MS,
+    );
     this.#loadConfig();
     void ctx.blockConcurrencyWhile(async () => {
       this.#alarmAt = await ctx.storage.getAlarm();
@@ -156,7 +150,7 @@ export class AppQueue extends DurableObject<Env> {
   #loadConfig(): void {
     const config = this.#store.getMeta("config");
     const identity = this.#store.getMeta("identity");
-    this.#config = config ? (JSON.parse(config) as AppConfig) : null;
+    this.#config = config ? normalizeConfig(JSON.parse(config) as AppConfig) : null;
     this.#identity = identity ? (JSON.parse(identity) as AppIdentity) : null;
   }
 
@@ -221,7 +215,7 @@ export class AppQueue extends DurableObject<Env> {
     if (current.state !== next.state) {
       // Messages sent before a pause were dropped by `begin`; send every waiting task afresh.
       this.#store.forgetAllDispatches();
-      if (next.state === "Active") await this.#flushOutbox();
+      if (next.state === "Active") await this.#dispatcher.flushOutbox(next);
     }
     await this.#scheduleNext();
     return ok(next);
@@ -256,6 +250,7 @@ export class AppQueue extends DurableObject<Env> {
     // deleteAll drops the tables too; this instance may live on and serve a new app of the same name.
     this.#store = new TaskStore(this.ctx.storage.sql);
     this.#keys = new AppKeys(this.ctx.storage.sql, masterSecret(this.env));
+    this.#dispatcher.reset();
     this.#store.setMeta("seq", String(seq));
     return ok(null);
   }
@@ -297,7 +292,7 @@ export class AppQueue extends DurableObject<Env> {
       if (!auth.ok) return auth;
     }
     // This submission's savepoint rolled back: nothing of it was written, nothing accepted is lost.
-    return this.#grouped(() => this.#accept(input, Date.now())).catch((error: unknown) => storageFailure(error));
+    return this.#group.run(() => this.#accept(input, Date.now())).catch((error: unknown) => storageFailure(error));
   }
 
   /** Validates and inserts one submission inside the group's transaction. */
@@ -323,13 +318,9 @@ export class AppQueue extends DurableObject<Env> {
       this.#store.releaseDeduplicationId(options.deduplicationId);
     }
     const id = newTaskId(identity.number, now);
-    // One count of the queue window per group, then claimed slot by slot.
-    this.#windowSlots ??= DISPATCH_WINDOW - this.#store.inFlight();
-    const dispatched = config.state === "Active" && options.notBeforeMs <= now && this.#windowSlots > 0;
-    if (dispatched) {
-      this.#windowSlots--;
-      this.#pendingSends.push(id);
-    }
+    // Sent with this group's commit when due and the queue window has room.
+    const dispatched =
+      config.state === "Active" && options.notBeforeMs <= now && now >= this.#dispatcher.heldUntil() && this.#dispatcher.takeSlot(id);
     this.#store.insert({
       id,
       reqId: input.reqId,
@@ -355,17 +346,12 @@ export class AppQueue extends DurableObject<Env> {
    * again. The hold covers the batch's worst case.
    */
   async claim(taskIds: string[], batchSize: number): Promise<void> {
-    const config = this.#config;
-    if (!config) return;
-    const now = Date.now();
-    const holdMs = Math.ceil(batchSize / CONSUMER_CONCURRENCY) * (config.timeout * 1000 + LEASE_GRACE_MS);
-    for (const [id, until] of this.#claims) if (until <= now) this.#claims.delete(id);
-    for (const id of taskIds) this.#claims.set(id, now + holdMs);
+    if (this.#config) this.#dispatcher.claim(taskIds, batchSize, this.#config.timeout, Date.now());
   }
 
   /** 0 → 1 when the task is due and the app active; otherwise says why not. */
   begin(taskId: string): Promise<BeginResult> {
-    return this.#grouped(() => this.#begin(taskId, Date.now()));
+    return this.#group.run(() => this.#machine.begin(taskId, Date.now()));
   }
 
   /**
@@ -373,75 +359,15 @@ export class AppQueue extends DurableObject<Env> {
    * result that cannot be stored whole (a row over SQLite's limits) is stored without the
    * response's headers and body, so the attempt still counts and the task moves on.
    */
-  finish(taskId: string, attempt: number, result: AttemptResult): Promise<FinishResult> {
-    return this.#grouped(() => {
-      const now = Date.now();
-      try {
-        return this.ctx.storage.transactionSync(() => this.#finishAttempt(taskId, attempt, result, now));
-      } catch (error) {
-        if (result.kind !== "response") throw error;
-        console.error(`AppQueue:finish: the response of ${taskId} could not be stored; keeping its status only`, error);
-        return this.#finishAttempt(taskId, attempt, { ...result, header: {}, body: new Uint8Array() }, now);
-      }
-    });
-  }
-
-  /**
-   * Group commit: each SQLite commit is its own fsync and the runtime does not coalesce
-   * separate RPCs, so submissions, begins and finishes arriving within GROUP_COMMIT_MS run in
-   * one transaction; then queue messages go out in one sendBatch and the alarm is seen to once.
-   */
-  #grouped<T>(operation: () => T): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.#operations.push({ run: operation, resolve: resolve as (value: unknown) => void, reject });
-      if (this.#operations.length === 1) setTimeout(() => void this.#commitOperations(), GROUP_COMMIT_MS);
-    });
-  }
-
-  async #commitOperations(): Promise<void> {
-    const operations = this.#operations;
-    this.#operations = [];
-    this.#windowSlots = undefined;
-    const results: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+  async finish(taskId: string, attempt: number, result: AttemptResult): Promise<FinishResult> {
     try {
-      this.ctx.storage.transactionSync(() => {
-        for (const operation of operations) results.push(this.#isolated(operation.run));
-      });
+      return await this.#group.run(() => this.#machine.finishAttempt(taskId, attempt, result, Date.now()));
     } catch (error) {
-      console.error(`AppQueue:commit: ${operations.length} operations rolled back`, error);
-      this.#pendingBroadcasts = [];
-      this.#pendingSends = [];
-      for (const operation of operations) operation.reject(error);
-      return;
-    }
-    try {
-      await this.#afterWrites();
-    } catch (error) {
-      console.error("AppQueue:commit: after-commit work failed; the alarm will retry it", error);
-    }
-    operations.forEach((operation, i) => {
-      const result = results[i]!;
-      if (result.ok) operation.resolve(result.value);
-      else operation.reject(result.error);
-    });
-  }
-
-  /**
-   * Runs one operation of a group in its own savepoint (a nested transactionSync): when it
-   * throws, its writes and the messages it queued are undone, and its neighbours commit.
-   */
-  #isolated(run: () => unknown): { ok: true; value: unknown } | { ok: false; error: unknown } {
-    const broadcasts = this.#pendingBroadcasts.length;
-    const sends = this.#pendingSends.length;
-    const windowSlots = this.#windowSlots;
-    try {
-      return { ok: true, value: this.ctx.storage.transactionSync(run) };
-    } catch (error) {
-      console.error("AppQueue:commit: one operation rolled back", error);
-      this.#pendingBroadcasts.length = broadcasts;
-      this.#pendingSends.length = sends;
-      this.#windowSlots = windowSlots;
-      return { ok: false, error };
+      // Its savepoint rolled back alone; store what surely fits, in the next group.
+      if (result.kind !== "response") throw error;
+      console.error(`AppQueue:finish: the response of ${taskId} could not be stored; keeping its status only`, error);
+      const bare: AttemptResult = { ...result, header: {}, body: new Uint8Array() };
+      return this.#group.run(() => this.#machine.finishAttempt(taskId, attempt, bare, Date.now()));
     }
   }
 
@@ -460,115 +386,7 @@ export class AppQueue extends DurableObject<Env> {
     const broadcasts = this.#pendingBroadcasts;
     this.#pendingBroadcasts = [];
     for (const message of broadcasts) this.#subscribers.broadcast(message);
-    const sends = this.#pendingSends;
-    this.#pendingSends = [];
-    await this.#send(sends, []);
-    await this.#flushOutbox();
-  }
-
-  #begin(taskId: string, now: number): BeginResult {
-    const config = this.#config;
-    const identity = this.#identity;
-    if (!config || !identity) return { run: false, reason: "app_not_found" };
-    let task = this.#store.get(taskId);
-    if (!task) return { run: false, reason: "task_not_found" };
-    if (task.state === 1) {
-      if (task.lease_ms !== null && task.lease_ms > now) return { run: false, reason: "running" };
-      this.#attemptLost(task, now);
-      task = this.#store.get(taskId)!;
-    }
-    if (task.state === 10 || task.state === 11) return { run: false, reason: "finished" };
-    if (config.state === "Paused") {
-      this.#store.clearDispatched([taskId]);
-      return { run: false, reason: "paused" };
-    }
-    if (task.eta_ms > now) return { run: false, reason: "not_due" };
-
-    const attempt = task.attempts + 1;
-    const timeoutMs = (task.timeout ?? config.timeout) * 1000;
-    this.#store.markDoing(taskId, attempt, now, now + timeoutMs + LEASE_GRACE_MS);
-    return {
-      run: true,
-      delivery: {
-        app: config.name,
-        taskId,
-        attempt,
-        request: {
-          method: task.method,
-          path: task.path,
-          raw_query: task.raw_query,
-          header: JSON.parse(task.header) as Record<string, string[]>,
-          body: new Uint8Array(task.body),
-        },
-        origin: config.origin,
-        timeoutMs,
-        etaMs: task.eta_ms,
-        executions: task.executions,
-        previousStatus: task.last_status,
-        retryReason: task.retry_reason,
-        taskHeaders: config.task_headers,
-        signingSecret: identity.signingSecret,
-      },
-    };
-  }
-
-  #finishAttempt(taskId: string, attempt: number, result: AttemptResult, now: number): FinishResult {
-    const config = this.#config;
-    const task = config ? this.#store.get(taskId) : null;
-    if (!config || !task) return { applied: false, state: null };
-    if (task.state !== 1 || task.attempts !== attempt) return { applied: false, state: task.state };
-    if (result.kind === "response") {
-      const success = result.status >= 200 && result.status <= 299;
-      const room = responseBodyRoom(task, JSON.stringify(result.header));
-      const kept = result.body.byteLength > room ? { ...result, body: result.body.subarray(0, room) } : result;
-      this.#store.recordAttempt(taskId, now, kept, null, success ? null : `HTTP ${result.status}`);
-      if (success) {
-        this.#finish(taskId, 10, now);
-        return { applied: true, state: 10 };
-      }
-    } else {
-      this.#store.recordAttempt(taskId, now, null, result.error, `${result.error}: ${result.detail}`.slice(0, 200));
-    }
-    return { applied: true, state: this.#retryOrFail(this.#store.get(taskId)!, now) };
-  }
-
-  /**
-   * Ends a task (→ 10 or 11) and queues its record for the task's callback and the app's
-   * notify url, in the same transaction: a finished task's notification is never lost.
-   */
-  #finish(taskId: string, state: 10 | 11, now: number, error?: string): void {
-    const config = this.#config!;
-    const seq = this.#store.markFinished(taskId, state, now, error);
-    const task = this.#store.get(taskId);
-    // Subscribers hear of it once the writes are committed (#afterWrites).
-    if (task && this.#subscribers.open().length > 0) this.#pendingBroadcasts.push(JSON.stringify({ ...toRecord(task, config.name), seq }));
-    if (task?.callback) this.#store.addNotification(taskId, "callback", task.callback, now);
-    if (config.notify.state === "On" && config.notify.url && config.notify.events.includes("TaskFinish")) {
-      this.#store.addNotification(taskId, "notify", config.notify.url, now);
-    }
-  }
-
-  async #finished(taskId: string, state: 10 | 11, now: number, error?: string): Promise<void> {
-    this.#finish(taskId, state, now, error);
-    await this.#afterWrites();
-  }
-
-  /** A failed attempt either schedules the next one (→ 0) or ends the task (→ 11). */
-  #retryOrFail(task: TaskRow, now: number): TaskState {
-    const config = this.#config!;
-    const policy = task.max_attempts === null ? config.retry : { ...config.retry, max_attempts: task.max_attempts };
-    if (mayRetry(policy, task.attempts, task.first_attempt_ms ?? now, now)) {
-      this.#store.markWaiting(task.id, now + Math.round(jitteredBackoffSeconds(policy, task.attempts) * 1000));
-      return 0;
-    }
-    this.#finish(task.id, 11, now);
-    return 11;
-  }
-
-  /** A running attempt whose lease ran out: its consumer died; count it as timed out. */
-  #attemptLost(task: TaskRow, now: number): void {
-    this.#store.recordAttempt(task.id, now, null, "timeout", "attempt lost: no result before its lease ran out");
-    this.#retryOrFail(task, now);
+    if (this.#config) await this.#dispatcher.sendCommitted(this.#config);
   }
 
   // ---- control -----------------------------------------------------------------
@@ -599,7 +417,8 @@ export class AppQueue extends DurableObject<Env> {
     const task = this.#config ? this.#store.get(taskId) : null;
     if (!task) return fail(404, "task_not_found", "no such task");
     if (task.state !== 0) return fail(409, "task_not_waiting", "only a waiting task can be canceled");
-    await this.#finished(taskId, 11, Date.now(), "canceled");
+    this.#machine.end(taskId, 11, Date.now(), "canceled");
+    await this.#afterWrites();
     return ok(toRecord(this.#store.get(taskId)!, this.#config!.name));
   }
 
@@ -613,7 +432,7 @@ export class AppQueue extends DurableObject<Env> {
     // A fresh budget of the app's max_attempts on top of the attempts already made.
     const budget = this.#config!.retry.max_attempts;
     this.#store.resetForRetry(taskId, Date.now(), budget === -1 ? -1 : task.attempts + budget);
-    await this.#flushOutbox();
+    await this.#dispatcher.flushOutbox(this.#config!);
     await this.#scheduleNext();
     return ok(toRecord(this.#store.get(taskId)!, this.#config!.name));
   }
@@ -714,7 +533,7 @@ export class AppQueue extends DurableObject<Env> {
       const retentionMs = config.retention * 1000;
       // Bounded batches: a huge backlog past retention takes several alarms, never one that fails.
       const expired = this.#store.unfinishedCreatedBefore(now - retentionMs, RETENTION_BATCH);
-      for (const id of expired) this.#finish(id, 11, now, "expired");
+      for (const id of expired) this.#machine.end(id, 11, now, "expired");
       const deleted = this.#store.deleteFinishedBefore(now - retentionMs, RETENTION_BATCH);
       if (expired.length === RETENTION_BATCH || deleted === RETENTION_BATCH) this.#retentionDueAt = now + 1;
       // The oldest unfinished task only gets newer (new tasks are newer, finished ones leave),
@@ -722,8 +541,8 @@ export class AppQueue extends DurableObject<Env> {
       // (The lookup walks the primary key past finished tasks; doing it on every alarm cost
       // half the object's CPU while draining a backlog.)
       if (this.#retentionDueAt !== undefined && this.#retentionDueAt !== null && this.#retentionDueAt <= now) this.#retentionDueAt = undefined;
-      for (const task of this.#store.expiredLeases(now)) this.#attemptLost(task, now);
-      this.#store.forgetStaleDispatches(now - REDISPATCH_AFTER_MS, now, (id) => (this.#claims.get(id) ?? 0) > now);
+      for (const task of this.#store.expiredLeases(now)) this.#machine.attemptLost(task, now);
+      this.#dispatcher.forgetLost(now);
       await this.#sendCommitted();
     } catch (error) {
       console.error("AppQueue:alarm", error);
@@ -731,55 +550,6 @@ export class AppQueue extends DurableObject<Env> {
     } finally {
       await this.#scheduleNext();
     }
-  }
-
-  /**
-   * Sends queue messages for due, unsent work: tasks (while the app is active, keeping at
-   * most DISPATCH_WINDOW in flight) and notifications (always: a paused app still reports
-   * what finished).
-   */
-  async #flushOutbox(): Promise<void> {
-    const config = this.#config;
-    if (!config) return;
-    const now = Date.now();
-    if (now < this.#sendRetryAt) return; // backing off a failing queue
-    const room = config.state === "Active" ? Math.min(100, DISPATCH_WINDOW - this.#store.inFlight()) : 0;
-    const taskIds = room > 0 ? this.#store.dueUnsent(now, room) : [];
-    const notifications = this.#store.dueNotifications(now, now - REDISPATCH_AFTER_MS, 100 - taskIds.length);
-    if (taskIds.length === 0 && notifications.length === 0) return;
-    this.#store.markDispatched(taskIds, now);
-    this.#store.markNotificationsDispatched(notifications, now);
-    await this.#send(taskIds, notifications);
-  }
-
-  /**
-   * Sends the queue messages of tasks and notifications already marked dispatched. If the
-   * queue refuses them the marks are cleared, so the alarm sends them again.
-   */
-  async #send(taskIds: string[], notifications: NotificationRow[]): Promise<void> {
-    const config = this.#config;
-    if (!config || (taskIds.length === 0 && notifications.length === 0)) return;
-    const messages: TaskMessage[] = [
-      ...taskIds.map((id) => ({ app: config.name, id })),
-      ...notifications.map((row) => ({ app: config.name, id: row.task_id, notify: row.kind })),
-    ];
-    try {
-      for (let i = 0; i < messages.length; i += 100) {
-        await this.env.TASKS.sendBatch(messages.slice(i, i + 100).map((body) => ({ body, contentType: "json" as const })));
-      }
-    } catch (error) {
-      console.error(`AppQueue:send: queue send failed for ${messages.length} messages of ${config.name}; the alarm will resend`, error);
-      this.#store.clearDispatched(taskIds);
-      this.#store.clearNotificationsDispatched(notifications);
-      // A queue that keeps refusing is not retried every second: back off, with jitter.
-      const delay = Math.min(SEND_RETRY_MAX_MS, SEND_RETRY_MIN_MS * 2 ** this.#sendFailures);
-      this.#sendFailures++;
-      this.#sendRetryAt = Date.now() + Math.round(delay * (0.5 + Math.random() / 2));
-      await this.#ensureAlarm(this.#sendRetryAt);
-      return;
-    }
-    this.#sendFailures = 0;
-    this.#sendRetryAt = 0;
   }
 
   // ---- notifications ---------------------------------------------------------------
@@ -827,11 +597,11 @@ export class AppQueue extends DurableObject<Env> {
   async #scheduleNext(): Promise<void> {
     const config = this.#config;
     if (!config) return;
-    const windowFull = this.#store.inFlight() >= DISPATCH_WINDOW;
     // While a failing queue is backed off, sending waits; heartbeats and retention do not.
-    const notBefore = (at: number | null) => (at === null ? null : Math.max(at, this.#sendRetryAt));
-    const tasks = notBefore(this.#store.nextWakeMs(REDISPATCH_AFTER_MS, config.retention * 1000, config.state === "Paused", windowFull));
-    const notifications = notBefore(this.#store.nextNotificationWakeMs(REDISPATCH_AFTER_MS));
+    const dispatch = this.#dispatcher;
+    const windowFull = dispatch.windowFull();
+    const tasks = this.#store.nextWakeMs(REDISPATCH_AFTER_MS, config.retention * 1000, config.state === "Paused", windowFull, dispatch.sendNotBefore());
+    const notifications = dispatch.notBefore(this.#store.nextNotificationWakeMs(REDISPATCH_AFTER_MS));
     if (this.#subscriberCheckAt === undefined) this.#subscriberCheckAt = this.#subscribers.reap(Date.now());
     if (this.#retentionDueAt === undefined) this.#retentionDueAt = this.#store.unfinishedRetentionDueMs(config.retention * 1000);
     const candidates = [tasks, notifications, this.#subscriberCheckAt, this.#retentionDueAt].filter((at): at is number => at !== null);

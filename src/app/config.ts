@@ -21,6 +21,12 @@ export interface RetryPolicy {
   max_retry_duration: number;
 }
 
+/** An app's retry policy: Cloud Tasks' model, plus statuses that are never retried. */
+export interface AppRetryPolicy extends RetryPolicy {
+  /** Failed responses with these statuses end the task at once (11). @default [] */
+  no_retry_statuses: number[];
+}
+
 export interface NotifyConfig {
   /** Where finished task records are POSTed. @default null */
   url: string | null;
@@ -38,7 +44,7 @@ export interface AppConfig {
   origin: string;
   /** Paused: tasks are accepted and wait; no new delivery starts. @default "Active" */
   state: AppState;
-  retry: RetryPolicy;
+  retry: AppRetryPolicy;
   /** Seconds one attempt may take, at most 900. @default 60 */
   timeout: number;
   /** Largest accepted request body. @default 1048576 */
@@ -61,7 +67,7 @@ export function defaultConfig(name: string, origin: string): AppConfig {
     name,
     origin,
     state: "Active",
-    retry: { max_attempts: 5, min_backoff: 1, max_backoff: 3600, max_doublings: 16, max_retry_duration: 0 },
+    retry: { max_attempts: 5, min_backoff: 1, max_backoff: 3600, max_doublings: 16, max_retry_duration: 0, no_retry_statuses: [] },
     timeout: 60,
     max_body_bytes: 1_048_576,
     max_subscribers: 100,
@@ -157,7 +163,16 @@ export function applyPatch(current: AppConfig, input: unknown, rules: ConfigRule
   return next;
 }
 
-function patchRetry(current: RetryPolicy, value: unknown): RetryPolicy {
+/**
+ * A stored config as the current version reads it: fields added since it was stored get
+ * their defaults (configs live in each app's object, written by older versions too).
+ */
+export function normalizeConfig(stored: AppConfig): AppConfig {
+  const defaults = defaultConfig(stored.name, stored.origin);
+  return { ...defaults, ...stored, retry: { ...defaults.retry, ...stored.retry }, notify: { ...defaults.notify, ...stored.notify } };
+}
+
+function patchRetry(current: AppRetryPolicy, value: unknown): AppRetryPolicy {
   if (!isRecord(value)) throw badRequest("invalid_retry", "retry must be an object");
   const next = { ...current };
   for (const [key, field] of Object.entries(value)) {
@@ -176,6 +191,16 @@ function patchRetry(current: RetryPolicy, value: unknown): RetryPolicy {
         break;
       case "max_retry_duration":
         next.max_retry_duration = seconds("retry.max_retry_duration", field, { min: 0, max: 31 * 86_400 });
+        break;
+      case "no_retry_statuses":
+        if (
+          !Array.isArray(field) ||
+          field.length > 50 ||
+          field.some((status) => typeof status !== "number" || !Number.isInteger(status) || status < 100 || status > 599 || (status >= 200 && status <= 299))
+        ) {
+          throw badRequest("invalid_no_retry_statuses", "retry.no_retry_statuses must be a list of up to 50 non-2xx HTTP statuses (100-599)");
+        }
+        next.no_retry_statuses = [...new Set(field as number[])].sort((a, b) => a - b);
         break;
       default:
         throw badRequest("unknown_field", `unknown field: retry.${key}`);

@@ -60,7 +60,9 @@ CREATE TABLE IF NOT EXISTS notifications (
 CREATE INDEX IF NOT EXISTS tasks_by_finish ON tasks(finished_ms) WHERE finished_ms IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_by_seq ON tasks(seq) WHERE seq IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_dedup ON tasks(dedup_id) WHERE dedup_id IS NOT NULL;
--- Listing by state, newest first, paged by id.
+-- Listing by state, newest first, paged by id. (The hot queries name their partial index with
+-- INDEXED BY: without statistics the planner would take this one for any "state = 0" and read
+-- the whole backlog where the partial index reads a row.)
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state, id);
 -- Task counts by state, kept by triggers with every write: reading them never scans the table.
 CREATE TABLE IF NOT EXISTS task_counts (state INTEGER PRIMARY KEY, n INTEGER NOT NULL);
@@ -314,7 +316,7 @@ export class TaskStore {
   dueUnsent(nowMs: number, limit: number): string[] {
     return this.#sql
       .exec<{ id: string }>(
-        "SELECT id FROM tasks WHERE state = 0 AND eta_ms <= ? AND dispatched_ms IS NULL ORDER BY eta_ms LIMIT ?",
+        "SELECT id FROM tasks INDEXED BY tasks_outbox WHERE state = 0 AND eta_ms <= ? AND dispatched_ms IS NULL ORDER BY eta_ms LIMIT ?",
         nowMs,
         limit,
       )
@@ -329,7 +331,7 @@ export class TaskStore {
    */
   forgetStaleDispatches(beforeMs: number, nowMs: number, isClaimed: (id: string) => boolean): number {
     const stale = this.#sql
-      .exec<{ id: string }>("SELECT id FROM tasks WHERE state = 0 AND dispatched_ms IS NOT NULL AND dispatched_ms < ?", beforeMs)
+      .exec<{ id: string }>("SELECT id FROM tasks INDEXED BY tasks_in_flight WHERE state = 0 AND dispatched_ms IS NOT NULL AND dispatched_ms < ?", beforeMs)
       .toArray();
     let resent = 0;
     for (const { id } of stale) {
@@ -358,12 +360,12 @@ export class TaskStore {
   }
 
   inFlight(): number {
-    return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks WHERE state = 0 AND dispatched_ms IS NOT NULL").one().n;
+    return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_in_flight WHERE state = 0 AND dispatched_ms IS NOT NULL").one().n;
   }
 
   /** Running attempts whose lease ran out: their consumer is gone. */
   expiredLeases(nowMs: number): TaskRow[] {
-    return this.#sql.exec<TaskRow>("SELECT * FROM tasks WHERE state = 1 AND lease_ms <= ?", nowMs).toArray();
+    return this.#sql.exec<TaskRow>("SELECT * FROM tasks INDEXED BY tasks_running WHERE state = 1 AND lease_ms <= ?", nowMs).toArray();
   }
 
   /** Up to `limit` unfinished tasks created before `beforeMs`: past retention, they expire. */
@@ -401,22 +403,33 @@ export class TaskStore {
    * unsent task, the re-send check of a sent one, a lease running out, and the
    * retention deadline of the oldest task. Null when there is nothing to do.
    */
-  nextWakeMs(redispatchAfterMs: number, retentionMs: number, paused: boolean, windowFull: boolean): number | null {
+  nextWakeMs(
+    redispatchAfterMs: number,
+    retentionMs: number,
+    paused: boolean,
+    windowFull: boolean,
+    /** Sending waits until then (a held or backed-off app): applies to sending, not to leases or retention. */
+    sendNotBefore = 0,
+  ): number | null {
     // Each subquery reads one partial index and stops at its first row: cheap behind any backlog.
+    // (The finished one is ORDER BY … LIMIT 1, not MIN(): with the NOT EXISTS term SQLite's
+    // min/max shortcut does not apply, and MIN() would scan every finished task on every call.)
     const row = this.#sql
       .exec<{ due: number | null; sent: number | null; lease: number | null; finished: number | null }>(
         `SELECT
-           (SELECT MIN(eta_ms) FROM tasks WHERE state = 0 AND dispatched_ms IS NULL) AS due,
-           (SELECT MIN(dispatched_ms) FROM tasks WHERE state = 0 AND dispatched_ms IS NOT NULL) AS sent,
-           (SELECT MIN(lease_ms) FROM tasks WHERE state = 1) AS lease,
-           (SELECT MIN(finished_ms) FROM tasks WHERE finished_ms IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id)) AS finished`,
+           (SELECT MIN(eta_ms) FROM tasks INDEXED BY tasks_outbox WHERE state = 0 AND dispatched_ms IS NULL) AS due,
+           (SELECT MIN(dispatched_ms) FROM tasks INDEXED BY tasks_in_flight WHERE state = 0 AND dispatched_ms IS NOT NULL) AS sent,
+           (SELECT MIN(lease_ms) FROM tasks INDEXED BY tasks_running WHERE state = 1) AS lease,
+           (SELECT finished_ms FROM tasks INDEXED BY tasks_by_finish WHERE finished_ms IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id)
+              ORDER BY finished_ms LIMIT 1) AS finished`,
       )
       .one();
+    const sending = (at: number | null) => (at === null ? null : Math.max(at, sendNotBefore));
     const candidates = [
       // With the queue window full, begin refills the outbox as slots free: no alarm for it.
-      paused || windowFull ? null : row.due,
-      paused || row.sent === null ? null : row.sent + redispatchAfterMs,
+      paused || windowFull ? null : sending(row.due),
+      paused || row.sent === null ? null : sending(row.sent + redispatchAfterMs),
       row.lease,
       row.finished === null ? null : row.finished + retentionMs,
     ].filter((value): value is number => value !== null);
@@ -424,12 +437,17 @@ export class TaskStore {
   }
 
   /**
-   * When the oldest unfinished task reaches the end of its retention. This walks the primary
-   * key past finished tasks, so the object asks only once per wake-up and after each alarm.
+   * When the oldest unfinished task reaches the end of its retention. Asked once per wake-up
+   * and after each alarm whose deadline passed.
    */
   unfinishedRetentionDueMs(retentionMs: number): number | null {
-    const row = this.#sql.exec<{ id: string }>("SELECT id FROM tasks WHERE state IN (0, 1) ORDER BY id LIMIT 1").toArray()[0];
-    return row ? createdMsOf(row.id) + retentionMs : null;
+    // Two seeks on (state, id): the oldest waiting and the oldest running task.
+    const row = this.#sql
+      .exec<{ id: string | null }>(
+        "SELECT MIN(id) AS id FROM (SELECT MIN(id) AS id FROM tasks WHERE state = 0 UNION ALL SELECT MIN(id) FROM tasks WHERE state = 1)",
+      )
+      .one();
+    return row.id ? createdMsOf(row.id) + retentionMs : null;
   }
 
   // ---- notifications: finished-task records POSTed to a callback or the app's notify url ----

@@ -73,8 +73,8 @@ export async function deliverTask(ref: TaskMessage, env: Env): Promise<void> {
   // The origin has answered: its result is not dropped for a passing failure to reach the object.
   for (let tries = 1; ; tries++) {
     try {
-      // A fresh stub each try: a stub that saw the object reset may stay broken.
-      await appQueue(env, ref.app).finish(ref.id, begun.delivery.attempt, result);
+      // A fresh stub for each retry: a stub that saw the object reset may stay broken.
+      await (tries === 1 ? app : appQueue(env, ref.app)).finish(ref.id, begun.delivery.attempt, result);
       return;
     } catch (error) {
       if (tries >= FINISH_TRIES) throw error;

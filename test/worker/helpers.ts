@@ -86,6 +86,8 @@ export interface ReceivedRequest {
   headers: Record<string, string>;
   rawHeaders: string[];
   body: string;
+  /** When the origin received it, unix ms. */
+  at: number;
 }
 
 /** What the real origin received for a task. */

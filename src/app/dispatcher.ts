@@ -1,0 +1,197 @@
+/**
+ * The app's dispatcher: what goes from its object to the Cloudflare Queue, and when. It keeps
+ * the queue window (at most DISPATCH_WINDOW task messages in flight: the object holds the rest
+ * of the backlog), sends the outbox (tasks, then notifications), backs off a queue that keeps
+ * refusing, and remembers which messages consumers hold so they are not taken for lost.
+ */
+import type { AppConfig } from "./config";
+import type { NotificationRow, TaskStore } from "./task-store";
+import type { TaskMessage } from "../shared/types";
+
+/** Queue messages in flight per app: the object keeps the backlog, the queue a bounded window. */
+export const DISPATCH_WINDOW = 500;
+/**
+ * A sent message whose task has not begun after this long, and that no consumer has claimed,
+ * is presumed lost and sent again (local Queues lose theirs when `wrangler dev` restarts). A
+ * message merely slow to arrive is then sent twice, which the state machine shrugs off.
+ */
+export const REDISPATCH_AFTER_MS = 30_000;
+/** Extra time past an attempt's timeout before its consumer is presumed gone. */
+export const LEASE_GRACE_MS = 30_000;
+/** Retry delays for a failing queue send: doubling from 1 s to 5 min while it keeps failing. */
+const SEND_RETRY_MIN_MS = 1_000;
+const SEND_RETRY_MAX_MS = 300_000;
+/** One consumer invocation replays at most this many origins at once (delivery/consumer.ts). */
+const CONSUMER_CONCURRENCY = 6;
+/** Messages per sendBatch (the Queues limit). */
+const BATCH = 100;
+
+export class Dispatcher {
+  readonly #store: () => TaskStore;
+  readonly #queue: () => Queue;
+  readonly #wakeBy: (at: number) => Promise<void>;
+  /** New tasks marked dispatched in the current group, sent once it is committed. */
+  #pending: string[] = [];
+  /** Free queue-window slots in the current group; undefined until a submission counts them. */
+  #windowSlots: number | undefined = undefined;
+  /** Consecutive failed queue sends: the retry delay doubles with each. */
+  #sendFailures = 0;
+  /** While the queue keeps refusing, sending waits until then (0: not waiting). */
+  #sendRetryAt = 0;
+  /**
+   * Tasks whose queue message a consumer has taken, until when it may still begin them. Kept in
+   * memory only: after an eviction a held message may be sent again, which the state machine
+   * shrugs off (a duplicate never runs a task twice).
+   */
+  readonly #claims = new Map<string, number>();
+  /** Until when the origin asked for no attempts (Retry-After), kept in SQLite; undefined = not read yet. */
+  #holdUntil: number | undefined = undefined;
+
+  /**
+   * @param store the app's task store (replaced when the app is deleted)
+   * @param queue the queue binding
+   * @param wakeBy makes sure the object's alarm fires no later than the given time
+   */
+  constructor(store: () => TaskStore, queue: () => Queue, wakeBy: (at: number) => Promise<void>) {
+    this.#store = store;
+    this.#queue = queue;
+    this.#wakeBy = wakeBy;
+  }
+
+  // ---- inside a group commit -----------------------------------------------------------
+
+  beginGroup(): void {
+    this.#windowSlots = undefined;
+  }
+
+  /** Whether a new task may have its message sent with this group (a free window slot); takes it. */
+  takeSlot(taskId: string): boolean {
+    this.#windowSlots ??= DISPATCH_WINDOW - this.#store().inFlight();
+    if (this.#windowSlots <= 0) return false;
+    this.#windowSlots--;
+    this.#pending.push(taskId);
+    return true;
+  }
+
+  checkpoint(): () => void {
+    const pending = this.#pending.length;
+    const windowSlots = this.#windowSlots;
+    return () => {
+      this.#pending.length = pending;
+      this.#windowSlots = windowSlots;
+    };
+  }
+
+  discard(): void {
+    this.#pending = [];
+  }
+
+  // ---- after a commit, and from the alarm ---------------------------------------------
+
+  /** Sends the messages of the group's new tasks, then whatever else the outbox holds. */
+  async sendCommitted(config: AppConfig): Promise<void> {
+    const pending = this.#pending;
+    this.#pending = [];
+    await this.#send(config, pending, []);
+    await this.flushOutbox(config);
+  }
+
+  /**
+   * Sends queue messages for due, unsent work: tasks (while the app is active, keeping at
+   * most DISPATCH_WINDOW in flight) and notifications (always: a paused app still reports
+   * what finished).
+   */
+  async flushOutbox(config: AppConfig): Promise<void> {
+    const now = Date.now();
+    if (now < this.#sendRetryAt) return; // backing off a failing queue
+    const store = this.#store();
+    const held = now < this.heldUntil();
+    const room = config.state === "Active" && !held ? Math.min(BATCH, DISPATCH_WINDOW - store.inFlight()) : 0;
+    const taskIds = room > 0 ? store.dueUnsent(now, room) : [];
+    const notifications = store.dueNotifications(now, now - REDISPATCH_AFTER_MS, BATCH - taskIds.length);
+    if (taskIds.length === 0 && notifications.length === 0) return;
+    store.markDispatched(taskIds, now);
+    store.markNotificationsDispatched(notifications, now);
+    await this.#send(config, taskIds, notifications);
+  }
+
+  /** Messages that never led to an attempt and that no consumer holds: presumed lost. */
+  forgetLost(now: number): number {
+    return this.#store().forgetStaleDispatches(now - REDISPATCH_AFTER_MS, now, (id) => (this.#claims.get(id) ?? 0) > now);
+  }
+
+  /**
+   * A consumer took these tasks' messages in a batch of `batchSize`: they are not lost while
+   * they wait their turn behind slow origins (6 at a time). The hold covers the batch's worst case.
+   */
+  claim(taskIds: string[], batchSize: number, timeoutSeconds: number, now: number): void {
+    const holdMs = Math.ceil(batchSize / CONSUMER_CONCURRENCY) * (timeoutSeconds * 1000 + LEASE_GRACE_MS);
+    for (const [id, until] of this.#claims) if (until <= now) this.#claims.delete(id);
+    for (const id of taskIds) this.#claims.set(id, now + holdMs);
+  }
+
+  /** `at`, or later while a failing queue is backed off (sending waits; nothing else does). */
+  notBefore(at: number | null): number | null {
+    return at === null ? null : Math.max(at, this.#sendRetryAt);
+  }
+
+  /** When task messages may be sent next: after a queue backoff and an origin's hold. */
+  sendNotBefore(): number {
+    return Math.max(this.#sendRetryAt, this.heldUntil());
+  }
+
+  /**
+   * The origin answered 429/503 with Retry-After: no attempt of this app starts before `untilMs`
+   * (the whole origin is busy, not one task). Kept in SQLite, so it holds across restarts.
+   */
+  hold(untilMs: number): void {
+    if (untilMs <= this.heldUntil()) return;
+    this.#holdUntil = untilMs;
+    this.#store().setMeta("hold_until", String(untilMs));
+  }
+
+  /** Until when the app's deliveries are held (0 or a past time: not held). */
+  heldUntil(): number {
+    this.#holdUntil ??= Number(this.#store().getMeta("hold_until") ?? "0");
+    return this.#holdUntil;
+  }
+
+  /** The app was deleted: what was remembered of it goes too. */
+  reset(): void {
+    this.#holdUntil = undefined;
+    this.#claims.clear();
+  }
+
+  windowFull(): boolean {
+    return this.#store().inFlight() >= DISPATCH_WINDOW;
+  }
+
+  /**
+   * Sends the queue messages of tasks and notifications already marked dispatched. If the
+   * queue refuses them the marks are cleared, and sending backs off.
+   */
+  async #send(config: AppConfig, taskIds: string[], notifications: NotificationRow[]): Promise<void> {
+    if (taskIds.length === 0 && notifications.length === 0) return;
+    const messages: TaskMessage[] = [
+      ...taskIds.map((id) => ({ app: config.name, id })),
+      ...notifications.map((row) => ({ app: config.name, id: row.task_id, notify: row.kind })),
+    ];
+    try {
+      for (let i = 0; i < messages.length; i += BATCH) {
+        await this.#queue().sendBatch(messages.slice(i, i + BATCH).map((body) => ({ body, contentType: "json" as const })));
+      }
+    } catch (error) {
+      console.error(`Dispatcher:send: queue send failed for ${messages.length} messages of ${config.name}; backing off`, error);
+      this.#store().clearDispatched(taskIds);
+      this.#store().clearNotificationsDispatched(notifications);
+      // A queue that keeps refusing is not retried every second: back off, with jitter.
+      const delay = Math.min(SEND_RETRY_MAX_MS, SEND_RETRY_MIN_MS * 2 ** this.#sendFailures);
+      this.#sendFailures++;
+      this.#sendRetryAt = Date.now() + Math.round(delay * (0.5 + Math.random() / 2));
+      await this.#wakeBy(this.#sendRetryAt);
+      return;
+    }
+    this.#sendFailures = 0;
+    this.#sendRetryAt = 0;
+  }
+}

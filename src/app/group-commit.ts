@@ -1,0 +1,88 @@
+/**
+ * Group commit for a Durable Object's SQLite. Each commit is its own fsync and the runtime
+ * does not coalesce separate RPCs, so operations arriving within one turn of the event loop
+ * (submissions, begins, finishes) run in one transaction; then what they produced (queue
+ * messages, subscriber frames) goes out once, and every caller is answered after both.
+ *
+ * Each operation runs in its own savepoint (a nested transactionSync): one that throws is
+ * undone alone, with the in-memory effects it queued, and its neighbours commit.
+ */
+
+export interface GroupEffects {
+  /** A group starts: reset what is counted per group. */
+  beginGroup(): void;
+  /** A snapshot of the in-memory effects an operation may add; calling it undoes them. */
+  checkpoint(): () => void;
+  /** The whole group rolled back: drop every effect gathered for it. */
+  discard(): void;
+  /** After the group committed: send what it produced (the output gate holds it until durable). */
+  afterCommit(): Promise<void>;
+}
+
+type Result = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+interface Operation {
+  run: () => unknown;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+export class GroupCommit {
+  readonly #storage: DurableObjectStorage;
+  readonly #effects: GroupEffects;
+  readonly #delayMs: number;
+  #operations: Operation[] = [];
+
+  /** @param delayMs how long to gather operations (0: whatever arrives in this turn). */
+  constructor(storage: DurableObjectStorage, effects: GroupEffects, delayMs = 0) {
+    this.#storage = storage;
+    this.#effects = effects;
+    this.#delayMs = delayMs;
+  }
+
+  /** Runs `operation` (synchronous SQLite work) in the next group; resolves once it is committed. */
+  run<T>(operation: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#operations.push({ run: operation, resolve: resolve as (value: unknown) => void, reject });
+      if (this.#operations.length === 1) setTimeout(() => void this.#commit(), this.#delayMs);
+    });
+  }
+
+  async #commit(): Promise<void> {
+    const operations = this.#operations;
+    this.#operations = [];
+    this.#effects.beginGroup();
+    const results: Result[] = [];
+    try {
+      this.#storage.transactionSync(() => {
+        for (const operation of operations) results.push(this.#isolated(operation.run));
+      });
+    } catch (error) {
+      console.error(`GroupCommit: ${operations.length} operations rolled back`, error);
+      this.#effects.discard();
+      for (const operation of operations) operation.reject(error);
+      return;
+    }
+    try {
+      await this.#effects.afterCommit();
+    } catch (error) {
+      console.error("GroupCommit: after-commit work failed; the alarm will retry it", error);
+    }
+    operations.forEach((operation, i) => {
+      const result = results[i]!;
+      if (result.ok) operation.resolve(result.value);
+      else operation.reject(result.error);
+    });
+  }
+
+  #isolated(run: () => unknown): Result {
+    const undo = this.#effects.checkpoint();
+    try {
+      return { ok: true, value: this.#storage.transactionSync(run) };
+    } catch (error) {
+      console.error("GroupCommit: one operation rolled back", error);
+      undo();
+      return { ok: false, error };
+    }
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * The task state machine: 0 waiting → 1 doing → 10 success | 11 failed, with retries back
+ * to 0. Queues deliver at least once and in no order, so `begin` and `finishAttempt` are
+ * idempotent and keyed by the attempt number: a duplicate message never re-runs a finished
+ * task, and a stale `finish` never counts twice. Synchronous SQLite work only: it runs
+ * inside the object's group commit.
+ */
+import type { AppConfig } from "./config";
+import { LEASE_GRACE_MS } from "./dispatcher";
+import type { TaskRow, TaskStore } from "./task-store";
+import { jitteredBackoffSeconds, mayRetry } from "../delivery/backoff";
+import type { AttemptResult, BeginResult, FinishResult, TaskState } from "../shared/types";
+
+/**
+ * A task row must stay under SQLite's 2 MB row limit in production (Miniflare does not
+ * enforce it): the stored origin response gets what the request left of this budget.
+ */
+export const ROW_BUDGET_BYTES = 1_950_000;
+
+/** How many bytes of an origin response body fit beside a task's request. Pure. */
+export function responseBodyRoom(task: { body: ArrayBuffer; header: string }, responseHeaderJson: string): number {
+  return Math.max(0, ROW_BUDGET_BYTES - task.body.byteLength - task.header.length - responseHeaderJson.length - 4096);
+}
+
+/** An origin that answers with this header set to `true` asks not to be retried, whatever the status. */
+export const NO_RETRY_HEADER = "Asyncgate-No-Retry";
+
+/** Whether a failed response ends the task at once: a status the app lists, or the origin says so. Pure. */
+export function isFinalFailure(config: AppConfig, status: number, header: Record<string, string[]>): boolean {
+  if (config.retry.no_retry_statuses.includes(status)) return true;
+  const value = Object.entries(header).find(([name]) => name.toLowerCase() === NO_RETRY_HEADER.toLowerCase())?.[1]?.[0];
+  return value?.trim().toLowerCase() === "true";
+}
+
+/**
+ * How long a 429 or 503 asks to wait (`Retry-After`: seconds, or an HTTP date), in ms from
+ * `nowMs`, capped at `maxMs`; null when the response asks nothing. Pure.
+ */
+export function retryAfterMs(status: number, header: Record<string, string[]>, nowMs: number, maxMs: number): number | null {
+  if (status !== 429 && status !== 503) return null;
+  const value = Object.entries(header).find(([name]) => name.toLowerCase() === "retry-after")?.[1]?.[0]?.trim();
+  if (!value) return null;
+  let ms: number;
+  if (/^\d+$/.test(value)) ms = Number(value) * 1000;
+  else {
+    const at = Date.parse(value);
+    if (Number.isNaN(at)) return null;
+    ms = at - nowMs;
+  }
+  return Math.min(Math.max(0, ms), maxMs);
+}
+
+/** What the machine needs from the object that runs it. */
+export interface MachineHost {
+  store(): TaskStore;
+  config(): AppConfig | null;
+  signingSecret(): string | null;
+  /** A task reached 10 or 11 with result number `seq`: tell subscribers once committed. */
+  announce(task: TaskRow, seq: number): void;
+  /** Until when the origin asked for no attempts (0: not held). */
+  heldUntil(): number;
+  /** The origin asked for no attempts of this app before `untilMs`. */
+  hold(untilMs: number): void;
+}
+
+export class StateMachine {
+  readonly #host: MachineHost;
+
+  constructor(host: MachineHost) {
+    this.#host = host;
+  }
+
+  /** 0 → 1 when the task is due and the app active; otherwise says why not. */
+  begin(taskId: string, now: number): BeginResult {
+    const config = this.#host.config();
+    const signingSecret = this.#host.signingSecret();
+    const store = this.#host.store();
+    if (!config || signingSecret === null) return { run: false, reason: "app_not_found" };
+    let task = store.get(taskId);
+    if (!task) return { run: false, reason: "task_not_found" };
+    if (task.state === 1) {
+      if (task.lease_ms !== null && task.lease_ms > now) return { run: false, reason: "running" };
+      this.attemptLost(task, now);
+      task = store.get(taskId)!;
+    }
+    if (task.state === 10 || task.state === 11) return { run: false, reason: "finished" };
+    if (config.state === "Paused") {
+      store.clearDispatched([taskId]);
+      return { run: false, reason: "paused" };
+    }
+    if (task.eta_ms > now) return { run: false, reason: "not_due" };
+    if (now < this.#host.heldUntil()) {
+      // The origin asked for a pause: the outbox sends this task again when it ends.
+      store.clearDispatched([taskId]);
+      return { run: false, reason: "held" };
+    }
+
+    const attempt = task.attempts + 1;
+    const timeoutMs = (task.timeout ?? config.timeout) * 1000;
+    store.markDoing(taskId, attempt, now, now + timeoutMs + LEASE_GRACE_MS);
+    return {
+      run: true,
+      delivery: {
+        app: config.name,
+        taskId,
+        attempt,
+        request: {
+          method: task.method,
+          path: task.path,
+          raw_query: task.raw_query,
+          header: JSON.parse(task.header) as Record<string, string[]>,
+          body: new Uint8Array(task.body),
+        },
+        origin: config.origin,
+        timeoutMs,
+        etaMs: task.eta_ms,
+        executions: task.executions,
+        previousStatus: task.last_status,
+        retryReason: task.retry_reason,
+        taskHeaders: config.task_headers,
+        signingSecret,
+      },
+    };
+  }
+
+  /** Records attempt `attempt`'s result; ignored unless that attempt is the one running. */
+  finishAttempt(taskId: string, attempt: number, result: AttemptResult, now: number): FinishResult {
+    const config = this.#host.config();
+    const store = this.#host.store();
+    const task = config ? store.get(taskId) : null;
+    if (!config || !task) return { applied: false, state: null };
+    if (task.state !== 1 || task.attempts !== attempt) return { applied: false, state: task.state };
+    if (result.kind === "response") {
+      const success = result.status >= 200 && result.status <= 299;
+      const room = responseBodyRoom(task, JSON.stringify(result.header));
+      const kept = result.body.byteLength > room ? { ...result, body: result.body.subarray(0, room) } : result;
+      store.recordAttempt(taskId, now, kept, null, success ? null : `HTTP ${result.status}`);
+      if (success) {
+        this.end(taskId, 10, now);
+        return { applied: true, state: 10 };
+      }
+      if (isFinalFailure(config, result.status, result.header)) {
+        this.end(taskId, 11, now);
+        return { applied: true, state: 11 };
+      }
+      const wait = retryAfterMs(result.status, result.header, now, config.retry.max_backoff * 1000);
+      if (wait !== null) {
+        this.#host.hold(now + wait);
+        return { applied: true, state: this.#retryOrFail(store.get(taskId)!, now, now + wait) };
+      }
+    } else {
+      store.recordAttempt(taskId, now, null, result.error, `${result.error}: ${result.detail}`.slice(0, 200));
+    }
+    return { applied: true, state: this.#retryOrFail(store.get(taskId)!, now) };
+  }
+
+  /**
+   * Ends a task (→ 10 or 11) and queues its record for the task's callback and the app's
+   * notify url, in the same transaction: a finished task's notification is never lost.
+   */
+  end(taskId: string, state: 10 | 11, now: number, error?: string): void {
+    const config = this.#host.config()!;
+    const store = this.#host.store();
+    const seq = store.markFinished(taskId, state, now, error);
+    const task = store.get(taskId);
+    if (!task) return;
+    this.#host.announce(task, seq);
+    if (task.callback) store.addNotification(taskId, "callback", task.callback, now);
+    if (config.notify.state === "On" && config.notify.url && config.notify.events.includes("TaskFinish")) {
+      store.addNotification(taskId, "notify", config.notify.url, now);
+    }
+  }
+
+  /** A running attempt whose lease ran out: its consumer died; count it as timed out. */
+  attemptLost(task: TaskRow, now: number): void {
+    this.#host.store().recordAttempt(task.id, now, null, "timeout", "attempt lost: no result before its lease ran out");
+    this.#retryOrFail(task, now);
+  }
+
+  /** A failed attempt either schedules the next one (→ 0) or ends the task (→ 11). */
+  #retryOrFail(task: TaskRow, now: number, notBeforeMs = 0): TaskState {
+    const config = this.#host.config()!;
+    const policy = task.max_attempts === null ? config.retry : { ...config.retry, max_attempts: task.max_attempts };
+    if (mayRetry(policy, task.attempts, task.first_attempt_ms ?? now, now)) {
+      const backoffAt = now + Math.round(jitteredBackoffSeconds(policy, task.attempts) * 1000);
+      this.#host.store().markWaiting(task.id, Math.max(backoffAt, notBeforeMs));
+      return 0;
+    }
+    this.end(task.id, 11, now);
+    return 11;
+  }
+}
