@@ -70,8 +70,7 @@ CREATE TRIGGER IF NOT EXISTS tasks_count_insert AFTER INSERT ON tasks BEGIN
   UPDATE task_counts SET n = n + 1 WHERE state = NEW.state;
 END;
 CREATE TRIGGER IF NOT EXISTS tasks_count_update AFTER UPDATE OF state ON tasks WHEN OLD.state <> NEW.state BEGIN
-  UPDATE task_counts SET n = n - 1 WHERE state = OLD.state;
-  UPDATE task_counts SET n = n + 1 WHERE state = NEW.state;
+  UPDATE task_counts SET n = n + (CASE WHEN state = NEW.state THEN 1 ELSE -1 END) WHERE state IN (OLD.state, NEW.state);
 END;
 CREATE TRIGGER IF NOT EXISTS tasks_count_delete AFTER DELETE ON tasks BEGIN
   UPDATE task_counts SET n = n - 1 WHERE state = OLD.state;

@@ -11,7 +11,7 @@
  */
 import { bytesToBase64, concatBytes, timingSafeEqual, toUrlSafeBase64 } from "../shared/encoding";
 import { hmac } from "../shared/hmac";
-import { canonicalHeaderName } from "../submit/record";
+import { canonicalHeaderName } from "../http/headers";
 
 export interface SignedParts {
   method: string;

@@ -5,7 +5,7 @@
  */
 import { deliverySignature } from "./signature";
 import { concatBytes } from "../shared/encoding";
-import { isEndToEndHeader, recordHeaders, toHeaders } from "../submit/record";
+import { headerMap, isEndToEndHeader, toHeaders } from "../http/headers";
 import type { AttemptResult, Delivery } from "../shared/types";
 
 /** The largest origin response body kept in the task record; the rest is cut off. */
@@ -70,7 +70,7 @@ export async function replay(delivery: Delivery, nowMs: number = Date.now()): Pr
       signal: AbortSignal.timeout(delivery.timeoutMs),
     });
     const body = await readCapped(response, MAX_RESPONSE_BYTES);
-    return { kind: "response", status: response.status, header: recordHeaders(response.headers, isEndToEndHeader), body };
+    return { kind: "response", status: response.status, header: headerMap(response.headers, isEndToEndHeader), body };
   } catch (error) {
     const name = error instanceof Error ? error.name : "";
     const detail = error instanceof Error ? error.message : String(error);

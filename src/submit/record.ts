@@ -1,21 +1,9 @@
 /**
- * Recording a submitted request: which headers are kept and how they are named.
- * Pure functions over values.
+ * Recording a submitted request: which headers are kept. Pure functions over values; the
+ * header map itself (canonical names, repeated values) is http/headers.ts.
  */
+import { HOP_BY_HOP, headerMap } from "../http/headers";
 import type { HeaderMap } from "../shared/types";
-
-/** Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, never a message. */
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-]);
 
 /** Hop-by-hop headers, the gateway's own credentials and headers the platform owns. */
 const NOT_RECORDED = new Set([
@@ -42,80 +30,12 @@ const NOT_RECORDED = new Set([
  */
 const RESERVED_PREFIXES = ["asyncgate-", "x-cloudtasks-"];
 
-/** `content-type` → `Content-Type`, as Go's textproto.CanonicalMIMEHeaderKey does. */
-export function canonicalHeaderName(name: string): string {
-  return name
-    .toLowerCase()
-    .split("-")
-    .map((part) => (part ? part[0]!.toUpperCase() + part.slice(1) : part))
-    .join("-");
-}
-
-/** Which origin response headers are kept in the task record. */
-export const isEndToEndHeader = (lowerName: string): boolean => !HOP_BY_HOP.has(lowerName);
-
 export function isRecordedHeader(lowerName: string): boolean {
   if (NOT_RECORDED.has(lowerName)) return false;
   return !RESERVED_PREFIXES.some((prefix) => lowerName.startsWith(prefix));
 }
 
-/** Headers whose values are not comma-separated lists (dates, agents): never split. */
-const SINGLETON_HEADERS = new Set([
-  "content-type",
-  "cookie",
-  "date",
-  "expires",
-  "if-modified-since",
-  "if-unmodified-since",
-  "last-modified",
-  "retry-after",
-  "set-cookie",
-  "user-agent",
-]);
-
-/**
- * Header map of a request, canonical names, repeated headers kept as separate values.
- * The Fetch API joins repeated headers with ", ", so list-valued headers are split back
- * on ", " outside quotes and comments. Replay appends the values again, which joins
- * them with ", " once more: what reaches the origin is byte-for-byte what was sent.
- */
-export function recordHeaders(headers: Headers, keep: (lowerName: string) => boolean = isRecordedHeader): HeaderMap {
-  const map: HeaderMap = {};
-  for (const [name, value] of headers) {
-    if (!keep(name)) continue;
-    const values = SINGLETON_HEADERS.has(name) ? [value] : splitHeaderValue(value);
-    (map[canonicalHeaderName(name)] ??= []).push(...values);
-  }
-  return map;
-}
-
-/** Splits a combined header value on ", " outside quoted strings and parenthesised comments. */
-export function splitHeaderValue(value: string): string[] {
-  const parts: string[] = [];
-  let start = 0;
-  let quoted = false;
-  let depth = 0;
-  for (let i = 0; i < value.length; i++) {
-    const char = value[i];
-    if (char === "\\" && quoted) i++;
-    else if (char === '"') quoted = !quoted;
-    else if (!quoted && char === "(") depth++;
-    else if (!quoted && char === ")") depth = Math.max(0, depth - 1);
-    else if (!quoted && depth === 0 && char === "," && value[i + 1] === " ") {
-      parts.push(value.slice(start, i));
-      start = i + 2;
-      i++;
-    }
-  }
-  parts.push(value.slice(start));
-  return parts;
-}
-
-/** Rebuilds `Headers` from a recorded map (repeated values appended in order). */
-export function toHeaders(map: HeaderMap): Headers {
-  const headers = new Headers();
-  for (const [name, values] of Object.entries(map)) {
-    for (const value of values) headers.append(name, value);
-  }
-  return headers;
+/** The request's headers as recorded for its task (see {@link isRecordedHeader}). */
+export function recordHeaders(headers: Headers): HeaderMap {
+  return headerMap(headers, isRecordedHeader);
 }

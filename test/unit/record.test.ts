@@ -1,6 +1,7 @@
 // Proves request recording: canonical names, repeated values, and what is never recorded.
 import { describe, expect, it } from "vitest";
-import { canonicalHeaderName, recordHeaders, splitHeaderValue, toHeaders } from "../../src/submit/record";
+import { canonicalHeaderName, splitHeaderValue, toHeaders } from "../../src/http/headers";
+import { recordHeaders } from "../../src/submit/record";
 import { rawQueryOf } from "../../src/submit/handler";
 
 describe("recordHeaders", () => {
