@@ -52,6 +52,9 @@ export function storageFailure(error: unknown): Outcome<never> {
   return fail(503, "unavailable", "the task could not be stored; retry");
 }
 
+/** Whether the app delivers now: `closed` (normally), `held` (Retry-After), `open`/`half-open` (circuit). */
+export type DeliveryState = ReturnType<Dispatcher["delivery"]>;
+
 /** What is stored about the app besides its config. */
 export interface AppIdentity {
   number: number;
@@ -110,8 +113,11 @@ export class AppQueue extends DurableObject<Env> {
       store: () => this.#store,
       config: () => this.#config,
       signingSecret: () => this.#identity?.signingSecret ?? null,
-      heldUntil: () => this.#dispatcher.heldUntil(),
       hold: (untilMs) => this.#dispatcher.hold(untilMs),
+      admit: (taskId, now) => this.#config !== null && this.#dispatcher.admit(this.#config, taskId, now),
+      attemptEnded: (signal, detail, now) => {
+        if (this.#config) this.#dispatcher.attemptEnded(this.#config, signal, detail, now);
+      },
       announce: (task, seq) => {
         // Subscribers hear of it once the writes are committed.
         if (this.#config && this.#subscribers.open().length > 0) {
@@ -190,11 +196,11 @@ export class AppQueue extends DurableObject<Env> {
   }
 
   /** The app's config and task counts (`GET /v1/apps/<name>`): never a secret. */
-  async describe(caller: Caller): Promise<Outcome<{ config: AppConfig; stats: Record<string, number> }>> {
+  async describe(caller: Caller): Promise<Outcome<{ config: AppConfig; stats: Record<string, number>; delivery: DeliveryState }>> {
     const auth = await this.#authorize(caller, "manage");
     if (!auth.ok) return auth;
     if (!this.#config) return fail(404, "app_not_found", "no such app");
-    return ok({ config: this.#config, stats: this.#store.counts() });
+    return ok({ config: this.#config, stats: this.#store.counts(), delivery: this.#dispatcher.delivery(Date.now()) });
   }
 
   /** Applies a validated partial update; resuming a paused app starts its waiting tasks. */
@@ -319,8 +325,9 @@ export class AppQueue extends DurableObject<Env> {
     }
     const id = newTaskId(identity.number, now);
     // Sent with this group's commit when due and the queue window has room.
+    // Limited apps leave sending to the outbox after the commit, which applies the limits.
     const dispatched =
-      config.state === "Active" && options.notBeforeMs <= now && now >= this.#dispatcher.heldUntil() && this.#dispatcher.takeSlot(id);
+      config.state === "Active" && options.notBeforeMs <= now && !this.#dispatcher.limited(config, now) && this.#dispatcher.takeSlot(id);
     this.#store.insert({
       id,
       reqId: input.reqId,
@@ -599,8 +606,10 @@ export class AppQueue extends DurableObject<Env> {
     if (!config) return;
     // While a failing queue is backed off, sending waits; heartbeats and retention do not.
     const dispatch = this.#dispatcher;
-    const windowFull = dispatch.windowFull();
-    const tasks = this.#store.nextWakeMs(REDISPATCH_AFTER_MS, config.retention * 1000, config.state === "Paused", windowFull, dispatch.sendNotBefore());
+    const now = Date.now();
+    // A full queue window, or full concurrency, refills when attempts begin or finish: no alarm for it.
+    const blocked = dispatch.windowFull() || dispatch.blockedByConcurrency(config);
+    const tasks = this.#store.nextWakeMs(REDISPATCH_AFTER_MS, config.retention * 1000, config.state === "Paused", blocked, dispatch.sendNotBefore(config, now));
     const notifications = dispatch.notBefore(this.#store.nextNotificationWakeMs(REDISPATCH_AFTER_MS));
     if (this.#subscriberCheckAt === undefined) this.#subscriberCheckAt = this.#subscribers.reap(Date.now());
     if (this.#retentionDueAt === undefined) this.#retentionDueAt = this.#store.unfinishedRetentionDueMs(config.retention * 1000);

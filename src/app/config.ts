@@ -38,6 +38,24 @@ export interface NotifyConfig {
 
 export type AppState = "Active" | "Paused";
 
+/** Cloud Tasks' queue rate limits, enforced by the app's object when it hands out attempts. */
+export interface RateLimits {
+  /** Attempts started per second at most (a token bucket); null = unlimited. @default null */
+  max_dispatches_per_second: number | null;
+  /** The bucket's size: attempts that may start at once after a quiet spell; null = ceil(rate). @default null */
+  max_burst_size: number | null;
+  /** Attempts running at once at most; null = unlimited. @default null */
+  max_concurrent_dispatches: number | null;
+}
+
+/** Stops delivering to an origin that keeps failing, then probes it with one attempt. */
+export interface CircuitBreaker {
+  /** Consecutive failed attempts (5xx, timeout, network error) that open the circuit; 0 = never. @default 0 */
+  failure_threshold: number;
+  /** Seconds the circuit stays open before one probe attempt. @default 30 */
+  cool_down: number;
+}
+
 export interface AppConfig {
   name: string;
   /** Base URL the recorded requests are replayed against: http(s), no credentials. */
@@ -56,6 +74,8 @@ export interface AppConfig {
   /** Metadata header names on delivery: ours or Cloud Tasks'. @default "asyncgate" */
   task_headers: "asyncgate" | "cloudtasks";
   notify: NotifyConfig;
+  rate_limits: RateLimits;
+  circuit_breaker: CircuitBreaker;
 }
 
 /** Largest body a task may carry: one SQLite value is at most 2 MB, headers included. */
@@ -74,6 +94,8 @@ export function defaultConfig(name: string, origin: string): AppConfig {
     retention: 604_800,
     task_headers: "asyncgate",
     notify: { url: null, events: ["TaskFinish"], state: "Off" },
+    rate_limits: { max_dispatches_per_second: null, max_burst_size: null, max_concurrent_dispatches: null },
+    circuit_breaker: { failure_threshold: 0, cool_down: 30 },
   };
 }
 
@@ -145,6 +167,12 @@ export function applyPatch(current: AppConfig, input: unknown, rules: ConfigRule
       case "notify":
         next.notify = patchNotify(next.notify, value, rules);
         break;
+      case "rate_limits":
+        next.rate_limits = patchRateLimits(next.rate_limits, value);
+        break;
+      case "circuit_breaker":
+        next.circuit_breaker = patchCircuitBreaker(next.circuit_breaker, value);
+        break;
       case "host":
         break; // echoed back by clients that PUT what they GET; derived, never stored
       default:
@@ -169,7 +197,14 @@ export function applyPatch(current: AppConfig, input: unknown, rules: ConfigRule
  */
 export function normalizeConfig(stored: AppConfig): AppConfig {
   const defaults = defaultConfig(stored.name, stored.origin);
-  return { ...defaults, ...stored, retry: { ...defaults.retry, ...stored.retry }, notify: { ...defaults.notify, ...stored.notify } };
+  return {
+    ...defaults,
+    ...stored,
+    retry: { ...defaults.retry, ...stored.retry },
+    notify: { ...defaults.notify, ...stored.notify },
+    rate_limits: { ...defaults.rate_limits, ...stored.rate_limits },
+    circuit_breaker: { ...defaults.circuit_breaker, ...stored.circuit_breaker },
+  };
 }
 
 function patchRetry(current: AppRetryPolicy, value: unknown): AppRetryPolicy {
@@ -211,6 +246,45 @@ function patchRetry(current: AppRetryPolicy, value: unknown): AppRetryPolicy {
   }
   if (next.max_attempts === -1 && next.max_retry_duration === 0) {
     throw badRequest("invalid_retry", "unlimited max_attempts needs a max_retry_duration");
+  }
+  return next;
+}
+
+function patchRateLimits(current: RateLimits, value: unknown): RateLimits {
+  if (!isRecord(value)) throw badRequest("invalid_rate_limits", "rate_limits must be an object");
+  const next = { ...current };
+  for (const [key, field] of Object.entries(value)) {
+    switch (key) {
+      case "max_dispatches_per_second":
+        next.max_dispatches_per_second = field === null ? null : seconds("rate_limits.max_dispatches_per_second", field, { min: 0.001, max: 500 });
+        break;
+      case "max_burst_size":
+        next.max_burst_size = field === null ? null : integer("rate_limits.max_burst_size", field, 1, 1000);
+        break;
+      case "max_concurrent_dispatches":
+        next.max_concurrent_dispatches = field === null ? null : integer("rate_limits.max_concurrent_dispatches", field, 1, 5000);
+        break;
+      default:
+        throw badRequest("unknown_field", `unknown field: rate_limits.${key}`);
+    }
+  }
+  return next;
+}
+
+function patchCircuitBreaker(current: CircuitBreaker, value: unknown): CircuitBreaker {
+  if (!isRecord(value)) throw badRequest("invalid_circuit_breaker", "circuit_breaker must be an object");
+  const next = { ...current };
+  for (const [key, field] of Object.entries(value)) {
+    switch (key) {
+      case "failure_threshold":
+        next.failure_threshold = integer("circuit_breaker.failure_threshold", field, 0, 1000);
+        break;
+      case "cool_down":
+        next.cool_down = seconds("circuit_breaker.cool_down", field, { min: 0.1, max: 86_400 });
+        break;
+      default:
+        throw badRequest("unknown_field", `unknown field: circuit_breaker.${key}`);
+    }
   }
   return next;
 }

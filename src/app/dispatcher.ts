@@ -5,6 +5,7 @@
  * refusing, and remembers which messages consumers hold so they are not taken for lost.
  */
 import type { AppConfig } from "./config";
+import { CLOSED, admitThrough, afterAttempt, circuitRoom, refill, tokensAt, type AttemptSignal, type Bucket, type Circuit, type CircuitState } from "./limits";
 import type { NotificationRow, TaskStore } from "./task-store";
 import type { TaskMessage } from "../shared/types";
 
@@ -46,6 +47,10 @@ export class Dispatcher {
   readonly #claims = new Map<string, number>();
   /** Until when the origin asked for no attempts (Retry-After), kept in SQLite; undefined = not read yet. */
   #holdUntil: number | undefined = undefined;
+  /** The rate limit's token bucket, kept in SQLite; undefined = not read yet, null = none yet. */
+  #bucket: Bucket | null | undefined = undefined;
+  /** The circuit breaker, kept in SQLite; undefined = not read yet. */
+  #circuit: Circuit | undefined = undefined;
 
   /**
    * @param store the app's task store (replaced when the app is deleted)
@@ -105,8 +110,8 @@ export class Dispatcher {
     const now = Date.now();
     if (now < this.#sendRetryAt) return; // backing off a failing queue
     const store = this.#store();
-    const held = now < this.heldUntil();
-    const room = config.state === "Active" && !held ? Math.min(BATCH, DISPATCH_WINDOW - store.inFlight()) : 0;
+    const inFlight = store.inFlight();
+    const room = config.state === "Active" ? Math.min(BATCH, DISPATCH_WINDOW - inFlight, this.#limitRoom(config, now, inFlight)) : 0;
     const taskIds = room > 0 ? store.dueUnsent(now, room) : [];
     const notifications = store.dueNotifications(now, now - REDISPATCH_AFTER_MS, BATCH - taskIds.length);
     if (taskIds.length === 0 && notifications.length === 0) return;
@@ -135,9 +140,9 @@ export class Dispatcher {
     return at === null ? null : Math.max(at, this.#sendRetryAt);
   }
 
-  /** When task messages may be sent next: after a queue backoff and an origin's hold. */
-  sendNotBefore(): number {
-    return Math.max(this.#sendRetryAt, this.heldUntil());
+  /** When task messages may be sent next: after a queue backoff, the origin's hold, the circuit's cool-down, the rate. */
+  sendNotBefore(config: AppConfig, now: number): number {
+    return Math.max(this.#sendRetryAt, this.#limitsOpenAt(config, now));
   }
 
   /**
@@ -159,7 +164,117 @@ export class Dispatcher {
   /** The app was deleted: what was remembered of it goes too. */
   reset(): void {
     this.#holdUntil = undefined;
+    this.#bucket = undefined;
+    this.#circuit = undefined;
     this.#claims.clear();
+  }
+
+  // ---- limits: hold, concurrency, circuit, rate --------------------------------------
+
+  /**
+   * Whether an attempt of `taskId` may start now: the origin's hold has passed, fewer than
+   * `max_concurrent_dispatches` run, the circuit lets it through (or it is the probe), and the
+   * rate's bucket has a token (taken). Called inside `begin`, so it holds across any number of
+   * consumers; a task refused here is sent again when the limits allow.
+   */
+  admit(config: AppConfig, taskId: string, now: number): boolean {
+    if (now < this.heldUntil()) return false;
+    const limits = config.rate_limits;
+    if (limits.max_concurrent_dispatches !== null && this.#store().runningCount() >= limits.max_concurrent_dispatches) return false;
+    const circuit = this.circuit();
+    const gate = admitThrough(circuit, taskId, now);
+    if (!gate.admitted) return false;
+    if (limits.max_dispatches_per_second !== null) {
+      const bucket = refill(this.#readBucket(), limits, now);
+      if (bucket.tokens < 1) return false;
+      this.#saveBucket({ tokens: bucket.tokens - 1, atMs: now });
+    }
+    if (gate.circuit !== circuit) this.#saveCircuit(gate.circuit);
+    return true;
+  }
+
+  /** An attempt ended: the circuit breaker learns whether the origin works. */
+  attemptEnded(config: AppConfig, signal: AttemptSignal, detail: string, now: number): void {
+    const circuit = this.circuit();
+    const next = afterAttempt(circuit, config.circuit_breaker, signal, detail, now);
+    if (next !== circuit) this.#saveCircuit(next);
+  }
+
+  circuit(): Circuit {
+    this.#circuit ??= JSON.parse(this.#store().getMeta("circuit") ?? "null") ?? CLOSED;
+    return this.#circuit!;
+  }
+
+  /** The app's delivery state for its record and stats. */
+  delivery(now: number): { state: CircuitState | "held"; reason: string | null; until: number | null } {
+    const held = this.heldUntil();
+    if (now < held) return { state: "held", reason: "the origin answered Retry-After", until: Math.ceil(held / 1000) };
+    const circuit = this.circuit();
+    return { state: circuit.state, reason: circuit.reason, until: circuit.state === "open" ? Math.ceil(circuit.untilMs / 1000) : null };
+  }
+
+  /** Whether new tasks wait for the outbox (which applies the limits) instead of going out with their commit. */
+  limited(config: AppConfig, now: number): boolean {
+    const limits = config.rate_limits;
+    return (
+      now < this.heldUntil() ||
+      limits.max_dispatches_per_second !== null ||
+      limits.max_concurrent_dispatches !== null ||
+      this.circuit().state !== "closed"
+    );
+  }
+
+  /** How many more task messages the limits let out now (messages in flight will each take their share). */
+  #limitRoom(config: AppConfig, now: number, inFlight: number): number {
+    if (now < this.heldUntil()) return 0;
+    let room = Infinity;
+    const limits = config.rate_limits;
+    if (limits.max_concurrent_dispatches !== null) {
+      room = Math.min(room, limits.max_concurrent_dispatches - this.#store().runningCount() - inFlight);
+    }
+    if (limits.max_dispatches_per_second !== null) {
+      room = Math.min(room, Math.floor(refill(this.#readBucket(), limits, now).tokens) - inFlight);
+    }
+    const circuit = circuitRoom(this.circuit(), now);
+    if (circuit !== null) room = Math.min(room, circuit - inFlight);
+    return Math.max(0, room);
+  }
+
+  /**
+   * When waiting tasks can next be sent, as far as the hold, the circuit and the rate say
+   * (concurrency frees up when an attempt finishes, which sends at once: no alarm for it).
+   */
+  #limitsOpenAt(config: AppConfig, now: number): number {
+    let at = this.heldUntil();
+    const circuit = this.circuit();
+    if (circuit.state === "open") at = Math.max(at, circuit.untilMs);
+    const limits = config.rate_limits;
+    if (limits.max_dispatches_per_second !== null) {
+      const inFlight = this.#store().inFlight();
+      at = Math.max(at, tokensAt(refill(this.#readBucket(), limits, now), limits, inFlight + 1));
+    }
+    return at;
+  }
+
+  /** Whether the due tasks wait for an attempt to finish (concurrency), not for a time. */
+  blockedByConcurrency(config: AppConfig): boolean {
+    const max = config.rate_limits.max_concurrent_dispatches;
+    return max !== null && this.#store().runningCount() + this.#store().inFlight() >= max;
+  }
+
+  #readBucket(): Bucket | null {
+    if (this.#bucket === undefined) this.#bucket = JSON.parse(this.#store().getMeta("rate_bucket") ?? "null") as Bucket | null;
+    return this.#bucket;
+  }
+
+  #saveBucket(bucket: Bucket): void {
+    this.#bucket = bucket;
+    this.#store().setMeta("rate_bucket", JSON.stringify(bucket));
+  }
+
+  #saveCircuit(circuit: Circuit): void {
+    this.#circuit = circuit;
+    this.#store().setMeta("circuit", JSON.stringify(circuit));
   }
 
   windowFull(): boolean {

@@ -7,6 +7,7 @@
  */
 import type { AppConfig } from "./config";
 import { LEASE_GRACE_MS } from "./dispatcher";
+import { signalOf, type AttemptSignal } from "./limits";
 import type { TaskRow, TaskStore } from "./task-store";
 import { jitteredBackoffSeconds, mayRetry } from "../delivery/backoff";
 import type { AttemptResult, BeginResult, FinishResult, TaskState } from "../shared/types";
@@ -57,10 +58,12 @@ export interface MachineHost {
   signingSecret(): string | null;
   /** A task reached 10 or 11 with result number `seq`: tell subscribers once committed. */
   announce(task: TaskRow, seq: number): void;
-  /** Until when the origin asked for no attempts (0: not held). */
-  heldUntil(): number;
   /** The origin asked for no attempts of this app before `untilMs`. */
   hold(untilMs: number): void;
+  /** Whether an attempt of `taskId` may start now under the app's limits (takes its share if so). */
+  admit(taskId: string, now: number): boolean;
+  /** An attempt ended: whether the origin worked, for the circuit breaker. */
+  attemptEnded(signal: AttemptSignal, detail: string, now: number): void;
 }
 
 export class StateMachine {
@@ -89,10 +92,10 @@ export class StateMachine {
       return { run: false, reason: "paused" };
     }
     if (task.eta_ms > now) return { run: false, reason: "not_due" };
-    if (now < this.#host.heldUntil()) {
-      // The origin asked for a pause: the outbox sends this task again when it ends.
+    if (!this.#host.admit(taskId, now)) {
+      // Held, over a limit or behind an open circuit: the outbox sends it again when they allow.
       store.clearDispatched([taskId]);
-      return { run: false, reason: "held" };
+      return { run: false, reason: "deferred" };
     }
 
     const attempt = task.attempts + 1;
@@ -130,6 +133,11 @@ export class StateMachine {
     const task = config ? store.get(taskId) : null;
     if (!config || !task) return { applied: false, state: null };
     if (task.state !== 1 || task.attempts !== attempt) return { applied: false, state: task.state };
+    this.#host.attemptEnded(
+      signalOf(result.kind === "response" ? { status: result.status } : { error: result.error }),
+      result.kind === "response" ? `HTTP ${result.status}` : result.error,
+      now,
+    );
     if (result.kind === "response") {
       const success = result.status >= 200 && result.status <= 299;
       const room = responseBodyRoom(task, JSON.stringify(result.header));
@@ -174,6 +182,7 @@ export class StateMachine {
   /** A running attempt whose lease ran out: its consumer died; count it as timed out. */
   attemptLost(task: TaskRow, now: number): void {
     this.#host.store().recordAttempt(task.id, now, null, "timeout", "attempt lost: no result before its lease ran out");
+    this.#host.attemptEnded("failure", "attempt lost", now);
     this.#retryOrFail(task, now);
   }
 

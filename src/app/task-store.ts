@@ -362,6 +362,11 @@ export class TaskStore {
     return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_in_flight WHERE state = 0 AND dispatched_ms IS NOT NULL").one().n;
   }
 
+  /** Attempts running now. */
+  runningCount(): number {
+    return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_running WHERE state = 1").one().n;
+  }
+
   /** Running attempts whose lease ran out: their consumer is gone. */
   expiredLeases(nowMs: number): TaskRow[] {
     return this.#sql.exec<TaskRow>("SELECT * FROM tasks INDEXED BY tasks_running WHERE state = 1 AND lease_ms <= ?", nowMs).toArray();

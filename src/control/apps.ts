@@ -50,8 +50,8 @@ export async function createApp(_request: IRequest, context: ControlContext): Pr
 export async function getApp(request: IRequest, context: ControlContext): Promise<Response> {
   const name = appName(request);
   const caller = await callerFor(context, name, "manage");
-  const { config, stats } = unwrap(await appQueue(context.env, name).describe(caller));
-  return jsonResponse(JSON.stringify({ ...view(config, context.env), stats }), 200, context.reqId);
+  const { config, stats, delivery } = unwrap(await appQueue(context.env, name).describe(caller));
+  return jsonResponse(JSON.stringify({ ...view(config, context.env), delivery, stats }), 200, context.reqId);
 }
 
 export async function patchApp(request: IRequest, context: ControlContext): Promise<Response> {

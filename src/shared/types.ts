@@ -79,7 +79,7 @@ export interface Delivery {
 
 export type BeginResult =
   | { run: true; delivery: Delivery }
-  | { run: false; reason: "app_not_found" | "task_not_found" | "finished" | "running" | "not_due" | "paused" | "held" };
+  | { run: false; reason: "app_not_found" | "task_not_found" | "finished" | "running" | "not_due" | "paused" | "deferred" };
 
 /** What one attempt got from the origin. */
 export type AttemptResult =
