@@ -14,6 +14,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { AppKeys, type CreatedKey, type KeyView } from "./app-keys";
+import { BULK_BATCH, parsePurge, parseRedrive, type BulkJob } from "./bulk";
 import { applyPatch, normalizeConfig, type AppConfig, type ConfigRules, type RetryPolicy } from "./config";
 import { Dispatcher, LEASE_GRACE_MS, REDISPATCH_AFTER_MS } from "./dispatcher";
 import { GroupCommit } from "./group-commit";
@@ -444,6 +445,72 @@ export class AppQueue extends DurableObject<Env> {
     return ok(toRecord(this.#store.get(taskId)!, this.#config!.name));
   }
 
+  // ---- bulk operations: redrive and purge ------------------------------------------
+
+  /**
+   * Re-runs failed tasks matching `input` (created since/until, last status) with a fresh
+   * attempt budget, each exactly once; with `dry_run` only counts them. The first batch runs
+   * now, the rest one batch per alarm.
+   */
+  async redrive(caller: Caller, input: unknown): Promise<Outcome<{ matched: number; retried: number; remaining: number }>> {
+    const auth = await this.#authorize(caller, "manage");
+    if (!auth.ok) return auth;
+    if (!this.#config) return fail(404, "app_not_found", "no such app");
+    let parsed;
+    try {
+      parsed = parseRedrive(input, Date.now());
+    } catch (error) {
+      if (error instanceof GatewayError) return fail(error.status, error.code, error.message);
+      throw error;
+    }
+    const matched = this.#store.countFailedMatching(parsed.criteria);
+    if (parsed.dryRun || matched === 0) return ok({ matched, retried: 0, remaining: parsed.dryRun ? matched : 0 });
+    const retried = this.#runJob({ kind: "redrive", redrive: parsed.criteria, untilMs: parsed.criteria.untilMs, cursor: "" });
+    await this.#afterWrites();
+    return ok({ matched, retried, remaining: Math.max(0, matched - retried) });
+  }
+
+  /** Drops every waiting task (Cloud Tasks' purge): the first batch now, the rest by the alarm. */
+  async purge(caller: Caller, input: unknown): Promise<Outcome<{ deleted: number; remaining: number }>> {
+    const auth = await this.#authorize(caller, "manage");
+    if (!auth.ok) return auth;
+    if (!this.#config) return fail(404, "app_not_found", "no such app");
+    try {
+      parsePurge(input);
+    } catch (error) {
+      if (error instanceof GatewayError) return fail(error.status, error.code, error.message);
+      throw error;
+    }
+    const waiting = this.#store.counts()["waiting"] ?? 0;
+    const deleted = this.#runJob({ kind: "purge", untilMs: Date.now() + 1, cursor: "" });
+    await this.#afterWrites();
+    return ok({ deleted, remaining: Math.max(0, waiting - deleted) });
+  }
+
+  /** Runs one batch of `job`; keeps the job for the alarm while more may remain. Answers how many tasks it touched. */
+  #runJob(job: BulkJob): number {
+    const config = this.#config!;
+    const now = Date.now();
+    let touched: string[];
+    if (job.kind === "redrive") {
+      const budget = config.retry.max_attempts;
+      const batch = this.#store.failedMatching(job.redrive!, job.cursor, BULK_BATCH);
+      for (const task of batch) this.#store.resetForRetry(task.id, now, budget === -1 ? -1 : task.attempts + budget);
+      touched = batch.map((task) => task.id);
+    } else {
+      touched = this.#store.deleteWaiting(job.untilMs, job.cursor, BULK_BATCH);
+    }
+    const same = (other: BulkJob) => other.kind === job.kind && other.cursor === job.cursor && other.untilMs === job.untilMs;
+    const jobs = this.#jobs().filter((other) => !same(other));
+    if (touched.length === BULK_BATCH) jobs.push({ ...job, cursor: touched[touched.length - 1]! });
+    this.#store.setMeta("jobs", JSON.stringify(jobs));
+    return touched.length;
+  }
+
+  #jobs(): BulkJob[] {
+    return JSON.parse(this.#store.getMeta("jobs") ?? "[]") as BulkJob[];
+  }
+
   // ---- live results: WebSocket subscribers ---------------------------------------
 
   /**
@@ -549,6 +616,8 @@ export class AppQueue extends DurableObject<Env> {
       // half the object's CPU while draining a backlog.)
       if (this.#retentionDueAt !== undefined && this.#retentionDueAt !== null && this.#retentionDueAt <= now) this.#retentionDueAt = undefined;
       for (const task of this.#store.expiredLeases(now)) this.#machine.attemptLost(task, now);
+      // One batch of each bulk job (redrive, purge); what remains waits for the next alarm.
+      for (const job of this.#jobs()) this.#runJob(job);
       this.#dispatcher.forgetLost(now);
       await this.#sendCommitted();
     } catch (error) {
@@ -613,7 +682,8 @@ export class AppQueue extends DurableObject<Env> {
     const notifications = dispatch.notBefore(this.#store.nextNotificationWakeMs(REDISPATCH_AFTER_MS));
     if (this.#subscriberCheckAt === undefined) this.#subscriberCheckAt = this.#subscribers.reap(Date.now());
     if (this.#retentionDueAt === undefined) this.#retentionDueAt = this.#store.unfinishedRetentionDueMs(config.retention * 1000);
-    const candidates = [tasks, notifications, this.#subscriberCheckAt, this.#retentionDueAt].filter((at): at is number => at !== null);
+    const jobs = this.#jobs().length > 0 ? now : null;
+    const candidates = [tasks, notifications, this.#subscriberCheckAt, this.#retentionDueAt, jobs].filter((at): at is number => at !== null);
     const next = candidates.length ? Math.min(...candidates) : null;
     if (next === null) {
       if (this.#alarmAt !== null) await this.ctx.storage.deleteAlarm();

@@ -5,6 +5,7 @@
  * object's input gate keeps other events out while they run.
  */
 import { bytesToBase64 } from "../shared/encoding";
+import type { RedriveCriteria } from "./bulk";
 import type { HeaderMap, RecordedRequest, TaskRecord, TaskState } from "../shared/types";
 
 const SCHEMA = `
@@ -164,6 +165,7 @@ const nanos = (ms: number) => ms * 1_000_000;
 /** Task ids start with their creation time in ms as 12 hex digits (shared/task-id.ts). */
 const createdMsOf = (id: string) => Number.parseInt(id.slice(0, 12), 16);
 const idPrefixOf = (ms: number) => ms.toString(16).padStart(12, "0");
+const maxString = (a: string, b: string) => (a > b ? a : b);
 
 export class TaskStore {
   readonly #sql: SqlStorage;
@@ -360,6 +362,47 @@ export class TaskStore {
 
   inFlight(): number {
     return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_in_flight WHERE state = 0 AND dispatched_ms IS NOT NULL").one().n;
+  }
+
+  // ---- bulk operations (app/bulk.ts): ranges of the (state, id) index ----
+
+  /** Failed tasks matching a redrive, after `cursor` in id order (at most `limit`; all when counting). */
+  failedMatching(criteria: RedriveCriteria, cursor: string, limit: number): { id: string; attempts: number }[] {
+    const lower = criteria.sinceMs === null ? cursor : maxString(cursor, idPrefixOf(criteria.sinceMs));
+    return this.#sql
+      .exec<{ id: string; attempts: number }>(
+        `SELECT id, attempts FROM tasks WHERE state = 11 AND id > ? AND id < ? AND (?3 IS NULL OR response_status = ?3) ORDER BY id LIMIT ?`,
+        lower,
+        idPrefixOf(criteria.untilMs),
+        criteria.statusCode,
+        limit,
+      )
+      .toArray();
+  }
+
+  countFailedMatching(criteria: RedriveCriteria): number {
+    const lower = criteria.sinceMs === null ? "" : idPrefixOf(criteria.sinceMs);
+    return this.#sql
+      .exec<{ n: number }>(
+        "SELECT COUNT(*) AS n FROM tasks WHERE state = 11 AND id >= ? AND id < ? AND (?3 IS NULL OR response_status = ?3)",
+        lower,
+        idPrefixOf(criteria.untilMs),
+        criteria.statusCode,
+      )
+      .one().n;
+  }
+
+  /** Deletes up to `limit` waiting tasks created before `untilMs`, after `cursor`; answers the ids. */
+  deleteWaiting(untilMs: number, cursor: string, limit: number): string[] {
+    return this.#sql
+      .exec<{ id: string }>(
+        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state = 0 AND id > ? AND id < ? ORDER BY id LIMIT ?) RETURNING id",
+        cursor,
+        idPrefixOf(untilMs),
+        limit,
+      )
+      .toArray()
+      .map((row) => row.id);
   }
 
   /** Attempts running now. */

@@ -96,3 +96,19 @@ export async function listApps(request: IRequest, context: ControlContext): Prom
   const body = { total: result.total, page, page_size: pageSize, apps: result.apps.map((config) => view(config, env)) };
   return jsonResponse(JSON.stringify(body), 200, reqId);
 }
+
+/** `POST /v1/apps/<name>/redrive` `{state: 11, since?, until?, status_code?, dry_run?}` → `{matched, retried, remaining}`. */
+export async function redriveApp(request: IRequest, context: ControlContext): Promise<Response> {
+  const name = appName(request);
+  const caller = await callerFor(context, name, "manage");
+  const result = unwrap(await appQueue(context.env, name).redrive(caller, parseJson(context.body)));
+  return jsonResponse(JSON.stringify(result), 200, context.reqId);
+}
+
+/** `POST /v1/apps/<name>/purge` `{state: 0}` → `{deleted, remaining}`. */
+export async function purgeApp(request: IRequest, context: ControlContext): Promise<Response> {
+  const name = appName(request);
+  const caller = await callerFor(context, name, "manage");
+  const result = unwrap(await appQueue(context.env, name).purge(caller, parseJson(context.body)));
+  return jsonResponse(JSON.stringify(result), 200, context.reqId);
+}

@@ -1,6 +1,13 @@
 // Proves delivery policies inside workerd with the real origin: statuses that are never retried,
 // an origin's own "do not retry", and Retry-After holding the whole app.
+import { env } from "cloudflare:workers";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
+import type { AppQueue } from "../../src/app/app-queue";
+import { BULK_BATCH } from "../../src/app/bulk";
+import { TaskStore } from "../../src/app/task-store";
+import { appQueue } from "../../src/shared/stubs";
+import { newTaskId } from "../../src/shared/task-id";
 import { CONTROL, call, createApp, received, submit, uniqueApp, waitForState } from "./helpers";
 
 describe("status rules", () => {
@@ -90,4 +97,77 @@ describe("circuit breaker", () => {
     const closed = (await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { delivery: { state: string } };
     expect(closed.delivery.state).toBe("closed");
   }, 20_000);
+});
+
+describe("redrive and purge", () => {
+  it("a dry run counts; a redrive re-runs each matching failed task exactly once", async () => {
+    const app = uniqueApp("redrive");
+    await createApp(app, { retry: { max_attempts: 1 } });
+    const flaky = await Promise.all(Array.from({ length: 5 }, (_, i) => submit(app, `/flaky/${app}-${i}/1`, { body: "{}" })));
+    const missing = await Promise.all(Array.from({ length: 3 }, () => submit(app, "/status/404", { body: "{}" })));
+    for (const id of [...flaky, ...missing]) await waitForState(id, [11]);
+    const dry = await call(`${CONTROL}/v1/apps/${app}/redrive`, { body: JSON.stringify({ state: 11, status_code: 503, dry_run: true }) });
+    expect(await dry.json()).toEqual({ matched: 5, retried: 0, remaining: 5 });
+    const run = await call(`${CONTROL}/v1/apps/${app}/redrive`, { body: JSON.stringify({ state: 11, status_code: 503 }) });
+    expect(await run.json()).toEqual({ matched: 5, retried: 5, remaining: 0 });
+    for (const id of flaky) {
+      expect(await waitForState(id, [10])).toMatchObject({ attempts: 2 });
+      expect((await received(id)).length).toBe(2);
+    }
+    for (const id of missing) expect((await received(id)).length).toBe(1);
+    const again = await call(`${CONTROL}/v1/apps/${app}/redrive`, { body: JSON.stringify({ state: 11, status_code: 503 }) });
+    expect(await again.json()).toMatchObject({ matched: 0 });
+  });
+
+  it("works in bounded batches: the first in the request, the rest by the alarm", async () => {
+    const app = uniqueApp("bulk");
+    await createApp(app, { state: "Paused" });
+    const total = BULK_BATCH * 2 + 100;
+    await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => {
+      const store = new TaskStore(state.storage.sql);
+      const at = Date.now() - 60_000;
+      for (let i = 0; i < total; i++) {
+        const id = newTaskId(1, at + i);
+        store.insert({
+          id,
+          reqId: "b",
+          request: { method: "GET", path: "/b", raw_query: "", header: {}, body: new Uint8Array() },
+          createdMs: at + i,
+          etaMs: at,
+          dispatchedMs: null,
+          deduplicationId: null,
+          maxAttempts: 1,
+          timeout: null,
+          callback: null,
+        });
+        if (i % 2 === 0) store.markFinished(id, 11, at + i);
+      }
+    });
+    const failed = Math.ceil(total / 2);
+    const waiting = total - failed;
+    const redriven = await call(`${CONTROL}/v1/apps/${app}/redrive`, { body: '{"state":11}' });
+    expect(await redriven.json()).toEqual({ matched: failed, retried: BULK_BATCH, remaining: failed - BULK_BATCH });
+    const stats = async () => ((await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { stats: Record<string, number> }).stats;
+    await vi.waitUntil(async () => (await runDurableObjectAlarm(appQueue(env, app)), (await stats())["failed"] === 0), { timeout: 10_000, interval: 20 });
+    expect((await stats())["waiting"]).toBe(total);
+    const purged = await call(`${CONTROL}/v1/apps/${app}/purge`, { body: '{"state":0}' });
+    expect(await purged.json()).toEqual({ deleted: BULK_BATCH, remaining: total - BULK_BATCH });
+    await vi.waitUntil(async () => (await runDurableObjectAlarm(appQueue(env, app)), (await stats())["waiting"] === 0), { timeout: 10_000, interval: 20 });
+    expect(waiting).toBeGreaterThan(0);
+  });
+
+  it("400 for a purge of anything but waiting tasks and a redrive of anything but failed ones", async () => {
+    const app = uniqueApp("bulkerr");
+    await createApp(app);
+    for (const [path, body] of [
+      ["purge", '{"state":11}'],
+      ["purge", "{}"],
+      ["redrive", '{"state":0}'],
+      ["redrive", '{"state":11,"status_code":"x"}'],
+      ["redrive", '{"state":11,"since":"yesterday"}'],
+    ] as const) {
+      const response = await call(`${CONTROL}/v1/apps/${app}/${path}`, { body });
+      expect(response.status).toBe(400);
+    }
+  });
 });

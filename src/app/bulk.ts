@@ -1,0 +1,62 @@
+/**
+ * Bulk operations on an app's tasks (Cloud Tasks' purge, and redrive of failed tasks): the
+ * request's criteria, validated, and the jobs that carry them out in bounded batches. The
+ * first batch runs in the request; the alarm runs the rest, one batch per alarm, so any
+ * backlog size works and no single turn of the object does unbounded work.
+ */
+import { badRequest } from "../http/errors";
+
+/** Tasks touched per batch. */
+export const BULK_BATCH = 500;
+
+export interface RedriveCriteria {
+  /** Created at or after, unix ms. */
+  sinceMs: number | null;
+  /** Created before, unix ms (the request's time when not given: later failures are not redriven). */
+  untilMs: number;
+  statusCode: number | null;
+}
+
+export interface BulkJob {
+  kind: "redrive" | "purge";
+  redrive?: RedriveCriteria;
+  /** Purge: created before, unix ms. */
+  untilMs: number;
+  /** The last task id done: each task is touched once, in id order. */
+  cursor: string;
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+
+const unixSeconds = (value: unknown, field: string): number | null => {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > 1e11) {
+    throw badRequest(`invalid_${field}`, `${field} must be unix seconds`);
+  }
+  return Math.round(value * 1000);
+};
+
+/** `POST /v1/apps/<name>/redrive` body. */
+export function parseRedrive(input: unknown, nowMs: number): { criteria: RedriveCriteria; dryRun: boolean } {
+  if (!isRecord(input)) throw badRequest("invalid_body", "expected a JSON object");
+  for (const key of Object.keys(input)) {
+    if (!["state", "since", "until", "status_code", "dry_run"].includes(key)) throw badRequest("unknown_field", `unknown field: ${key}`);
+  }
+  if (input["state"] !== 11) throw badRequest("invalid_state", "redrive takes failed tasks: state must be 11");
+  const statusCode = input["status_code"];
+  if (statusCode !== undefined && statusCode !== null && (typeof statusCode !== "number" || !Number.isInteger(statusCode) || statusCode < 100 || statusCode > 599)) {
+    throw badRequest("invalid_status_code", "status_code must be an HTTP status");
+  }
+  const dryRun = input["dry_run"];
+  if (dryRun !== undefined && typeof dryRun !== "boolean") throw badRequest("invalid_dry_run", "dry_run must be true or false");
+  const sinceMs = unixSeconds(input["since"], "since");
+  const untilMs = Math.min(unixSeconds(input["until"], "until") ?? nowMs + 1, nowMs + 1);
+  return { criteria: { sinceMs, untilMs, statusCode: (statusCode as number | undefined) ?? null }, dryRun: dryRun === true };
+}
+
+/** `POST /v1/apps/<name>/purge` body: Cloud Tasks' purge drops waiting tasks. */
+export function parsePurge(input: unknown): void {
+  if (!isRecord(input) || input["state"] !== 0 || Object.keys(input).some((key) => key !== "state")) {
+    throw badRequest("invalid_state", 'purge drops waiting tasks: the body is {"state": 0}');
+  }
+}
