@@ -20,6 +20,7 @@ import { Dispatcher, LEASE_GRACE_MS, REDISPATCH_AFTER_MS } from "./dispatcher";
 import { GroupCommit } from "./group-commit";
 import { checkAt } from "./heartbeat";
 import { StateMachine } from "./state-machine";
+import { AppStats } from "./stats";
 import { Subscribers } from "./subscribers";
 import { TaskStore, toRecord, type NotificationKind, type NotificationRow, type ReadMeter } from "./task-store";
 import { GatewayError, errorBody, fail, ok, type Outcome } from "../http/errors";
@@ -98,6 +99,8 @@ export class AppQueue extends DurableObject<Env> {
   #retentionDueAt: number | null | undefined = undefined;
   /** When subscriber heartbeats must next be checked; undefined = not known since wake-up. */
   #subscriberCheckAt: number | null | undefined = undefined;
+  /** Delivery statistics; read from SQLite when first needed. */
+  #stats: AppStats | undefined = undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -116,9 +119,11 @@ export class AppQueue extends DurableObject<Env> {
       signingSecret: () => this.#identity?.signingSecret ?? null,
       hold: (untilMs) => this.#dispatcher.hold(untilMs),
       admit: (taskId, now) => this.#config !== null && this.#dispatcher.admit(this.#config, taskId, now),
-      attemptEnded: (signal, detail, now) => {
+      attemptEnded: (signal, detail, durationMs, now) => {
         if (this.#config) this.#dispatcher.attemptEnded(this.#config, signal, detail, now);
+        this.#appStats().attemptEnded(durationMs, signal === "success", now);
       },
+      taskFinished: (latencyMs) => this.#appStats().taskFinished(latencyMs),
       announce: (task, seq) => {
         // Subscribers hear of it once the writes are committed.
         if (this.#config && this.#subscribers.open().length > 0) {
@@ -258,6 +263,7 @@ export class AppQueue extends DurableObject<Env> {
     this.#store = new TaskStore(this.ctx.storage.sql);
     this.#keys = new AppKeys(this.ctx.storage.sql, masterSecret(this.env));
     this.#dispatcher.reset();
+    this.#stats = undefined;
     this.#store.setMeta("seq", String(seq));
     return ok(null);
   }
@@ -381,8 +387,48 @@ export class AppQueue extends DurableObject<Env> {
 
   /** After task writes: what #sendCommitted does, then re-arm the alarm. */
   async #afterWrites(): Promise<void> {
+    this.#saveStats(false);
     await this.#sendCommitted();
     await this.#scheduleNext();
+  }
+
+  #appStats(): AppStats {
+    this.#stats ??= new AppStats(this.#store.getMeta("stats"));
+    return this.#stats;
+  }
+
+  /** Writes the statistics when they changed (at most every 10 s unless `force`). */
+  #saveStats(force: boolean): void {
+    const json = this.#stats?.toSave(Date.now(), force);
+    if (json) this.#store.setMeta("stats", json);
+  }
+
+  /**
+   * `GET /v1/apps/<name>/stats`: counts by state (counters), the oldest waiting task's age,
+   * attempts and successes over the last minute and hour, latency percentiles (histograms),
+   * queue re-sends, the limits in force and the delivery state. Reads no task rows but one.
+   */
+  async stats(caller: Caller): Promise<Outcome<Record<string, unknown>>> {
+    const auth = await this.#authorize(caller, "manage");
+    if (!auth.ok) return auth;
+    const config = this.#config;
+    if (!config) return fail(404, "app_not_found", "no such app");
+    const now = Date.now();
+    const { resends, ...counts } = this.#store.counts();
+    const oldest = this.#store.oldestWaitingCreatedMs();
+    const stats = this.#appStats();
+    return ok({
+      app: config.name,
+      counts,
+      oldest_waiting_age: oldest === null ? null : Math.max(0, Math.round((now - oldest) / 1000)),
+      last_minute: stats.recent(now, 1),
+      last_hour: stats.recent(now, 60),
+      latency_ms: stats.latency(),
+      resends,
+      rate_limits: config.rate_limits,
+      circuit_breaker: config.circuit_breaker,
+      delivery: this.#dispatcher.delivery(now),
+    });
   }
 
   /**
@@ -618,6 +664,7 @@ export class AppQueue extends DurableObject<Env> {
       for (const task of this.#store.expiredLeases(now)) this.#machine.attemptLost(task, now);
       // One batch of each bulk job (redrive, purge); what remains waits for the next alarm.
       for (const job of this.#jobs()) this.#runJob(job);
+      this.#saveStats(true);
       this.#dispatcher.forgetLost(now);
       await this.#sendCommitted();
     } catch (error) {

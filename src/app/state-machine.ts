@@ -62,8 +62,10 @@ export interface MachineHost {
   hold(untilMs: number): void;
   /** Whether an attempt of `taskId` may start now under the app's limits (takes its share if so). */
   admit(taskId: string, now: number): boolean;
-  /** An attempt ended: whether the origin worked, for the circuit breaker. */
-  attemptEnded(signal: AttemptSignal, detail: string, now: number): void;
+  /** An attempt ended: whether the origin worked (for the circuit breaker) and how long it took. */
+  attemptEnded(signal: AttemptSignal, detail: string, durationMs: number, now: number): void;
+  /** A task finished `latencyMs` after it was submitted. */
+  taskFinished(latencyMs: number): void;
 }
 
 export class StateMachine {
@@ -136,6 +138,7 @@ export class StateMachine {
     this.#host.attemptEnded(
       signalOf(result.kind === "response" ? { status: result.status } : { error: result.error }),
       result.kind === "response" ? `HTTP ${result.status}` : result.error,
+      now - this.#attemptStartedMs(task, config),
       now,
     );
     if (result.kind === "response") {
@@ -173,6 +176,7 @@ export class StateMachine {
     const task = store.get(taskId);
     if (!task) return;
     this.#host.announce(task, seq);
+    this.#host.taskFinished(now - task.created_ms);
     if (task.callback) store.addNotification(taskId, "callback", task.callback, now);
     if (config.notify.state === "On" && config.notify.url && config.notify.events.includes("TaskFinish")) {
       store.addNotification(taskId, "notify", config.notify.url, now);
@@ -182,8 +186,14 @@ export class StateMachine {
   /** A running attempt whose lease ran out: its consumer died; count it as timed out. */
   attemptLost(task: TaskRow, now: number): void {
     this.#host.store().recordAttempt(task.id, now, null, "timeout", "attempt lost: no result before its lease ran out");
-    this.#host.attemptEnded("failure", "attempt lost", now);
+    const config = this.#host.config();
+    this.#host.attemptEnded("failure", "attempt lost", config ? now - this.#attemptStartedMs(task, config) : 0, now);
     this.#retryOrFail(task, now);
+  }
+
+  /** When the running attempt began: `begin` set its lease to start + timeout + grace. */
+  #attemptStartedMs(task: TaskRow, config: AppConfig): number {
+    return (task.lease_ms ?? 0) - ((task.timeout ?? config.timeout) * 1000 + LEASE_GRACE_MS);
   }
 
   /** A failed attempt either schedules the next one (→ 0) or ends the task (→ 11). */

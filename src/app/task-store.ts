@@ -405,6 +405,12 @@ export class TaskStore {
       .map((row) => row.id);
   }
 
+  /** When the oldest waiting task was submitted (one seek on (state, id)); null when none waits. */
+  oldestWaitingCreatedMs(): number | null {
+    const row = this.#sql.exec<{ id: string | null }>("SELECT MIN(id) AS id FROM tasks WHERE state = 0").one();
+    return row.id === null ? null : createdMsOf(row.id);
+  }
+
   /** Attempts running now. */
   runningCount(): number {
     return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_running WHERE state = 1").one().n;

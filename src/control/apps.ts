@@ -112,3 +112,10 @@ export async function purgeApp(request: IRequest, context: ControlContext): Prom
   const result = unwrap(await appQueue(context.env, name).purge(caller, parseJson(context.body)));
   return jsonResponse(JSON.stringify(result), 200, context.reqId);
 }
+
+/** `GET /v1/apps/<name>/stats`: counts, age of the oldest waiting task, recent attempts, latency percentiles, limits. */
+export async function appStats(request: IRequest, context: ControlContext): Promise<Response> {
+  const name = appName(request);
+  const caller = await callerFor(context, name, "manage");
+  return jsonResponse(JSON.stringify(unwrap(await appQueue(context.env, name).stats(caller))), 200, context.reqId);
+}

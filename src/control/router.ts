@@ -4,7 +4,7 @@
  * verified here; an app key by its app's object (see control/context.ts).
  */
 import { IttyRouter, type IRequest } from "itty-router";
-import { createApp, deleteApp, getApp, listApps, patchApp, purgeApp, redriveApp } from "./apps";
+import { appStats, createApp, deleteApp, getApp, listApps, patchApp, purgeApp, redriveApp } from "./apps";
 import type { ControlContext } from "./context";
 import { createKey, listKeys, revokeKey } from "./keys";
 import { isWebSocketUpgrade, subscribe } from "./subscribe";
@@ -30,6 +30,8 @@ const router = IttyRouter<IRequest, [ControlContext], Response>()
   .patch("/v1/apps/:name", patchApp)
   .delete("/v1/apps/:name", deleteApp)
   .all("/v1/apps/:name", methodNotAllowed)
+  .get("/v1/apps/:name/stats", appStats)
+  .all("/v1/apps/:name/stats", methodNotAllowed)
   .post("/v1/apps/:name/redrive", redriveApp)
   .all("/v1/apps/:name/redrive", methodNotAllowed)
   .post("/v1/apps/:name/purge", purgeApp)

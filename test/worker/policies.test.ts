@@ -171,3 +171,40 @@ describe("redrive and purge", () => {
     }
   });
 });
+
+describe("stats", () => {
+  it("percentiles within 10 % of a scripted origin's true times; counts, recent attempts, limits and delivery state", async () => {
+    const app = uniqueApp("stats");
+    await createApp(app, { rate_limits: { max_concurrent_dispatches: 20 } });
+    const sleeps = [...Array<number>(11).fill(200), ...Array<number>(8).fill(400), 800];
+    const ids = await Promise.all(sleeps.map((ms) => submit(app, `/sleep/${ms}`, { body: "{}" })));
+    const waiting = await submit(app, "/later", { body: "{}", headers: { "asyncgate-delay": "1h" } });
+    for (const id of ids) await waitForState(id, [10], 15_000);
+    const response = await call(`${CONTROL}/v1/apps/${app}/stats`);
+    expect(response.status).toBe(200);
+    const stats = (await response.json()) as {
+      counts: Record<string, number>;
+      oldest_waiting_age: number;
+      last_minute: { attempts: number; successes: number };
+      last_hour: { attempts: number; successes: number };
+      latency_ms: { attempt: { count: number; p50: number; p90: number; p99: number }; submit_to_finish: { count: number } };
+      resends: number;
+      rate_limits: Record<string, unknown>;
+      delivery: { state: string };
+    };
+    const within = (value: number, truth: number) => expect(Math.abs(value - truth) / truth).toBeLessThanOrEqual(0.1);
+    within(stats.latency_ms.attempt.p50, 200);
+    within(stats.latency_ms.attempt.p90, 400);
+    within(stats.latency_ms.attempt.p99, 800);
+    expect(stats.latency_ms.attempt.count).toBe(20);
+    expect(stats.latency_ms.submit_to_finish.count).toBe(20);
+    expect(stats.counts).toEqual({ waiting: 1, doing: 0, success: 20, failed: 0 });
+    expect(stats.oldest_waiting_age).toBeLessThan(60);
+    expect(stats.last_minute).toEqual({ attempts: 20, successes: 20 });
+    expect(stats.last_hour).toEqual({ attempts: 20, successes: 20 });
+    expect(stats.resends).toBe(0);
+    expect(stats.rate_limits).toMatchObject({ max_concurrent_dispatches: 20 });
+    expect(stats.delivery.state).toBe("closed");
+    expect(waiting).toBeTruthy();
+  }, 30_000);
+});
