@@ -11,7 +11,7 @@ import { deliverTask } from "../../src/delivery/consumer";
 import { appQueue, registry } from "../../src/shared/stubs";
 import { newTaskId } from "../../src/shared/task-id";
 import type { AttemptResult, TaskRecord } from "../../src/shared/types";
-import { CONTROL, call, createApp, getTask, parkedTask, signedRequest, submit, uniqueApp, waitForState } from "./helpers";
+import { CONTROL, call, createApp, getTask, newTask, parkedTask, signedRequest, submit, uniqueApp, waitForState } from "./helpers";
 
 const ok200: AttemptResult = { kind: "response", status: 200, header: {}, body: new TextEncoder().encode("done") };
 const err500: AttemptResult = { kind: "response", status: 500, header: {}, body: new Uint8Array() };
@@ -40,18 +40,7 @@ function insertResults(store: TaskStore, sql: SqlStorage, count: number, bodyByt
   const body = new Uint8Array(bodyBytes).fill(7);
   for (let i = 0; i < count; i++) {
     const id = newTaskId(1, Date.now() - 1000 + i);
-    store.insert({
-      id,
-      reqId: `r${i}`,
-      request: { method: "POST", path: `/r/${i}`, raw_query: "", header: {}, body: new Uint8Array() },
-      createdMs: Date.now(),
-      etaMs: Date.now(),
-      dispatchedMs: null,
-      deduplicationId: null,
-      maxAttempts: null,
-      timeout: null,
-      callback: null,
-    });
+    store.insert(newTask(id, Date.now(), { request: { method: "POST", path: `/r/${i}`, raw_query: "", header: {}, body: new Uint8Array() } }));
     sql.exec("UPDATE tasks SET response_status = 200, response_header = '{}', response_body = ? WHERE id = ?", body.slice().buffer, id);
     store.markFinished(id, 10, Date.now());
   }
@@ -97,18 +86,9 @@ describe("bounded reads", () => {
       insertResults(store, storage, 200, 2_000);
       for (let i = 0; i < 5; i++) {
         const id = newTaskId(1, Date.now() + i);
-        store.insert({
-          id,
-          reqId: "w",
-          request: { method: "GET", path: "/w", raw_query: "", header: {}, body: new Uint8Array(1000) },
-          createdMs: Date.now(),
-          etaMs: Date.now() + 60_000,
-          dispatchedMs: null,
-          deduplicationId: null,
-          maxAttempts: null,
-          timeout: null,
-          callback: null,
-        });
+        store.insert(
+          newTask(id, Date.now(), { etaMs: Date.now() + 60_000, request: { method: "GET", path: "/w", raw_query: "", header: {}, body: new Uint8Array(1000) } }),
+        );
       }
       const first = store.list(null, 10, null);
       expect(first.every((row) => row.body.byteLength === 0 && row.response_body === null)).toBe(true);
@@ -356,18 +336,7 @@ describe("smaller guarantees", () => {
       const store = new TaskStore(storage);
       const old = Date.now() - 120_000;
       for (let i = 0; i < total; i++) {
-        store.insert({
-          id: newTaskId(1, old + i),
-          reqId: "o",
-          request: { method: "GET", path: "/o", raw_query: "", header: {}, body: new Uint8Array() },
-          createdMs: old + i,
-          etaMs: old,
-          dispatchedMs: null,
-          deduplicationId: null,
-          maxAttempts: null,
-          timeout: null,
-          callback: null,
-        });
+        store.insert(newTask(newTaskId(1, old + i), old + i, { etaMs: old }));
       }
       const expiring = store.unfinishedCreatedBefore(Date.now() - 60_000, RETENTION_BATCH);
       for (const id of expiring) store.markFinished(id, 11, old + 1, "expired");

@@ -3,6 +3,7 @@ import { env, exports } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { vi } from "vitest";
 import type { AppQueue } from "../../src/app/app-queue";
+import type { NewTask } from "../../src/app/task-store";
 import { qiniuAuthorization } from "../../src/auth/qiniu";
 import { appQueue } from "../../src/shared/stubs";
 import type { TaskRecord } from "../../src/shared/types";
@@ -114,4 +115,21 @@ export async function makeDue(app: string, id: string): Promise<void> {
   await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => {
     state.storage.sql.exec("UPDATE tasks SET eta_ms = ?, dispatched_ms = ? WHERE id = ?", Date.now() - 1, Date.now(), id);
   });
+}
+
+/** A task row as `AppQueue.submit` would insert it, for tests that fill a store directly. */
+export function newTask(id: string, createdMs: number, fields: Partial<NewTask> = {}): NewTask {
+  return {
+    id,
+    reqId: "test",
+    request: { method: "POST", path: "/t", raw_query: "", header: {}, body: new Uint8Array() },
+    createdMs,
+    etaMs: createdMs,
+    dispatchedMs: null,
+    deduplicationId: null,
+    maxAttempts: null,
+    timeout: null,
+    callback: null,
+    ...fields,
+  };
 }

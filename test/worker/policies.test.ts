@@ -8,7 +8,7 @@ import { BULK_BATCH } from "../../src/app/bulk";
 import { TaskStore } from "../../src/app/task-store";
 import { appQueue } from "../../src/shared/stubs";
 import { newTaskId } from "../../src/shared/task-id";
-import { CONTROL, call, createApp, received, submit, uniqueApp, waitForState } from "./helpers";
+import { CONTROL, call, createApp, newTask, received, submit, uniqueApp, waitForState } from "./helpers";
 
 describe("status rules", () => {
   it("a 404 listed in no_retry_statuses is delivered once and ends the task as 11", async () => {
@@ -128,18 +128,7 @@ describe("redrive and purge", () => {
       const at = Date.now() - 60_000;
       for (let i = 0; i < total; i++) {
         const id = newTaskId(1, at + i);
-        store.insert({
-          id,
-          reqId: "b",
-          request: { method: "GET", path: "/b", raw_query: "", header: {}, body: new Uint8Array() },
-          createdMs: at + i,
-          etaMs: at,
-          dispatchedMs: null,
-          deduplicationId: null,
-          maxAttempts: 1,
-          timeout: null,
-          callback: null,
-        });
+        store.insert(newTask(id, at + i, { etaMs: at, maxAttempts: 1 }));
         if (i % 2 === 0) store.markFinished(id, 11, at + i);
       }
     });
