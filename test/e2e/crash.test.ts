@@ -46,16 +46,21 @@ describe("kill -9 of wrangler dev under load", () => {
     const clients = Array.from({ length: 8 }, client);
     const loadStarted = Date.now();
     while (accepted.length < 300 && Date.now() - loadStarted < 20_000) await new Promise((resolve) => setTimeout(resolve, 50));
+    const phase = (what: string) => console.log(`crash test: ${what} at ${((Date.now() - loadStarted) / 1000).toFixed(1)} s`);
+    phase(`${accepted.length} accepted; killing`);
     await gateway.kill();
     killed = true;
     await Promise.all(clients);
+    phase("killed, clients stopped");
     const acceptedAtKill = [...accepted];
     const deliveredBeforeKill = new Set(origin.received.map((request) => request.headers["asyncgate-task-id"])).size;
 
     const restartedAt = Date.now();
     gateway = await startGateway({ port, persistTo });
     const readyMs = Date.now() - restartedAt;
+    phase("restarted");
     const pending = new Set(acceptedAtKill);
+    let lastReport = Date.now();
     const deadline = Date.now() + 150_000;
     while (pending.size > 0 && Date.now() < deadline) {
       for (const id of [...pending]) {
@@ -63,6 +68,10 @@ describe("kill -9 of wrangler dev under load", () => {
         if (task?.status === 200 && task.json<{ state: number }>().state === 10) pending.delete(id);
       }
       if (pending.size > 0) await new Promise((resolve) => setTimeout(resolve, 500));
+      if (Date.now() - lastReport > 10_000) {
+        phase(`${pending.size} still pending`);
+        lastReport = Date.now();
+      }
     }
     const recoveredMs = Date.now() - restartedAt;
 

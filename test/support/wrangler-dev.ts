@@ -139,6 +139,11 @@ export async function signedCall(
         const data = Buffer.concat(chunks);
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data, json: <T>() => JSON.parse(data.toString("utf8")) as T });
       });
+      // A response cut off mid-body (the gateway killed) ends with "close" and no "end".
+      res.on("error", reject);
+      res.on("close", () => {
+        if (!res.complete) reject(new Error("the response was cut off"));
+      });
     });
     req.on("error", reject);
     req.setTimeout(options.timeoutMs ?? 30_000, () => req.destroy(new Error(`no response in ${options.timeoutMs ?? 30_000} ms`)));
