@@ -575,12 +575,16 @@ export class AppQueue extends DurableObject<Env> {
     if (this.#subscribers.open().length >= config.max_subscribers) {
       return error(429, "too_many_subscribers", `app ${config.name} already has ${config.max_subscribers} subscribers`);
     }
-    const sinceText = new URL(request.url).searchParams.get("since");
+    const params = new URL(request.url).searchParams;
+    const sinceText = params.get("since");
     const since = sinceText === null ? null : Number(sinceText);
     const now = Date.now();
     const { client, server } = this.#subscribers.accept(now);
-    // First frame: the latest seq so far, so a client that asked for no replay still knows where it starts.
-    this.#subscribers.send(server, JSON.stringify({ type: "hello", app: config.name, seq: this.#store.currentSeq() }));
+    // Qiniu's feed sends task records and nothing else. A client that resumes (since=) or asks
+    // (hello=1) first gets the latest seq so far, so it knows where a later resume starts.
+    if (since !== null || params.get("hello") === "1") {
+      this.#subscribers.send(server, JSON.stringify({ type: "hello", app: config.name, seq: this.#store.currentSeq() }));
+    }
     if (since !== null) this.#replayPage(server, since);
     this.#subscriberCheckAt = Math.min(this.#subscriberCheckAt ?? Infinity, checkAt(now));
     await this.#ensureAlarm(checkAt(now));

@@ -133,7 +133,8 @@ export class AsyncgateClient {
         await this.#call("GET", this.#controlUrl(`/v1/tasks?app=${encodeURIComponent(app)}&limit=1`));
         checked = true;
       }
-      const query = `/v1/tasks?app=${encodeURIComponent(app)}${since === null ? "" : `&since=${since}`}`;
+      // hello=1: the first frame names the latest seq, where a resume starts when no result came yet.
+      const query = `/v1/tasks?app=${encodeURIComponent(app)}&hello=1${since === null ? "" : `&since=${since}`}`;
       const base = this.#controlUrl(query).replace(/^http/, "ws");
       const deadline = Math.floor(Date.now() / 1000) + 300;
       return new WebSocketImpl(await signUrl(base, deadline, this.#options.accessKey, this.#options.secretKey));

@@ -27,7 +27,7 @@ describe("live feed end to end", () => {
       connectTo: `http://127.0.0.1:${port}`,
       ...E2E_KEYS,
     });
-    for (const name of ["beat", "sdk"]) {
+    for (const name of ["beat", "sdk", "plainfeed"]) {
       const created = await signedCall(port, `localhost:${port}`, "POST", "/v1/apps", { body: JSON.stringify({ name, origin: origin.url }) });
       expect(created.status).toBe(201);
     }
@@ -64,6 +64,23 @@ describe("live feed end to end", () => {
     );
     return { ws, opened, closed };
   }
+
+  it("a raw ws client (no SDK) on a plain subscription receives task records and nothing else, as from Qiniu", async () => {
+    const raw = rawSubscriber("plainfeed");
+    await raw.opened;
+    const frames: string[] = [];
+    raw.ws.on("message", (data) => frames.push(data.toString()));
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const submitted = await signedCall(port, `plainfeed.async.localhost:${port}`, "POST", `/plain/${i}`, { body: "{}" });
+      ids.push(submitted.json<{ id: string }>().id);
+    }
+    await vi.waitUntil(() => frames.length >= 2, { timeout: 20_000, interval: 50 });
+    raw.ws.close(1000);
+    const records = frames.map((frame) => JSON.parse(frame) as Record<string, unknown>);
+    expect(records.every((record) => !("type" in record) && typeof record["id"] === "string" && record["state"] === 10 && typeof record["seq"] === "number")).toBe(true);
+    expect(records.map((record) => record["id"]).sort()).toEqual([...ids].sort());
+  }, 30_000);
 
   it("closes a silent subscriber 15–17 s after it connected; a heartbeating one stays open over 40 s", async () => {
     const silent = rawSubscriber("beat");

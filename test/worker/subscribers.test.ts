@@ -129,10 +129,22 @@ describe("live results", () => {
     expect(remaining).toBe(1);
   });
 
+  it("a plain subscription carries task records only, as Qiniu's feed does; hello=1 or since= asks for the hello frame", async () => {
+    const app = uniqueApp("plain");
+    await createApp(app);
+    const plain = await subscribe(app);
+    const asked = await subscribe(app, "&hello=1");
+    await finishParked(app);
+    await vi.waitUntil(() => plain.results.length === 1 && asked.results.length === 1, { timeout: 5000 });
+    expect(plain.hello).toEqual([]);
+    expect(plain.texts).toEqual([]);
+    expect(asked.hello).toEqual([{ type: "hello", app, seq: 0 }]);
+  });
+
   it("resumes from since: replays later results in order, then goes live with no gap or duplicate", async () => {
     const app = uniqueApp("resume");
     await createApp(app);
-    const watcher = await subscribe(app);
+    const watcher = await subscribe(app, "&hello=1");
     for (let i = 0; i < 3; i++) await finishParked(app);
     await vi.waitUntil(() => watcher.results.length === 3, { timeout: 5000 });
     const since = watcher.results[0]!.seq;
