@@ -25,7 +25,7 @@ export async function startOrigin(options = {}) {
       if (url.pathname === "/__received") {
         const task = url.searchParams.get("task");
         const matching = task
-          ? received.filter((r) => r.headers["asyncgate-task-id"] === task || r.headers["x-cloudtasks-taskname"] === task)
+          ? received.filter((r) => r.headers["asyncgate-task-id"] === task || r.headers["x-cloudtasks-taskname"] === task || r.headers["x-appengine-taskname"] === task)
           : received;
         res.writeHead(200, { "content-type": "application/json" });
         res.end(JSON.stringify(matching));

@@ -346,6 +346,7 @@ export class AppQueue extends DurableObject<Env> {
       maxAttempts: options.maxAttempts,
       timeout: options.timeout,
       callback: options.callback,
+      failFast: options.failFast,
     });
     // With no unfinished task before, this one is now the oldest.
     if (this.#retentionDueAt === null) this.#retentionDueAt = now + config.retention * 1000;

@@ -71,8 +71,8 @@ export interface AppConfig {
   max_subscribers: number;
   /** Seconds a task (and its deduplication id) is kept. @default 604800 */
   retention: number;
-  /** Metadata header names on delivery: ours or Cloud Tasks'. @default "asyncgate" */
-  task_headers: "asyncgate" | "cloudtasks";
+  /** Metadata header names on delivery: ours, Cloud Tasks' HTTP targets' or App Engine's. @default "asyncgate" */
+  task_headers: "asyncgate" | "cloudtasks" | "appengine";
   notify: NotifyConfig;
   rate_limits: RateLimits;
   circuit_breaker: CircuitBreaker;
@@ -159,8 +159,8 @@ export function applyPatch(current: AppConfig, input: unknown, rules: ConfigRule
         next.retention = seconds("retention", value, { min: 60, max: 31 * 86_400 });
         break;
       case "task_headers":
-        if (value !== "asyncgate" && value !== "cloudtasks") {
-          throw badRequest("invalid_task_headers", "task_headers must be asyncgate or cloudtasks");
+        if (value !== "asyncgate" && value !== "cloudtasks" && value !== "appengine") {
+          throw badRequest("invalid_task_headers", "task_headers must be asyncgate, cloudtasks or appengine");
         }
         next.task_headers = value;
         break;

@@ -123,6 +123,7 @@ export class StateMachine {
         previousStatus: task.last_status,
         retryReason: task.retry_reason,
         taskHeaders: config.task_headers,
+        failFast: task.fail_fast === 1,
         signingSecret,
       },
     };

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS tasks (
   max_attempts INTEGER,
   timeout REAL,
   callback TEXT,
-  seq INTEGER
+  seq INTEGER,
+  fail_fast INTEGER
 );
 -- Partial indexes: each holds only the rows one duty looks for, so the outbox, the queue window
 -- and the running attempts are found without reading the backlog, and a row costs index writes
@@ -81,7 +82,7 @@ END;
 /** Every column but the two bodies: what listings read (a row's bodies can be ~2 MB). */
 const SUMMARY_COLUMNS = `id, req_id, method, path, raw_query, header, X'' AS body, created_ms, state, attempts, executions, eta_ms,
   dispatched_ms, lease_ms, first_attempt_ms, last_status, retry_reason, response_status, response_header, NULL AS response_body,
-  exec_ms, finished_ms, error, dedup_id, max_attempts, timeout, callback, seq`;
+  exec_ms, finished_ms, error, dedup_id, max_attempts, timeout, callback, seq, fail_fast`;
 
 /** How much one turn of the resume replay may read: the object has 128 MB in all. */
 export const REPLAY_PAGE_BYTES = 8 * 1024 * 1024;
@@ -125,6 +126,7 @@ export interface TaskRow extends Record<string, SqlStorageValue> {
   timeout: number | null;
   callback: string | null;
   seq: number | null;
+  fail_fast: number | null;
 }
 
 export type NotificationKind = "callback" | "notify";
@@ -149,6 +151,7 @@ export interface NewTask {
   maxAttempts: number | null;
   timeout: number | null;
   callback: string | null;
+  failFast?: boolean;
 }
 
 export interface Outcome {
@@ -176,6 +179,12 @@ export class TaskStore {
   constructor(sql: SqlStorage) {
     this.#sql = sql;
     this.#sql.exec(SCHEMA);
+    // Columns added since a store was created (CREATE TABLE IF NOT EXISTS leaves old tables be).
+    try {
+      this.#sql.exec("SELECT fail_fast FROM tasks LIMIT 0");
+    } catch {
+      this.#sql.exec("ALTER TABLE tasks ADD COLUMN fail_fast INTEGER");
+    }
     // A store older than the counters: count once, then the triggers keep them.
     if (this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM task_counts").one().n === 0) {
       this.#sql.exec(
@@ -210,8 +219,8 @@ export class TaskStore {
     const { request } = task;
     this.#sql.exec(
       `INSERT INTO tasks (id, req_id, method, path, raw_query, header, body, created_ms, state, eta_ms,
-         dispatched_ms, dedup_id, max_attempts, timeout, callback)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)`,
+         dispatched_ms, dedup_id, max_attempts, timeout, callback, fail_fast)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)`,
       task.id,
       task.reqId,
       request.method,
@@ -226,6 +235,7 @@ export class TaskStore {
       task.maxAttempts,
       task.timeout,
       task.callback,
+      task.failFast ? 1 : null,
     );
   }
 

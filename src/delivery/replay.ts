@@ -1,7 +1,7 @@
 /**
  * Replaying a recorded request against the app's origin: one attempt, bounded by
  * its timeout, with the task-metadata headers of SPEC §5 (Cloud Tasks' set under
- * our namespace, or Cloud Tasks' own names when the app asks for them).
+ * our namespace, or Cloud Tasks' or App Engine's own names when the app asks for them).
  */
 import { deliverySignature } from "./signature";
 import { concatBytes } from "../shared/encoding";
@@ -30,7 +30,20 @@ const HEADER_NAMES = {
     previousResponse: "X-CloudTasks-TaskPreviousResponse",
     retryReason: "X-CloudTasks-TaskRetryReason",
   },
+  // Seed 003: what an App Engine task handler reads.
+  appengine: {
+    taskId: "X-AppEngine-TaskName",
+    app: "X-AppEngine-QueueName",
+    retryCount: "X-AppEngine-TaskRetryCount",
+    executionCount: "X-AppEngine-TaskExecutionCount",
+    eta: "X-AppEngine-TaskETA",
+    previousResponse: "X-AppEngine-TaskPreviousResponse",
+    retryReason: "X-AppEngine-TaskRetryReason",
+  },
 } as const;
+
+/** Set when the submission asked for it (`Asyncgate-Fail-Fast: true`); Cloud Tasks' HTTP targets have no such header. */
+const FAIL_FAST_HEADER = { asyncgate: "Asyncgate-Fail-Fast", cloudtasks: null, appengine: "X-AppEngine-FailFast" } as const;
 
 /** The metadata headers of one attempt. Pure. */
 export function metadataHeaders(delivery: Delivery): [string, string][] {
@@ -44,6 +57,8 @@ export function metadataHeaders(delivery: Delivery): [string, string][] {
   ];
   if (delivery.previousStatus !== null) headers.push([names.previousResponse, String(delivery.previousStatus)]);
   if (delivery.retryReason !== null) headers.push([names.retryReason, delivery.retryReason]);
+  const failFast = FAIL_FAST_HEADER[delivery.taskHeaders];
+  if (delivery.failFast && failFast) headers.push([failFast, "true"]);
   return headers;
 }
 

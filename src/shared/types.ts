@@ -73,7 +73,9 @@ export interface Delivery {
   executions: number;
   previousStatus: number | null;
   retryReason: string | null;
-  taskHeaders: "asyncgate" | "cloudtasks";
+  taskHeaders: "asyncgate" | "cloudtasks" | "appengine";
+  /** The submission asked that its handler fail fast (App Engine's X-AppEngine-FailFast). */
+  failFast: boolean;
   signingSecret: string;
 }
 

@@ -16,6 +16,8 @@ export interface SubmitOptions {
   timeout: number | null;
   /** URL that receives the finished task record. */
   callback: string | null;
+  /** Ask the handler to fail fast (App Engine's X-AppEngine-FailFast). */
+  failFast: boolean;
 }
 
 /** Longest delay accepted: a task must be able to run within the longest retention. */
@@ -76,5 +78,11 @@ export function parseSubmitOptions(headers: Headers, nowMs: number, rules: Confi
   const callbackHeader = headers.get("asyncgate-callback");
   const callback = callbackHeader === null ? null : checkOrigin(callbackHeader.trim(), rules, "callback");
 
-  return { notBeforeMs, deduplicationId, maxAttempts, timeout, callback };
+  const failFastHeader = headers.get("asyncgate-fail-fast");
+  if (failFastHeader !== null && !/^(true|false)$/i.test(failFastHeader.trim())) {
+    throw badRequest("invalid_header", "Asyncgate-Fail-Fast must be true or false");
+  }
+  const failFast = failFastHeader?.trim().toLowerCase() === "true";
+
+  return { notBeforeMs, deduplicationId, maxAttempts, timeout, callback, failFast };
 }

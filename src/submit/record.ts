@@ -24,11 +24,12 @@ const NOT_RECORDED = new Set([
 ]);
 
 /**
- * The task-metadata namespace (SPEC §5): the gateway sets these on delivery, so a client
+ * The task-metadata namespaces (SPEC §5, and Cloud Tasks' and App Engine's own names): the
+ * gateway sets these on delivery, so a client
  * must not be able to supply them. Control headers (`Asyncgate-Delay`, …) share the prefix
  * and are consumed by the gateway, never forwarded.
  */
-const RESERVED_PREFIXES = ["asyncgate-", "x-cloudtasks-"];
+const RESERVED_PREFIXES = ["asyncgate-", "x-cloudtasks-", "x-appengine-"];
 
 export function isRecordedHeader(lowerName: string): boolean {
   if (NOT_RECORDED.has(lowerName)) return false;

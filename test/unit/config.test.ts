@@ -115,6 +115,7 @@ describe("submit options", () => {
       "asyncgate-retries": "2",
       "asyncgate-timeout": "30s",
       "asyncgate-callback": "https://hooks.example.com/cb?x=1",
+      "asyncgate-fail-fast": "TRUE",
     });
     expect(options).toEqual({
       notBeforeMs: now + 300_000,
@@ -122,11 +123,14 @@ describe("submit options", () => {
       maxAttempts: 3,
       timeout: 30,
       callback: "https://hooks.example.com/cb?x=1",
+      failFast: true,
     });
+    expect(parse({}).failFast).toBe(false);
     expect(parse({ "asyncgate-not-before": String(now / 1000 + 60) }).notBeforeMs).toBe(now + 60_000);
     expect(parse({}).notBeforeMs).toBe(now);
   });
   it.each([
+    [{ "asyncgate-fail-fast": "yes" }, "400 invalid_header"],
     [{ "asyncgate-delay": "soon" }, "400 invalid_header"],
     [{ "asyncgate-delay": "1s", "asyncgate-not-before": "1" }, "400 invalid_header"],
     [{ "asyncgate-not-before": "tomorrow" }, "400 invalid_header"],

@@ -174,7 +174,7 @@ describe("group commit isolation", () => {
       caller: { kind: "admin" as const },
       reqId: path,
       request: { method: "POST", path, raw_query: "", header: {}, body: new Uint8Array() },
-      options: { notBeforeMs: Date.now(), deduplicationId: null, maxAttempts: null, timeout: null, callback: null },
+      options: { notBeforeMs: Date.now(), deduplicationId: null, maxAttempts: null, timeout: null, callback: null, failFast: false },
     });
     // Submitted in one turn: one group, one transaction.
     const [first, poisoned, last] = await Promise.all([stub.submit(input("/ok1")), stub.submit(input("/poison")), stub.submit(input("/ok2"))]);
@@ -254,7 +254,7 @@ describe("outbox", () => {
           caller: { kind: "admin" },
           reqId: "b",
           request: { method: "POST", path: "/b", raw_query: "", header: {}, body: new Uint8Array() },
-          options: { notBeforeMs: Date.now(), deduplicationId: null, maxAttempts: null, timeout: null, callback: null },
+          options: { notBeforeMs: Date.now(), deduplicationId: null, maxAttempts: null, timeout: null, callback: null, failFast: false },
         });
         if (!submitted.ok) throw new Error(submitted.error.message);
         seen.push(sends); // the send at submit

@@ -103,7 +103,7 @@ export async function parkedTask(app: string, path = "/parked"): Promise<string>
     caller: { kind: "admin" },
     reqId: "test",
     request: { method: "POST", path, raw_query: "", header: {}, body: new Uint8Array() },
-    options: { notBeforeMs: Date.now() + 30_000, deduplicationId: null, maxAttempts: null, timeout: null, callback: null },
+    options: { notBeforeMs: Date.now() + 30_000, deduplicationId: null, maxAttempts: null, timeout: null, callback: null, failFast: false },
   });
   if (!submitted.ok) throw new Error(submitted.error.message);
   await makeDue(app, submitted.value.id);

@@ -139,16 +139,53 @@ describe("submit → deliver → record", () => {
     expect(page2.tasks[0]!.id).toBe(ids[0]);
   });
 
-  it("uses Cloud Tasks' header names when the app asks for them", async () => {
-    const cloud = uniqueApp("ct");
-    await createApp(cloud, { task_headers: "cloudtasks" });
-    const id = await submit(cloud, "/handler", { body: "{}" });
-    await waitForState(id, [10]);
-    const [delivery] = await received(id);
-    expect(delivery!.headers["x-cloudtasks-taskname"]).toBe(id);
-    expect(delivery!.headers["x-cloudtasks-queuename"]).toBe(cloud);
-    expect(delivery!.headers["x-cloudtasks-taskretrycount"]).toBe("0");
-    expect(delivery!.headers["asyncgate-task-id"]).toBeUndefined();
+  /**
+   * A retried task whose first attempt got 503: the second delivery carries every metadata header.
+   * `prefix` names them as the app asked; the client's own copies never get through.
+   */
+  async function secondDelivery(taskHeaders: string, spoofed: Record<string, string>) {
+    const app = uniqueApp(taskHeaders.slice(0, 3));
+    await createApp(app, { task_headers: taskHeaders, retry: { min_backoff: 0.05, max_backoff: 0.1 } });
+    const id = await submit(app, `/flaky/${app}/1`, { body: "{}", headers: { "asyncgate-delay": "1", "asyncgate-fail-fast": "true", ...spoofed } });
+    const task = await waitForState(id, [10]);
+    const deliveries = await received(id);
+    expect(deliveries.length).toBe(2);
+    return { app, id, task, first: deliveries[0]!.headers, second: deliveries[1]!.headers };
+  }
+
+  it("uses Cloud Tasks' header names when the app asks for them: all seven, no client copies", async () => {
+    const { app, id, task, first, second } = await secondDelivery("cloudtasks", { "x-cloudtasks-taskname": "spoofed", "x-cloudtasks-taskpreviousresponse": "200" });
+    expect(second).toMatchObject({
+      "x-cloudtasks-taskname": id,
+      "x-cloudtasks-queuename": app,
+      "x-cloudtasks-taskretrycount": "1",
+      "x-cloudtasks-taskexecutioncount": "1",
+      "x-cloudtasks-taskpreviousresponse": "503",
+      "x-cloudtasks-taskretryreason": "HTTP 503",
+    });
+    expect(Number(second["x-cloudtasks-tasketa"])).toBeGreaterThan(task.created_at / 1e9);
+    expect(first["x-cloudtasks-taskretrycount"]).toBe("0");
+    expect(first["x-cloudtasks-taskpreviousresponse"]).toBeUndefined();
+    expect(second["asyncgate-task-id"]).toBeUndefined();
+    expect(second["x-appengine-failfast"]).toBeUndefined();
+  });
+
+  it("uses App Engine's header names (seed 003) when the app asks for them: every one it documents, FailFast when asked", async () => {
+    const { app, id, task, first, second } = await secondDelivery("appengine", { "x-appengine-taskname": "spoofed", "x-appengine-taskpreviousresponse": "200" });
+    // Seed 003's table: always present ...
+    expect(second).toMatchObject({
+      "x-appengine-queuename": app,
+      "x-appengine-taskname": id,
+      "x-appengine-taskretrycount": "1",
+      "x-appengine-taskexecutioncount": "1",
+    });
+    const eta = Number(second["x-appengine-tasketa"]);
+    expect(eta).toBeGreaterThanOrEqual(Math.floor(task.created_at / 1e9));
+    // ... and those that may be: previous response, retry reason, fail fast.
+    expect(second).toMatchObject({ "x-appengine-taskpreviousresponse": "503", "x-appengine-taskretryreason": "HTTP 503", "x-appengine-failfast": "true" });
+    expect(first).toMatchObject({ "x-appengine-taskretrycount": "0", "x-appengine-taskexecutioncount": "0", "x-appengine-failfast": "true" });
+    expect(first["x-appengine-taskpreviousresponse"]).toBeUndefined();
+    expect(second["asyncgate-task-id"]).toBeUndefined();
   });
 
   it("the real origin URL is the test origin", () => {

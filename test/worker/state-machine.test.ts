@@ -188,7 +188,7 @@ describe("outbox", () => {
           caller: { kind: "admin" },
           reqId: "outbox",
           request: { method: "POST", path: "/outbox", raw_query: "", header: {}, body: new Uint8Array() },
-          options: { notBeforeMs: Date.now(), deduplicationId: null, maxAttempts: null, timeout: null, callback: null },
+          options: { notBeforeMs: Date.now(), deduplicationId: null, maxAttempts: null, timeout: null, callback: null, failFast: false },
         });
         if (!result.ok) throw new Error(result.error.message);
         return result.value.id;
@@ -227,7 +227,7 @@ describe("dispatch window", () => {
           caller: { kind: "admin" },
           reqId: "window",
           request: { method: "POST", path: `/w/${i}`, raw_query: "", header: {}, body: new Uint8Array() },
-          options: { notBeforeMs: Date.now(), deduplicationId: null, maxAttempts: null, timeout: null, callback: null },
+          options: { notBeforeMs: Date.now(), deduplicationId: null, maxAttempts: null, timeout: null, callback: null, failFast: false },
         }),
       ),
     );
