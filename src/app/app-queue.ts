@@ -14,20 +14,21 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { AppKeys, type CreatedKey, type KeyView } from "./app-keys";
-import { BULK_BATCH, parsePurge, parseRedrive, type BulkJob } from "./bulk";
-import { applyPatch, normalizeConfig, type AppConfig, type ConfigRules, type RetryPolicy } from "./config";
-import { Dispatcher, LEASE_GRACE_MS, REDISPATCH_AFTER_MS } from "./dispatcher";
+import { parsePurge, parseRedrive, pendingJobs, runJob } from "./bulk";
+import { applyPatch, normalizeConfig, type AppConfig, type ConfigRules } from "./config";
+import { Dispatcher, REDISPATCH_AFTER_MS } from "./dispatcher";
 import { GroupCommit } from "./group-commit";
+import { beginNotification, finishNotification } from "./notifications";
 import { checkAt } from "./heartbeat";
 import { StateMachine } from "./state-machine";
 import { AppStats } from "./stats";
 import { Subscribers } from "./subscribers";
-import { TaskStore, toRecord, type NotificationKind, type NotificationRow, type ReadMeter } from "./task-store";
+import { TaskStore, toRecord, type NotificationKind, type ReadMeter } from "./task-store";
 import { GatewayError, errorBody, fail, ok, type Outcome } from "../http/errors";
 import type { Permission } from "../auth/access-keys";
 import { ADMIN, type Caller, type Principal } from "../auth/authenticate";
 import { masterSecret } from "../auth/key-vault";
-import { jitteredBackoffSeconds, retryLifetimeSeconds } from "../delivery/backoff";
+import { retryLifetimeSeconds } from "../delivery/backoff";
 import { newTaskId } from "../shared/task-id";
 import type { SubmitOptions } from "../submit/options";
 import type { AttemptResult, BeginResult, FinishResult, NotificationDelivery, RecordedRequest, TaskRecord, TaskState } from "../shared/types";
@@ -35,9 +36,7 @@ import type { AttemptResult, BeginResult, FinishResult, NotificationDelivery, Re
 export { DISPATCH_WINDOW, LEASE_GRACE_MS, REDISPATCH_AFTER_MS } from "./dispatcher";
 export { ROW_BUDGET_BYTES, responseBodyRoom } from "./state-machine";
 
-/** Notifications (callbacks and the app's notify url): how long one POST may take, and its retries. */
-export const NOTIFY_TIMEOUT_MS = 30_000;
-export const NOTIFY_RETRY: RetryPolicy = { max_attempts: 10, min_backoff: 1, max_backoff: 600, max_doublings: 10, max_retry_duration: 0 };
+export { NOTIFY_RETRY, NOTIFY_TIMEOUT_MS } from "./notifications";
 
 /** Tasks expired, and finished tasks deleted, per alarm at most. */
 export const RETENTION_BATCH = 500;
@@ -512,7 +511,7 @@ export class AppQueue extends DurableObject<Env> {
     }
     const matched = this.#store.countFailedMatching(parsed.criteria);
     if (parsed.dryRun || matched === 0) return ok({ matched, retried: 0, remaining: parsed.dryRun ? matched : 0 });
-    const retried = this.#runJob({ kind: "redrive", redrive: parsed.criteria, untilMs: parsed.criteria.untilMs, cursor: "" });
+    const retried = runJob(this.#store, this.#config!, { kind: "redrive", redrive: parsed.criteria, untilMs: parsed.criteria.untilMs, cursor: "" });
     await this.#afterWrites();
     return ok({ matched, retried, remaining: Math.max(0, matched - retried) });
   }
@@ -529,34 +528,11 @@ export class AppQueue extends DurableObject<Env> {
       throw error;
     }
     const waiting = this.#store.counts()["waiting"] ?? 0;
-    const deleted = this.#runJob({ kind: "purge", untilMs: Date.now() + 1, cursor: "" });
+    const deleted = runJob(this.#store, this.#config!, { kind: "purge", untilMs: Date.now() + 1, cursor: "" });
     await this.#afterWrites();
     return ok({ deleted, remaining: Math.max(0, waiting - deleted) });
   }
 
-  /** Runs one batch of `job`; keeps the job for the alarm while more may remain. Answers how many tasks it touched. */
-  #runJob(job: BulkJob): number {
-    const config = this.#config!;
-    const now = Date.now();
-    let touched: string[];
-    if (job.kind === "redrive") {
-      const budget = config.retry.max_attempts;
-      const batch = this.#store.failedMatching(job.redrive!, job.cursor, BULK_BATCH);
-      for (const task of batch) this.#store.resetForRetry(task.id, now, budget === -1 ? -1 : task.attempts + budget);
-      touched = batch.map((task) => task.id);
-    } else {
-      touched = this.#store.deleteWaiting(job.untilMs, job.cursor, BULK_BATCH);
-    }
-    const same = (other: BulkJob) => other.kind === job.kind && other.cursor === job.cursor && other.untilMs === job.untilMs;
-    const jobs = this.#jobs().filter((other) => !same(other));
-    if (touched.length === BULK_BATCH) jobs.push({ ...job, cursor: touched[touched.length - 1]! });
-    this.#store.setMeta("jobs", JSON.stringify(jobs));
-    return touched.length;
-  }
-
-  #jobs(): BulkJob[] {
-    return JSON.parse(this.#store.getMeta("jobs") ?? "[]") as BulkJob[];
-  }
 
   // ---- live results: WebSocket subscribers ---------------------------------------
 
@@ -668,7 +644,7 @@ export class AppQueue extends DurableObject<Env> {
       if (this.#retentionDueAt !== undefined && this.#retentionDueAt !== null && this.#retentionDueAt <= now) this.#retentionDueAt = undefined;
       for (const task of this.#store.expiredLeases(now)) this.#machine.attemptLost(task, now);
       // One batch of each bulk job (redrive, purge); what remains waits for the next alarm.
-      for (const job of this.#jobs()) this.#runJob(job);
+      for (const job of pendingJobs(this.#store)) runJob(this.#store, config, job);
       this.#saveStats(true);
       this.#dispatcher.forgetLost(now);
       await this.#sendCommitted();
@@ -684,40 +660,17 @@ export class AppQueue extends DurableObject<Env> {
 
   /** Starts one POST of a finished task's record; null when there is nothing (more) to send or it is not due. */
   async beginNotification(taskId: string, kind: NotificationKind): Promise<NotificationDelivery | null> {
-    const config = this.#config;
-    const identity = this.#identity;
-    const row = config ? this.#store.getNotification(taskId, kind) : null;
-    const task = row ? this.#store.get(taskId) : null;
-    if (!config || !identity || !row || !task) return null;
-    const now = Date.now();
-    if (row.eta_ms > now) return null;
-    const attempt = row.attempts + 1;
-    this.#store.startNotification(taskId, kind, attempt, now + NOTIFY_TIMEOUT_MS + LEASE_GRACE_MS);
-    await this.#ensureAlarm(now + NOTIFY_TIMEOUT_MS + LEASE_GRACE_MS);
-    return {
-      app: config.name,
-      taskId,
-      kind,
-      url: row.url,
-      attempt,
-      body: JSON.stringify(toRecord(task, config.name)),
-      signingSecret: identity.signingSecret,
-    };
+    if (!this.#config || !this.#identity) return null;
+    const begun = beginNotification(this.#store, this.#config, this.#identity.signingSecret, taskId, kind, Date.now());
+    if (!begun) return null;
+    await this.#ensureAlarm(begun.leaseUntilMs);
+    return begun.delivery;
   }
 
   /** Ends a notification attempt: delivered, or retried with backoff until NOTIFY_RETRY is spent. */
   async finishNotification(taskId: string, kind: NotificationKind, attempt: number, delivered: boolean, detail: string): Promise<void> {
-    const row: NotificationRow | null = this.#config ? this.#store.getNotification(taskId, kind) : null;
-    if (!row || row.attempts !== attempt) return;
-    const now = Date.now();
-    if (delivered) {
-      this.#store.deleteNotification(taskId, kind);
-    } else if (attempt >= NOTIFY_RETRY.max_attempts) {
-      console.error(`AppQueue:finishNotification: giving up ${kind} of ${taskId} to ${new URL(row.url).host} after ${attempt} attempts: ${detail}`);
-      this.#store.deleteNotification(taskId, kind);
-    } else {
-      this.#store.rescheduleNotification(taskId, kind, now + Math.round(jitteredBackoffSeconds(NOTIFY_RETRY, attempt) * 1000));
-    }
+    if (!this.#config) return;
+    finishNotification(this.#store, taskId, kind, attempt, delivered, detail, Date.now());
     await this.#scheduleNext();
   }
 
@@ -734,7 +687,7 @@ export class AppQueue extends DurableObject<Env> {
     const notifications = dispatch.notBefore(this.#store.nextNotificationWakeMs(REDISPATCH_AFTER_MS));
     if (this.#subscriberCheckAt === undefined) this.#subscriberCheckAt = this.#subscribers.reap(Date.now());
     if (this.#retentionDueAt === undefined) this.#retentionDueAt = this.#store.unfinishedRetentionDueMs(config.retention * 1000);
-    const jobs = this.#jobs().length > 0 ? now : null;
+    const jobs = pendingJobs(this.#store).length > 0 ? now : null;
     const candidates = [tasks, notifications, this.#subscriberCheckAt, this.#retentionDueAt, jobs].filter((at): at is number => at !== null);
     const next = candidates.length ? Math.min(...candidates) : null;
     if (next === null) {

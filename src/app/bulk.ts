@@ -4,6 +4,8 @@
  * first batch runs in the request; the alarm runs the rest, one batch per alarm, so any
  * backlog size works and no single turn of the object does unbounded work.
  */
+import type { AppConfig } from "./config";
+import type { TaskStore } from "./task-store";
 import { badRequest } from "../http/errors";
 
 /** Tasks touched per batch. */
@@ -59,4 +61,32 @@ export function parsePurge(input: unknown): void {
   if (!isRecord(input) || input["state"] !== 0 || Object.keys(input).some((key) => key !== "state")) {
     throw badRequest("invalid_state", 'purge drops waiting tasks: the body is {"state": 0}');
   }
+}
+
+/** The jobs still to run, kept in the object's SQLite so a restart carries them on. */
+export function pendingJobs(store: TaskStore): BulkJob[] {
+  return JSON.parse(store.getMeta("jobs") ?? "[]") as BulkJob[];
+}
+
+/**
+ * Runs one batch of `job` (synchronous SQLite work) and keeps it for the alarm while more may
+ * remain. Answers how many tasks it touched.
+ */
+export function runJob(store: TaskStore, config: AppConfig, job: BulkJob): number {
+  const now = Date.now();
+  let touched: string[];
+  if (job.kind === "redrive") {
+    // A fresh budget of the app's max_attempts on top of the attempts already made.
+    const budget = config.retry.max_attempts;
+    const batch = store.failedMatching(job.redrive!, job.cursor, BULK_BATCH);
+    for (const task of batch) store.resetForRetry(task.id, now, budget === -1 ? -1 : task.attempts + budget);
+    touched = batch.map((task) => task.id);
+  } else {
+    touched = store.deleteWaiting(job.untilMs, job.cursor, BULK_BATCH);
+  }
+  const same = (other: BulkJob) => other.kind === job.kind && other.cursor === job.cursor && other.untilMs === job.untilMs;
+  const jobs = pendingJobs(store).filter((other) => !same(other));
+  if (touched.length === BULK_BATCH) jobs.push({ ...job, cursor: touched[touched.length - 1]! });
+  store.setMeta("jobs", JSON.stringify(jobs));
+  return touched.length;
 }
