@@ -88,10 +88,11 @@ describe("circuit breaker", () => {
     expect(afterAttempt(probing.circuit, breaker, "success", "", 10_100)).toEqual(CLOSED);
     expect(afterAttempt(probing.circuit, breaker, "failure", "HTTP 500", 10_100)).toMatchObject({ state: "open", untilMs: 20_100 });
   });
-  it("never opens with a threshold of 0", () => {
+  it("never opens with a threshold of 0, and then counts nothing", () => {
     let circuit = CLOSED;
     for (let i = 0; i < 100; i++) circuit = afterAttempt(circuit, { failure_threshold: 0, cool_down: 1 }, "failure", "x", i);
     expect(circuit.state).toBe("closed");
+    expect(circuit).toBe(CLOSED);
   });
   it.each([
     [{ status: 200 }, "success"],
