@@ -24,7 +24,7 @@ import { StateMachine } from "./state-machine";
 import { AppStats } from "./stats";
 import { Subscribers } from "./subscribers";
 import { TaskStore, toRecord, type NotificationKind, type ReadMeter } from "./task-store";
-import { GatewayError, errorBody, fail, ok, type Outcome } from "../http/errors";
+import { errorBody, fail, ok, outcomeOf, type Outcome } from "../http/errors";
 import type { Permission } from "../auth/access-keys";
 import { ADMIN, type Caller, type Principal } from "../auth/authenticate";
 import { masterSecret } from "../auth/key-vault";
@@ -98,6 +98,8 @@ export class AppQueue extends DurableObject<Env> {
   #retentionDueAt: number | null | undefined = undefined;
   /** When subscriber heartbeats must next be checked; undefined = not known since wake-up. */
   #subscriberCheckAt: number | null | undefined = undefined;
+  /** Whether a bulk job waits for the alarm; undefined = look it up (after a job ran, on wake-up). */
+  #jobsPending: boolean | undefined = undefined;
   /** Delivery statistics; read from SQLite when first needed. */
   #stats: AppStats | undefined = undefined;
 
@@ -214,13 +216,9 @@ export class AppQueue extends DurableObject<Env> {
     if (!auth.ok) return auth;
     const current = this.#config;
     if (!current) return fail(404, "app_not_found", "no such app");
-    let next: AppConfig;
-    try {
-      next = applyPatch(current, patch, rules);
-    } catch (error) {
-      if (error instanceof GatewayError) return fail(error.status, error.code, error.message);
-      throw error;
-    }
+    const patched = outcomeOf(() => applyPatch(current, patch, rules));
+    if (!patched.ok) return patched;
+    const next = patched.value;
     this.#store.setMeta("config", JSON.stringify(next));
     this.#config = next;
     if (current.state !== next.state) {
@@ -263,6 +261,7 @@ export class AppQueue extends DurableObject<Env> {
     this.#keys = new AppKeys(this.ctx.storage.sql, masterSecret(this.env));
     this.#dispatcher.reset();
     this.#stats = undefined;
+    this.#jobsPending = undefined;
     this.#store.setMeta("seq", String(seq));
     return ok(null);
   }
@@ -483,9 +482,7 @@ export class AppQueue extends DurableObject<Env> {
     const task = this.#config ? this.#store.get(taskId) : null;
     if (!task) return fail(404, "task_not_found", "no such task");
     if (task.state !== 11) return fail(409, "task_not_failed", "only a failed task can be retried");
-    // A fresh budget of the app's max_attempts on top of the attempts already made.
-    const budget = this.#config!.retry.max_attempts;
-    this.#store.resetForRetry(taskId, Date.now(), budget === -1 ? -1 : task.attempts + budget);
+    this.#store.resetForRetry(taskId, Date.now(), this.#config!.retry.max_attempts);
     await this.#dispatcher.flushOutbox(this.#config!);
     await this.#scheduleNext();
     return ok(toRecord(this.#store.get(taskId)!, this.#config!.name));
@@ -502,16 +499,13 @@ export class AppQueue extends DurableObject<Env> {
     const auth = await this.#authorize(caller, "manage");
     if (!auth.ok) return auth;
     if (!this.#config) return fail(404, "app_not_found", "no such app");
-    let parsed;
-    try {
-      parsed = parseRedrive(input, Date.now());
-    } catch (error) {
-      if (error instanceof GatewayError) return fail(error.status, error.code, error.message);
-      throw error;
-    }
+    const request = outcomeOf(() => parseRedrive(input, Date.now()));
+    if (!request.ok) return request;
+    const parsed = request.value;
     const matched = this.#store.countFailedMatching(parsed.criteria);
     if (parsed.dryRun || matched === 0) return ok({ matched, retried: 0, remaining: parsed.dryRun ? matched : 0 });
     const retried = runJob(this.#store, this.#config!, { kind: "redrive", redrive: parsed.criteria, untilMs: parsed.criteria.untilMs, cursor: "" });
+    this.#jobsPending = undefined;
     await this.#afterWrites();
     return ok({ matched, retried, remaining: Math.max(0, matched - retried) });
   }
@@ -521,18 +515,14 @@ export class AppQueue extends DurableObject<Env> {
     const auth = await this.#authorize(caller, "manage");
     if (!auth.ok) return auth;
     if (!this.#config) return fail(404, "app_not_found", "no such app");
-    try {
-      parsePurge(input);
-    } catch (error) {
-      if (error instanceof GatewayError) return fail(error.status, error.code, error.message);
-      throw error;
-    }
+    const request = outcomeOf(() => parsePurge(input));
+    if (!request.ok) return request;
     const waiting = this.#store.counts()["waiting"] ?? 0;
     const deleted = runJob(this.#store, this.#config!, { kind: "purge", untilMs: Date.now() + 1, cursor: "" });
+    this.#jobsPending = undefined;
     await this.#afterWrites();
     return ok({ deleted, remaining: Math.max(0, waiting - deleted) });
   }
-
 
   // ---- live results: WebSocket subscribers ---------------------------------------
 
@@ -645,6 +635,7 @@ export class AppQueue extends DurableObject<Env> {
       for (const task of this.#store.expiredLeases(now)) this.#machine.attemptLost(task, now);
       // One batch of each bulk job (redrive, purge); what remains waits for the next alarm.
       for (const job of pendingJobs(this.#store)) runJob(this.#store, config, job);
+      this.#jobsPending = undefined;
       this.#saveStats(true);
       this.#dispatcher.forgetLost(now);
       await this.#sendCommitted();
@@ -687,7 +678,9 @@ export class AppQueue extends DurableObject<Env> {
     const notifications = dispatch.notBefore(this.#store.nextNotificationWakeMs(REDISPATCH_AFTER_MS));
     if (this.#subscriberCheckAt === undefined) this.#subscriberCheckAt = this.#subscribers.reap(Date.now());
     if (this.#retentionDueAt === undefined) this.#retentionDueAt = this.#store.unfinishedRetentionDueMs(config.retention * 1000);
-    const jobs = pendingJobs(this.#store).length > 0 ? now : null;
+    // Read once, not after every commit: only a job run changes it.
+    this.#jobsPending ??= pendingJobs(this.#store).length > 0;
+    const jobs = this.#jobsPending ? now : null;
     const candidates = [tasks, notifications, this.#subscriberCheckAt, this.#retentionDueAt, jobs].filter((at): at is number => at !== null);
     const next = candidates.length ? Math.min(...candidates) : null;
     if (next === null) {

@@ -76,11 +76,8 @@ export function runJob(store: TaskStore, config: AppConfig, job: BulkJob): numbe
   const now = Date.now();
   let touched: string[];
   if (job.kind === "redrive") {
-    // A fresh budget of the app's max_attempts on top of the attempts already made.
-    const budget = config.retry.max_attempts;
-    const batch = store.failedMatching(job.redrive!, job.cursor, BULK_BATCH);
-    for (const task of batch) store.resetForRetry(task.id, now, budget === -1 ? -1 : task.attempts + budget);
-    touched = batch.map((task) => task.id);
+    touched = store.failedMatching(job.redrive!, job.cursor, BULK_BATCH);
+    for (const id of touched) store.resetForRetry(id, now, config.retry.max_attempts);
   } else {
     touched = store.deleteWaiting(job.untilMs, job.cursor, BULK_BATCH);
   }

@@ -45,12 +45,12 @@ export class Dispatcher {
    * shrugs off (a duplicate never runs a task twice).
    */
   readonly #claims = new Map<string, number>();
-  /** Until when the origin asked for no attempts (Retry-After), kept in SQLite; undefined = not read yet. */
-  #holdUntil: number | undefined = undefined;
-  /** The rate limit's token bucket, kept in SQLite; undefined = not read yet, null = none yet. */
-  #bucket: Bucket | null | undefined = undefined;
-  /** The circuit breaker, kept in SQLite; undefined = not read yet. */
-  #circuit: Circuit | undefined = undefined;
+  /** Until when the origin asked for no attempts (Retry-After). */
+  readonly #holdUntil: StoredValue<number>;
+  /** The rate limit's token bucket (null: none taken yet). */
+  readonly #bucket: StoredValue<Bucket | null>;
+  /** The circuit breaker. */
+  readonly #circuit: StoredValue<Circuit>;
 
   /**
    * @param store the app's task store (replaced when the app is deleted)
@@ -61,6 +61,9 @@ export class Dispatcher {
     this.#store = store;
     this.#queue = queue;
     this.#wakeBy = wakeBy;
+    this.#holdUntil = new StoredValue(store, "hold_until", 0);
+    this.#bucket = new StoredValue<Bucket | null>(store, "rate_bucket", null);
+    this.#circuit = new StoredValue(store, "circuit", CLOSED);
   }
 
   // ---- inside a group commit -----------------------------------------------------------
@@ -150,22 +153,17 @@ export class Dispatcher {
    * (the whole origin is busy, not one task). Kept in SQLite, so it holds across restarts.
    */
   hold(untilMs: number): void {
-    if (untilMs <= this.heldUntil()) return;
-    this.#holdUntil = untilMs;
-    this.#store().setMeta("hold_until", String(untilMs));
+    if (untilMs > this.heldUntil()) this.#holdUntil.set(untilMs);
   }
 
   /** Until when the app's deliveries are held (0 or a past time: not held). */
   heldUntil(): number {
-    this.#holdUntil ??= Number(this.#store().getMeta("hold_until") ?? "0");
-    return this.#holdUntil;
+    return this.#holdUntil.get();
   }
 
   /** The app was deleted: what was remembered of it goes too. */
   reset(): void {
-    this.#holdUntil = undefined;
-    this.#bucket = undefined;
-    this.#circuit = undefined;
+    for (const value of [this.#holdUntil, this.#bucket, this.#circuit]) value.forget();
     this.#claims.clear();
   }
 
@@ -185,11 +183,11 @@ export class Dispatcher {
     const gate = admitThrough(circuit, taskId, now);
     if (!gate.admitted) return false;
     if (limits.max_dispatches_per_second !== null) {
-      const bucket = refill(this.#readBucket(), limits, now);
+      const bucket = refill(this.#bucket.get(), limits, now);
       if (bucket.tokens < 1) return false;
-      this.#saveBucket({ tokens: bucket.tokens - 1, atMs: now });
+      this.#bucket.set({ tokens: bucket.tokens - 1, atMs: now });
     }
-    if (gate.circuit !== circuit) this.#saveCircuit(gate.circuit);
+    if (gate.circuit !== circuit) this.#circuit.set(gate.circuit);
     return true;
   }
 
@@ -197,12 +195,11 @@ export class Dispatcher {
   attemptEnded(config: AppConfig, signal: AttemptSignal, detail: string, now: number): void {
     const circuit = this.circuit();
     const next = afterAttempt(circuit, config.circuit_breaker, signal, detail, now);
-    if (next !== circuit) this.#saveCircuit(next);
+    if (next !== circuit) this.#circuit.set(next);
   }
 
   circuit(): Circuit {
-    this.#circuit ??= JSON.parse(this.#store().getMeta("circuit") ?? "null") ?? CLOSED;
-    return this.#circuit!;
+    return this.#circuit.get();
   }
 
   /** The app's delivery state for its record and stats. */
@@ -233,7 +230,7 @@ export class Dispatcher {
       room = Math.min(room, limits.max_concurrent_dispatches - this.#store().runningCount() - inFlight);
     }
     if (limits.max_dispatches_per_second !== null) {
-      room = Math.min(room, Math.floor(refill(this.#readBucket(), limits, now).tokens) - inFlight);
+      room = Math.min(room, Math.floor(refill(this.#bucket.get(), limits, now).tokens) - inFlight);
     }
     const circuit = circuitRoom(this.circuit(), now);
     if (circuit !== null) room = Math.min(room, circuit - inFlight);
@@ -251,7 +248,7 @@ export class Dispatcher {
     const limits = config.rate_limits;
     if (limits.max_dispatches_per_second !== null) {
       const inFlight = this.#store().inFlight();
-      at = Math.max(at, tokensAt(refill(this.#readBucket(), limits, now), limits, inFlight + 1));
+      at = Math.max(at, tokensAt(refill(this.#bucket.get(), limits, now), limits, inFlight + 1));
     }
     return at;
   }
@@ -260,21 +257,6 @@ export class Dispatcher {
   blockedByConcurrency(config: AppConfig): boolean {
     const max = config.rate_limits.max_concurrent_dispatches;
     return max !== null && this.#store().runningCount() + this.#store().inFlight() >= max;
-  }
-
-  #readBucket(): Bucket | null {
-    if (this.#bucket === undefined) this.#bucket = JSON.parse(this.#store().getMeta("rate_bucket") ?? "null") as Bucket | null;
-    return this.#bucket;
-  }
-
-  #saveBucket(bucket: Bucket): void {
-    this.#bucket = bucket;
-    this.#store().setMeta("rate_bucket", JSON.stringify(bucket));
-  }
-
-  #saveCircuit(circuit: Circuit): void {
-    this.#circuit = circuit;
-    this.#store().setMeta("circuit", JSON.stringify(circuit));
   }
 
   windowFull(): boolean {
@@ -308,5 +290,40 @@ export class Dispatcher {
     }
     this.#sendFailures = 0;
     this.#sendRetryAt = 0;
+  }
+}
+
+/**
+ * A value of the app's kept in its object's SQLite (the meta table, as JSON) so it holds
+ * across restarts, and in memory so the hot path reads it once per wake-up.
+ */
+class StoredValue<T> {
+  readonly #store: () => TaskStore;
+  readonly #key: string;
+  readonly #fallback: T;
+  #value: { current: T } | null = null;
+
+  constructor(store: () => TaskStore, key: string, fallback: T) {
+    this.#store = store;
+    this.#key = key;
+    this.#fallback = fallback;
+  }
+
+  get(): T {
+    if (this.#value === null) {
+      const stored = this.#store().getMeta(this.#key);
+      this.#value = { current: stored === null ? this.#fallback : (JSON.parse(stored) as T) };
+    }
+    return this.#value.current;
+  }
+
+  set(value: T): void {
+    this.#value = { current: value };
+    this.#store().setMeta(this.#key, JSON.stringify(value));
+  }
+
+  /** The app was deleted: read afresh next time. */
+  forget(): void {
+    this.#value = null;
   }
 }

@@ -170,6 +170,17 @@ const createdMsOf = (id: string) => Number.parseInt(id.slice(0, 12), 16);
 const idPrefixOf = (ms: number) => ms.toString(16).padStart(12, "0");
 const maxString = (a: string, b: string) => (a > b ? a : b);
 
+/**
+ * A redrive's tasks: failed, created in [since, until), with the given last status, after a
+ * cursor (a range of the (state, id) index; a 12-digit time prefix sorts before its ids).
+ */
+const FAILED_MATCHING = "state = 11 AND id > ?1 AND id < ?2 AND (?3 IS NULL OR response_status = ?3)";
+const failedMatchingBindings = (criteria: RedriveCriteria, cursor: string): SqlStorageValue[] => [
+  criteria.sinceMs === null ? cursor : maxString(cursor, idPrefixOf(criteria.sinceMs)),
+  idPrefixOf(criteria.untilMs),
+  criteria.statusCode,
+];
+
 export class TaskStore {
   readonly #sql: SqlStorage;
 
@@ -309,15 +320,15 @@ export class TaskStore {
   }
 
   /**
-   * 11 → 0 with a fresh attempt budget (`POST /v1/task/<id>/retry`): `maxAttempts` counts the
-   * attempts already made, so attempt numbers only ever grow (a stale `finish` of an attempt
-   * before the retry can never match a new one). The task is no longer a result: no seq.
+   * 11 → 0 with a fresh budget of `budget` attempts (the app's max_attempts; -1 unlimited) on
+   * top of those already made (retry, redrive): attempt numbers only ever grow, so a stale
+   * `finish` of an attempt before the retry can never match a new one. No longer a result: no seq.
    */
-  resetForRetry(id: string, nowMs: number, maxAttempts: number): void {
+  resetForRetry(id: string, nowMs: number, budget: number): void {
     this.#sql.exec(
-      `UPDATE tasks SET state = 0, max_attempts = ?, first_attempt_ms = NULL, eta_ms = ?, dispatched_ms = NULL,
-         finished_ms = NULL, error = NULL, retry_reason = NULL, seq = NULL WHERE id = ?`,
-      maxAttempts,
+      `UPDATE tasks SET state = 0, max_attempts = CASE WHEN ?1 = -1 THEN -1 ELSE attempts + ?1 END, first_attempt_ms = NULL,
+         eta_ms = ?2, dispatched_ms = NULL, finished_ms = NULL, error = NULL, retry_reason = NULL, seq = NULL WHERE id = ?3`,
+      budget,
       nowMs,
       id,
     );
@@ -376,30 +387,16 @@ export class TaskStore {
 
   // ---- bulk operations (app/bulk.ts): ranges of the (state, id) index ----
 
-  /** Failed tasks matching a redrive, after `cursor` in id order (at most `limit`; all when counting). */
-  failedMatching(criteria: RedriveCriteria, cursor: string, limit: number): { id: string; attempts: number }[] {
-    const lower = criteria.sinceMs === null ? cursor : maxString(cursor, idPrefixOf(criteria.sinceMs));
+  /** Up to `limit` failed tasks matching a redrive, after `cursor` in id order. */
+  failedMatching(criteria: RedriveCriteria, cursor: string, limit: number): string[] {
     return this.#sql
-      .exec<{ id: string; attempts: number }>(
-        `SELECT id, attempts FROM tasks WHERE state = 11 AND id > ? AND id < ? AND (?3 IS NULL OR response_status = ?3) ORDER BY id LIMIT ?`,
-        lower,
-        idPrefixOf(criteria.untilMs),
-        criteria.statusCode,
-        limit,
-      )
-      .toArray();
+      .exec<{ id: string }>(`SELECT id FROM tasks WHERE ${FAILED_MATCHING} ORDER BY id LIMIT ?4`, ...failedMatchingBindings(criteria, cursor), limit)
+      .toArray()
+      .map((row) => row.id);
   }
 
   countFailedMatching(criteria: RedriveCriteria): number {
-    const lower = criteria.sinceMs === null ? "" : idPrefixOf(criteria.sinceMs);
-    return this.#sql
-      .exec<{ n: number }>(
-        "SELECT COUNT(*) AS n FROM tasks WHERE state = 11 AND id >= ? AND id < ? AND (?3 IS NULL OR response_status = ?3)",
-        lower,
-        idPrefixOf(criteria.untilMs),
-        criteria.statusCode,
-      )
-      .one().n;
+    return this.#sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM tasks WHERE ${FAILED_MATCHING}`, ...failedMatchingBindings(criteria, "")).one().n;
   }
 
   /** Deletes up to `limit` waiting tasks created before `untilMs`, after `cursor`; answers the ids. */
@@ -415,9 +412,15 @@ export class TaskStore {
       .map((row) => row.id);
   }
 
-  /** When the oldest waiting task was submitted (one seek on (state, id)); null when none waits. */
+  /** When the oldest waiting task was submitted; null when none waits. */
   oldestWaitingCreatedMs(): number | null {
-    const row = this.#sql.exec<{ id: string | null }>("SELECT MIN(id) AS id FROM tasks WHERE state = 0").one();
+    return this.#oldestCreatedMs([0]);
+  }
+
+  /** When the oldest task in one of `states` was submitted: one seek on (state, id) per state. */
+  #oldestCreatedMs(states: TaskState[]): number | null {
+    const seeks = states.map(() => "SELECT MIN(id) AS id FROM tasks WHERE state = ?").join(" UNION ALL ");
+    const row = this.#sql.exec<{ id: string | null }>(`SELECT MIN(id) AS id FROM (${seeks})`, ...states).one();
     return row.id === null ? null : createdMsOf(row.id);
   }
 
@@ -504,13 +507,8 @@ export class TaskStore {
    * and after each alarm whose deadline passed.
    */
   unfinishedRetentionDueMs(retentionMs: number): number | null {
-    // Two seeks on (state, id): the oldest waiting and the oldest running task.
-    const row = this.#sql
-      .exec<{ id: string | null }>(
-        "SELECT MIN(id) AS id FROM (SELECT MIN(id) AS id FROM tasks WHERE state = 0 UNION ALL SELECT MIN(id) FROM tasks WHERE state = 1)",
-      )
-      .one();
-    return row.id ? createdMsOf(row.id) + retentionMs : null;
+    const oldest = this.#oldestCreatedMs([0, 1]);
+    return oldest === null ? null : oldest + retentionMs;
   }
 
   // ---- notifications: finished-task records POSTed to a callback or the app's notify url ----

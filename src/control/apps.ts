@@ -1,6 +1,7 @@
 /** App entries (SPEC §7): create, read, list, update, delete. */
 import type { IRequest } from "itty-router";
-import { callerFor, positiveInteger, queryParam, verifiedPrincipal, type ControlContext } from "./context";
+import { positiveInteger, queryParam, type ControlContext } from "./context";
+import { callerFor, verifiedPrincipal } from "../auth/callers";
 import { createConfig, type AppConfig } from "../app/config";
 import { authorize } from "../auth/authenticate";
 import { parseJson } from "../http/body";

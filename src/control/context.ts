@@ -1,9 +1,7 @@
 /** What every control-API handler receives besides the request, and how it checks the caller. */
-import type { Permission } from "../auth/access-keys";
-import { ADMIN, forbidden, type Caller, type Principal } from "../auth/authenticate";
+import type { Caller } from "../auth/authenticate";
 import type { ConfigRules } from "../app/config";
-import { GatewayError, unwrap } from "../http/errors";
-import { appQueue } from "../shared/stubs";
+import { GatewayError } from "../http/errors";
 
 export interface ControlContext {
   env: Env;
@@ -14,30 +12,6 @@ export interface ControlContext {
   body: Uint8Array;
   /** How configs and URLs in this request are checked. */
   rules: ConfigRules;
-}
-
-/**
- * The caller to hand to `app`'s object, which verifies a key of its own and checks
- * `permission` inside the RPC the request makes anyway. A key of another app is verified
- * by its own app's object (so a forged key is 401, never 403) and then refused:
- * 403, or whatever `refusal` says (404 for task ids: no existence oracle).
- */
-export async function callerFor(
-  context: ControlContext,
-  app: string,
-  permission: Permission,
-  refusal: () => GatewayError = () => forbidden(permission, app),
-): Promise<Caller> {
-  const { caller } = context;
-  if (caller.kind === "admin" || caller.app === app) return caller;
-  await verifiedPrincipal(context);
-  throw refusal();
-}
-
-/** The caller, verified: one RPC to the key's app object for an app key. */
-export async function verifiedPrincipal({ caller, env, body }: ControlContext): Promise<Principal> {
-  if (caller.kind === "admin") return ADMIN;
-  return unwrap(await appQueue(env, caller.app).identify(caller, body));
 }
 
 /** A single query parameter; itty-router gives arrays for repeated ones. */

@@ -1,7 +1,8 @@
 /** An app's access keys (SPEC §7): create (the secret shown once), list, revoke. */
 import type { IRequest } from "itty-router";
 import { appName } from "./apps";
-import { callerFor, type ControlContext } from "./context";
+import { type ControlContext } from "./context";
+import { callerFor } from "../auth/callers";
 import { parsePermissions } from "../auth/access-keys";
 import { parseJson } from "../http/body";
 import { badRequest, jsonResponse, notFound, unwrap } from "../http/errors";

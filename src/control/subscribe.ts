@@ -5,7 +5,8 @@
  * socket with the Hibernation API.
  */
 import type { IRequest } from "itty-router";
-import { queryParam, verifiedPrincipal, type ControlContext } from "./context";
+import { queryParam, type ControlContext } from "./context";
+import { verifiedPrincipal } from "../auth/callers";
 import { authorize } from "../auth/authenticate";
 import { GatewayError, badRequest } from "../http/errors";
 import { APP_NAME } from "../hosts";

@@ -1,6 +1,7 @@
 /** Task records (SPEC §4): read, list, cancel, retry. */
 import type { IRequest } from "itty-router";
-import { callerFor, positiveInteger, queryParam, type ControlContext } from "./context";
+import { positiveInteger, queryParam, type ControlContext } from "./context";
+import { callerFor } from "../auth/callers";
 import type { Permission } from "../auth/access-keys";
 import type { Caller } from "../auth/authenticate";
 import { badRequest, jsonResponse, notFound, unwrap } from "../http/errors";

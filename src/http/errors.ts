@@ -40,6 +40,19 @@ export function unwrap<T>(outcome: Outcome<T>): T {
   throw new GatewayError(status, code, message);
 }
 
+/**
+ * Runs `check` (validation that throws {@link GatewayError}) and answers its value or its error
+ * as an {@link Outcome}: the inverse of {@link unwrap}, for Durable Object RPC methods.
+ */
+export function outcomeOf<T>(check: () => T): Outcome<T> {
+  try {
+    return ok(check());
+  } catch (error) {
+    if (error instanceof GatewayError) return fail(error.status, error.code, error.message);
+    throw error;
+  }
+}
+
 export const badRequest = (code: string, message: string) => new GatewayError(400, code, message);
 export const notFound = (code: string, message: string) => new GatewayError(404, code, message);
 

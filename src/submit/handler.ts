@@ -5,7 +5,8 @@
 import { parseSubmitOptions } from "./options";
 import { recordHeaders } from "./record";
 import { MAX_BODY_BYTES_LIMIT } from "../app/config";
-import { forbidden, identifyCaller } from "../auth/authenticate";
+import { identifyCaller } from "../auth/authenticate";
+import { callerFor } from "../auth/callers";
 import { readProof } from "../auth/credentials";
 import { parseUrlToken } from "../auth/url-token";
 import { readBody } from "../http/body";
@@ -36,12 +37,8 @@ export async function handleSubmit(request: Request, app: string, env: Env, reqI
   const now = Date.now();
   const proof = readProof(request, { urlTokenAllowed: false, requireSignedDate: env.REQUIRE_SIGNED_DATE === "true", nowMs: now });
   // The admin is verified here; a key of this app inside the submit RPC, by the object that holds it.
-  const caller = await identifyCaller(proof, body, env, true);
-  if (caller.kind === "key" && caller.app !== app) {
-    // A key of another app: verified by its own app (401 when forged), then refused.
-    unwrap(await appQueue(env, caller.app).identify(caller, body));
-    throw forbidden("submit", app);
-  }
+  // A key of another app is verified by its own app (401 when forged), then refused.
+  const caller = await callerFor({ env, caller: await identifyCaller(proof, body, env, true), body }, app, "submit");
   const url = new URL(request.url);
   const host = request.headers.get("host") ?? url.host;
   const options = parseSubmitOptions(request.headers, now, configRules(env, host));
