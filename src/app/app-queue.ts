@@ -669,13 +669,11 @@ export class AppQueue extends DurableObject<Env> {
   async #scheduleNext(): Promise<void> {
     const config = this.#config;
     if (!config) return;
-    // While a failing queue is backed off, sending waits; heartbeats and retention do not.
-    const dispatch = this.#dispatcher;
+    // While sending waits (a full window, a limit, a backoff), heartbeats and retention do not.
     const now = Date.now();
-    // A full queue window, or full concurrency, refills when attempts begin or finish: no alarm for it.
-    const blocked = dispatch.windowFull() || dispatch.blockedByConcurrency(config);
-    const tasks = this.#store.nextWakeMs(REDISPATCH_AFTER_MS, config.retention * 1000, config.state === "Paused", blocked, dispatch.sendNotBefore(config, now));
-    const notifications = dispatch.notBefore(this.#store.nextNotificationWakeMs(REDISPATCH_AFTER_MS));
+    const sending = this.#dispatcher.sendingWake(config, now);
+    const tasks = this.#store.nextWakeMs(REDISPATCH_AFTER_MS, config.retention * 1000, config.state === "Paused", sending.blocked, sending.notBefore);
+    const notifications = this.#dispatcher.notBefore(this.#store.nextNotificationWakeMs(REDISPATCH_AFTER_MS));
     if (this.#subscriberCheckAt === undefined) this.#subscriberCheckAt = this.#subscribers.reap(Date.now());
     if (this.#retentionDueAt === undefined) this.#retentionDueAt = this.#store.unfinishedRetentionDueMs(config.retention * 1000);
     // Read once, not after every commit: only a job run changes it.

@@ -143,9 +143,17 @@ export class Dispatcher {
     return at === null ? null : Math.max(at, this.#sendRetryAt);
   }
 
-  /** When task messages may be sent next: after a queue backoff, the origin's hold, the circuit's cool-down, the rate. */
-  sendNotBefore(config: AppConfig, now: number): number {
-    return Math.max(this.#sendRetryAt, this.#limitsOpenAt(config, now));
+  /**
+   * What the alarm needs to know about sending waiting tasks (the in-flight count read once):
+   * `blocked` when a full queue window or full concurrency waits for attempts to begin or
+   * finish, which send at once (no alarm for it); `notBefore` after a queue backoff, the
+   * origin's hold, the circuit's cool-down and the rate.
+   */
+  sendingWake(config: AppConfig, now: number): { blocked: boolean; notBefore: number } {
+    const inFlight = this.#store().inFlight();
+    const maxConcurrent = config.rate_limits.max_concurrent_dispatches;
+    const blocked = inFlight >= DISPATCH_WINDOW || (maxConcurrent !== null && this.#store().runningCount() + inFlight >= maxConcurrent);
+    return { blocked, notBefore: Math.max(this.#sendRetryAt, this.#limitsOpenAt(config, now, inFlight)) };
   }
 
   /**
@@ -241,26 +249,15 @@ export class Dispatcher {
    * When waiting tasks can next be sent, as far as the hold, the circuit and the rate say
    * (concurrency frees up when an attempt finishes, which sends at once: no alarm for it).
    */
-  #limitsOpenAt(config: AppConfig, now: number): number {
+  #limitsOpenAt(config: AppConfig, now: number, inFlight: number): number {
     let at = this.heldUntil();
     const circuit = this.circuit();
     if (circuit.state === "open") at = Math.max(at, circuit.untilMs);
     const limits = config.rate_limits;
     if (limits.max_dispatches_per_second !== null) {
-      const inFlight = this.#store().inFlight();
       at = Math.max(at, tokensAt(refill(this.#bucket.get(), limits, now), limits, inFlight + 1));
     }
     return at;
-  }
-
-  /** Whether the due tasks wait for an attempt to finish (concurrency), not for a time. */
-  blockedByConcurrency(config: AppConfig): boolean {
-    const max = config.rate_limits.max_concurrent_dispatches;
-    return max !== null && this.#store().runningCount() + this.#store().inFlight() >= max;
-  }
-
-  windowFull(): boolean {
-    return this.#store().inFlight() >= DISPATCH_WINDOW;
   }
 
   /**

@@ -473,7 +473,8 @@ export class TaskStore {
     redispatchAfterMs: number,
     retentionMs: number,
     paused: boolean,
-    windowFull: boolean,
+    /** Sending waits for attempts to begin or finish (a full queue window or concurrency). */
+    sendingBlocked: boolean,
     /** Sending waits until then (a held or backed-off app): applies to sending, not to leases or retention. */
     sendNotBefore = 0,
   ): number | null {
@@ -493,8 +494,8 @@ export class TaskStore {
       .one();
     const sending = (at: number | null) => (at === null ? null : Math.max(at, sendNotBefore));
     const candidates = [
-      // With the queue window full, begin refills the outbox as slots free: no alarm for it.
-      paused || windowFull ? null : sending(row.due),
+      // Blocked sending refills the outbox as attempts begin or finish: no alarm for it.
+      paused || sendingBlocked ? null : sending(row.due),
       paused || row.sent === null ? null : sending(row.sent + redispatchAfterMs),
       row.lease,
       row.finished === null ? null : row.finished + retentionMs,
