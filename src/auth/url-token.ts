@@ -33,6 +33,13 @@ export function parseUrlToken(url: string): UrlToken | null {
   return { signedRest: match[1]!, deadline: Number(match[2]), accessKey: match[3]!, sign: match[4]! };
 }
 
+/** `url` without its trailing token (`[?&]e=…&token=…`), or null when it carries none. */
+export function withoutUrlToken(url: string): string | null {
+  const token = parseUrlToken(url);
+  if (!token) return null;
+  return url.slice(0, url.indexOf("//")) + token.signedRest.replace(/[?&]e=\d{1,12}$/, "");
+}
+
 export async function verifyUrlToken(token: UrlToken, secretKey: string): Promise<boolean> {
   let valid = false;
   for (const scheme of ["http:", "https:", "ws:", "wss:"]) {

@@ -8,7 +8,7 @@ import { MAX_BODY_BYTES_LIMIT } from "../app/config";
 import { identifyCaller } from "../auth/authenticate";
 import { callerFor } from "../auth/callers";
 import { readProof } from "../auth/credentials";
-import { parseUrlToken } from "../auth/url-token";
+import { withoutUrlToken } from "../auth/url-token";
 import { readBody } from "../http/body";
 import { configRules } from "../http/context";
 import { jsonResponse, notFound, unwrap } from "../http/errors";
@@ -23,12 +23,9 @@ import type { RecordedRequest } from "../shared/types";
  */
 export function rawQueryOf(url: string): string {
   const withoutFragment = url.split("#", 1)[0]!;
-  const mark = withoutFragment.indexOf("?");
-  if (mark === -1) return "";
-  const query = withoutFragment.slice(mark);
-  if (!parseUrlToken(withoutFragment)) return query;
-  const stripped = query.replace(/[?&]e=\d{1,12}&token=[^:&]+:[A-Za-z0-9_=-]+$/, "");
-  return stripped === "" ? "" : stripped.startsWith("?") ? stripped : `?${stripped.slice(1)}`;
+  const recorded = withoutUrlToken(withoutFragment) ?? withoutFragment;
+  const mark = recorded.indexOf("?");
+  return mark === -1 ? "" : recorded.slice(mark);
 }
 
 export async function handleSubmit(request: Request, app: string, env: Env, reqId: string): Promise<Response> {
