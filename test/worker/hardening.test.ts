@@ -11,7 +11,7 @@ import { deliverTask } from "../../src/delivery/consumer";
 import { appQueue, registry } from "../../src/shared/stubs";
 import { newTaskId } from "../../src/shared/task-id";
 import type { AttemptResult, TaskRecord } from "../../src/shared/types";
-import { CONTROL, call, createApp, getTask, newTask, parkedTask, signedRequest, submit, uniqueApp, waitForState } from "./helpers";
+import { CONTROL, call, createApp, getTask, newTask, parkedTask, signedRequest, submit, submitInput, uniqueApp, waitForState } from "./helpers";
 
 const ok200: AttemptResult = { kind: "response", status: 200, header: {}, body: new TextEncoder().encode("done") };
 const err500: AttemptResult = { kind: "response", status: 500, header: {}, body: new Uint8Array() };
@@ -170,12 +170,7 @@ describe("group commit isolation", () => {
       storage.exec("CREATE TRIGGER poison BEFORE INSERT ON tasks WHEN NEW.path = '/poison' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"),
     );
     const stub = appQueue(env, app);
-    const input = (path: string) => ({
-      caller: { kind: "admin" as const },
-      reqId: path,
-      request: { method: "POST", path, raw_query: "", header: {}, body: new Uint8Array() },
-      options: { notBeforeMs: Date.now(), deduplicationId: null, maxAttempts: null, timeout: null, callback: null, failFast: false },
-    });
+    const input = (path: string) => submitInput(path);
     // Submitted in one turn: one group, one transaction.
     const [first, poisoned, last] = await Promise.all([stub.submit(input("/ok1")), stub.submit(input("/poison")), stub.submit(input("/ok2"))]);
     expect(first.ok && last.ok).toBe(true);
@@ -250,12 +245,7 @@ describe("outbox", () => {
       bindings.TASKS = { send: unavailable, sendBatch: unavailable } as unknown as Queue;
       const seen: number[] = [];
       try {
-        const submitted = await instance.submit({
-          caller: { kind: "admin" },
-          reqId: "b",
-          request: { method: "POST", path: "/b", raw_query: "", header: {}, body: new Uint8Array() },
-          options: { notBeforeMs: Date.now(), deduplicationId: null, maxAttempts: null, timeout: null, callback: null, failFast: false },
-        });
+        const submitted = await instance.submit(submitInput("/b"));
         if (!submitted.ok) throw new Error(submitted.error.message);
         seen.push(sends); // the send at submit
         for (let i = 0; i < 5; i++) await instance.alarm(); // alarms within the first backoff: no send

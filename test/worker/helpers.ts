@@ -2,7 +2,7 @@
 import { env, exports } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { vi } from "vitest";
-import type { AppQueue } from "../../src/app/app-queue";
+import type { AppQueue, SubmitInput } from "../../src/app/app-queue";
 import type { NewTask } from "../../src/app/task-store";
 import { qiniuAuthorization } from "../../src/auth/qiniu";
 import { appQueue } from "../../src/shared/stubs";
@@ -96,15 +96,20 @@ export async function received(taskId: string): Promise<ReceivedRequest[]> {
   return (await fetch(`${env.TEST_ORIGIN}/__received?task=${taskId}`)).json();
 }
 
-/** A waiting task that no queue message points at yet: the test drives begin/finish itself. */
-export async function parkedTask(app: string, path = "/parked"): Promise<string> {
-  const stub = appQueue(env, app);
-  const submitted = await stub.submit({
+/** What `AppQueue.submit` receives for an admin's empty POST to `path`, due now unless `notBeforeMs` says. */
+export function submitInput(path: string, notBeforeMs = Date.now()): SubmitInput {
+  return {
     caller: { kind: "admin" },
     reqId: "test",
     request: { method: "POST", path, raw_query: "", header: {}, body: new Uint8Array() },
-    options: { notBeforeMs: Date.now() + 30_000, deduplicationId: null, maxAttempts: null, timeout: null, callback: null, failFast: false },
-  });
+    options: { notBeforeMs, deduplicationId: null, maxAttempts: null, timeout: null, callback: null, failFast: false },
+  };
+}
+
+/** A waiting task that no queue message points at yet: the test drives begin/finish itself. */
+export async function parkedTask(app: string, path = "/parked"): Promise<string> {
+  const stub = appQueue(env, app);
+  const submitted = await stub.submit(submitInput(path, Date.now() + 30_000));
   if (!submitted.ok) throw new Error(submitted.error.message);
   await makeDue(app, submitted.value.id);
   return submitted.value.id;

@@ -14,7 +14,7 @@ import entry from "../../src/index";
 import { DISPATCH_WINDOW, type AppQueue } from "../../src/app/app-queue";
 import { appQueue } from "../../src/shared/stubs";
 import type { AttemptResult } from "../../src/shared/types";
-import { CONTROL, call, createApp, getTask, makeDue, parkedTask, received, submit, uniqueApp, waitForState } from "./helpers";
+import { CONTROL, call, createApp, getTask, makeDue, parkedTask, received, submit, submitInput, uniqueApp, waitForState } from "./helpers";
 
 /** The Worker as the runtime sees it: messages of any shape may arrive. */
 const worker = entry as ExportedHandler<Env, unknown> & { queue: NonNullable<ExportedHandler<Env, unknown>["queue"]> };
@@ -184,12 +184,7 @@ describe("outbox", () => {
       };
       bindings.TASKS = { send: unavailable, sendBatch: unavailable } as unknown as Queue;
       try {
-        const result = await instance.submit({
-          caller: { kind: "admin" },
-          reqId: "outbox",
-          request: { method: "POST", path: "/outbox", raw_query: "", header: {}, body: new Uint8Array() },
-          options: { notBeforeMs: Date.now(), deduplicationId: null, maxAttempts: null, timeout: null, callback: null, failFast: false },
-        });
+        const result = await instance.submit(submitInput("/outbox"));
         if (!result.ok) throw new Error(result.error.message);
         return result.value.id;
       } finally {
@@ -223,12 +218,7 @@ describe("dispatch window", () => {
     const backlog = DISPATCH_WINDOW + 150;
     await Promise.all(
       Array.from({ length: backlog }, (_, i) =>
-        stub.submit({
-          caller: { kind: "admin" },
-          reqId: "window",
-          request: { method: "POST", path: `/w/${i}`, raw_query: "", header: {}, body: new Uint8Array() },
-          options: { notBeforeMs: Date.now(), deduplicationId: null, maxAttempts: null, timeout: null, callback: null, failFast: false },
-        }),
+        stub.submit(submitInput(`/w/${i}`)),
       ),
     );
     expect((await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: '{"state":"Active"}' })).status).toBe(200);
