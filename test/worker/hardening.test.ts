@@ -11,9 +11,8 @@ import { deliverTask } from "../../src/delivery/consumer";
 import { appQueue, registry } from "../../src/shared/stubs";
 import { newTaskId } from "../../src/shared/task-id";
 import type { AttemptResult, TaskRecord } from "../../src/shared/types";
-import { CONTROL, call, createApp, getTask, newTask, parkedTask, signedRequest, submit, submitInput, uniqueApp, waitForState } from "./helpers";
+import { CONTROL, call, createApp, finishParked, getTask, newTask, parkedTask, signedRequest, submit, submitInput, uniqueApp, waitForState } from "./helpers";
 
-const ok200: AttemptResult = { kind: "response", status: 200, header: {}, body: new TextEncoder().encode("done") };
 const err500: AttemptResult = { kind: "response", status: 500, header: {}, body: new Uint8Array() };
 
 const sql = (app: string) => <T>(run: (sql: SqlStorage, instance: AppQueue) => T) =>
@@ -273,9 +272,7 @@ describe("smaller guarantees", () => {
     const app = uniqueApp("keep");
     await createApp(app, { retention: 60 });
     const stub = appQueue(env, app);
-    const id = await parkedTask(app);
-    await stub.begin(id);
-    await stub.finish(id, 1, ok200);
+    const id = await finishParked(app);
     await sql(app)((storage) => {
       storage.exec("INSERT INTO notifications (task_id, kind, url, eta_ms) VALUES (?, 'callback', 'http://127.0.0.1:9/cb', ?)", id, Date.now() + 3_600_000);
       storage.exec("UPDATE tasks SET finished_ms = ? WHERE id = ?", Date.now() - 120_000, id);
@@ -371,12 +368,7 @@ describe("smaller guarantees", () => {
   it("feed seqs of a re-created app continue above the old app's", async () => {
     const app = uniqueApp("seq");
     await createApp(app);
-    const stub = appQueue(env, app);
-    for (let i = 0; i < 3; i++) {
-      const id = await parkedTask(app);
-      await stub.begin(id);
-      await stub.finish(id, 1, ok200);
-    }
+    for (let i = 0; i < 3; i++) await finishParked(app);
     expect((await call(`${CONTROL}/v1/apps/${app}`, { method: "DELETE" })).status).toBe(200);
     await createApp(app);
     const id = await submit(app, "/again", { body: "{}" });

@@ -138,3 +138,13 @@ export function newTask(id: string, createdMs: number, fields: Partial<NewTask> 
     ...fields,
   };
 }
+
+/** A task finished (10) through the state machine, without the queue: a new result. */
+export async function finishParked(app: string, path = "/r"): Promise<string> {
+  const stub = appQueue(env, app);
+  const id = await parkedTask(app, path);
+  const begun = await stub.begin(id);
+  if (!begun.run) throw new Error(`begin: ${begun.reason}`);
+  await stub.finish(id, begun.delivery.attempt, { kind: "response", status: 200, header: {}, body: new Uint8Array() });
+  return id;
+}

@@ -14,7 +14,7 @@ import entry from "../../src/index";
 import { DISPATCH_WINDOW, type AppQueue } from "../../src/app/app-queue";
 import { appQueue } from "../../src/shared/stubs";
 import type { AttemptResult } from "../../src/shared/types";
-import { CONTROL, call, createApp, getTask, makeDue, parkedTask, received, submit, submitInput, uniqueApp, waitForState } from "./helpers";
+import { CONTROL, call, createApp, finishParked, getTask, makeDue, parkedTask, received, submit, submitInput, uniqueApp, waitForState } from "./helpers";
 
 /** The Worker as the runtime sees it: messages of any shape may arrive. */
 const worker = entry as ExportedHandler<Env, unknown> & { queue: NonNullable<ExportedHandler<Env, unknown>["queue"]> };
@@ -154,9 +154,7 @@ describe("retention", () => {
     const app = uniqueApp("ret");
     await createApp(app, { retention: 60 });
     const stub = appQueue(env, app);
-    const finished = await parkedTask(app);
-    await stub.begin(finished);
-    await stub.finish(finished, 1, ok200);
+    const finished = await finishParked(app);
     const submitted = await submit(app, "/far", { body: "{}", headers: { "asyncgate-delay": "30s" } });
     // As if both were 61 s old: a task id starts with its creation time, so the id ages too.
     const old = Date.now() - 61_000;

@@ -7,8 +7,8 @@ import type { AppQueue } from "../../src/app/app-queue";
 import type { SubscriberAttachment } from "../../src/app/heartbeat";
 import { signUrl } from "../../src/auth/url-token";
 import { appQueue } from "../../src/shared/stubs";
-import type { AttemptResult, TaskRecord } from "../../src/shared/types";
-import { CONTROL, createApp, parkedTask, signedRequest, submit, uniqueApp } from "./helpers";
+import type { TaskRecord } from "../../src/shared/types";
+import { CONTROL, createApp, finishParked, signedRequest, submit, uniqueApp } from "./helpers";
 
 type Result = TaskRecord & { seq: number };
 
@@ -44,18 +44,6 @@ function attach(ws: WebSocket): Subscriber {
   });
   ws.accept();
   return subscriber;
-}
-
-const ok200: AttemptResult = { kind: "response", status: 200, header: {}, body: new Uint8Array() };
-
-/** Finishes a parked task through the state machine, without the queue. */
-async function finishParked(app: string): Promise<string> {
-  const stub = appQueue(env, app);
-  const id = await parkedTask(app, "/r");
-  const begun = await stub.begin(id);
-  if (!begun.run) throw new Error(`begin: ${begun.reason}`);
-  await stub.finish(id, begun.delivery.attempt, ok200);
-  return id;
 }
 
 /** Moves every subscriber's signs of life back by `ms`, as if that much time had passed. */
