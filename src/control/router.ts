@@ -1,7 +1,7 @@
 /**
  * The control API on the control host (itty-router). Every request is signed; the body
  * is read (bounded) and the credentials read before any route runs. The admin pair is
- * verified here; an app key by its app's object (see control/context.ts).
+ * verified here; an app key by its app's object (see auth/callers.ts).
  */
 import { IttyRouter, type IRequest } from "itty-router";
 import { appStats, createApp, deleteApp, getApp, listApps, patchApp, purgeApp, redriveApp } from "./apps";
