@@ -1,9 +1,11 @@
 /**
  * asyncgate's Worker: `fetch` dispatches by host (app host → submission, any
- * other host → control API), `queue` replays tasks to origins. Wiring only.
+ * other host → control API and the seeds' front doors), `queue` replays tasks to origins. Wiring only.
  */
 import { handleControl } from "./control/router";
 import { consumeTasks } from "./delivery/consumer";
+import { handleFunctionGraph, isFunctionGraphPath } from "./front-doors/functiongraph";
+import { handleTencentCi, isTencentCiPath } from "./front-doors/tencent-ci";
 import { newReqId } from "./http/context";
 import { renderError } from "./http/errors";
 import { routeHost } from "./hosts";
@@ -18,8 +20,7 @@ export default {
     const reqId = newReqId();
     try {
       const route = routeHost(request.headers.get("host") ?? new URL(request.url).host, env.APP_HOST_SUFFIX);
-      const response =
-        route.kind === "app" ? await handleSubmit(request, route.app, env, reqId) : await handleControl(request, env, reqId);
+      const response = route.kind === "app" ? await handleSubmit(request, route.app, env, reqId) : await handleControlHost(request, env, reqId);
       if (response.webSocket) return response; // a 101's headers are the runtime's
       response.headers.set("X-Reqid", reqId);
       return response;
@@ -32,3 +33,11 @@ export default {
     await consumeTasks(batch, env);
   },
 } satisfies ExportedHandler<Env, TaskMessage>;
+
+/** The control host: the native API, and the seeds' front doors (SPEC §9) in their own dialects. */
+function handleControlHost(request: Request, env: Env, reqId: string): Promise<Response> {
+  const { pathname } = new URL(request.url);
+  if (isFunctionGraphPath(pathname)) return handleFunctionGraph(request, env, reqId);
+  if (isTencentCiPath(pathname)) return handleTencentCi(request, env, reqId);
+  return handleControl(request, env, reqId);
+}

@@ -15,7 +15,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { AppKeys, type CreatedKey, type KeyView } from "./app-keys";
 import { parsePurge, parseRedrive, pendingJobs, runJob } from "./bulk";
-import { applyPatch, normalizeConfig, type AppConfig, type ConfigRules } from "./config";
+import { applyPatch, normalizeConfig, splitInvokePath, type AppConfig, type ConfigRules } from "./config";
 import { Dispatcher, REDISPATCH_AFTER_MS } from "./dispatcher";
 import { GroupCommit } from "./group-commit";
 import { beginNotification, finishNotification } from "./notifications";
@@ -69,6 +69,8 @@ export interface SubmitInput {
   reqId: string;
   request: RecordedRequest;
   options: SubmitOptions;
+  /** A FunctionGraph invocation: deliver to the app's `invoke_path`, not `request.path`. */
+  toInvokePath?: boolean;
 }
 
 export interface Submitted {
@@ -336,7 +338,7 @@ export class AppQueue extends DurableObject<Env> {
     this.#store.insert({
       id,
       reqId: input.reqId,
-      request: input.request,
+      request: input.toInvokePath ? { ...input.request, ...splitInvokePath(config.invoke_path) } : input.request,
       createdMs: now,
       etaMs: options.notBeforeMs,
       dispatchedMs: dispatched ? now : null,

@@ -71,6 +71,11 @@ export interface AppConfig {
   max_subscribers: number;
   /** Seconds a task (and its deduplication id) is kept. @default 604800 */
   retention: number;
+  /**
+   * Where FunctionGraph invocations (`POST /v2/…/invocations-async`) are delivered: a path,
+   * optionally with a query, appended to the origin. @default "/"
+   */
+  invoke_path: string;
   /** Metadata header names on delivery: ours, Cloud Tasks' HTTP targets' or App Engine's. @default "asyncgate" */
   task_headers: "asyncgate" | "cloudtasks" | "appengine";
   notify: NotifyConfig;
@@ -93,6 +98,7 @@ export function defaultConfig(name: string, origin: string): AppConfig {
     max_subscribers: 100,
     retention: 604_800,
     task_headers: "asyncgate",
+    invoke_path: "/",
     notify: { url: null, events: ["TaskFinish"], state: "Off" },
     rate_limits: { max_dispatches_per_second: null, max_burst_size: null, max_concurrent_dispatches: null },
     circuit_breaker: { failure_threshold: 0, cool_down: 30 },
@@ -163,6 +169,9 @@ export function applyPatch(current: AppConfig, input: unknown, rules: ConfigRule
           throw badRequest("invalid_task_headers", "task_headers must be asyncgate, cloudtasks or appengine");
         }
         next.task_headers = value;
+        break;
+      case "invoke_path":
+        next.invoke_path = checkInvokePath(value);
         break;
       case "notify":
         next.notify = patchNotify(next.notify, value, rules);
@@ -313,6 +322,26 @@ function patchNotify(current: NotifyConfig, value: unknown, rules: ConfigRules):
   }
   if (next.state === "On" && !next.url) throw badRequest("invalid_notify", "notify.url is required when notify is On");
   return next;
+}
+
+/** Longest invoke_path: a path and query, not a document. */
+export const MAX_INVOKE_PATH_CHARS = 1024;
+
+/** `/path[?query]`: printable ASCII without spaces or a fragment, as it goes on the request line. */
+function checkInvokePath(value: unknown): string {
+  if (typeof value !== "string" || !value.startsWith("/") || value.startsWith("//") || value.length > MAX_INVOKE_PATH_CHARS || !/^[\x21-\x7e]+$/.test(value) || value.includes("#")) {
+    throw badRequest(
+      "invalid_invoke_path",
+      `invoke_path must be a path starting with a single '/', optionally with a query, at most ${MAX_INVOKE_PATH_CHARS} printable characters without spaces or '#'`,
+    );
+  }
+  return value;
+}
+
+/** An invoke_path as a recorded request's path and raw query. */
+export function splitInvokePath(invokePath: string): { path: string; raw_query: string } {
+  const mark = invokePath.indexOf("?");
+  return mark === -1 ? { path: invokePath, raw_query: "" } : { path: invokePath.slice(0, mark), raw_query: invokePath.slice(mark) };
 }
 
 function seconds(field: string, value: unknown, range: { min: number; max: number }): number {

@@ -5,6 +5,8 @@
  * here (shape, size, the replay window); the signature is verified by whoever holds
  * the key's secret: the Worker for the admin pair, the app's object for its keys.
  */
+import { readCosSignature, verifyCosSignature, type CosSignature } from "./cos-signature";
+import { readSdkSignature, sdkDateMs, verifySdkSignature, type SdkSignature } from "./huawei-sdk";
 import { parseAuthorization, parseQiniuDate, verifySignature } from "./qiniu";
 import { parseUrlToken, verifyUrlToken, type UrlToken } from "./url-token";
 import { GatewayError } from "../http/errors";
@@ -21,7 +23,11 @@ export interface SignedRequest {
 
 export type Proof =
   | { kind: "token"; accessKey: string; sign: string; request: SignedRequest }
-  | { kind: "url"; accessKey: string; token: UrlToken };
+  | { kind: "url"; accessKey: string; token: UrlToken }
+  /** Huawei Cloud's AK/SK signing, on the FunctionGraph front door. */
+  | { kind: "sdk-hmac-sha256"; accessKey: string; signature: SdkSignature }
+  /** Tencent COS request signing, on the Tencent CI front door. */
+  | { kind: "cos"; accessKey: string; signature: CosSignature };
 
 export interface ProofRules {
   /** Only the WebSocket upgrade of `GET /v1/tasks` accepts a signed URL. */
@@ -81,8 +87,72 @@ function urlProof(token: UrlToken, nowMs: number): Proof {
   return { kind: "url", accessKey: token.accessKey, token };
 }
 
+/**
+ * A Huawei Cloud SDK signature (`SDK-HMAC-SHA256`), its `X-Sdk-Date` within the replay window.
+ * An IAM token (`X-Auth-Token`) names a Huawei Cloud user this gateway cannot ask IAM about.
+ */
+export function readSdkProof(request: Request, nowMs: number): Proof {
+  const authorization = request.headers.get("authorization");
+  if (authorization === null && request.headers.has("x-auth-token")) {
+    throw unauthorized("X-Auth-Token (IAM) cannot be verified by this gateway: sign the request with an AK/SK pair (SDK-HMAC-SHA256)");
+  }
+  if (authorization === null) throw unauthorized("missing Authorization: sign the request with an AK/SK pair (SDK-HMAC-SHA256)");
+  if (authorization.length > MAX_AUTHORIZATION_CHARS) throw unauthorized("malformed Authorization");
+  const signature = readSdkSignature({ method: request.method, url: new URL(request.url), headers: request.headers });
+  switch (signature) {
+    case "malformed":
+      throw unauthorized("malformed Authorization: expected 'SDK-HMAC-SHA256 Access=…, SignedHeaders=…, Signature=…'");
+    case "date_missing":
+      throw unauthorized("X-Sdk-Date (20060102T150405Z) is required", "request_expired");
+    case "host_not_signed":
+      throw unauthorized("SignedHeaders must include host");
+    case "header_missing":
+      throw unauthorized("a header named in SignedHeaders is missing");
+  }
+  if (Math.abs(nowMs - sdkDateMs(signature)) > REPLAY_WINDOW_MS) {
+    throw unauthorized("X-Sdk-Date is more than 15 minutes from now", "request_expired");
+  }
+  return { kind: "sdk-hmac-sha256", accessKey: signature.accessKey, signature };
+}
+
+/** A COS signature whose `q-sign-time` covers now and ends at most 24 hours ahead. */
+export function readCosProof(request: Request, nowMs: number): Proof {
+  const authorization = request.headers.get("authorization");
+  if (authorization === null) throw unauthorized("missing Authorization: sign the request as COS does (q-sign-algorithm=sha1&…)");
+  if (authorization.length > MAX_AUTHORIZATION_CHARS * 2) throw unauthorized("malformed Authorization");
+  const signature = readCosSignature({ method: request.method, url: new URL(request.url), headers: request.headers });
+  switch (signature) {
+    case "malformed":
+      throw unauthorized("malformed Authorization: expected 'q-sign-algorithm=sha1&q-ak=…&q-signature=…'");
+    case "host_not_signed":
+      throw unauthorized("q-header-list must include host");
+    case "param_not_signed":
+      throw unauthorized("every query parameter must be signed (q-url-param-list)");
+    case "header_missing":
+      throw unauthorized("a header or parameter named in the signature is missing");
+  }
+  const nowS = Math.floor(nowMs / 1000);
+  const skewS = REPLAY_WINDOW_MS / 1000;
+  const { start, end } = signature.signTime;
+  if (start > nowS + skewS || end < nowS || start > end) {
+    throw unauthorized("the signature's q-sign-time does not cover now", "request_expired");
+  }
+  if (end > nowS + MAX_URL_TOKEN_AHEAD_S) {
+    throw unauthorized("a signature's q-sign-time may end at most 24 hours ahead", "token_deadline_too_far");
+  }
+  return { kind: "cos", accessKey: signature.accessKey, signature };
+}
+
 /** Whether `proof` was made with `secretKey` (constant-time comparisons). */
 export async function verifyProof(proof: Proof, secretKey: string, body: Uint8Array): Promise<boolean> {
-  if (proof.kind === "url") return verifyUrlToken(proof.token, secretKey);
-  return verifySignature({ ...proof.request, headers: proof.request.qiniuHeaders, body }, secretKey, proof.sign);
+  switch (proof.kind) {
+    case "url":
+      return verifyUrlToken(proof.token, secretKey);
+    case "sdk-hmac-sha256":
+      return verifySdkSignature(proof.signature, secretKey, body);
+    case "cos":
+      return verifyCosSignature(proof.signature, secretKey);
+    case "token":
+      return verifySignature({ ...proof.request, headers: proof.request.qiniuHeaders, body }, secretKey, proof.sign);
+  }
 }

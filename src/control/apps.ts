@@ -1,13 +1,14 @@
 /** App entries (SPEC §7): create, read, list, update, delete. */
 import type { IRequest } from "itty-router";
 import { positiveInteger, queryParam, type ControlContext } from "./context";
-import { callerFor, verifiedPrincipal } from "../auth/callers";
-import { createConfig, type AppConfig } from "../app/config";
+import { callerFor, verifiedPrincipal, type CallerContext } from "../auth/callers";
+import { createConfig, type AppConfig, type AppState, type ConfigRules } from "../app/config";
 import { authorize } from "../auth/authenticate";
 import { parseJson } from "../http/body";
 import { badRequest, jsonResponse, notFound, unwrap } from "../http/errors";
 import { APP_NAME } from "../hosts";
 import { randomHex } from "../shared/encoding";
+import type { AppListPage } from "../registry/app-registry";
 import { appQueue, registry } from "../shared/stubs";
 
 const view = (config: AppConfig, env: Env) => ({ ...config, host: `${config.name}${env.APP_HOST_SUFFIX}` });
@@ -56,11 +57,16 @@ export async function getApp(request: IRequest, context: ControlContext): Promis
 }
 
 export async function patchApp(request: IRequest, context: ControlContext): Promise<Response> {
-  const name = appName(request);
-  const caller = await callerFor(context, name, "manage");
-  const config = unwrap(await appQueue(context.env, name).patchConfig(caller, parseJson(context.body), context.rules));
-  await registry(context.env).update(config);
+  const config = await updateApp(context, appName(request), parseJson(context.body));
   return jsonResponse(JSON.stringify(view(config, context.env)), 200, context.reqId);
+}
+
+/** Applies a partial config (PATCH semantics) to `name` for a caller with `manage`; the registry's copy follows. */
+export async function updateApp(context: CallerContext & { rules: ConfigRules }, name: string, patch: unknown): Promise<AppConfig> {
+  const caller = await callerFor(context, name, "manage");
+  const config = unwrap(await appQueue(context.env, name).patchConfig(caller, patch, context.rules));
+  await registry(context.env).update(config);
+  return config;
 }
 
 export async function deleteApp(request: IRequest, context: ControlContext): Promise<Response> {
@@ -73,28 +79,53 @@ export async function deleteApp(request: IRequest, context: ControlContext): Pro
   return jsonResponse(JSON.stringify({ deleted: name }), 200, context.reqId);
 }
 
+/** Which apps to list: Tencent's describe-queues filters. */
+export interface AppFilter {
+  names: string[] | null;
+  state: AppState | null;
+  page: number;
+  pageSize: number;
+}
+
 /**
- * Tencent's describe-queues filters: `ids`, `state`, `page`, `page_size` (≤ 100). The admin
- * sees every app; an app key with `manage` sees its own app only.
+ * The apps a caller may see that match `filter`: the admin sees every app; an app key with
+ * `manage` its own app only. Shared by `GET /v1/apps` and Tencent's `GET /docqueue`.
  */
-export async function listApps(request: IRequest, context: ControlContext): Promise<Response> {
-  const { env, reqId } = context;
-  const ids = queryParam(request.query, "ids");
-  let names = ids ? ids.split(",").map((id) => id.trim()).filter(Boolean) : null;
-  if (names && (names.length > 100 || names.some((name) => !APP_NAME.test(name)))) {
-    throw badRequest("invalid_ids", "ids must be a comma-separated list of up to 100 app names");
-  }
-  const state = queryParam(request.query, "state");
-  if (state !== null && state !== "Active" && state !== "Paused") throw badRequest("invalid_state", "state must be Active or Paused");
-  const page = positiveInteger(queryParam(request.query, "page"), 1, 1_000_000, "page");
-  const pageSize = positiveInteger(queryParam(request.query, "page_size"), 10, 100, "page_size");
+export async function visibleApps(context: CallerContext, filter: AppFilter): Promise<AppListPage> {
   const principal = await verifiedPrincipal(context);
+  let names = filter.names;
   if (principal.kind === "key") {
     authorize(principal, "manage", principal.app);
     names = (names ?? [principal.app]).filter((name) => name === principal.app);
   }
-  const result = await registry(env).list({ names, state, page, pageSize });
-  const body = { total: result.total, page, page_size: pageSize, apps: result.apps.map((config) => view(config, env)) };
+  return registry(context.env).list({ ...filter, names });
+}
+
+/** Parses `ids` (app names, comma-separated, at most 100); null when absent or empty. */
+export function parseAppIds(ids: string | null, field: string): string[] | null {
+  const names = ids ? ids.split(",").map((id) => id.trim()).filter(Boolean) : null;
+  if (names && (names.length > 100 || names.some((name) => !APP_NAME.test(name)))) {
+    throw badRequest(`invalid_${field}`, `${field} must be a comma-separated list of up to 100 app names`);
+  }
+  return names && names.length > 0 ? names : null;
+}
+
+export function parseAppState(state: string | null): AppState | null {
+  if (state !== null && state !== "" && state !== "Active" && state !== "Paused") throw badRequest("invalid_state", "state must be Active or Paused");
+  return state === "" ? null : state;
+}
+
+/** `GET /v1/apps?ids=&state=&page=&page_size=` (page size ≤ 100). */
+export async function listApps(request: IRequest, context: ControlContext): Promise<Response> {
+  const { env, reqId } = context;
+  const filter: AppFilter = {
+    names: parseAppIds(queryParam(request.query, "ids"), "ids"),
+    state: parseAppState(queryParam(request.query, "state")),
+    page: positiveInteger(queryParam(request.query, "page"), 1, 1_000_000, "page"),
+    pageSize: positiveInteger(queryParam(request.query, "page_size"), 10, 100, "page_size"),
+  };
+  const result = await visibleApps(context, filter);
+  const body = { total: result.total, page: filter.page, page_size: filter.pageSize, apps: result.apps.map((app) => view(app.config, env)) };
   return jsonResponse(JSON.stringify(body), 200, reqId);
 }
 

@@ -5,7 +5,7 @@
  * AppQueue object stays the truth for its config.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { AppConfig, AppState } from "../app/config";
+import { normalizeConfig, type AppConfig, type AppState } from "../app/config";
 import { fail, ok, type Outcome } from "../http/errors";
 
 export interface AppListQuery {
@@ -15,9 +15,16 @@ export interface AppListQuery {
   pageSize: number;
 }
 
+/** An app as the registry lists it: its config and when the entry was created and last changed. */
+export interface RegisteredApp {
+  config: AppConfig;
+  createdMs: number;
+  updatedMs: number;
+}
+
 export interface AppListPage {
   total: number;
-  apps: AppConfig[];
+  apps: RegisteredApp[];
 }
 
 export class AppRegistry extends DurableObject<Env> {
@@ -34,6 +41,13 @@ export class AppRegistry extends DurableObject<Env> {
       state TEXT NOT NULL,
       config TEXT NOT NULL
     )`);
+    // Entries registered before the times were kept show 0 (unknown) until their next update.
+    try {
+      this.#sql.exec("SELECT created_ms FROM apps LIMIT 0");
+    } catch {
+      this.#sql.exec("ALTER TABLE apps ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0");
+      this.#sql.exec("ALTER TABLE apps ADD COLUMN updated_ms INTEGER NOT NULL DEFAULT 0");
+    }
   }
 
   /** Reserves `config.name` and returns its number; 409 when the name is taken. */
@@ -42,17 +56,19 @@ export class AppRegistry extends DurableObject<Env> {
     if (taken) return fail(409, "app_exists", `app ${config.name} already exists`);
     const row = this.#sql
       .exec<{ number: number }>(
-        "INSERT INTO apps (name, state, config) VALUES (?, ?, ?) RETURNING number",
+        "INSERT INTO apps (name, state, config, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?) RETURNING number",
         config.name,
         config.state,
         JSON.stringify(config),
+        Date.now(),
+        Date.now(),
       )
       .one();
     return ok(row.number);
   }
 
   async update(config: AppConfig): Promise<void> {
-    this.#sql.exec("UPDATE apps SET state = ?, config = ? WHERE name = ?", config.state, JSON.stringify(config), config.name);
+    this.#sql.exec("UPDATE apps SET state = ?, config = ?, updated_ms = ? WHERE name = ?", config.state, JSON.stringify(config), Date.now(), config.name);
   }
 
   /** Lets `name` go; with `number`, only if the name still holds that number (not a newer registration). */
@@ -81,13 +97,14 @@ export class AppRegistry extends DurableObject<Env> {
     const where = conditions.length ? `WHERE ${conditions.join(" AND ")}` : "";
     const total = this.#sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM apps ${where}`, ...params).one().n;
     const rows = this.#sql
-      .exec<{ config: string }>(
-        `SELECT config FROM apps ${where} ORDER BY name LIMIT ? OFFSET ?`,
+      .exec<{ config: string; created_ms: number; updated_ms: number }>(
+        `SELECT config, created_ms, updated_ms FROM apps ${where} ORDER BY name LIMIT ? OFFSET ?`,
         ...params,
         query.pageSize,
         (query.page - 1) * query.pageSize,
       )
       .toArray();
-    return { total, apps: rows.map((row) => JSON.parse(row.config) as AppConfig) };
+    const apps = rows.map((row) => ({ config: normalizeConfig(JSON.parse(row.config) as AppConfig), createdMs: row.created_ms, updatedMs: row.updated_ms }));
+    return { total, apps };
   }
 }
