@@ -137,18 +137,25 @@ export class AppQueue extends DurableObject<Env> {
     this.#group = new GroupCommit(
       ctx.storage,
       {
-        beginGroup: () => this.#dispatcher.beginGroup(),
+        beginGroup: () => {
+          this.#dispatcher.beginGroup();
+          this.#store.openCountBatch();
+        },
         checkpoint: () => {
           const broadcasts = this.#pendingBroadcasts.length;
           const undoDispatch = this.#dispatcher.checkpoint();
+          const undoCounts = this.#store.countCheckpoint();
           return () => {
             this.#pendingBroadcasts.length = broadcasts;
             undoDispatch();
+            undoCounts();
           };
         },
+        beforeCommit: () => this.#store.closeCountBatch(),
         discard: () => {
           this.#pendingBroadcasts = [];
           this.#dispatcher.discard();
+          this.#store.discardCountBatch();
         },
         afterCommit: () => this.#afterWrites(),
       },
@@ -472,7 +479,7 @@ export class AppQueue extends DurableObject<Env> {
     const task = this.#config ? this.#store.get(taskId) : null;
     if (!task) return fail(404, "task_not_found", "no such task");
     if (task.state !== 0) return fail(409, "task_not_waiting", "only a waiting task can be canceled");
-    this.#machine.end(taskId, 11, Date.now(), "canceled");
+    this.#machine.end(taskId, 0, 11, Date.now(), "canceled");
     await this.#afterWrites();
     return ok(toRecord(this.#store.get(taskId)!, this.#config!.name));
   }
@@ -626,7 +633,7 @@ export class AppQueue extends DurableObject<Env> {
       const retentionMs = config.retention * 1000;
       // Bounded batches: a huge backlog past retention takes several alarms, never one that fails.
       const expired = this.#store.unfinishedCreatedBefore(now - retentionMs, RETENTION_BATCH);
-      for (const id of expired) this.#machine.end(id, 11, now, "expired");
+      for (const task of expired) this.#machine.end(task.id, task.state, 11, now, "expired");
       const deleted = this.#store.deleteFinishedBefore(now - retentionMs, RETENTION_BATCH);
       if (expired.length === RETENTION_BATCH || deleted === RETENTION_BATCH) this.#retentionDueAt = now + 1;
       // The oldest unfinished task only gets newer (new tasks are newer, finished ones leave),

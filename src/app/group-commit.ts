@@ -13,6 +13,8 @@ export interface GroupEffects {
   beginGroup(): void;
   /** A snapshot of the in-memory effects an operation may add; calling it undoes them. */
   checkpoint(): () => void;
+  /** Every operation ran: last writes inside the group's transaction (what was gathered per group). */
+  beforeCommit(): void;
   /** The whole group rolled back: drop every effect gathered for it. */
   discard(): void;
   /** After the group committed: send what it produced (the output gate holds it until durable). */
@@ -56,6 +58,7 @@ export class GroupCommit {
     try {
       this.#storage.transactionSync(() => {
         for (const operation of operations) results.push(this.#isolated(operation.run));
+        this.#effects.beforeCommit();
       });
     } catch (error) {
       console.error(`GroupCommit: ${operations.length} operations rolled back`, error);

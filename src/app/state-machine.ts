@@ -148,11 +148,11 @@ export class StateMachine {
       const kept = result.body.byteLength > room ? { ...result, body: result.body.subarray(0, room) } : result;
       store.recordAttempt(taskId, now, kept, null, success ? null : `HTTP ${result.status}`);
       if (success) {
-        this.end(taskId, 10, now);
+        this.end(taskId, 1, 10, now);
         return { applied: true, state: 10 };
       }
       if (isFinalFailure(config, result.status, result.header)) {
-        this.end(taskId, 11, now);
+        this.end(taskId, 1, 11, now);
         return { applied: true, state: 11 };
       }
       const wait = retryAfterMs(result.status, result.header, now, config.retry.max_backoff * 1000);
@@ -170,10 +170,10 @@ export class StateMachine {
    * Ends a task (→ 10 or 11) and queues its record for the task's callback and the app's
    * notify url, in the same transaction: a finished task's notification is never lost.
    */
-  end(taskId: string, state: 10 | 11, now: number, error?: string): void {
+  end(taskId: string, from: TaskState, state: 10 | 11, now: number, error?: string): void {
     const config = this.#host.config()!;
     const store = this.#host.store();
-    const seq = store.markFinished(taskId, state, now, error);
+    const seq = store.markFinished(taskId, from, state, now, error);
     const task = store.get(taskId);
     if (!task) return;
     this.#host.announce(task, seq);
@@ -206,7 +206,7 @@ export class StateMachine {
       this.#host.store().markWaiting(task.id, Math.max(backoffAt, notBeforeMs));
       return 0;
     }
-    this.end(task.id, 11, now);
+    this.end(task.id, 1, 11, now);
     return 11;
   }
 }

@@ -66,17 +66,13 @@ CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_dedup ON tasks(dedup_id) WHERE dedup_
 -- INDEXED BY: without statistics the planner would take this one for any "state = 0" and read
 -- the whole backlog where the partial index reads a row.)
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state, id);
--- Task counts by state, kept by triggers with every write: reading them never scans the table.
+-- Task counts by state, kept by the store with its writes (see TaskStore.#counted): reading them
+-- never scans the table.
 CREATE TABLE IF NOT EXISTS task_counts (state INTEGER PRIMARY KEY, n INTEGER NOT NULL);
-CREATE TRIGGER IF NOT EXISTS tasks_count_insert AFTER INSERT ON tasks BEGIN
-  UPDATE task_counts SET n = n + 1 WHERE state = NEW.state;
-END;
-CREATE TRIGGER IF NOT EXISTS tasks_count_update AFTER UPDATE OF state ON tasks WHEN OLD.state <> NEW.state BEGIN
-  UPDATE task_counts SET n = n + (CASE WHEN state = NEW.state THEN 1 ELSE -1 END) WHERE state IN (OLD.state, NEW.state);
-END;
-CREATE TRIGGER IF NOT EXISTS tasks_count_delete AFTER DELETE ON tasks BEGIN
-  UPDATE task_counts SET n = n - 1 WHERE state = OLD.state;
-END;
+-- Stores before 2026-11 kept the counts with triggers, one counter write per task write.
+DROP TRIGGER IF EXISTS tasks_count_insert;
+DROP TRIGGER IF EXISTS tasks_count_update;
+DROP TRIGGER IF EXISTS tasks_count_delete;
 `;
 
 /** Every column but the two bodies: what listings read (a row's bodies can be ~2 MB). */
@@ -187,6 +183,12 @@ export class TaskStore {
   /** The largest page of replay reads since the object started (tests read it). */
   readonly largestReplayPage: ReadMeter = { rows: 0, bytes: 0 };
 
+  /**
+   * Count changes by state gathered while a batch is open (a group commit's transaction), written
+   * as one counter update per state when it closes; outside a batch each change is written at once.
+   */
+  #countBatch: Map<TaskState, number> | null = null;
+
   constructor(sql: SqlStorage) {
     this.#sql = sql;
     this.#sql.exec(SCHEMA);
@@ -196,13 +198,54 @@ export class TaskStore {
     } catch {
       this.#sql.exec("ALTER TABLE tasks ADD COLUMN fail_fast INTEGER");
     }
-    // A store older than the counters: count once, then the triggers keep them.
+    // A store older than the counters: count once, then the store keeps them.
     if (this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM task_counts").one().n === 0) {
       this.#sql.exec(
         `INSERT INTO task_counts (state, n) SELECT s.state, (SELECT COUNT(*) FROM tasks WHERE tasks.state = s.state)
          FROM (SELECT 0 AS state UNION ALL SELECT 1 UNION ALL SELECT 10 UNION ALL SELECT 11) AS s`,
       );
     }
+  }
+
+  /** `n` tasks moved from state `from` to `to` (null: inserted / deleted). */
+  #counted(from: TaskState | null, to: TaskState | null, n = 1): void {
+    if (from === to || n === 0) return;
+    const changes: [TaskState, number][] = [];
+    if (from !== null) changes.push([from, -n]);
+    if (to !== null) changes.push([to, n]);
+    if (this.#countBatch) {
+      for (const [state, delta] of changes) this.#countBatch.set(state, (this.#countBatch.get(state) ?? 0) + delta);
+      return;
+    }
+    for (const [state, delta] of changes) this.#sql.exec("UPDATE task_counts SET n = n + ? WHERE state = ?", delta, state);
+  }
+
+  /** Count changes from now on are gathered, to be written by {@link closeCountBatch} in the same transaction. */
+  openCountBatch(): void {
+    this.#countBatch = new Map();
+  }
+
+  /** Writes the gathered count changes (one update per state) and stops gathering. */
+  closeCountBatch(): void {
+    const batch = this.#countBatch;
+    this.#countBatch = null;
+    if (!batch) return;
+    for (const [state, delta] of batch) {
+      if (delta !== 0) this.#sql.exec("UPDATE task_counts SET n = n + ? WHERE state = ?", delta, state);
+    }
+  }
+
+  /** The transaction rolled back: its gathered count changes never happened. */
+  discardCountBatch(): void {
+    this.#countBatch = null;
+  }
+
+  /** A snapshot of the gathered count changes; calling it restores them (a savepoint rolled back). */
+  countCheckpoint(): () => void {
+    const snapshot = this.#countBatch ? new Map(this.#countBatch) : null;
+    return () => {
+      if (this.#countBatch && snapshot) this.#countBatch = snapshot;
+    };
   }
 
   getMeta(key: string): string | null {
@@ -248,6 +291,7 @@ export class TaskStore {
       task.callback,
       task.failFast ? 1 : null,
     );
+    this.#counted(null, 0);
   }
 
   get(id: string): TaskRow | null {
@@ -267,7 +311,7 @@ export class TaskStore {
     this.#sql.exec("UPDATE tasks SET dedup_id = NULL WHERE dedup_id = ?", deduplicationId);
   }
 
-  /** 0 → 1: the attempt numbered `attempt` starts now and is presumed lost after `leaseMs`. */
+  /** 0 → 1 (callers begin only waiting tasks): the attempt numbered `attempt` starts now and is presumed lost after `leaseMs`. */
   markDoing(id: string, attempt: number, nowMs: number, leaseMs: number): void {
     this.#sql.exec(
       `UPDATE tasks SET state = 1, attempts = ?, lease_ms = ?, dispatched_ms = NULL,
@@ -277,6 +321,7 @@ export class TaskStore {
       nowMs,
       id,
     );
+    this.#counted(0, 1);
   }
 
   /** Records what an attempt got: a response (kept as the task's last response) or an error. */
@@ -298,13 +343,14 @@ export class TaskStore {
     }
   }
 
-  /** Back to 0, to run again at `etaMs`. */
+  /** 1 → 0 (a failed attempt), to run again at `etaMs`. */
   markWaiting(id: string, etaMs: number): void {
     this.#sql.exec("UPDATE tasks SET state = 0, eta_ms = ?, lease_ms = NULL, dispatched_ms = NULL WHERE id = ?", etaMs, id);
+    this.#counted(1, 0);
   }
 
-  /** 10 or 11, with the next result sequence number. */
-  markFinished(id: string, state: 10 | 11, nowMs: number, error?: string): number {
+  /** `from` (0 or 1) → 10 or 11, with the next result sequence number. */
+  markFinished(id: string, from: TaskState, state: 10 | 11, nowMs: number, error?: string): number {
     const seq = this.nextSeq();
     this.#sql.exec(
       `UPDATE tasks SET state = ?, finished_ms = ?, lease_ms = NULL, dispatched_ms = NULL, seq = ?,
@@ -316,6 +362,7 @@ export class TaskStore {
       nowMs,
       id,
     );
+    this.#counted(from, state);
     return seq;
   }
 
@@ -332,6 +379,7 @@ export class TaskStore {
       nowMs,
       id,
     );
+    this.#counted(11, 0);
   }
 
   /** The outbox: waiting tasks that are due and have no queue message in flight. */
@@ -401,7 +449,7 @@ export class TaskStore {
 
   /** Deletes up to `limit` waiting tasks created before `untilMs`, after `cursor`; answers the ids. */
   deleteWaiting(untilMs: number, cursor: string, limit: number): string[] {
-    return this.#sql
+    const ids = this.#sql
       .exec<{ id: string }>(
         "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state = 0 AND id > ? AND id < ? ORDER BY id LIMIT ?) RETURNING id",
         cursor,
@@ -410,6 +458,8 @@ export class TaskStore {
       )
       .toArray()
       .map((row) => row.id);
+    this.#counted(0, null, ids.length);
+    return ids;
   }
 
   /** When the oldest waiting task was submitted; null when none waits. */
@@ -435,17 +485,16 @@ export class TaskStore {
   }
 
   /** Up to `limit` unfinished tasks created before `beforeMs`: past retention, they expire. */
-  unfinishedCreatedBefore(beforeMs: number, limit: number): string[] {
+  unfinishedCreatedBefore(beforeMs: number, limit: number): { id: string; state: TaskState }[] {
     return this.#sql
       // Task ids begin with their creation time: a primary-key range covers exactly the old ones.
-      .exec<{ id: string }>(
-        "SELECT id FROM tasks WHERE id < ? AND state IN (0, 1) AND created_ms < ? ORDER BY id LIMIT ?",
+      .exec<{ id: string; state: TaskState }>(
+        "SELECT id, state FROM tasks WHERE id < ? AND state IN (0, 1) AND created_ms < ? ORDER BY id LIMIT ?",
         idPrefixOf(beforeMs),
         beforeMs,
         limit,
       )
-      .toArray()
-      .map((row) => row.id);
+      .toArray();
   }
 
   /**
@@ -453,15 +502,21 @@ export class TaskStore {
    * still pending stays until they are delivered or given up: the record is what they send.
    */
   deleteFinishedBefore(beforeMs: number, limit: number): number {
-    // RETURNING counts tasks (rowsWritten would count index and counter rows too).
-    return this.#sql.exec(
-      `DELETE FROM tasks WHERE id IN (
-         SELECT id FROM tasks WHERE finished_ms IS NOT NULL AND finished_ms < ?
-           AND NOT EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id)
-         ORDER BY finished_ms LIMIT ?) RETURNING id`,
-      beforeMs,
-      limit,
-    ).toArray().length;
+    // RETURNING counts tasks (rowsWritten would count index rows too).
+    const deleted = this.#sql
+      .exec<{ state: TaskState }>(
+        `DELETE FROM tasks WHERE id IN (
+           SELECT id FROM tasks WHERE finished_ms IS NOT NULL AND finished_ms < ?
+             AND NOT EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id)
+           ORDER BY finished_ms LIMIT ?) RETURNING state`,
+        beforeMs,
+        limit,
+      )
+      .toArray();
+    const succeeded = deleted.filter((row) => row.state === 10).length;
+    this.#counted(10, null, succeeded);
+    this.#counted(11, null, deleted.length - succeeded);
+    return deleted.length;
   }
 
   /**

@@ -11,7 +11,7 @@ import { deliverTask } from "../../src/delivery/consumer";
 import { appQueue, registry } from "../../src/shared/stubs";
 import { newTaskId } from "../../src/shared/task-id";
 import type { AttemptResult, TaskRecord } from "../../src/shared/types";
-import { CONTROL, call, createApp, finishParked, getTask, newTask, parkedTask, signedRequest, submit, submitInput, uniqueApp, waitForState } from "./helpers";
+import { CONTROL, call, createApp, finishParked, getTask, makeDue, newTask, parkedTask, signedRequest, submit, submitInput, uniqueApp, waitForState } from "./helpers";
 
 const err500: AttemptResult = { kind: "response", status: 500, header: {}, body: new Uint8Array() };
 
@@ -41,7 +41,7 @@ function insertResults(store: TaskStore, sql: SqlStorage, count: number, bodyByt
     const id = newTaskId(1, Date.now() - 1000 + i);
     store.insert(newTask(id, Date.now(), { request: { method: "POST", path: `/r/${i}`, raw_query: "", header: {}, body: new Uint8Array() } }));
     sql.exec("UPDATE tasks SET response_status = 200, response_header = '{}', response_body = ? WHERE id = ?", body.slice().buffer, id);
-    store.markFinished(id, 10, Date.now());
+    store.markFinished(id, 0, 10, Date.now());
   }
 }
 
@@ -126,6 +126,53 @@ describe("bounded reads", () => {
     expect(app2.stats).toMatchObject({ waiting: count(0), doing: count(1), success: count(10), failed: count(11) });
   });
 
+  it("the counters agree with the table through every transition: begin, retry, fail, finish, cancel, retry, redrive, purge", async () => {
+    const app = uniqueApp("agree");
+    await createApp(app, { retry: { max_attempts: 2, min_backoff: 0.001, max_backoff: 0.001 } });
+    const stub = appQueue(env, app);
+    const steps: string[] = [];
+    // Counters and table read in one turn of the object: the queue's consumer may move tasks between calls.
+    const agree = async (step: string) => {
+      steps.push(step);
+      const { counters, truth } = await sql(app)((storage) => ({
+        counters: new TaskStore(storage).counts(),
+        truth: storage.exec<{ state: number; n: number }>("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state").toArray(),
+      }));
+      const count = (state: number) => truth.find((row) => row.state === state)?.n ?? 0;
+      expect({ step, waiting: counters["waiting"], doing: counters["doing"], success: counters["success"], failed: counters["failed"] }).toEqual({
+        step,
+        waiting: count(0),
+        doing: count(1),
+        success: count(10),
+        failed: count(11),
+      });
+    };
+    await finishParked(app);
+    await agree("finished");
+    const failing = await parkedTask(app);
+    const first = await stub.begin(failing);
+    if (!first.run) throw new Error(first.reason);
+    await agree("running");
+    await stub.finish(failing, first.delivery.attempt, err500);
+    await agree("retry scheduled");
+    await makeDue(app, failing);
+    const second = await stub.begin(failing);
+    if (!second.run) throw new Error(second.reason);
+    await stub.finish(failing, second.delivery.attempt, err500);
+    expect((await getTask(failing)).state).toBe(11);
+    await agree("failed");
+    expect((await call(`${CONTROL}/v1/task/${failing}/retry`, { method: "POST" })).status).toBe(200);
+    await agree("retried");
+    const waiting = await parkedTask(app);
+    expect((await call(`${CONTROL}/v1/task/${waiting}`, { method: "DELETE" })).status).toBe(200);
+    await agree("canceled");
+    expect((await call(`${CONTROL}/v1/apps/${app}/redrive`, { body: JSON.stringify({ state: 11 }) })).status).toBe(200);
+    await agree("redriven");
+    expect((await call(`${CONTROL}/v1/apps/${app}/purge`, { body: JSON.stringify({ state: 0 }) })).status).toBe(200);
+    await agree("purged");
+    expect(steps).toHaveLength(8);
+  });
+
   it("GET /v1/apps with 100 ids and a state answers (one bound parameter, not 101)", async () => {
     const names = Array.from({ length: 100 }, (_, i) => `n${i}-${uniqueApp("x")}`.slice(0, 60));
     const response = await call(`${CONTROL}/v1/apps?ids=${names.join(",")}&state=Active`);
@@ -178,6 +225,9 @@ describe("group commit isolation", () => {
       expect((await getTask(first.value.id)).request.path).toBe("/ok1");
       expect((await getTask(last.value.id)).request.path).toBe("/ok2");
     }
+    // The rolled-back submission's count change was undone with it.
+    const { stats } = (await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { stats: Record<string, number> };
+    expect(stats["waiting"]).toBe(2);
   });
 
   it("a full object answers 507 storage_full, not a retry", async () => {
@@ -326,7 +376,7 @@ describe("smaller guarantees", () => {
         store.insert(newTask(newTaskId(1, old + i), old + i, { etaMs: old }));
       }
       const expiring = store.unfinishedCreatedBefore(Date.now() - 60_000, RETENTION_BATCH);
-      for (const id of expiring) store.markFinished(id, 11, old + 1, "expired");
+      for (const task of expiring) store.markFinished(task.id, task.state, 11, old + 1, "expired");
       return { expiring: expiring.length, deleted: store.deleteFinishedBefore(Date.now() - 60_000, RETENTION_BATCH) };
     });
     expect(bounded).toEqual({ expiring: RETENTION_BATCH, deleted: RETENTION_BATCH });

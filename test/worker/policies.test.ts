@@ -129,7 +129,7 @@ describe("redrive and purge", () => {
       for (let i = 0; i < total; i++) {
         const id = newTaskId(1, at + i);
         store.insert(newTask(id, at + i, { etaMs: at, maxAttempts: 1 }));
-        if (i % 2 === 0) store.markFinished(id, 11, at + i);
+        if (i % 2 === 0) store.markFinished(id, 0, 11, at + i);
       }
     });
     const failed = Math.ceil(total / 2);
