@@ -111,6 +111,8 @@ async function bundleAsyncgate() {
       platform: "neutral",
       target: "es2022",
       conditions: ["workerd", "worker", "browser"],
+      // As wrangler resolves: some dependencies (fast-xml-parser's) name only a "main" entry.
+      mainFields: ["module", "main"],
       external: ["cloudflare:*"],
       logLevel: "warning",
     });
