@@ -8,6 +8,8 @@
 //   anything else           200 with a JSON echo of the request
 // Every request is logged; GET /__received?task=<id> returns what arrived for a task
 // (by its Asyncgate-Task-Id or X-CloudTasks-TaskName header), GET /__received all of it.
+// Once told an app's signing secret (`trustSigningSecret`, as `npm start` does for the demo
+// app), it verifies every signed request with asyncgate's Receiver and answers 401 to a forgery.
 import { createServer } from "node:http";
 
 /** @param {{ port?: number, host?: string, quiet?: boolean }} [options] */
@@ -15,10 +17,24 @@ export async function startOrigin(options = {}) {
   /** @type {{ method: string, url: string, headers: Record<string, string | string[] | undefined>, rawHeaders: string[], body: string, at: number }[]} */
   const received = [];
   const flaky = new Map();
+  /** @type {import("asyncgate/receiver").Receiver[]} */
+  const receivers = [];
+  /** Whether a request is signed by a trusted secret; null when no secret is trusted. */
+  const verified = async (/** @type {Buffer} */ body, /** @type {import("node:http").IncomingHttpHeaders} */ headers) => {
+    if (receivers.length === 0) return null;
+    for (const receiver of receivers) {
+      try {
+        return await receiver.verify({ body, headers });
+      } catch {
+        // try the next secret
+      }
+    }
+    return false;
+  };
   const server = createServer((req, res) => {
     const chunks = [];
     req.on("data", (chunk) => chunks.push(chunk));
-    req.on("end", () => {
+    req.on("end", async () => {
       const body = Buffer.concat(chunks);
       // Concatenated, not resolved: a request path such as `//x` is a path here, not a host.
       const url = new URL(`http://origin${(req.url ?? "/").startsWith("/") ? "" : "/"}${req.url ?? ""}`);
@@ -32,7 +48,13 @@ export async function startOrigin(options = {}) {
         return;
       }
       received.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, rawHeaders: req.rawHeaders, body: body.toString("base64"), at: Date.now() });
-      if (!options.quiet) console.log(`origin: ${req.method} ${req.url} (${body.length} bytes)`);
+      const signature = await verified(body, req.headers);
+      if (!options.quiet) console.log(`origin: ${req.method} ${req.url} (${body.length} bytes${signature === null ? "" : signature ? ", signature verified" : ", BAD SIGNATURE"})`);
+      if (signature === false) {
+        res.writeHead(401, { "content-type": "text/plain" });
+        res.end("the webhook signature does not verify");
+        return;
+      }
       const parts = url.pathname.split("/").filter(Boolean);
       if (parts[0] === "status") {
         res.writeHead(Number(parts[1]) || 500, { "content-type": "text/plain", "x-origin": "status" });
@@ -61,7 +83,7 @@ export async function startOrigin(options = {}) {
         res.end(seen <= failures ? `failure ${seen}` : `ok after ${seen - 1} failures`);
       } else {
         res.writeHead(200, { "content-type": "application/json", "x-origin": "echo" });
-        res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: body.toString("utf8") }));
+        res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: body.toString("utf8"), signature_verified: signature }));
       }
     });
   });
@@ -72,6 +94,11 @@ export async function startOrigin(options = {}) {
     port,
     url: `http://127.0.0.1:${port}`,
     received,
+    /** Verify signed requests with this app signing secret from now on (asyncgate's Receiver, from dist/). */
+    trustSigningSecret: async (/** @type {string} */ signingSecret) => {
+      const { Receiver } = await import("asyncgate/receiver");
+      receivers.push(new Receiver({ signingSecret }));
+    },
     close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve(undefined)); }),
   };
 }

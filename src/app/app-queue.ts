@@ -18,6 +18,7 @@ import { parsePurge, parseRedrive, pendingJobs, runJob } from "./bulk";
 import { applyPatch, normalizeConfig, splitInvokePath, type AppConfig, type ConfigRules } from "./config";
 import { Dispatcher, REDISPATCH_AFTER_MS } from "./dispatcher";
 import { GroupCommit } from "./group-commit";
+import { PREVIOUS_SECRET_GRACE_MS, newSigningSecret } from "../delivery/signature";
 import { beginNotification, finishNotification } from "./notifications";
 import { checkAt } from "./heartbeat";
 import { StateMachine } from "./state-machine";
@@ -61,6 +62,16 @@ export interface AppIdentity {
   number: number;
   createdMs: number;
   signingSecret: string;
+  /** The secret a rotation replaced: it still signs, beside the new one, until `previousSigningSecretUntilMs`. */
+  previousSigningSecret?: string | null;
+  previousSigningSecretUntilMs?: number | null;
+}
+
+/** The secrets that sign now: the current one first, the previous one during its grace. */
+export function signingSecretsOf(identity: AppIdentity, nowMs: number): string[] {
+  const previous = identity.previousSigningSecret;
+  const until = identity.previousSigningSecretUntilMs ?? 0;
+  return previous && until > nowMs ? [identity.signingSecret, previous] : [identity.signingSecret];
 }
 
 export interface SubmitInput {
@@ -119,7 +130,7 @@ export class AppQueue extends DurableObject<Env> {
     this.#machine = new StateMachine({
       store: () => this.#store,
       config: () => this.#config,
-      signingSecret: () => this.#identity?.signingSecret ?? null,
+      signingSecrets: () => (this.#identity ? signingSecretsOf(this.#identity, Date.now()) : null),
       hold: (untilMs) => this.#dispatcher.hold(untilMs),
       admit: (taskId, now) => this.#config !== null && this.#dispatcher.admit(this.#config, taskId, now),
       attemptEnded: (signal, detail, durationMs, now) => {
@@ -209,6 +220,22 @@ export class AppQueue extends DurableObject<Env> {
     this.#store.setMeta("identity", JSON.stringify(identity));
     this.#loadConfig();
     return ok(config);
+  }
+
+  /**
+   * A new signing secret, shown once in the answer; the previous one keeps signing beside it
+   * for {@link PREVIOUS_SECRET_GRACE_MS}, so origins can switch without refusing a delivery.
+   */
+  async rotateSigningSecret(caller: Caller): Promise<Outcome<{ signing_secret: string; previous_valid_until: number }>> {
+    const auth = await this.#authorize(caller, "manage");
+    if (!auth.ok) return auth;
+    const identity = this.#identity;
+    if (!this.#config || !identity) return fail(404, "app_not_found", "no such app");
+    const untilMs = Date.now() + PREVIOUS_SECRET_GRACE_MS;
+    const next: AppIdentity = { ...identity, signingSecret: newSigningSecret(), previousSigningSecret: identity.signingSecret, previousSigningSecretUntilMs: untilMs };
+    this.#store.setMeta("identity", JSON.stringify(next));
+    this.#identity = next;
+    return ok({ signing_secret: next.signingSecret, previous_valid_until: Math.floor(untilMs / 1000) });
   }
 
   /** The app's config and task counts (`GET /v1/apps/<name>`): never a secret. */
@@ -661,7 +688,7 @@ export class AppQueue extends DurableObject<Env> {
   /** Starts one POST of a finished task's record; null when there is nothing (more) to send or it is not due. */
   async beginNotification(taskId: string, kind: NotificationKind): Promise<NotificationDelivery | null> {
     if (!this.#config || !this.#identity) return null;
-    const begun = beginNotification(this.#store, this.#config, this.#identity.signingSecret, taskId, kind, Date.now());
+    const begun = beginNotification(this.#store, this.#config, signingSecretsOf(this.#identity, Date.now()), taskId, kind, Date.now());
     if (!begun) return null;
     await this.#ensureAlarm(begun.leaseUntilMs);
     return begun.delivery;

@@ -17,7 +17,7 @@ export const NOTIFY_RETRY: RetryPolicy = { max_attempts: 10, min_backoff: 1, max
 export function beginNotification(
   store: TaskStore,
   config: AppConfig,
-  signingSecret: string,
+  signingSecrets: string[],
   taskId: string,
   kind: NotificationKind,
   now: number,
@@ -28,7 +28,7 @@ export function beginNotification(
   const attempt = row.attempts + 1;
   const leaseUntilMs = now + NOTIFY_TIMEOUT_MS + LEASE_GRACE_MS;
   store.startNotification(taskId, kind, attempt, leaseUntilMs);
-  const delivery = { app: config.name, taskId, kind, url: row.url, attempt, body: JSON.stringify(toRecord(task, config.name)), signingSecret };
+  const delivery = { app: config.name, taskId, kind, url: row.url, attempt, body: JSON.stringify(toRecord(task, config.name)), signingSecrets };
   return { delivery, leaseUntilMs };
 }
 

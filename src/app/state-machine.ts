@@ -55,7 +55,8 @@ export function retryAfterMs(status: number, header: Record<string, string[]>, n
 export interface MachineHost {
   store(): TaskStore;
   config(): AppConfig | null;
-  signingSecret(): string | null;
+  /** The secrets that sign deliveries now (the current one first); null when the object is no app. */
+  signingSecrets(): string[] | null;
   /** A task reached 10 or 11 with result number `seq`: tell subscribers once committed. */
   announce(task: TaskRow, seq: number): void;
   /** The origin asked for no attempts of this app before `untilMs`. */
@@ -78,9 +79,9 @@ export class StateMachine {
   /** 0 → 1 when the task is due and the app active; otherwise says why not. */
   begin(taskId: string, now: number): BeginResult {
     const config = this.#host.config();
-    const signingSecret = this.#host.signingSecret();
+    const signingSecrets = this.#host.signingSecrets();
     const store = this.#host.store();
-    if (!config || signingSecret === null) return { run: false, reason: "app_not_found" };
+    if (!config || signingSecrets === null) return { run: false, reason: "app_not_found" };
     let task = store.get(taskId);
     if (!task) return { run: false, reason: "task_not_found" };
     if (task.state === 1) {
@@ -124,7 +125,7 @@ export class StateMachine {
         retryReason: task.retry_reason,
         taskHeaders: config.task_headers,
         failFast: task.fail_fast === 1,
-        signingSecret,
+        signingSecrets,
       },
     };
   }

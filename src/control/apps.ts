@@ -6,8 +6,8 @@ import { createConfig, type AppConfig, type AppState, type ConfigRules } from ".
 import { authorize } from "../auth/authenticate";
 import { parseJson } from "../http/body";
 import { badRequest, jsonResponse, notFound, unwrap } from "../http/errors";
+import { newSigningSecret } from "../delivery/signature";
 import { APP_NAME } from "../hosts";
-import { randomHex } from "../shared/encoding";
 import type { AppListPage } from "../registry/app-registry";
 import { appQueue, registry } from "../shared/stubs";
 
@@ -32,7 +32,7 @@ export async function createApp(_request: IRequest, context: ControlContext): Pr
     registered = await registry(env).register(config);
   }
   const number = unwrap(registered);
-  const identity = { number, createdMs: Date.now(), signingSecret: randomHex(32) };
+  const identity = { number, createdMs: Date.now(), signingSecret: newSigningSecret() };
   let configured;
   try {
     configured = await appQueue(env, config.name).configure(config, identity);
@@ -44,7 +44,7 @@ export async function createApp(_request: IRequest, context: ControlContext): Pr
     await registry(env).remove(config.name, number);
     unwrap(configured);
   }
-  // The signing secret is shown here, once; origins use it to verify Asyncgate-Signature.
+  // The signing secret is shown here, once (and by a rotation); origins verify deliveries with it.
   const created = { ...view(config, env), signing_secret: identity.signingSecret };
   return jsonResponse(JSON.stringify(created), 201, reqId);
 }
@@ -127,6 +127,14 @@ export async function listApps(request: IRequest, context: ControlContext): Prom
   const result = await visibleApps(context, filter);
   const body = { total: result.total, page: filter.page, page_size: filter.pageSize, apps: result.apps.map((app) => view(app.config, env)) };
   return jsonResponse(JSON.stringify(body), 200, reqId);
+}
+
+/** `POST /v1/apps/<name>/signing-secret/rotate` → `{signing_secret, previous_valid_until}`: the new secret, shown once. */
+export async function rotateSigningSecret(request: IRequest, context: ControlContext): Promise<Response> {
+  const name = appName(request);
+  const caller = await callerFor(context, name, "manage");
+  const rotated = unwrap(await appQueue(context.env, name).rotateSigningSecret(caller));
+  return jsonResponse(JSON.stringify(rotated), 200, context.reqId);
 }
 
 /** `POST /v1/apps/<name>/redrive` `{state: 11, since?, until?, status_code?, dry_run?}` → `{matched, retried, remaining}`. */

@@ -4,7 +4,7 @@
  * verified here; an app key by its app's object (see auth/callers.ts).
  */
 import { IttyRouter, type IRequest } from "itty-router";
-import { appStats, createApp, deleteApp, getApp, listApps, patchApp, purgeApp, redriveApp } from "./apps";
+import { appStats, createApp, deleteApp, getApp, listApps, patchApp, purgeApp, redriveApp, rotateSigningSecret } from "./apps";
 import type { ControlContext } from "./context";
 import { createKey, listKeys, revokeKey } from "./keys";
 import { isWebSocketUpgrade, subscribe } from "./subscribe";
@@ -36,6 +36,8 @@ const router = IttyRouter<IRequest, [ControlContext], Response>()
   .all("/v1/apps/:name/redrive", methodNotAllowed)
   .post("/v1/apps/:name/purge", purgeApp)
   .all("/v1/apps/:name/purge", methodNotAllowed)
+  .post("/v1/apps/:name/signing-secret/rotate", rotateSigningSecret)
+  .all("/v1/apps/:name/signing-secret/rotate", methodNotAllowed)
   .post("/v1/apps/:name/keys", createKey)
   .get("/v1/apps/:name/keys", listKeys)
   .all("/v1/apps/:name/keys", methodNotAllowed)

@@ -2,7 +2,7 @@
  * Notifications: a finished task's record POSTed to the task's `Asyncgate-Callback`
  * or the app's notify url, signed like a delivery so the receiver can verify it.
  */
-import { deliverySignature } from "./signature";
+import { signatureHeaders } from "./signature";
 import { NOTIFY_TIMEOUT_MS } from "../app/app-queue";
 import type { NotificationDelivery } from "../shared/types";
 
@@ -19,7 +19,7 @@ export async function postNotification(
         "Asyncgate-Event": "TaskFinish",
         "Asyncgate-Task-Id": delivery.taskId,
         "Asyncgate-App": delivery.app,
-        "Asyncgate-Signature": await deliverySignature(delivery.signingSecret, delivery.taskId, Math.floor(nowMs / 1000), body),
+        ...Object.fromEntries(await signatureHeaders(delivery.signingSecrets, delivery.taskId, nowMs, body)),
       },
       body,
       redirect: "manual",

@@ -3,7 +3,7 @@
  * its timeout, with the task-metadata headers of SPEC §5 (Cloud Tasks' set under
  * our namespace, or Cloud Tasks' or App Engine's own names when the app asks for them).
  */
-import { deliverySignature } from "./signature";
+import { signatureHeaders } from "./signature";
 import { concatBytes } from "../shared/encoding";
 import { headerMap, isEndToEndHeader, toHeaders } from "../http/headers";
 import type { AttemptResult, Delivery } from "../shared/types";
@@ -72,7 +72,7 @@ export async function replay(delivery: Delivery, nowMs: number = Date.now()): Pr
   const { request } = delivery;
   const headers = toHeaders(request.header);
   for (const [name, value] of metadataHeaders(delivery)) headers.set(name, value);
-  headers.set("Asyncgate-Signature", await deliverySignature(delivery.signingSecret, delivery.taskId, Math.floor(nowMs / 1000), request.body));
+  for (const [name, value] of await signatureHeaders(delivery.signingSecrets, delivery.taskId, nowMs, request.body)) headers.set(name, value);
   // The Fetch API forbids a body on GET and HEAD.
   const hasBody = request.method !== "GET" && request.method !== "HEAD" && request.body.byteLength > 0;
   try {

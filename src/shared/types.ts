@@ -55,7 +55,8 @@ export interface NotificationDelivery {
   attempt: number;
   /** The task record of SPEC §4, as JSON. */
   body: string;
-  signingSecret: string;
+  /** The app's signing secret, and a rotated-out one while it still signs (see delivery/signature.ts). */
+  signingSecrets: string[];
 }
 
 /** Everything the consumer needs to run one attempt, handed out by `AppQueue.begin`. */
@@ -76,7 +77,8 @@ export interface Delivery {
   taskHeaders: "asyncgate" | "cloudtasks" | "appengine";
   /** The submission asked that its handler fail fast (App Engine's X-AppEngine-FailFast). */
   failFast: boolean;
-  signingSecret: string;
+  /** The app's signing secret, and a rotated-out one while it still signs (see delivery/signature.ts). */
+  signingSecrets: string[];
 }
 
 export type BeginResult =

@@ -131,7 +131,7 @@ describe("apps", () => {
     const b = uniqueApp("lb");
     const created = await createApp(a);
     expect(created).toMatchObject({ name: a, state: "Active", timeout: 60, host: `${a}.async.localhost`, retry: { max_attempts: 5 } });
-    expect(created["signing_secret"]).toMatch(/^[0-9a-f]{64}$/);
+    expect(created["signing_secret"]).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
     await createApp(b);
     const got = (await (await call(`${CONTROL}/v1/apps/${a}`)).json()) as Record<string, unknown>;
     expect(got["signing_secret"]).toBeUndefined();

@@ -36,7 +36,7 @@ describe("notifications", () => {
     const signature = callback!.headers["asyncgate-signature"]!;
     const timestamp = Number(/t=(\d+)/.exec(signature)![1]);
     const bytes = base64ToBytes(callback!.body);
-    expect(signature).toBe(await deliverySignature(created["signing_secret"] as string, id, timestamp, bytes));
+    expect(signature).toBe(await deliverySignature([created["signing_secret"] as string], id, timestamp, bytes));
   });
 
   it("retries a failing callback until it is accepted", async () => {
