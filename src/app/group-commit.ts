@@ -57,11 +57,14 @@ export class GroupCommit {
     const results: Result[] = [];
     try {
       this.#storage.transactionSync(() => {
-        for (const operation of operations) results.push(this.#isolated(operation.run));
+        // Alone in its group, an operation needs no savepoint of its own: the group's transaction
+        // isolates it (a failure rolls back just it). Groups are that small when load is spread thin.
+        if (operations.length === 1) results.push({ ok: true, value: operations[0]!.run() });
+        else for (const operation of operations) results.push(this.#isolated(operation.run));
         this.#effects.beforeCommit();
       });
     } catch (error) {
-      console.error(`GroupCommit: ${operations.length} operations rolled back`, error);
+      console.error(`GroupCommit: ${operations.length === 1 ? "one operation" : `${operations.length} operations`} rolled back`, error);
       this.#effects.discard();
       for (const operation of operations) operation.reject(error);
       return;
