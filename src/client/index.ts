@@ -5,17 +5,61 @@
  *   const { id } = await gateway.submit("shop", "/orders", { body: JSON.stringify(order) });
  *   const task = await gateway.waitForTask(id);
  *   for await (const result of gateway.subscribe("shop")) console.log(result.seq, result.state);
+ *   await gateway.apps.create({ name: "shop", origin: "https://backend.example.com" });
+ *   for await (const task of gateway.listTasks("shop", { state: TaskState.Failed })) await gateway.retry(task.id);
  */
 import { AsyncgateError } from "./errors";
 import { subscription, type SubscribeOptions, type TaskResult } from "./subscription";
 import { connectToTransport, fetchTransport, type Transport } from "./transport";
+import type { AppConfig } from "../app/config";
 import { formatQiniuDate, qiniuAuthorization } from "../auth/qiniu";
 import { signUrl } from "../auth/url-token";
+import { base64ToBytes } from "../shared/encoding";
 import type { TaskRecord } from "../shared/types";
 
 export { AsyncgateError } from "./errors";
 export type { SubscribeOptions, TaskResult } from "./subscription";
+export { TaskState } from "../shared/types";
 export type { TaskRecord } from "../shared/types";
+export type { AppConfig } from "../app/config";
+
+/** An app as the control API shows it: its config and its app host. */
+export type App = AppConfig & { host: string };
+export type AppDetails = App & { stats: Record<string, number>; delivery: Record<string, unknown> };
+export type Permission = "submit" | "query" | "subscribe" | "manage";
+export interface AccessKey {
+  access_key: string;
+  permissions: Permission[];
+  created_at: number;
+}
+export interface AppListFilter {
+  ids?: string[];
+  state?: "Active" | "Paused";
+  page?: number;
+  pageSize?: number;
+}
+export interface ListTasksOptions {
+  /** Only tasks in this state (0, 1, 10 or 11). */
+  state?: number;
+  /** Records per request (≤ 100); the iterator pages on by itself. @default 100 */
+  pageSize?: number;
+  signal?: AbortSignal;
+}
+
+/** A body field of a task record (base64) as bytes. */
+export function decodeBody(base64: string): Uint8Array {
+  return base64ToBytes(base64);
+}
+
+/** A body field of a task record (base64) as UTF-8 text. */
+export function bodyText(base64: string): string {
+  return new TextDecoder().decode(base64ToBytes(base64));
+}
+
+/** A body field of a task record (base64) parsed as JSON. */
+export function bodyJSON<T = unknown>(base64: string): T {
+  return JSON.parse(bodyText(base64)) as T;
+}
 
 export interface ClientOptions {
   /** The control API, e.g. `https://async.example.com` or `http://localhost:8787`. */
@@ -37,6 +81,11 @@ export interface ClientOptions {
   fetch?: typeof fetch;
   /** @default globalThis.WebSocket */
   WebSocket?: typeof WebSocket;
+  /**
+   * Answers 429 and 503 are retried after their `Retry-After` (or a growing backoff) this many
+   * times before the error is thrown. @default 3
+   */
+  retries?: number;
 }
 
 export interface SubmitOptions {
@@ -46,6 +95,10 @@ export interface SubmitOptions {
   headers?: Record<string, string>;
   /** `Asyncgate-Delay`: seconds, or `10s` / `5m` / `2h`. */
   delay?: number | string;
+  /** `Asyncgate-Not-Before`: run no earlier than this (a Date, or unix seconds). */
+  notBefore?: Date | number;
+  /** `Asyncgate-Fail-Fast`: ask the handler to fail fast (App Engine's X-AppEngine-FailFast). */
+  failFast?: boolean;
   /** `Asyncgate-Deduplication-Id`. */
   deduplicationId?: string;
   /** `Asyncgate-Retries`. */
@@ -85,6 +138,11 @@ export class AsyncgateClient {
   async submit(app: string, path: string, options: SubmitOptions = {}): Promise<{ id: string; deduplicated: boolean }> {
     const headers: Record<string, string> = { ...options.headers };
     if (options.delay !== undefined) headers["Asyncgate-Delay"] = String(options.delay);
+    if (options.notBefore !== undefined) {
+      const seconds = options.notBefore instanceof Date ? Math.floor(options.notBefore.getTime() / 1000) : Math.floor(options.notBefore);
+      headers["Asyncgate-Not-Before"] = String(seconds);
+    }
+    if (options.failFast) headers["Asyncgate-Fail-Fast"] = "true";
     if (options.deduplicationId !== undefined) headers["Asyncgate-Deduplication-Id"] = options.deduplicationId;
     if (options.retries !== undefined) headers["Asyncgate-Retries"] = String(options.retries);
     if (options.timeout !== undefined) headers["Asyncgate-Timeout"] = String(options.timeout);
@@ -94,6 +152,11 @@ export class AsyncgateClient {
     const response = await this.#call(options.method ?? "POST", url, options.body, headers);
     const { id } = JSON.parse(response.text) as { id: string };
     return { id, deduplicated: response.headers.get("asyncgate-deduplicated") === "true" };
+  }
+
+  /** Submits `value` as a JSON body (`Content-Type: application/json`). */
+  async submitJSON(app: string, path: string, value: unknown, options: Omit<SubmitOptions, "body"> = {}): Promise<{ id: string; deduplicated: boolean }> {
+    return this.submit(app, path, { ...options, body: JSON.stringify(value), headers: { "Content-Type": "application/json", ...options.headers } });
   }
 
   async getTask(id: string): Promise<TaskRecord> {
@@ -119,6 +182,57 @@ export class AsyncgateClient {
     return JSON.parse((await this.#call("DELETE", this.#controlUrl(`/v1/task/${encodeURIComponent(id)}`))).text) as TaskRecord;
   }
 
+  /** Runs a failed task again, with a fresh attempt budget. */
+  async retry(id: string): Promise<TaskRecord> {
+    return JSON.parse((await this.#call("POST", this.#controlUrl(`/v1/task/${encodeURIComponent(id)}/retry`))).text) as TaskRecord;
+  }
+
+  /** `app`'s tasks, newest first, without bodies: an async iterator that follows the cursors. */
+  async *listTasks(app: string, options: ListTasksOptions = {}): AsyncIterableIterator<TaskRecord> {
+    let cursor: string | null = null;
+    do {
+      options.signal?.throwIfAborted();
+      const query = new URLSearchParams({ app, limit: String(options.pageSize ?? 100) });
+      if (options.state !== undefined) query.set("state", String(options.state));
+      if (cursor) query.set("cursor", cursor);
+      const page = JSON.parse((await this.#call("GET", this.#controlUrl(`/v1/tasks?${query}`))).text) as { tasks: TaskRecord[]; cursor: string | null };
+      yield* page.tasks;
+      cursor = page.cursor;
+    } while (cursor);
+  }
+
+  /** App entries: create, list, read, update, pause, resume, delete, rotate the signing secret. */
+  readonly apps = {
+    create: async (config: Partial<AppConfig> & { name: string; origin: string }): Promise<App & { signing_secret: string }> =>
+      (await this.request("POST", "/v1/apps", config)) as App & { signing_secret: string },
+    list: async (filter: AppListFilter = {}): Promise<{ total: number; page: number; page_size: number; apps: App[] }> => {
+      const query = new URLSearchParams();
+      if (filter.ids) query.set("ids", filter.ids.join(","));
+      if (filter.state) query.set("state", filter.state);
+      if (filter.page) query.set("page", String(filter.page));
+      if (filter.pageSize) query.set("page_size", String(filter.pageSize));
+      const search = query.size > 0 ? `?${query}` : "";
+      return (await this.request("GET", `/v1/apps${search}`)) as { total: number; page: number; page_size: number; apps: App[] };
+    },
+    get: async (name: string): Promise<AppDetails> => (await this.request("GET", `/v1/apps/${encodeURIComponent(name)}`)) as AppDetails,
+    update: async (name: string, patch: Partial<AppConfig>): Promise<App> => (await this.request("PATCH", `/v1/apps/${encodeURIComponent(name)}`, patch)) as App,
+    pause: (name: string): Promise<App> => this.apps.update(name, { state: "Paused" }),
+    resume: (name: string): Promise<App> => this.apps.update(name, { state: "Active" }),
+    delete: async (name: string): Promise<{ deleted: string }> => (await this.request("DELETE", `/v1/apps/${encodeURIComponent(name)}`)) as { deleted: string },
+    stats: async (name: string): Promise<Record<string, unknown>> => (await this.request("GET", `/v1/apps/${encodeURIComponent(name)}/stats`)) as Record<string, unknown>,
+    rotateSigningSecret: async (name: string): Promise<{ signing_secret: string; previous_valid_until: number }> =>
+      (await this.request("POST", `/v1/apps/${encodeURIComponent(name)}/signing-secret/rotate`)) as { signing_secret: string; previous_valid_until: number },
+  };
+
+  /** An app's access keys: create (the secret is answered once), list, revoke. */
+  readonly keys = {
+    create: async (app: string, permissions: Permission[]): Promise<AccessKey & { secret_key: string }> =>
+      (await this.request("POST", `/v1/apps/${encodeURIComponent(app)}/keys`, { permissions })) as AccessKey & { secret_key: string },
+    list: async (app: string): Promise<AccessKey[]> => ((await this.request("GET", `/v1/apps/${encodeURIComponent(app)}/keys`)) as { keys: AccessKey[] }).keys,
+    revoke: async (app: string, accessKey: string): Promise<{ revoked: string }> =>
+      (await this.request("DELETE", `/v1/apps/${encodeURIComponent(app)}/keys/${encodeURIComponent(accessKey)}`)) as { revoked: string },
+  };
+
   /**
    * Live results of `app` as an async iterator: heartbeats, reconnects and resumes by itself,
    * yielding every result exactly once in seq order. Break out of the loop (or abort the
@@ -126,6 +240,9 @@ export class AsyncgateClient {
    */
   subscribe(app: string, options: SubscribeOptions = {}): AsyncIterableIterator<TaskResult> {
     const WebSocketImpl = this.#options.WebSocket ?? globalThis.WebSocket;
+    if (typeof WebSocketImpl !== "function") {
+      throw new TypeError("no WebSocket here: Node ≥ 22 has one built in; on older Node pass one (e.g. from the ws package) as the WebSocket option");
+    }
     let checked = false;
     return subscription(async (since) => {
       if (!checked) {
@@ -153,21 +270,32 @@ export class AsyncgateClient {
 
   async #call(method: string, url: string, body?: string | Uint8Array, extraHeaders: Record<string, string> = {}) {
     const bytes = typeof body === "string" ? encoder.encode(body) : (body ?? new Uint8Array(0));
-    // Always signed: with REQUIRE_SIGNED_DATE a request without it is refused, and with it a
-    // captured request cannot be replayed after 15 minutes.
-    const headers: Record<string, string> = { ...extraHeaders, "X-Qiniu-Date": formatQiniuDate(Date.now()) };
+    const headers: Record<string, string> = { ...extraHeaders };
     let contentType = Object.entries(headers).find(([name]) => name.toLowerCase() === "content-type")?.[1] ?? null;
     if (body !== undefined && contentType === null) contentType = headers["Content-Type"] = "application/json";
     const parsed = new URL(url);
-    headers["Authorization"] = await qiniuAuthorization(this.#options.accessKey, this.#options.secretKey, {
-      method,
-      pathAndQuery: parsed.pathname + parsed.search,
-      host: parsed.host,
-      contentType,
-      headers: Object.entries(headers),
-      body: bytes,
-    });
-    const response = await this.#send({ url, method, headers, body: bytes });
+    // Always signed with a fresh date: with REQUIRE_SIGNED_DATE a request without it is refused,
+    // and with it a captured request cannot be replayed after 15 minutes.
+    const signedSend = async () => {
+      headers["X-Qiniu-Date"] = formatQiniuDate(Date.now());
+      headers["Authorization"] = await qiniuAuthorization(this.#options.accessKey, this.#options.secretKey, {
+        method,
+        pathAndQuery: parsed.pathname + parsed.search,
+        host: parsed.host,
+        contentType,
+        headers: Object.entries(headers),
+        body: bytes,
+      });
+      return this.#send({ url, method, headers, body: bytes });
+    };
+    let response = await signedSend();
+    // Busy (429) or unavailable (503): wait as Retry-After says, or back off, a few times.
+    for (let retry = 0; (response.status === 429 || response.status === 503) && retry < (this.#options.retries ?? 3); retry++) {
+      const retryAfter = Number(response.headers.get("retry-after"));
+      const waitMs = Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter * 1000, 60_000) : 250 * 2 ** retry;
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+      response = await signedSend();
+    }
     if (response.status >= 400) {
       let error = { code: "http_error", error: response.text };
       try {
