@@ -8,12 +8,13 @@ import { appStats, createApp, deleteApp, getApp, listApps, patchApp, purgeApp, r
 import type { ControlContext } from "./context";
 import { createKey, listKeys, revokeKey } from "./keys";
 import { isWebSocketUpgrade, subscribe } from "./subscribe";
+import { OPENAPI } from "./openapi";
 import { cancelTask, getTask, listTasks, retryTask } from "./tasks";
 import { identifyCaller } from "../auth/authenticate";
 import { readProof } from "../auth/credentials";
 import { readBody } from "../http/body";
 import { configRules } from "../http/context";
-import { GatewayError } from "../http/errors";
+import { GatewayError, jsonResponse } from "../http/errors";
 
 /** Control requests carry small JSON documents. */
 const MAX_CONTROL_BODY_BYTES = 256 * 1024;
@@ -55,7 +56,15 @@ const router = IttyRouter<IRequest, [ControlContext], Response>()
 const isFeedUpgrade = (request: Request) =>
   request.method === "GET" && new URL(request.url).pathname === "/v1/tasks" && isWebSocketUpgrade(request);
 
+/** The OpenAPI document, serialised once per isolate. */
+let openApiJson: string | null = null;
+
 export async function handleControl(request: Request, env: Env, reqId: string): Promise<Response> {
+  // The one unauthenticated route: the API's own description.
+  if (new URL(request.url).pathname === "/openapi.json" && (request.method === "GET" || request.method === "HEAD")) {
+    openApiJson ??= JSON.stringify(OPENAPI);
+    return jsonResponse(request.method === "HEAD" ? "" : openApiJson, 200, reqId, { "Cache-Control": "public, max-age=300" });
+  }
   const body = await readBody(request, MAX_CONTROL_BODY_BYTES);
   const now = Date.now();
   const proof = readProof(request, { urlTokenAllowed: isFeedUpgrade(request), requireSignedDate: env.REQUIRE_SIGNED_DATE === "true", nowMs: now });
