@@ -1,9 +1,11 @@
 /**
  * asyncgate's Worker: `fetch` dispatches by host (app host → submission, any
- * other host → control API and the seeds' front doors), `queue` replays tasks to origins. Wiring only.
+ * other host → control API and the seeds' front doors), `queue` replays tasks to origins
+ * (and hands dead letters back to their apps). Wiring only.
  */
 import { handleControl } from "./control/router";
 import { consumeTasks } from "./delivery/consumer";
+import { isDeadLetterQueue, reconcileDeadLetters } from "./delivery/dead-letters";
 import { handleFunctionGraph, isFunctionGraphPath } from "./front-doors/functiongraph";
 import { handleTencentCi, isTencentCiPath } from "./front-doors/tencent-ci";
 import { newReqId } from "./http/context";
@@ -30,7 +32,8 @@ export default {
   },
 
   async queue(batch, env): Promise<void> {
-    await consumeTasks(batch, env);
+    if (isDeadLetterQueue(batch.queue)) await reconcileDeadLetters(batch, env);
+    else await consumeTasks(batch, env);
   },
 } satisfies ExportedHandler<Env, TaskMessage>;
 

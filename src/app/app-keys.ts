@@ -8,6 +8,7 @@ import type { KeyPrincipal } from "../auth/authenticate";
 import { verifyProof, type Proof } from "../auth/credentials";
 import { openSecret, sealSecret } from "../auth/key-vault";
 import { fail, ok, type Outcome } from "../http/errors";
+import { log } from "../shared/log";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS access_keys (
@@ -94,7 +95,7 @@ export class AppKeys {
     if (!row || !this.#master) return null;
     const secretKey = await openSecret(this.#master, accessKey, row.sealed_secret);
     if (secretKey === null) {
-      console.error(`AppKeys: the secret of ${accessKey} does not open: was KEY_ENCRYPTION_SECRET changed?`);
+      log("error", "key_secret_unsealable", { access_key: accessKey, hint: "was KEY_ENCRYPTION_SECRET changed?" });
       return null;
     }
     // Still there after the await? (revoked keys never come back into memory)

@@ -18,6 +18,7 @@ import { parsePurge, parseRedrive, pendingJobs, runJob } from "./bulk";
 import { applyPatch, normalizeConfig, splitInvokePath, type AppConfig, type ConfigRules } from "./config";
 import { Dispatcher, REDISPATCH_AFTER_MS } from "./dispatcher";
 import { GroupCommit } from "./group-commit";
+import { log } from "../shared/log";
 import { PREVIOUS_SECRET_GRACE_MS, newSigningSecret } from "../delivery/signature";
 import { beginNotification, finishNotification } from "./notifications";
 import { checkAt } from "./heartbeat";
@@ -32,7 +33,7 @@ import { masterSecret } from "../auth/key-vault";
 import { retryLifetimeSeconds } from "../delivery/backoff";
 import { newTaskId } from "../shared/task-id";
 import type { SubmitOptions } from "../submit/options";
-import type { AttemptResult, BeginResult, FinishResult, NotificationDelivery, RecordedRequest, TaskRecord, TaskState } from "../shared/types";
+import type { AttemptResult, BeginResult, FinishResult, NotificationDelivery, RecordedRequest, TaskMessage, TaskRecord, TaskState } from "../shared/types";
 
 export { DISPATCH_WINDOW, LEASE_GRACE_MS, REDISPATCH_AFTER_MS } from "./dispatcher";
 export { ROW_BUDGET_BYTES, responseBodyRoom } from "./state-machine";
@@ -266,6 +267,30 @@ export class AppQueue extends DurableObject<Env> {
     return ok(next);
   }
 
+  /**
+   * A queue message the consumer gave up on (the dead-letter queue): a task that still waits is
+   * sent again from the outbox, a pending notification is rescheduled; a running task is left to
+   * its lease and a finished or deleted one needs nothing. Answers what was done.
+   */
+  async reconcile(message: TaskMessage): Promise<"resent" | "rescheduled" | "running" | "finished" | "gone"> {
+    const config = this.#config;
+    if (!config) return "gone";
+    if (message.notify) {
+      if (!this.#store.getNotification(message.id, message.notify)) return "gone";
+      this.#store.rescheduleNotification(message.id, message.notify, Date.now());
+      await this.#scheduleNext();
+      return "rescheduled";
+    }
+    const state = this.#store.stateOf(message.id);
+    if (state === null) return "gone";
+    if (state === 1) return "running";
+    if (state !== 0) return "finished";
+    this.#store.clearDispatched([message.id]);
+    await this.#dispatcher.flushOutbox(config);
+    await this.#scheduleNext();
+    return "resent";
+  }
+
   /** The largest page the resume replay read since the object started: rows and bytes. */
   async replayReadMeter(): Promise<ReadMeter> {
     return { ...this.#store.largestReplayPage };
@@ -414,7 +439,7 @@ export class AppQueue extends DurableObject<Env> {
     } catch (error) {
       // Its savepoint rolled back alone; store what surely fits, in the next group.
       if (result.kind !== "response") throw error;
-      console.error(`AppQueue:finish: the response of ${taskId} could not be stored; keeping its status only`, error);
+      log("error", "response_not_stored", { app: this.#config?.name, task: taskId, attempt }, error);
       const bare: AttemptResult = { ...result, header: {}, body: new Uint8Array() };
       return this.#group.run(() => this.#machine.finishAttempt(taskId, attempt, bare, Date.now()));
     }
@@ -618,7 +643,7 @@ export class AppQueue extends DurableObject<Env> {
       try {
         this.#replayPage(ws, last);
       } catch (error) {
-        console.error("AppQueue:replay", error);
+        log("error", "replay_failed", { app: this.#config?.name }, error);
         this.#subscribers.goLive(ws);
         this.#subscribers.onClose(ws, 1011, "replay failed");
       }
@@ -629,7 +654,7 @@ export class AppQueue extends DurableObject<Env> {
     try {
       this.#subscribers.onMessage(ws, message, Date.now());
     } catch (error) {
-      console.error("AppQueue:webSocketMessage", error);
+      log("error", "websocket_message_failed", { app: this.#config?.name }, error);
       this.#subscribers.onClose(ws, 1011, "internal error");
     }
   }
@@ -638,12 +663,12 @@ export class AppQueue extends DurableObject<Env> {
     try {
       this.#subscribers.onClose(ws, code, reason);
     } catch (error) {
-      console.error("AppQueue:webSocketClose", error);
+      log("error", "websocket_close_failed", { app: this.#config?.name }, error);
     }
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
-    console.error("AppQueue:webSocketError", error);
+    log("warn", "websocket_error", { app: this.#config?.name }, error);
     this.#subscribers.onClose(ws, 1011, "websocket error");
   }
 
@@ -676,7 +701,7 @@ export class AppQueue extends DurableObject<Env> {
       this.#dispatcher.forgetLost(now);
       await this.#sendCommitted();
     } catch (error) {
-      console.error("AppQueue:alarm", error);
+      log("error", "alarm_failed", { app: this.#config?.name }, error);
       throw error; // the runtime retries a throwing alarm
     } finally {
       await this.#scheduleNext();

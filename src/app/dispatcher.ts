@@ -8,6 +8,7 @@ import type { AppConfig } from "./config";
 import { CLOSED, admitThrough, afterAttempt, circuitRoom, refill, tokensAt, type AttemptSignal, type Bucket, type Circuit, type CircuitState } from "./limits";
 import type { NotificationRow, TaskStore } from "./task-store";
 import type { TaskMessage } from "../shared/types";
+import { log } from "../shared/log";
 
 /** Queue messages in flight per app: the object keeps the backlog, the queue a bounded window. */
 export const DISPATCH_WINDOW = 500;
@@ -275,7 +276,7 @@ export class Dispatcher {
         await this.#queue().sendBatch(messages.slice(i, i + BATCH).map((body) => ({ body, contentType: "json" as const })));
       }
     } catch (error) {
-      console.error(`Dispatcher:send: queue send failed for ${messages.length} messages of ${config.name}; backing off`, error);
+      log("error", "queue_send_failed", { app: config.name, messages: messages.length }, error);
       this.#store().clearDispatched(taskIds);
       this.#store().clearNotificationsDispatched(notifications);
       // A queue that keeps refusing is not retried every second: back off, with jitter.

@@ -7,6 +7,7 @@
  * Each operation runs in its own savepoint (a nested transactionSync): one that throws is
  * undone alone, with the in-memory effects it queued, and its neighbours commit.
  */
+import { log } from "../shared/log";
 
 export interface GroupEffects {
   /** A group starts: reset what is counted per group. */
@@ -64,7 +65,7 @@ export class GroupCommit {
         this.#effects.beforeCommit();
       });
     } catch (error) {
-      console.error(`GroupCommit: ${operations.length === 1 ? "one operation" : `${operations.length} operations`} rolled back`, error);
+      log("error", "group_rolled_back", { operations: operations.length }, error);
       this.#effects.discard();
       for (const operation of operations) operation.reject(error);
       return;
@@ -72,7 +73,7 @@ export class GroupCommit {
     try {
       await this.#effects.afterCommit();
     } catch (error) {
-      console.error("GroupCommit: after-commit work failed; the alarm will retry it", error);
+      log("error", "after_commit_failed", { hint: "the alarm retries it" }, error);
     }
     operations.forEach((operation, i) => {
       const result = results[i]!;
@@ -86,7 +87,7 @@ export class GroupCommit {
     try {
       return { ok: true, value: this.#storage.transactionSync(run) };
     } catch (error) {
-      console.error("GroupCommit: one operation rolled back", error);
+      log("error", "operation_rolled_back", {}, error);
       undo();
       return { ok: false, error };
     }

@@ -8,6 +8,7 @@ import { LEASE_GRACE_MS } from "./dispatcher";
 import { toRecord, type NotificationKind, type TaskStore } from "./task-store";
 import { jitteredBackoffSeconds } from "../delivery/backoff";
 import type { NotificationDelivery } from "../shared/types";
+import { log } from "../shared/log";
 
 /** How long one POST may take, and the fixed retry policy (receivers are not the origin). */
 export const NOTIFY_TIMEOUT_MS = 30_000;
@@ -39,7 +40,7 @@ export function finishNotification(store: TaskStore, taskId: string, kind: Notif
   if (delivered) {
     store.deleteNotification(taskId, kind);
   } else if (attempt >= NOTIFY_RETRY.max_attempts) {
-    console.error(`Notifications: giving up ${kind} of ${taskId} to ${new URL(row.url).host} after ${attempt} attempts: ${detail}`);
+    log("error", "notification_given_up", { task: taskId, kind, host: new URL(row.url).host, attempt, detail });
     store.deleteNotification(taskId, kind);
   } else {
     store.rescheduleNotification(taskId, kind, now + Math.round(jitteredBackoffSeconds(NOTIFY_RETRY, attempt) * 1000));

@@ -12,6 +12,7 @@ import {
   lastSignOfLife,
   type SubscriberAttachment,
 } from "./heartbeat";
+import { log } from "../shared/log";
 
 /** Largest text frame a subscriber may send; its only message is the `OK` heartbeat. */
 export const MAX_CLIENT_FRAME_CHARS = 1024;
@@ -96,7 +97,7 @@ export class Subscribers {
       try {
         ws.send(message);
       } catch (error) {
-        console.error("Subscribers:broadcast", error);
+        log("warn", "broadcast_failed", {}, error);
       }
     }
   }

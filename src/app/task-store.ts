@@ -298,6 +298,12 @@ export class TaskStore {
     return this.#sql.exec<TaskRow>("SELECT * FROM tasks WHERE id = ?", id).toArray()[0] ?? null;
   }
 
+  /** A task's state alone (no row but its state column read); null when there is no such task. */
+  stateOf(id: string): TaskState | null {
+    const row = this.#sql.exec<{ state: TaskState }>("SELECT state FROM tasks WHERE id = ?", id).toArray()[0];
+    return row ? row.state : null;
+  }
+
   /** A task with this deduplication id created after `sinceMs`, if any. */
   findDuplicate(deduplicationId: string, sinceMs: number): string | null {
     const row = this.#sql

@@ -6,7 +6,8 @@
 import { postNotification } from "./notify";
 import { replay } from "./replay";
 import { appQueue } from "../shared/stubs";
-import type { TaskMessage } from "../shared/types";
+import type { AttemptResult, TaskMessage, TaskState } from "../shared/types";
+import { log } from "../shared/log";
 
 /** One consumer invocation may hold at most 6 outgoing connections at once. */
 const CONCURRENCY = 6;
@@ -26,7 +27,7 @@ export async function consumeTasks(batch: MessageBatch<unknown>, env: Env): Prom
   const worker = async () => {
     for (let message = pending.shift(); message; message = pending.shift()) {
       if (!isTaskMessage(message.body)) {
-        console.error("consumer: dropping a malformed message", message.id);
+        log("error", "malformed_message", { message: message.id });
         message.ack();
         continue;
       }
@@ -36,7 +37,7 @@ export async function consumeTasks(batch: MessageBatch<unknown>, env: Env): Prom
         message.ack();
       } catch (error) {
         // The object could not be reached: let the queue bring the message back.
-        console.error(`consumer: ${message.body.app}/${message.body.id} will be retried`, error);
+        log("error", "message_retried", { app: message.body.app, task: message.body.id, delivery_attempts: message.attempts }, error);
         message.retry({ delaySeconds: Math.min(60, 2 ** message.attempts) });
       }
     }
@@ -60,7 +61,7 @@ async function claimBatch(batch: MessageBatch<unknown>, env: Env): Promise<void>
     [...byApp].map(([app, ids]) =>
       appQueue(env, app)
         .claim(ids, batch.messages.length)
-        .catch((error: unknown) => console.error(`consumer: claim for ${app} failed (a held message may be sent again)`, error)),
+        .catch((error: unknown) => log("warn", "claim_failed", { app, tasks: ids.length }, error)),
     ),
   );
 }
@@ -69,19 +70,43 @@ export async function deliverTask(ref: TaskMessage, env: Env): Promise<void> {
   const app = appQueue(env, ref.app);
   const begun = await app.begin(ref.id);
   if (!begun.run) return;
+  const startedMs = Date.now();
   const result = await replay(begun.delivery);
+  const durationMs = Date.now() - startedMs;
   // The origin has answered: its result is not dropped for a passing failure to reach the object.
   for (let tries = 1; ; tries++) {
     try {
       // A fresh stub for each retry: a stub that saw the object reset may stay broken.
-      await (tries === 1 ? app : appQueue(env, ref.app)).finish(ref.id, begun.delivery.attempt, result);
+      const finished = await (tries === 1 ? app : appQueue(env, ref.app)).finish(ref.id, begun.delivery.attempt, result);
+      logAttempt(env, ref, begun.delivery.attempt, result, durationMs, finished.applied ? finished.state : null);
       return;
     } catch (error) {
       if (tries >= FINISH_TRIES) throw error;
-      console.warn(`consumer: finish of ${ref.app}/${ref.id} failed (try ${tries}); retrying`, error);
+      log("warn", "finish_retried", { app: ref.app, task: ref.id, attempt: begun.delivery.attempt, try: tries }, error);
       await new Promise((resolve) => setTimeout(resolve, 100 * 4 ** (tries - 1) * Math.random()));
     }
   }
+}
+
+/**
+ * One JSON line per attempt (task id, app, attempt, status, duration, what became of the task):
+ * failed and retried attempts always, successes too with `LOG_ATTEMPTS = "all"`, none with "none".
+ */
+function logAttempt(env: Env, ref: TaskMessage, attempt: number, result: AttemptResult, durationMs: number, state: TaskState | null): void {
+  const mode = env.LOG_ATTEMPTS;
+  const succeeded = state === 10;
+  if (mode === "none" || (succeeded && mode !== "all")) return;
+  const outcome = state === 10 ? "success" : state === 11 ? "failed" : state === 0 ? "retry" : "not_applied";
+  const fields = {
+    app: ref.app,
+    task: ref.id,
+    attempt,
+    status: result.kind === "response" ? result.status : null,
+    error: result.kind === "error" ? result.error : null,
+    duration_ms: durationMs,
+    outcome,
+  };
+  log(succeeded ? "info" : "warn", "attempt", fields);
 }
 
 export async function deliverNotification(ref: TaskMessage, kind: "callback" | "notify", env: Env): Promise<void> {

@@ -2,6 +2,7 @@
  * The one error type of the gateway. Thrown wherever a problem is found,
  * rendered exactly once, at the fetch boundary, as SPEC §8 JSON.
  */
+import { log } from "../shared/log";
 export class GatewayError extends Error {
   override name = "GatewayError";
   constructor(
@@ -69,10 +70,10 @@ export function renderError(error: unknown, reqId: string, context: string): Res
   // that is the platform being busy, not a fault of ours, and the client should retry.
   const flags = error as { retryable?: unknown; overloaded?: unknown } | null;
   if (flags && (flags.retryable === true || flags.overloaded === true)) {
-    console.warn(`${context}: transient Durable Object error (req ${reqId})`, error);
+    log("warn", "transient_error", { where: context, req_id: reqId }, error);
     return jsonResponse(errorBody({ code: "unavailable", message: "the gateway is busy; retry shortly" }, reqId), 503, reqId, { "Retry-After": "1" });
   }
-  console.error(`${context}: unexpected error (req ${reqId})`, error);
+  log("error", "unexpected_error", { where: context, req_id: reqId }, error);
   return jsonResponse(errorBody({ code: "internal_error", message: "internal error" }, reqId), 500, reqId);
 }
 

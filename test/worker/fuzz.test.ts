@@ -268,7 +268,7 @@ async function sendOne({ method, host, pathAndQuery, headers: headerInit, body, 
 }
 
 const unexpectedLogs = () =>
-  errorLog.mock.calls.map((args) => args.map(String).join(" ")).filter((line) => /unexpected error|AppQueue:(alarm|commit|webSocket)|Uncaught/.test(line));
+  errorLog.mock.calls.map((args) => args.map(String).join(" ")).filter((line) => /"event":"(unexpected_error|alarm_failed|group_rolled_back|websocket_[a-z_]+)"|Uncaught/.test(line));
 
 describe("fuzz", () => {
   it(`${REQUESTS} generated requests: no 5xx, errors are SPEC §8 JSON, nothing unexpected logged (seed ${SEED})`, { timeout: 600_000 }, async () => {
