@@ -11,9 +11,12 @@ import qiniu from "qiniu";
 import WebSocket from "ws";
 import { startOrigin } from "../scripts/origin.mjs";
 import { cpuSeconds, rssMb } from "./proc.mjs";
+import { PRICES, pricePerMillion } from "./prices.mjs";
 import { KEYS, redisAvailable, startBullmq, startDirect, startWranglerDev } from "./systems.mjs";
 
 const quick = process.argv.includes("--quick");
+/** `--json`: the figures as one JSON document on stdout (the table still goes to bench/results/latest.md). */
+const asJson = process.argv.includes("--json");
 const onlyIndex = process.argv.indexOf("--only");
 /** `--only drain,subscribers`: run just these sections (for iterating on one of them). */
 const only = onlyIndex === -1 ? null : new Set(process.argv[onlyIndex + 1]?.split(","));
@@ -236,27 +239,65 @@ async function latency(system) {
   return pushedAt;
 }
 
+/** The gateway's cost meters (GET /v1/meters) over the Worker and the objects of `apps`. */
+async function readMeters(system, apps) {
+  return (await call(system.port, `localhost:${system.port}`, "GET", `/v1/meters?apps=${apps.join(",")}`)).json().meters;
+}
+
+const perThousand = (after, before, tasks) =>
+  Object.fromEntries(Object.keys(after).map((key) => [key, Number((((after[key] - before[key]) / Math.max(1, tasks)) * 1000).toFixed(1))]));
+
+/** Section 3, and the cost of a task: a backlog accepted while the app is paused, then delivered. */
 async function drain(system) {
   const port = system.port;
   await createApp(system, "drain", { state: "Paused" });
   const host = `drain.async.localhost:${port}`;
+  const beforeAccept = await readMeters(system, ["drain"]);
   const result = await autocannon({ url: `http://127.0.0.1:${port}`, connections: 32, amount: P.drainTasks, requests: [submitRequest(host)], timeout: 10 });
   const accepted = result["2xx"];
+  const afterAccept = await readMeters(system, ["drain"]);
   const cpu0 = cpuSeconds(system.pids());
   const t0 = Date.now();
   await call(port, `localhost:${port}`, "PATCH", "/v1/apps/drain", JSON.stringify({ state: "Active" }));
   let done = 0;
+  let lastProgress = t0;
   while (Date.now() - t0 < 600_000) {
     const s = await stats(system, "drain");
     done = s.success + s.failed;
     if (done >= accepted) break;
+    if (Date.now() - lastProgress >= 1_000) {
+      lastProgress = Date.now();
+      log(`drain: ${done}/${accepted} delivered, ${(done / ((Date.now() - t0) / 1000)).toFixed(0)} tasks/s`);
+    }
     await sleep(200);
   }
   const seconds = (Date.now() - t0) / 1000;
   const cpuUs = ((cpuSeconds(system.pids()) - cpu0) / Math.max(1, done)) * 1e6;
+  // The consumer acks after the last finish: let the counters settle.
+  await sleep(500);
+  const afterDrain = await readMeters(system, ["drain"]);
   row("3 drain", "asyncgate", `${system.mode}, backlog ${accepted}`, { throughput: `${(done / seconds).toFixed(0)} tasks/s`, cpu: cpuUs.toFixed(0), note: `${done} delivered in ${seconds.toFixed(1)} s` });
   log(`drain: ${done} in ${seconds.toFixed(1)} s`);
+
+  const accept = perThousand(afterAccept, beforeAccept, accepted);
+  const deliver = perThousand(afterDrain, afterAccept, done);
+  const describe = (counts) =>
+    `DO requests ${counts.do_requests}, queue ops ${(counts.queue_writes + counts.queue_reads + counts.queue_acks + counts.queue_retries).toFixed(1)} (write ${counts.queue_writes}, read ${counts.queue_reads}, ack ${counts.queue_acks}, retry ${counts.queue_retries}), SQLite rows read ${counts.sql_rows_read} / written ${counts.sql_rows_written}, Worker invocations ${counts.worker_invocations}`;
+  row("6 cost", "asyncgate", `${system.mode}, per 1000 tasks accepted`, { note: describe(accept) });
+  row("6 cost", "asyncgate", `${system.mode}, per 1000 tasks delivered`, { note: describe(deliver) });
+  const perTask = Object.fromEntries(Object.keys(accept).map((key) => [key, (accept[key] + deliver[key]) / 1000]));
+  // CPU: what the drain measured per delivered task (the accept side is in the ingest rows).
+  const price = pricePerMillion(perTask, cpuUs, 1 / Math.max(1, done / seconds));
+  const dominant = Object.entries(price.parts).sort(([, a], [, b]) => b - a).slice(0, 3).map(([name, usd]) => `${name} $${usd.toFixed(2)}`);
+  row("6 cost", "asyncgate", "list price per million delivered tasks", {
+    throughput: `$${price.asyncgate.toFixed(2)}`,
+    note: `all-in at ${PRICES.asOf} list prices (bench/prices.mjs); most: ${dominant.join(", ")}; QStash $${price.qstash.toFixed(2)}, Cloud Tasks $${price.cloud_tasks.toFixed(2)} (stores no results); target ≤ $4`,
+  });
+  costs = { per_1000_tasks: { accept, deliver }, per_million_usd: { asyncgate: Number(price.asyncgate.toFixed(3)), qstash: price.qstash, cloud_tasks: price.cloud_tasks }, parts_usd: price.parts };
 }
+
+/** What a task costs, from the drain section (for --json). */
+let costs = null;
 
 async function subscribers(system) {
   const port = system.port;
@@ -325,6 +366,34 @@ async function scale(system) {
     });
     log(`scale ${apps}: ${result.rps.toFixed(0)} req/s`);
   }
+}
+
+/** The figures as one document: `{machine, rows: [{section, system, setting, rps?, …}], cost}`. */
+function toJson(header) {
+  const number = (text, unit) => {
+    const match = new RegExp(`([\\d.]+) ${unit}`).exec(text ?? "");
+    return match ? Number(match[1]) : undefined;
+  };
+  const clean = (object) => Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined && value !== "" && !Number.isNaN(value)));
+  return {
+    machine: header.split("\n")[2],
+    rows: rows
+      .filter((r) => !r.section.endsWith("cost"))
+      .map((r) =>
+        clean({
+          section: r.section.replace(/^\d+ /, ""),
+          system: r.system,
+          setting: r.setting,
+          rps: number(r.throughput, "req/s"),
+          tasks_per_s: number(r.throughput, "tasks/s"),
+          p50_ms: r.p50 === undefined ? undefined : Number(r.p50),
+          p99_ms: r.p99 === undefined ? undefined : Number(r.p99),
+          cpu_us_per_task: r.cpu === undefined ? undefined : Number(r.cpu),
+          rss_mb: number(r.throughput, "MB RSS"),
+        }),
+      ),
+    cost: costs,
+  };
 }
 
 // ---- main ---------------------------------------------------------------------------------------
@@ -403,8 +472,9 @@ try {
     "",
   ].join("\n");
   const output = `${header}${table}\n\nTargets (workerd direct):\n${targets.join("\n")}\n${bullmqNote ? `\n${bullmqNote}\n` : ""}\nTook ${((Date.now() - started) / 1000).toFixed(0)} s.\n`;
-  console.log(output);
   writeFileSync("bench/results/latest.md", output);
+  if (asJson) console.log(JSON.stringify(toJson(header), null, 2));
+  else console.log(output);
 } finally {
   await stopAll();
 }

@@ -11,6 +11,7 @@ import { handleTencentCi, isTencentCiPath } from "./front-doors/tencent-ci";
 import { newReqId } from "./http/context";
 import { renderError } from "./http/errors";
 import { routeHost } from "./hosts";
+import { meters } from "./shared/meters";
 import { handleSubmit } from "./submit/handler";
 import type { TaskMessage } from "./shared/types";
 
@@ -19,6 +20,7 @@ export { AppRegistry } from "./registry/app-registry";
 
 export default {
   async fetch(request, env): Promise<Response> {
+    meters.worker_invocations++;
     const reqId = newReqId();
     try {
       const route = routeHost(request.headers.get("host") ?? new URL(request.url).host, env.APP_HOST_SUFFIX);
@@ -32,6 +34,7 @@ export default {
   },
 
   async queue(batch, env): Promise<void> {
+    meters.worker_invocations++;
     if (isDeadLetterQueue(batch.queue)) await reconcileDeadLetters(batch, env);
     else await consumeTasks(batch, env);
   },

@@ -18,6 +18,7 @@ import { parsePurge, parseRedrive, pendingJobs, runJob } from "./bulk";
 import { applyPatch, normalizeConfig, splitInvokePath, type AppConfig, type ConfigRules } from "./config";
 import { Dispatcher, REDISPATCH_AFTER_MS } from "./dispatcher";
 import { GroupCommit } from "./group-commit";
+import { meteredSql, meterRequests, snapshot, type MeterSnapshot } from "../shared/meters";
 import { log } from "../shared/log";
 import { PREVIOUS_SECRET_GRACE_MS, newSigningSecret } from "../delivery/signature";
 import { beginNotification, finishNotification } from "./notifications";
@@ -97,6 +98,8 @@ export interface TaskPage {
 
 export class AppQueue extends DurableObject<Env> {
   #store: TaskStore;
+  /** Adds the rows read and written by the statements run so far to the cost meters. */
+  #settleSql: () => void;
   #keys: AppKeys;
   #config: AppConfig | null = null;
   #identity: AppIdentity | null = null;
@@ -120,8 +123,10 @@ export class AppQueue extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     // Runs on every wake-up, so it stays cheap: schema check, two small reads.
-    this.#store = new TaskStore(ctx.storage.sql);
-    this.#keys = new AppKeys(ctx.storage.sql, masterSecret(env));
+    const metered = meteredSql(ctx.storage.sql);
+    this.#settleSql = metered.settle;
+    this.#store = new TaskStore(metered.sql);
+    this.#keys = new AppKeys(metered.sql, masterSecret(env));
     this.#subscribers = new Subscribers(ctx);
     this.#dispatcher = new Dispatcher(
       () => this.#store,
@@ -291,6 +296,12 @@ export class AppQueue extends DurableObject<Env> {
     return "resent";
   }
 
+  /** This isolate's cost meters (`GET /v1/meters`), its SQLite rows settled first. */
+  async meters(): Promise<MeterSnapshot> {
+    this.#settleSql();
+    return snapshot();
+  }
+
   /** The largest page the resume replay read since the object started: rows and bytes. */
   async replayReadMeter(): Promise<ReadMeter> {
     return { ...this.#store.largestReplayPage };
@@ -318,8 +329,10 @@ export class AppQueue extends DurableObject<Env> {
     this.#retentionDueAt = undefined;
     this.#subscriberCheckAt = undefined;
     // deleteAll drops the tables too; this instance may live on and serve a new app of the same name.
-    this.#store = new TaskStore(this.ctx.storage.sql);
-    this.#keys = new AppKeys(this.ctx.storage.sql, masterSecret(this.env));
+    const metered = meteredSql(this.ctx.storage.sql);
+    this.#settleSql = metered.settle;
+    this.#store = new TaskStore(metered.sql);
+    this.#keys = new AppKeys(metered.sql, masterSecret(this.env));
     this.#dispatcher.reset();
     this.#stats = undefined;
     this.#jobsPending = undefined;
@@ -764,3 +777,6 @@ export class AppQueue extends DurableObject<Env> {
     this.#alarmAt = at;
   }
 }
+
+// Every RPC, fetch and alarm of an app's object is a billed Durable Object request.
+meterRequests(AppQueue, ["webSocketMessage", "webSocketClose", "webSocketError"]);

@@ -9,6 +9,7 @@ import { CLOSED, admitThrough, afterAttempt, circuitRoom, refill, tokensAt, type
 import type { NotificationRow, TaskStore } from "./task-store";
 import type { TaskMessage } from "../shared/types";
 import { log } from "../shared/log";
+import { meters } from "../shared/meters";
 
 /** Queue messages in flight per app: the object keeps the backlog, the queue a bounded window. */
 export const DISPATCH_WINDOW = 500;
@@ -273,7 +274,9 @@ export class Dispatcher {
     ];
     try {
       for (let i = 0; i < messages.length; i += BATCH) {
-        await this.#queue().sendBatch(messages.slice(i, i + BATCH).map((body) => ({ body, contentType: "json" as const })));
+        const chunk = messages.slice(i, i + BATCH);
+        await this.#queue().sendBatch(chunk.map((body) => ({ body, contentType: "json" as const })));
+        meters.queue_writes += chunk.length;
       }
     } catch (error) {
       log("error", "queue_send_failed", { app: config.name, messages: messages.length }, error);

@@ -312,6 +312,28 @@ const paths: Record<string, unknown> = {
     parameters: [name, { name: "accessKey", in: "path", required: true, schema: { type: "string" } }],
     delete: op("Revoke a key: it fails from the next request on", { ...ok("Revoked", { type: "object", required: ["revoked"], properties: { revoked: { type: "string" } } }), ...errors(401, 403, 404) }),
   },
+  "/v1/meters": {
+    get: op(
+      "What the gateway spent since its isolates started (admin only): Durable Object requests, queue operations, SQLite rows, Worker invocations",
+      {
+        ...ok("Summed over the Worker's isolate and the named apps' objects, each isolate once", {
+          type: "object",
+          required: ["meters", "isolates", "apps"],
+          properties: {
+            meters: {
+              type: "object",
+              required: ["do_requests", "sql_rows_read", "sql_rows_written", "queue_writes", "queue_reads", "queue_acks", "queue_retries", "worker_invocations"],
+              additionalProperties: { type: "integer", minimum: 0 },
+            },
+            isolates: { type: "integer", minimum: 1 },
+            apps: { type: "array", items: { type: "string" } },
+          },
+        }),
+        ...errors(400, 401, 403),
+      },
+      { parameters: [query("apps", { type: "string" }, "Comma-separated app names whose objects to include")] },
+    ),
+  },
   "/v1/tasks": {
     get: op(
       "List an app's tasks, newest first, without bodies; with `Upgrade: websocket`, the live result feed (SPEC §6: heartbeat `OK` every < 15 s)",

@@ -8,6 +8,7 @@ import { appStats, createApp, deleteApp, getApp, listApps, patchApp, purgeApp, r
 import type { ControlContext } from "./context";
 import { createKey, listKeys, revokeKey } from "./keys";
 import { isWebSocketUpgrade, subscribe } from "./subscribe";
+import { getMeters } from "./meters";
 import { OPENAPI } from "./openapi";
 import { cancelTask, getTask, listTasks, retryTask } from "./tasks";
 import { identifyCaller } from "../auth/authenticate";
@@ -44,6 +45,8 @@ const router = IttyRouter<IRequest, [ControlContext], Response>()
   .all("/v1/apps/:name/keys", methodNotAllowed)
   .delete("/v1/apps/:name/keys/:accessKey", revokeKey)
   .all("/v1/apps/:name/keys/:accessKey", methodNotAllowed)
+  .get("/v1/meters", getMeters)
+  .all("/v1/meters", methodNotAllowed)
   .get("/v1/tasks", (request, context) => (isWebSocketUpgrade(request) ? subscribe(request, context) : listTasks(request, context)))
   .all("/v1/tasks", methodNotAllowed)
   .get("/v1/task/:id", getTask)

@@ -8,6 +8,7 @@ import { replay } from "./replay";
 import { appQueue } from "../shared/stubs";
 import type { AttemptResult, TaskMessage, TaskState } from "../shared/types";
 import { log } from "../shared/log";
+import { meters } from "../shared/meters";
 
 /** One consumer invocation may hold at most 6 outgoing connections at once. */
 const CONCURRENCY = 6;
@@ -22,6 +23,7 @@ export function isTaskMessage(body: unknown): body is TaskMessage {
 const FINISH_TRIES = 4;
 
 export async function consumeTasks(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  meters.queue_reads += batch.messages.length;
   await claimBatch(batch, env);
   const pending = [...batch.messages];
   const worker = async () => {
@@ -29,16 +31,19 @@ export async function consumeTasks(batch: MessageBatch<unknown>, env: Env): Prom
       if (!isTaskMessage(message.body)) {
         log("error", "malformed_message", { message: message.id });
         message.ack();
+        meters.queue_acks++;
         continue;
       }
       try {
         if (message.body.notify) await deliverNotification(message.body, message.body.notify, env);
         else await deliverTask(message.body, env);
         message.ack();
+        meters.queue_acks++;
       } catch (error) {
         // The object could not be reached: let the queue bring the message back.
         log("error", "message_retried", { app: message.body.app, task: message.body.id, delivery_attempts: message.attempts }, error);
         message.retry({ delaySeconds: Math.min(60, 2 ** message.attempts) });
+        meters.queue_retries++;
       }
     }
   };

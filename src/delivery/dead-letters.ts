@@ -7,6 +7,7 @@
  */
 import { isTaskMessage } from "./consumer";
 import { log } from "../shared/log";
+import { meters } from "../shared/meters";
 import { appQueue } from "../shared/stubs";
 
 /** Queue names ending so are dead-letter queues (`asyncgate-tasks-dlq`, `asyncgate-tasks-staging-dlq`). */
@@ -15,6 +16,7 @@ export const DEAD_LETTER_SUFFIX = "-dlq";
 export const isDeadLetterQueue = (queue: string) => queue.endsWith(DEAD_LETTER_SUFFIX);
 
 export async function reconcileDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  meters.queue_reads += batch.messages.length;
   for (const message of batch.messages) {
     if (!isTaskMessage(message.body)) {
       log("error", "malformed_message", { message: message.id, queue: batch.queue });
@@ -26,6 +28,7 @@ export async function reconcileDeadLetters(batch: MessageBatch<unknown>, env: En
       const action = await appQueue(env, app).reconcile(message.body);
       log("warn", "dead_letter", { app, task: id, kind: notify ?? "task", action });
       message.ack();
+      meters.queue_acks++;
     } catch (error) {
       log("error", "dead_letter_retried", { app, task: id }, error);
       message.retry({ delaySeconds: Math.min(300, 10 * 2 ** message.attempts) });

@@ -7,6 +7,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { normalizeConfig, type AppConfig, type AppState } from "../app/config";
 import { fail, ok, type Outcome } from "../http/errors";
+import { meterRequests } from "../shared/meters";
 
 export interface AppListQuery {
   names: string[] | null;
@@ -108,3 +109,5 @@ export class AppRegistry extends DurableObject<Env> {
     return { total, apps };
   }
 }
+
+meterRequests(AppRegistry);

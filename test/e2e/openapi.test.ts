@@ -94,7 +94,7 @@ describe("the OpenAPI document under wrangler dev", () => {
     const operations = Object.entries(document.paths)
       .flatMap(([path, item]) => METHODS.filter((method) => method in item).map((method) => ({ path, method, operation: item[method] as Operation })))
       .sort((a, b) => order(a.path, a.method) - order(b.path, b.method));
-    expect(operations.length).toBe(21);
+    expect(operations.length).toBe(22);
 
     const walked: string[] = [];
     for (const { path, method, operation } of operations) {
