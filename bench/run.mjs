@@ -299,7 +299,19 @@ async function drain(system) {
 /** What a task costs, from the drain section (for --json). */
 let costs = null;
 
-async function subscribers(system) {
+/**
+ * 1,000 idle subscribers heartbeating every 10 s: the gateway's feed, and the bare Worker holding
+ * the same sockets the same way (hibernatable, auto-response) as the runtime's own floor.
+ */
+async function subscribers(system, bare) {
+  const baseline = bare ? await holdSockets(bare, (port) => new WebSocket(`ws://127.0.0.1:${port}/ws`)) : null;
+  if (baseline) {
+    row("4 subscribers", "bare worker", `${bare.mode}, ${baseline.open} idle, OK every 10 s`, {
+      throughput: `+${baseline.rssMb.toFixed(1)} MB RSS`,
+      cpu: baseline.cpuPerBeat.toFixed(0),
+      note: `CPU µs per heartbeat; one Durable Object holding the sockets with the Hibernation API, nothing else`,
+    });
+  }
   const port = system.port;
   await createApp(system, "subs", { max_subscribers: P.subscribers });
   const rss0 = rssMb(system.workerdPids());
@@ -341,10 +353,39 @@ async function subscribers(system) {
   row("4 subscribers", "asyncgate", `${system.mode}, ${open.length} idle, OK every 10 s`, {
     throughput: `+${(rss1 - rss0).toFixed(1)} MB RSS`,
     cpu: cpuPerBeat.toFixed(0),
-    note: `CPU µs per heartbeat; workerd RSS ${rss0.toFixed(0)} → ${rss1.toFixed(0)} MB (${rss2.toFixed(0)} MB after 10 s idle); one result reached ${arrivals.length}/${open.length} in ${fanOut} ms (submit → last); ${stillOpen} still open`,
+    note: `CPU µs per heartbeat; workerd RSS ${rss0.toFixed(0)} → ${rss1.toFixed(0)} MB (${rss2.toFixed(0)} MB after 10 s idle); one result reached ${arrivals.length}/${open.length} in ${fanOut} ms (submit → last); ${stillOpen} still open${
+      baseline ? `; ${((rss1 - rss0) / baseline.rssMb).toFixed(2)}× the bare Worker's RSS (target ≤ 1.2)` : ""
+    }`,
   });
   log(`subscribers: +${(rss1 - rss0).toFixed(1)} MB, fan-out ${fanOut} ms`);
-  return { rssMb: rss1 - rss0, fanOut };
+  return { rssMb: rss1 - rss0, fanOut, bareRssMb: baseline?.rssMb ?? null };
+}
+
+/** Opens P.subscribers sockets on `system`, heartbeats them into steady state, measures, closes them. */
+async function holdSockets(system, open) {
+  const rss0 = rssMb(system.workerdPids());
+  const sockets = await Promise.all(
+    Array.from({ length: P.subscribers }, () => {
+      const ws = open(system.port);
+      return new Promise((resolve, reject) => ws.once("open", () => resolve(ws)).once("error", reject));
+    }),
+  );
+  const timers = sockets.map((ws, i) =>
+    setTimeout(() => {
+      const beat = () => ws.readyState === WebSocket.OPEN && ws.send("OK");
+      beat();
+      timers[i] = setInterval(beat, 10_000);
+    }, (i * 10_000) / sockets.length),
+  );
+  await sleep(12_000);
+  const rss1 = rssMb(system.workerdPids());
+  const cpu0 = cpuSeconds(system.workerdPids());
+  await sleep(10_000);
+  const cpuPerBeat = ((cpuSeconds(system.workerdPids()) - cpu0) / sockets.length) * 1e6;
+  for (const timer of timers) clearInterval(timer), clearTimeout(timer);
+  for (const ws of sockets) ws.close();
+  log(`subscribers (bare worker): +${(rss1 - rss0).toFixed(1)} MB`);
+  return { rssMb: rss1 - rss0, cpuPerBeat, open: sockets.length };
 }
 
 async function scale(system) {
@@ -414,7 +455,8 @@ process.once("uncaughtException", (error) => {
 try {
   log(`starting systems (${quick ? "quick" : "full"} run)`);
   systems.push(await startWranglerDev("bare worker", "bench/bare.wrangler.toml"));
-  systems.push(await startDirect("bare worker", "bare"));
+  const bareDirect = await startDirect("bare worker", "bare");
+  systems.push(bareDirect);
   const gatewayDev = await startWranglerDev("asyncgate", "wrangler.toml", vars);
   const gatewayDirect = await startDirect("asyncgate", "asyncgate", vars);
   systems.push(gatewayDev, gatewayDirect);
@@ -435,7 +477,7 @@ try {
   const summary = enabled("ingest") ? await ingest(systems) : null;
   if (enabled("latency")) await latency(gatewayDirect);
   if (enabled("drain")) await drain(gatewayDirect);
-  const subs = enabled("subscribers") ? await subscribers(gatewayDirect) : null;
+  const subs = enabled("subscribers") ? await subscribers(gatewayDirect, bareDirect) : null;
   if (enabled("scale")) await scale(gatewayDirect);
 
   // ---- the table and the targets ----
@@ -453,7 +495,7 @@ try {
     gw && `- p99 at c64: ${(gw.p99 / Math.max(1, bare.p99)).toFixed(2)}× the bare Worker's (target ≤ 2)`,
     gw && `- CPU per accepted task: ${(gw.cpuUs / bare.cpuUs).toFixed(2)}× the bare Worker's (target ≤ 2)`,
     light && `- submit → subscriber p50 at light load: ${light.p50} ms (target ≤ 20)`,
-    subs && `- 1,000 idle subscribers: +${subs.rssMb.toFixed(1)} MB workerd RSS (target < 50)`,
+    subs && `- 1,000 idle subscribers: +${subs.rssMb.toFixed(1)} MB workerd RSS${subs.bareRssMb ? `, ${(subs.rssMb / subs.bareRssMb).toFixed(2)}× the bare Worker's +${subs.bareRssMb.toFixed(1)} MB (target ≤ 1.2×)` : ""}`,
   ].filter(Boolean);
   const versions = {
     node: process.version,

@@ -142,7 +142,14 @@ export async function startDirect(name, kind, vars = {}, extra = {}) {
       durableObjectsPersist: process.env.BENCH_NO_PERSIST ? false : persist,
     };
   } else {
-    options = { name: "bare", modules: true, scriptPath: "bench/bare-worker.js", compatibilityDate: "2026-10-01" };
+    options = {
+      name: "bare",
+      modules: true,
+      scriptPath: "bench/bare-worker.js",
+      compatibilityDate: "2026-10-01",
+      compatibilityFlags: ["no_web_socket_compression"],
+      durableObjects: { SOCKETS: { className: "Sockets", useSQLite: true } },
+    };
   }
   const mf = new Miniflare(convertV4MiniflareOptions({ ...options, ...extra, host: "127.0.0.1", port: await freePort(), cf: false, verbose: false }));
   const url = await mf.ready;
