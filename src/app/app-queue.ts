@@ -296,6 +296,14 @@ export class AppQueue extends DurableObject<Env> {
     return "resent";
   }
 
+  /**
+   * Forgets what is kept in memory about the task table (the in-flight count), to read it again:
+   * after a write to the object's SQLite that did not go through the store (tests, repairs).
+   */
+  resetCaches(): void {
+    this.#store.forgetInFlight();
+  }
+
   /** This isolate's cost meters (`GET /v1/meters`), its SQLite rows settled first. */
   async meters(): Promise<MeterSnapshot> {
     this.#settleSql();
@@ -498,6 +506,7 @@ export class AppQueue extends DurableObject<Env> {
       last_hour: stats.recent(now, 60),
       latency_ms: stats.latency(),
       resends,
+      in_flight: this.#store.inFlight(),
       rate_limits: config.rate_limits,
       circuit_breaker: config.circuit_breaker,
       delivery: this.#dispatcher.delivery(now),

@@ -189,6 +189,13 @@ export class TaskStore {
    */
   #countBatch: Map<TaskState, number> | null = null;
 
+  /**
+   * Waiting tasks with a queue message out (state 0, dispatched): counted once, then kept with
+   * every write that changes it (the queue window asks after every commit; a COUNT over the
+   * in-flight index read up to 500 rows each time). Null: count again (after a rollback).
+   */
+  #inFlight: number | null = null;
+
   constructor(sql: SqlStorage) {
     this.#sql = sql;
     this.#sql.exec(SCHEMA);
@@ -238,6 +245,16 @@ export class TaskStore {
   /** The transaction rolled back: its gathered count changes never happened. */
   discardCountBatch(): void {
     this.#countBatch = null;
+    this.#inFlight = null;
+  }
+
+  /** Counts the in-flight messages again on next use (after a write to the table that bypassed the store). */
+  forgetInFlight(): void {
+    this.#inFlight = null;
+  }
+
+  #inFlightBy(delta: number): void {
+    if (this.#inFlight !== null) this.#inFlight += delta;
   }
 
   /** A snapshot of the gathered count changes; calling it restores them (a savepoint rolled back). */
@@ -245,6 +262,7 @@ export class TaskStore {
     const snapshot = this.#countBatch ? new Map(this.#countBatch) : null;
     return () => {
       if (this.#countBatch && snapshot) this.#countBatch = snapshot;
+      this.#inFlight = null; // what the rolled-back operation changed is unknown: count again
     };
   }
 
@@ -292,6 +310,7 @@ export class TaskStore {
       task.failFast ? 1 : null,
     );
     this.#counted(null, 0);
+    if (task.dispatchedMs !== null) this.#inFlightBy(1);
   }
 
   get(id: string): TaskRow | null {
@@ -318,7 +337,7 @@ export class TaskStore {
   }
 
   /** 0 → 1 (callers begin only waiting tasks): the attempt numbered `attempt` starts now and is presumed lost after `leaseMs`. */
-  markDoing(id: string, attempt: number, nowMs: number, leaseMs: number): void {
+  markDoing(id: string, attempt: number, nowMs: number, leaseMs: number, wasInFlight: boolean): void {
     this.#sql.exec(
       `UPDATE tasks SET state = 1, attempts = ?, lease_ms = ?, dispatched_ms = NULL,
          first_attempt_ms = COALESCE(first_attempt_ms, ?) WHERE id = ?`,
@@ -328,6 +347,7 @@ export class TaskStore {
       id,
     );
     this.#counted(0, 1);
+    if (wasInFlight) this.#inFlightBy(-1);
   }
 
   /** Records what an attempt got: a response (kept as the task's last response) or an error. */
@@ -357,6 +377,8 @@ export class TaskStore {
 
   /** `from` (0 or 1) → 10 or 11, with the next result sequence number. */
   markFinished(id: string, from: TaskState, state: 10 | 11, nowMs: number, error?: string): number {
+    // A waiting task ends (canceled, expired) perhaps with a message out: it leaves the window.
+    if (from === 0) this.clearDispatched([id]);
     const seq = this.nextSeq();
     this.#sql.exec(
       `UPDATE tasks SET state = ?, finished_ms = ?, lease_ms = NULL, dispatched_ms = NULL, seq = ?,
@@ -418,25 +440,37 @@ export class TaskStore {
         resent++;
       }
     }
+    this.#inFlightBy(-resent);
     if (resent > 0) this.setMeta("resends", String(Number(this.getMeta("resends") ?? "0") + resent));
     return resent;
   }
 
+  /** Marks waiting tasks without a message as sent (others are left as they are). */
   markDispatched(ids: string[], nowMs: number): void {
-    for (const id of ids) this.#sql.exec("UPDATE tasks SET dispatched_ms = ? WHERE id = ?", nowMs, id);
+    for (const id of ids) {
+      const marked = this.#sql.exec("UPDATE tasks SET dispatched_ms = ? WHERE id = ? AND state = 0 AND dispatched_ms IS NULL RETURNING id", nowMs, id).toArray();
+      this.#inFlightBy(marked.length);
+    }
   }
 
   clearDispatched(ids: string[]): void {
-    for (const id of ids) this.#sql.exec("UPDATE tasks SET dispatched_ms = NULL WHERE id = ?", id);
+    for (const id of ids) {
+      const cleared = this.#sql.exec("UPDATE tasks SET dispatched_ms = NULL WHERE id = ? AND dispatched_ms IS NOT NULL RETURNING state", id).toArray();
+      if (cleared[0]?.["state"] === 0) this.#inFlightBy(-1);
+    }
   }
 
   /** Pausing and resuming: every waiting task's message is forgotten, to be sent afresh. */
   forgetAllDispatches(): void {
     this.#sql.exec("UPDATE tasks SET dispatched_ms = NULL WHERE state = 0 AND dispatched_ms IS NOT NULL");
+    this.#inFlight = 0;
   }
 
   inFlight(): number {
-    return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_in_flight WHERE state = 0 AND dispatched_ms IS NOT NULL").one().n;
+    this.#inFlight ??= this.#sql
+      .exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_in_flight WHERE state = 0 AND dispatched_ms IS NOT NULL")
+      .one().n;
+    return this.#inFlight;
   }
 
   // ---- bulk operations (app/bulk.ts): ranges of the (state, id) index ----
@@ -455,17 +489,17 @@ export class TaskStore {
 
   /** Deletes up to `limit` waiting tasks created before `untilMs`, after `cursor`; answers the ids. */
   deleteWaiting(untilMs: number, cursor: string, limit: number): string[] {
-    const ids = this.#sql
-      .exec<{ id: string }>(
-        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state = 0 AND id > ? AND id < ? ORDER BY id LIMIT ?) RETURNING id",
+    const rows = this.#sql
+      .exec<{ id: string; dispatched_ms: number | null }>(
+        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state = 0 AND id > ? AND id < ? ORDER BY id LIMIT ?) RETURNING id, dispatched_ms",
         cursor,
         idPrefixOf(untilMs),
         limit,
       )
-      .toArray()
-      .map((row) => row.id);
-    this.#counted(0, null, ids.length);
-    return ids;
+      .toArray();
+    this.#counted(0, null, rows.length);
+    this.#inFlightBy(-rows.filter((row) => row.dispatched_ms !== null).length);
+    return rows.map((row) => row.id);
   }
 
   /** When the oldest waiting task was submitted; null when none waits. */

@@ -126,7 +126,7 @@ describe("bounded reads", () => {
     expect(app2.stats).toMatchObject({ waiting: count(0), doing: count(1), success: count(10), failed: count(11) });
   });
 
-  it("the counters agree with the table through every transition: begin, retry, fail, finish, cancel, retry, redrive, purge", async () => {
+  it("the counters (and the in-flight count) agree with the table through every transition: begin, retry, fail, finish, cancel, retry, redrive, purge", async () => {
     const app = uniqueApp("agree");
     await createApp(app, { retry: { max_attempts: 2, min_backoff: 0.001, max_backoff: 0.001 } });
     const stub = appQueue(env, app);
@@ -146,6 +146,12 @@ describe("bounded reads", () => {
         success: count(10),
         failed: count(11),
       });
+      // The queue window's count of messages out, kept in memory, agrees with the table too.
+      const { in_flight: kept } = (await (await call(`${CONTROL}/v1/apps/${app}/stats`)).json()) as { in_flight: number };
+      const counted = await sql(app)((storage) =>
+        storage.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks WHERE state = 0 AND dispatched_ms IS NOT NULL").one().n,
+      );
+      expect({ step, in_flight: kept }).toEqual({ step, in_flight: counted });
     };
     await finishParked(app);
     await agree("finished");

@@ -117,8 +117,9 @@ export async function parkedTask(app: string, path = "/parked"): Promise<string>
 
 /** Makes a waiting task due now, marked as already dispatched so the outbox leaves it alone. */
 export async function makeDue(app: string, id: string): Promise<void> {
-  await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => {
+  await runInDurableObject(appQueue(env, app), (instance: AppQueue, state) => {
     state.storage.sql.exec("UPDATE tasks SET eta_ms = ?, dispatched_ms = ? WHERE id = ?", Date.now() - 1, Date.now(), id);
+    instance.resetCaches(); // the write bypassed the store
   });
 }
 
