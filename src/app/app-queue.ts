@@ -344,7 +344,7 @@ export class AppQueue extends DurableObject<Env> {
     this.#dispatcher.reset();
     this.#stats = undefined;
     this.#jobsPending = undefined;
-    this.#store.setMeta("seq", String(seq));
+    this.#store.setSeq(seq);
     return ok(null);
   }
 

@@ -196,6 +196,10 @@ export class TaskStore {
    */
   #inFlight: number | null = null;
 
+  /** The latest seq handed out, as kept in meta "seq" (null: read it); unwritten while a batch is open. */
+  #seq: number | null = null;
+  #seqUnwritten = false;
+
   constructor(sql: SqlStorage) {
     this.#sql = sql;
     this.#sql.exec(SCHEMA);
@@ -236,6 +240,8 @@ export class TaskStore {
   closeCountBatch(): void {
     const batch = this.#countBatch;
     this.#countBatch = null;
+    if (this.#seqUnwritten && this.#seq !== null) this.setMeta("seq", String(this.#seq));
+    this.#seqUnwritten = false;
     if (!batch) return;
     for (const [state, delta] of batch) {
       if (delta !== 0) this.#sql.exec("UPDATE task_counts SET n = n + ? WHERE state = ?", delta, state);
@@ -246,6 +252,8 @@ export class TaskStore {
   discardCountBatch(): void {
     this.#countBatch = null;
     this.#inFlight = null;
+    this.#seq = null;
+    this.#seqUnwritten = false;
   }
 
   /** Counts the in-flight messages again on next use (after a write to the table that bypassed the store). */
@@ -260,8 +268,11 @@ export class TaskStore {
   /** A snapshot of the gathered count changes; calling it restores them (a savepoint rolled back). */
   countCheckpoint(): () => void {
     const snapshot = this.#countBatch ? new Map(this.#countBatch) : null;
+    // Seqs an undone operation took are handed out again: it never announced them.
+    const seq = this.#seq;
     return () => {
       if (this.#countBatch && snapshot) this.#countBatch = snapshot;
+      this.#seq = seq;
       this.#inFlight = null; // what the rolled-back operation changed is unknown: count again
     };
   }
@@ -277,14 +288,26 @@ export class TaskStore {
 
   /** The latest result sequence number handed out (0 before the first result). */
   currentSeq(): number {
-    return Number(this.getMeta("seq") ?? "0");
+    this.#seq ??= Number(this.getMeta("seq") ?? "0");
+    return this.#seq;
   }
 
-  /** The next result sequence number (SPEC §6), strictly increasing per app. */
+  /**
+   * The next result sequence number (SPEC §6), strictly increasing per app. Within a batch (a
+   * group commit) it is written once, at the batch's end, in the same transaction.
+   */
   nextSeq(): number {
     const seq = this.currentSeq() + 1;
-    this.setMeta("seq", String(seq));
+    this.#seq = seq;
+    if (this.#countBatch) this.#seqUnwritten = true;
+    else this.setMeta("seq", String(seq));
     return seq;
+  }
+
+  /** Seqs continue from `seq` (a re-created app never hands out seqs below its predecessor's). */
+  setSeq(seq: number): void {
+    this.#seq = seq;
+    this.setMeta("seq", String(seq));
   }
 
   insert(task: NewTask): void {

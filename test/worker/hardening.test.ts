@@ -146,11 +146,13 @@ describe("bounded reads", () => {
         success: count(10),
         failed: count(11),
       });
-      // The queue window's count of messages out, kept in memory, agrees with the table too.
-      const { in_flight: kept } = (await (await call(`${CONTROL}/v1/apps/${app}/stats`)).json()) as { in_flight: number };
-      const counted = await sql(app)((storage) =>
-        storage.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks WHERE state = 0 AND dispatched_ms IS NOT NULL").one().n,
-      );
+      // The queue window's count of messages out, kept in memory, agrees with the table too
+      // (both read in one turn of the object: the consumer may begin a task between two calls).
+      const { kept, counted } = await runInDurableObject(appQueue(env, app), async (instance: AppQueue, state) => {
+        const counted = state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks WHERE state = 0 AND dispatched_ms IS NOT NULL").one().n;
+        const stats = await instance.stats({ kind: "admin" });
+        return { counted, kept: stats.ok ? (stats.value["in_flight"] as number) : -1 };
+      });
       expect({ step, in_flight: kept }).toEqual({ step, in_flight: counted });
     };
     await finishParked(app);
@@ -234,6 +236,37 @@ describe("group commit isolation", () => {
     // The rolled-back submission's count change was undone with it.
     const { stats } = (await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { stats: Record<string, number> };
     expect(stats["waiting"]).toBe(2);
+  });
+
+  it("seqs handed out in a group stay consecutive and are written once, also when one finish in it is undone", async () => {
+    const app = uniqueApp("seqgroup");
+    await createApp(app);
+    const stub = appQueue(env, app);
+    const ok: AttemptResult = { kind: "response", status: 200, header: {}, body: new Uint8Array() };
+    const ids = [await parkedTask(app, "/a"), await parkedTask(app, "/poison"), await parkedTask(app, "/c")];
+    const attempts: number[] = [];
+    for (const id of ids) {
+      const begun = await stub.begin(id);
+      if (!begun.run) throw new Error(begun.reason);
+      attempts.push(begun.delivery.attempt);
+    }
+    const before = await sql(app)((storage) => Number(storage.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'seq'").toArray()[0]?.value ?? "0"));
+    await sql(app)((storage) =>
+      storage.exec("CREATE TRIGGER poison BEFORE UPDATE OF state ON tasks WHEN NEW.path = '/poison' AND NEW.state = 10 BEGIN SELECT RAISE(ABORT, 'poisoned finish'); END"),
+    );
+    // One turn: one group, one transaction, a savepoint each.
+    await Promise.allSettled(ids.map((id, i) => stub.finish(id, attempts[i]!, ok)));
+    const seqs = await sql(app)((storage) => storage.exec<{ path: string; seq: number | null }>("SELECT path, seq FROM tasks ORDER BY path").toArray());
+    const meta = await sql(app)((storage) => Number(storage.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'seq'").one().value));
+    expect(seqs.find((row) => row.path === "/poison")!.seq).toBeNull();
+    expect(seqs.filter((row) => row.path !== "/poison").map((row) => row.seq).sort()).toEqual([before + 1, before + 2]);
+    expect(meta).toBe(before + 2);
+    // The next result continues from there: no seq handed out twice, none skipped.
+    await sql(app)((storage) => storage.exec("DROP TRIGGER poison"));
+    const next = await finishParked(app, "/d");
+    expect((await getTask(next)) as unknown as { state: number }).toMatchObject({ state: 10 });
+    const last = await sql(app)((storage) => storage.exec<{ seq: number }>("SELECT seq FROM tasks WHERE id = ?", next).one().seq);
+    expect(last).toBe(before + 3);
   });
 
   it("a full object answers 507 storage_full, not a retry", async () => {

@@ -166,6 +166,7 @@ describe("stats", () => {
     const app = uniqueApp("stats");
     await createApp(app, { rate_limits: { max_concurrent_dispatches: 20 } });
     const sleeps = [...Array<number>(11).fill(200), ...Array<number>(8).fill(400), 800];
+    const startedMinute = Math.floor(Date.now() / 60_000);
     const ids = await Promise.all(sleeps.map((ms) => submit(app, `/sleep/${ms}`, { body: "{}" })));
     const waiting = await submit(app, "/later", { body: "{}", headers: { "asyncgate-delay": "1h" } });
     for (const id of ids) await waitForState(id, [10], 15_000);
@@ -189,7 +190,9 @@ describe("stats", () => {
     expect(stats.latency_ms.submit_to_finish.count).toBe(20);
     expect(stats.counts).toEqual({ waiting: 1, doing: 0, success: 20, failed: 0 });
     expect(stats.oldest_waiting_age).toBeLessThan(60);
-    expect(stats.last_minute).toEqual({ attempts: 20, successes: 20 });
+    // last_minute is the current clock minute: a run that crossed a minute boundary counts fewer there.
+    if (Math.floor(Date.now() / 60_000) === startedMinute) expect(stats.last_minute).toEqual({ attempts: 20, successes: 20 });
+    else expect(stats.last_minute.attempts).toBeLessThanOrEqual(20);
     expect(stats.last_hour).toEqual({ attempts: 20, successes: 20 });
     expect(stats.resends).toBe(0);
     expect(stats.rate_limits).toMatchObject({ max_concurrent_dispatches: 20 });
