@@ -7,7 +7,7 @@
 import type { AppConfig } from "./config";
 import { CLOSED, admitThrough, afterAttempt, circuitRoom, refill, tokensAt, type AttemptSignal, type Bucket, type Circuit, type CircuitState } from "./limits";
 import type { NotificationRow, TaskStore } from "./task-store";
-import type { TaskMessage } from "../shared/types";
+import { TASKS_PER_MESSAGE, type TaskMessage } from "../shared/types";
 import { log } from "../shared/log";
 import { meters } from "../shared/meters";
 
@@ -268,10 +268,13 @@ export class Dispatcher {
    */
   async #send(config: AppConfig, taskIds: string[], notifications: NotificationRow[]): Promise<void> {
     if (taskIds.length === 0 && notifications.length === 0) return;
-    const messages: TaskMessage[] = [
-      ...taskIds.map((id) => ({ app: config.name, id })),
-      ...notifications.map((row) => ({ app: config.name, id: row.task_id, notify: row.kind })),
-    ];
+    const messages: TaskMessage[] = [];
+    // Several tasks per message: a message costs three queue operations whatever it carries.
+    for (let i = 0; i < taskIds.length; i += TASKS_PER_MESSAGE) {
+      const [id, ...more] = taskIds.slice(i, i + TASKS_PER_MESSAGE);
+      messages.push(more.length > 0 ? { app: config.name, id: id!, more } : { app: config.name, id: id! });
+    }
+    for (const row of notifications) messages.push({ app: config.name, id: row.task_id, notify: row.kind });
     try {
       for (let i = 0; i < messages.length; i += BATCH) {
         const chunk = messages.slice(i, i + BATCH);

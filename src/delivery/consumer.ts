@@ -6,7 +6,7 @@
 import { postNotification } from "./notify";
 import { replay } from "./replay";
 import { appQueue } from "../shared/stubs";
-import type { AttemptResult, TaskMessage, TaskState } from "../shared/types";
+import { TASKS_PER_MESSAGE, taskIdsOf, type AttemptResult, type TaskMessage, type TaskState } from "../shared/types";
 import { log } from "../shared/log";
 import { meters } from "../shared/meters";
 
@@ -15,35 +15,68 @@ const CONCURRENCY = 6;
 
 export function isTaskMessage(body: unknown): body is TaskMessage {
   if (typeof body !== "object" || body === null) return false;
-  const { app, id, notify } = body as Record<string, unknown>;
-  return typeof app === "string" && typeof id === "string" && (notify === undefined || notify === "callback" || notify === "notify");
+  const { app, id, more, notify } = body as Record<string, unknown>;
+  if (typeof app !== "string" || typeof id !== "string") return false;
+  if (notify !== undefined && notify !== "callback" && notify !== "notify") return false;
+  if (more === undefined) return true;
+  return notify === undefined && Array.isArray(more) && more.length < TASKS_PER_MESSAGE && more.every((item) => typeof item === "string");
 }
 
 /** Tries of a `finish` RPC that fails (the object being reset or overloaded) before the lease takes over. */
 const FINISH_TRIES = 4;
 
+/** One task (or notification) of a message: the unit the consumer runs, 6 at a time. */
+interface Unit {
+  message: Message<unknown>;
+  ref: TaskMessage;
+  id: string;
+}
+
+/**
+ * Runs every task of the batch, 6 at a time. A message is acked once all of its tasks are done,
+ * and retried when one of them could not reach its app's object (the others, run again, find
+ * their task running or finished: the object decides, so repeating is safe).
+ */
 export async function consumeTasks(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   meters.queue_reads += batch.messages.length;
-  await claimBatch(batch, env);
-  const pending = [...batch.messages];
+  const units: Unit[] = [];
+  const open = new Map<Message<unknown>, { left: number; failed: boolean }>();
+  for (const message of batch.messages) {
+    if (!isTaskMessage(message.body)) {
+      log("error", "malformed_message", { message: message.id });
+      message.ack();
+      meters.queue_acks++;
+      continue;
+    }
+    const ids = message.body.notify ? [message.body.id] : taskIdsOf(message.body);
+    open.set(message, { left: ids.length, failed: false });
+    for (const id of ids) units.push({ message, ref: message.body, id });
+  }
+  await claimBatch(units, env);
+  const settle = (unit: Unit, failed: boolean) => {
+    const state = open.get(unit.message)!;
+    state.left--;
+    state.failed ||= failed;
+    if (state.left > 0) return;
+    if (state.failed) {
+      unit.message.retry({ delaySeconds: Math.min(60, 2 ** unit.message.attempts) });
+      meters.queue_retries++;
+    } else {
+      unit.message.ack();
+      meters.queue_acks++;
+    }
+  };
+  const pending = [...units];
   const worker = async () => {
-    for (let message = pending.shift(); message; message = pending.shift()) {
-      if (!isTaskMessage(message.body)) {
-        log("error", "malformed_message", { message: message.id });
-        message.ack();
-        meters.queue_acks++;
-        continue;
-      }
+    for (let unit = pending.shift(); unit; unit = pending.shift()) {
       try {
-        if (message.body.notify) await deliverNotification(message.body, message.body.notify, env);
-        else await deliverTask(message.body, env);
-        message.ack();
-        meters.queue_acks++;
+        if (unit.ref.notify) await deliverNotification(unit.ref, unit.ref.notify, env);
+        else await deliverTask({ app: unit.ref.app, id: unit.id }, env);
+        settle(unit, false);
       } catch (error) {
         // The object could not be reached: let the queue bring the message back.
-        log("error", "message_retried", { app: message.body.app, task: message.body.id, delivery_attempts: message.attempts }, error);
-        message.retry({ delaySeconds: Math.min(60, 2 ** message.attempts) });
-        meters.queue_retries++;
+        log("error", "message_retried", { app: unit.ref.app, task: unit.id, delivery_attempts: unit.message.attempts }, error);
+        settle(unit, true);
       }
     }
   };
@@ -51,21 +84,21 @@ export async function consumeTasks(batch: MessageBatch<unknown>, env: Env): Prom
 }
 
 /**
- * Tells each app's object which of its tasks this batch holds (one RPC per app), so messages
+ * Tells each app's object which of its tasks this batch holds (one RPC per app), so tasks
  * waiting their turn behind slow origins are not taken for lost and sent again.
  */
-async function claimBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+async function claimBatch(units: Unit[], env: Env): Promise<void> {
   const byApp = new Map<string, string[]>();
-  for (const message of batch.messages) {
-    if (!isTaskMessage(message.body) || message.body.notify) continue;
-    const ids = byApp.get(message.body.app) ?? [];
-    ids.push(message.body.id);
-    byApp.set(message.body.app, ids);
+  for (const unit of units) {
+    if (unit.ref.notify) continue;
+    const ids = byApp.get(unit.ref.app) ?? [];
+    ids.push(unit.id);
+    byApp.set(unit.ref.app, ids);
   }
   await Promise.all(
     [...byApp].map(([app, ids]) =>
       appQueue(env, app)
-        .claim(ids, batch.messages.length)
+        .claim(ids, units.length)
         .catch((error: unknown) => log("warn", "claim_failed", { app, tasks: ids.length }, error)),
     ),
   );

@@ -9,6 +9,7 @@ import { isTaskMessage } from "./consumer";
 import { log } from "../shared/log";
 import { meters } from "../shared/meters";
 import { appQueue } from "../shared/stubs";
+import { taskIdsOf } from "../shared/types";
 
 /** Queue names ending so are dead-letter queues (`asyncgate-tasks-dlq`, `asyncgate-tasks-staging-dlq`). */
 export const DEAD_LETTER_SUFFIX = "-dlq";
@@ -23,14 +24,17 @@ export async function reconcileDeadLetters(batch: MessageBatch<unknown>, env: En
       message.ack();
       continue;
     }
-    const { app, id, notify } = message.body;
+    const { app, notify } = message.body;
     try {
-      const action = await appQueue(env, app).reconcile(message.body);
-      log("warn", "dead_letter", { app, task: id, kind: notify ?? "task", action });
+      // Each task of the message on its own (a notification message names one task).
+      for (const id of notify ? [message.body.id] : taskIdsOf(message.body)) {
+        const action = await appQueue(env, app).reconcile(notify ? { app, id, notify } : { app, id });
+        log("warn", "dead_letter", { app, task: id, kind: notify ?? "task", action });
+      }
       message.ack();
       meters.queue_acks++;
     } catch (error) {
-      log("error", "dead_letter_retried", { app, task: id }, error);
+      log("error", "dead_letter_retried", { app, task: message.body.id }, error);
       message.retry({ delaySeconds: Math.min(300, 10 * 2 ** message.attempts) });
     }
   }

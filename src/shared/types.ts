@@ -38,13 +38,26 @@ export interface TaskRecord {
   callback?: string;
 }
 
-/** The queue message: a reference to a task, never its body. */
+/**
+ * The queue message: references to tasks of one app, never their bodies. One message carries
+ * up to TASKS_PER_MESSAGE tasks (`ids`; a single one as `id`): each message is three billed
+ * queue operations (write, read, delete), whatever it carries.
+ */
 export interface TaskMessage {
   app: string;
+  /** The task (the one task of a message, or a notification's). */
   id: string;
+  /** Further tasks of the same app in this message. */
+  more?: string[];
   /** Present when the message asks for a finished task's record to be POSTed, not for the task to run. */
   notify?: "callback" | "notify";
 }
+
+/** Tasks one queue message may carry. */
+export const TASKS_PER_MESSAGE = 10;
+
+/** Every task a message names. */
+export const taskIdsOf = (message: TaskMessage): string[] => (message.more ? [message.id, ...message.more] : [message.id]);
 
 /** One POST of a finished task's record to a callback or the app's notify url. */
 export interface NotificationDelivery {

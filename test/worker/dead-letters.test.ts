@@ -46,6 +46,15 @@ describe("the dead-letter queue", () => {
     expect((await waitForState(id, [10])).state).toBe(10);
   });
 
+  it("hands back every task of a several-task message", async () => {
+    const app = uniqueApp("dlqmany");
+    await createApp(app);
+    const ids = [await parkedTask(app, "/d1"), await parkedTask(app, "/d2")];
+    const result = await deadLetters([{ app, id: ids[0]!, more: [ids[1]!] } satisfies TaskMessage]);
+    expect(result.explicitAcks).toEqual(["dl0"]);
+    for (const id of ids) expect((await waitForState(id, [10])).state).toBe(10);
+  });
+
   it("leaves finished and unknown tasks be, reschedules a pending notification, acks malformed bodies", async () => {
     const app = uniqueApp("dlq2");
     await createApp(app);

@@ -99,6 +99,42 @@ describe("queue consumer", () => {
     expect((await received(id)).length).toBe(1);
   });
 
+  it("runs every task of a several-task message once, across apps, repeated ids and unknown ones; acks each message once", async () => {
+    const [first, second] = [uniqueApp("qm"), uniqueApp("qm")];
+    await createApp(first);
+    await createApp(second);
+    const a = [await parkedTask(first, "/m1"), await parkedTask(first, "/m2"), await parkedTask(first, "/m3")];
+    const b = await parkedTask(second, "/m4");
+    const batch = createMessageBatch<unknown>("asyncgate-tasks", [
+      // A repeated id and an unknown one inside a message; the same task again in another message.
+      { id: "many", timestamp: new Date(), attempts: 1, body: { app: first, id: a[0], more: [a[1], a[2], a[1], "0".repeat(32)] } },
+      { id: "again", timestamp: new Date(), attempts: 1, body: { app: first, id: a[2] } },
+      { id: "other", timestamp: new Date(), attempts: 1, body: { app: second, id: b } },
+      // Over the limit of tasks per message: malformed, acked, nothing run.
+      { id: "toolong", timestamp: new Date(), attempts: 1, body: { app: second, id: b, more: Array.from({ length: 10 }, () => b) } },
+    ]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env, ctx);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.explicitAcks.sort()).toEqual(["again", "many", "other", "toolong"]);
+    expect(result.retryMessages).toEqual([]);
+    for (const id of [...a, b]) {
+      expect((await getTask(id)).state).toBe(10);
+      expect((await received(id)).length).toBe(1);
+    }
+  });
+
+  it("the outbox packs due tasks into messages of up to 10 (three queue operations each, not per task)", async () => {
+    const app = uniqueApp("pack");
+    await createApp(app, { state: "Paused" });
+    for (let i = 0; i < 25; i++) await submit(app, `/p${i}`, { body: "{}" });
+    const before = ((await (await call(`${CONTROL}/v1/meters?apps=${app}`)).json()) as { meters: Record<string, number> }).meters;
+    expect((await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: JSON.stringify({ state: "Active" }) })).status).toBe(200);
+    const after = ((await (await call(`${CONTROL}/v1/meters?apps=${app}`)).json()) as { meters: Record<string, number> }).meters;
+    // Resuming sends the 25 waiting tasks at once: three messages (10 + 10 + 5).
+    expect(after["queue_writes"]! - before["queue_writes"]!).toBe(3);
+  });
+
   it("acks messages for deleted apps and unknown tasks", async () => {
     const batch = createMessageBatch<unknown>("asyncgate-tasks", [
       { id: "gone", timestamp: new Date(), attempts: 1, body: { app: uniqueApp("never"), id: "0".repeat(32) } },
