@@ -27,6 +27,20 @@ export interface Gateway {
   output(): string;
 }
 
+/** Process groups of the gateways started here and not yet stopped. */
+const running = new Set<number>();
+// If the test process ends before a gateway was stopped (a hook timed out, a crash), take
+// wrangler and workerd down with it: no gateway outlives its test run.
+process.once("exit", () => {
+  for (const pid of running) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+});
+
 export async function startGateway(options: { port: number; persistTo: string }): Promise<Gateway> {
   const child: ChildProcess = spawn(
     "node_modules/.bin/wrangler",
@@ -57,6 +71,8 @@ export async function startGateway(options: { port: number; persistTo: string })
       detached: true,
     },
   );
+  running.add(child.pid!);
+  child.once("exit", () => running.delete(child.pid!));
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
