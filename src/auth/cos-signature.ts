@@ -1,5 +1,6 @@
 /**
- * Tencent Cloud COS request signing, as cos-nodejs-sdk-v5 makes it (its getAuth), so the
+ * Tencent Cloud COS request signing, as cos-nodejs-sdk-v5 makes it (its getAuth; its
+ * camSafeUrlEncode is rfc3986Encode), so the
  * official SDK's `cos.request` calls authenticate unchanged:
  *
  *   Authorization = q-sign-algorithm=sha1&q-ak=<SecretId>&q-sign-time=<start;end>&q-key-time=<start;end>
@@ -13,7 +14,7 @@
  * own limit). Here every query parameter and `host` must be signed, so a signed request can be
  * replayed neither against another host nor with other filters. Reading is pure.
  */
-import { bytesToHex, timingSafeEqual } from "../shared/encoding";
+import { bytesToHex, rfc3986Encode, timingSafeEqual } from "../shared/encoding";
 import { hmac } from "../shared/hmac";
 
 export interface CosSignature {
@@ -30,11 +31,6 @@ export interface CosSignature {
 export type CosSignatureProblem = "malformed" | "host_not_signed" | "param_not_signed" | "header_missing";
 
 const encoder = new TextEncoder();
-
-/** The SDK's camSafeUrlEncode: encodeURIComponent, plus `!'()*`. */
-export function camSafeUrlEncode(value: string): string {
-  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-}
 
 const TIME_RANGE = /^(\d{1,12});(\d{1,12})$/;
 
@@ -68,12 +64,12 @@ export function parseCosAuthorization(header: string): {
 
 /** `name=value` lines for the listed names, in the list's order (the signer sorts it); null when one is absent. */
 function signedPairs(listed: string[], present: [string, string][]): string | null {
-  const byName = new Map(present.map(([name, value]) => [camSafeUrlEncode(name).toLowerCase(), value]));
+  const byName = new Map(present.map(([name, value]) => [rfc3986Encode(name).toLowerCase(), value]));
   const pairs: string[] = [];
   for (const name of listed) {
     const value = byName.get(name);
     if (value === undefined) return null;
-    pairs.push(`${name}=${camSafeUrlEncode(value)}`);
+    pairs.push(`${name}=${rfc3986Encode(value)}`);
   }
   return pairs.join("&");
 }
@@ -85,7 +81,7 @@ export function readCosSignature(request: { method: string; url: URL; headers: H
   if (!authorization.headerList.includes("host")) return "host_not_signed";
   const query = [...request.url.searchParams];
   const listedParams = new Set(authorization.paramList);
-  if (query.some(([name]) => !listedParams.has(camSafeUrlEncode(name).toLowerCase()))) return "param_not_signed";
+  if (query.some(([name]) => !listedParams.has(rfc3986Encode(name).toLowerCase()))) return "param_not_signed";
   const params = signedPairs(authorization.paramList, query);
   const headers = signedPairs(authorization.headerList, [...request.headers]);
   if (params === null || headers === null) return "header_missing";

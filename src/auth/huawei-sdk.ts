@@ -11,7 +11,7 @@
  * `name:value\n`. Reading is pure; verifying needs the secret and the body (Web Crypto).
  */
 import { parseQiniuDate } from "./qiniu";
-import { bytesToHex, timingSafeEqual } from "../shared/encoding";
+import { bytesToHex, rfc3986Encode, timingSafeEqual } from "../shared/encoding";
 import { hmac } from "../shared/hmac";
 
 export const SDK_SIGNING_ALGORITHM = "SDK-HMAC-SHA256";
@@ -32,16 +32,11 @@ export type SdkSignatureProblem = "malformed" | "date_missing" | "host_not_signe
 
 const encoder = new TextEncoder();
 
-/** Huawei's urlEncode: everything but RFC 3986's unreserved characters, as UTF-8 `%XX`. */
-export function sdkUrlEncode(value: string): string {
-  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-}
-
 /** A received path's segments decoded (as the client had them before encoding), then encoded the SDK's way. */
 export function canonicalUri(pathname: string): string {
   const uri = pathname
     .split("/")
-    .map((segment) => sdkUrlEncode(safeDecode(segment)))
+    .map((segment) => rfc3986Encode(safeDecode(segment)))
     .join("/");
   return uri.endsWith("/") ? uri : `${uri}/`;
 }
@@ -51,7 +46,7 @@ export function canonicalQuery(params: URLSearchParams): string {
   for (const [name, value] of params) byName.set(name, [...(byName.get(name) ?? []), value]);
   const lines: string[] = [];
   for (const name of [...byName.keys()].sort()) {
-    for (const value of byName.get(name)!.sort()) lines.push(`${sdkUrlEncode(name)}=${sdkUrlEncode(value)}`);
+    for (const value of byName.get(name)!.sort()) lines.push(`${rfc3986Encode(name)}=${rfc3986Encode(value)}`);
   }
   return lines.join("&");
 }

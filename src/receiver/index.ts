@@ -1,7 +1,7 @@
 /**
  * Verifying asyncgate's deliveries and notifications at the origin: the Standard Webhooks
- * scheme (https://www.standardwebhooks.com), dependency-free, Web Crypto only, so the same code
- * runs in Node ≥ 20, Workers and browsers.
+ * scheme (https://www.standardwebhooks.com), dependency-free (the shared encodings are bundled
+ * in), Web Crypto only, so the same code runs in Node ≥ 20, Workers and browsers.
  *
  *   webhook-id: <task id>
  *   webhook-timestamp: <unix seconds>
@@ -14,6 +14,7 @@
  *   const receiver = new Receiver({ signingSecret: process.env.ASYNCGATE_SIGNING_SECRET });
  *   await receiver.verify({ body: rawBody, headers: request.headers }); // or throws
  */
+import { base64ToBytes, bytesToBase64, concatBytes, timingSafeEqual } from "../shared/encoding";
 
 export type WebhookVerificationErrorCode = "missing_headers" | "invalid_timestamp" | "timestamp_out_of_tolerance" | "invalid_signature";
 
@@ -56,19 +57,6 @@ function header(headers: HeaderSource, name: string): string | null {
   return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
 }
 
-function base64ToBytes(base64: string): Uint8Array {
-  const binary = atob(base64);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}
-
-function bytesToBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary);
-}
-
 /** The HMAC key a Standard Webhooks secret names: the base64 after `whsec_`. */
 export function secretKeyBytes(secret: string): Uint8Array {
   const encoded = secret.startsWith("whsec_") ? secret.slice("whsec_".length) : secret;
@@ -82,19 +70,8 @@ export function secretKeyBytes(secret: string): Uint8Array {
 /** `v1,<base64>` for `id`, `timestamp` and `body` under `secret`: what the gateway sends. */
 export async function webhookSignature(secret: string, id: string, timestamp: number, body: Uint8Array): Promise<string> {
   const key = await crypto.subtle.importKey("raw", secretKeyBytes(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  const prefix = encoder.encode(`${id}.${timestamp}.`);
-  const content = new Uint8Array(prefix.length + body.length);
-  content.set(prefix);
-  content.set(body, prefix.length);
+  const content = concatBytes(encoder.encode(`${id}.${timestamp}.`), body);
   return `v1,${bytesToBase64(new Uint8Array(await crypto.subtle.sign("HMAC", key, content)))}`;
-}
-
-/** Constant-time string comparison (the length is no secret). */
-function timingSafeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let difference = 0;
-  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return difference === 0;
 }
 
 export class Receiver {

@@ -19,6 +19,14 @@ export function base64ToBytes(base64: string): Uint8Array {
 /** URL-safe base64 (`+` → `-`, `/` → `_`), padding kept, as Qiniu's SDKs produce. */
 export const toUrlSafeBase64 = (base64: string) => base64.replace(/\+/g, "-").replace(/\//g, "_");
 
+/**
+ * Percent-encoding that keeps RFC 3986's unreserved characters only: encodeURIComponent plus
+ * `!'()*`, as Huawei's and Tencent's request signers (and AWS's) encode names and values.
+ */
+export function rfc3986Encode(value: string): string {
+  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
 export function bytesToHex(bytes: Uint8Array): string {
   let hex = "";
   for (const byte of bytes) hex += byte.toString(16).padStart(2, "0");
