@@ -16,7 +16,7 @@ import { callerFor } from "../auth/callers";
 import { readSdkProof } from "../auth/credentials";
 import { readBody } from "../http/body";
 import { configRules } from "../http/context";
-import { GatewayError, badRequest, jsonResponse, notFound, renderError, unwrap } from "../http/errors";
+import { GatewayError, badRequest, describeError, jsonResponse, notFound, unwrap, type ErrorAnswer } from "../http/errors";
 import { APP_NAME } from "../hosts";
 import { appQueue } from "../shared/stubs";
 import { parseSubmitOptions } from "../submit/options";
@@ -41,13 +41,11 @@ function functionGraphStatus(status: number): number {
   return status < 500 ? 400 : 500;
 }
 
-/** A response's error in FunctionGraph's shape; the gateway's own code leads the message. */
-async function asFunctionGraphError(response: Response): Promise<Response> {
-  const { error, code } = (await response.json()) as { error: string; code: string };
-  const status = functionGraphStatus(response.status);
-  const headers = new Headers(response.headers);
-  headers.delete("content-length");
-  return new Response(JSON.stringify({ error_code: `FSS.0${response.status}`, error_msg: `${code}: ${error}` }), { status, headers });
+/** An error in FunctionGraph's shape; the gateway's own code leads the message. */
+function functionGraphError(answer: ErrorAnswer, reqId: string): Response {
+  const body = JSON.stringify({ error_code: `FSS.0${answer.status}`, error_msg: `${answer.code}: ${answer.message}` });
+  const headers: Record<string, string> = answer.retryAfterSeconds === null ? {} : { "Retry-After": String(answer.retryAfterSeconds) };
+  return jsonResponse(body, functionGraphStatus(answer.status), reqId, headers);
 }
 
 /** Huawei's SDKs read the request id (`e.getRequestId()`) from X-Request-Id. */
@@ -64,7 +62,7 @@ export async function handleFunctionGraph(request: Request, env: Env, reqId: str
   try {
     return withRequestId(await invokeAsync(request, env, reqId), reqId);
   } catch (error) {
-    return withRequestId(await asFunctionGraphError(renderError(error, reqId, "functiongraph")), reqId);
+    return withRequestId(functionGraphError(describeError(error, reqId, "functiongraph"), reqId), reqId);
   }
 }
 

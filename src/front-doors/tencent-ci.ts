@@ -17,7 +17,7 @@ import { parseAppIds, parseAppState, updateApp, visibleApps, type AppFilter } fr
 import { positiveInteger } from "../control/context";
 import { readBody } from "../http/body";
 import { configRules } from "../http/context";
-import { GatewayError, badRequest, notFound, renderError } from "../http/errors";
+import { GatewayError, badRequest, describeError, notFound, type ErrorAnswer } from "../http/errors";
 import { APP_NAME } from "../hosts";
 import type { RegisteredApp } from "../registry/app-registry";
 
@@ -54,15 +54,13 @@ function cosError(status: number, code: string): { status: number; code: string 
   return { status, code: byStatus[status] ?? "InternalError" };
 }
 
-/** A response's error as Tencent's XML `<Error>`; the gateway's own code leads the message. */
-async function asTencentError(response: Response, reqId: string): Promise<Response> {
-  const { error, code } = (await response.json()) as { error: string; code: string };
-  const mapped = cosError(response.status, code);
-  const document = { Error: { Code: mapped.code, Message: `${code}: ${error}`, RequestId: reqId } };
-  const answer = xmlResponse(document, mapped.status, reqId);
-  const retryAfter = response.headers.get("retry-after");
-  if (retryAfter) answer.headers.set("Retry-After", retryAfter);
-  return answer;
+/** An error as Tencent's XML `<Error>`; the gateway's own code leads the message. */
+function tencentError(answer: ErrorAnswer, reqId: string): Response {
+  const mapped = cosError(answer.status, answer.code);
+  const document = { Error: { Code: mapped.code, Message: `${answer.code}: ${answer.message}`, RequestId: reqId } };
+  const response = xmlResponse(document, mapped.status, reqId);
+  if (answer.retryAfterSeconds !== null) response.headers.set("Retry-After", String(answer.retryAfterSeconds));
+  return response;
 }
 
 export async function handleTencentCi(request: Request, env: Env, reqId: string): Promise<Response> {
@@ -75,7 +73,7 @@ export async function handleTencentCi(request: Request, env: Env, reqId: string)
     if (request.method !== "PUT") throw new GatewayError(405, "method_not_allowed", `${request.method} is not allowed on ${url.pathname}`);
     return await updateQueue(request, env, reqId);
   } catch (error) {
-    return asTencentError(renderError(error, reqId, "tencent-ci"), reqId);
+    return tencentError(describeError(error, reqId, "tencent-ci"), reqId);
   }
 }
 

@@ -61,20 +61,33 @@ export function errorBody(error: { code: string; message: string }, reqId: strin
   return JSON.stringify({ error: error.message, code: error.code, req_id: reqId });
 }
 
-/** Turns anything thrown into a SPEC §8 response; unexpected errors are logged and become a bare 500. */
-export function renderError(error: unknown, reqId: string, context: string): Response {
-  if (error instanceof GatewayError) {
-    return jsonResponse(errorBody(error, reqId), error.status, reqId);
-  }
+/** An error as answered: its status, code and message, and how long to wait before retrying. */
+export interface ErrorAnswer extends ErrorInfo {
+  retryAfterSeconds: number | null;
+}
+
+/**
+ * What anything thrown is answered with; unexpected errors are logged and become a bare 500.
+ * Each dialect renders it: SPEC §8 JSON ({@link renderError}), or a front door's own shape.
+ */
+export function describeError(error: unknown, reqId: string, context: string): ErrorAnswer {
+  if (error instanceof GatewayError) return { status: error.status, code: error.code, message: error.message, retryAfterSeconds: null };
   // Durable Object errors say whether trying again can help (overloaded, reset, moved):
   // that is the platform being busy, not a fault of ours, and the client should retry.
   const flags = error as { retryable?: unknown; overloaded?: unknown } | null;
   if (flags && (flags.retryable === true || flags.overloaded === true)) {
     log("warn", "transient_error", { where: context, req_id: reqId }, error);
-    return jsonResponse(errorBody({ code: "unavailable", message: "the gateway is busy; retry shortly" }, reqId), 503, reqId, { "Retry-After": "1" });
+    return { status: 503, code: "unavailable", message: "the gateway is busy; retry shortly", retryAfterSeconds: 1 };
   }
   log("error", "unexpected_error", { where: context, req_id: reqId }, error);
-  return jsonResponse(errorBody({ code: "internal_error", message: "internal error" }, reqId), 500, reqId);
+  return { status: 500, code: "internal_error", message: "internal error", retryAfterSeconds: null };
+}
+
+/** Turns anything thrown into a SPEC §8 response. */
+export function renderError(error: unknown, reqId: string, context: string): Response {
+  const answer = describeError(error, reqId, context);
+  const headers: Record<string, string> = answer.retryAfterSeconds === null ? {} : { "Retry-After": String(answer.retryAfterSeconds) };
+  return jsonResponse(errorBody(answer, reqId), answer.status, reqId, headers);
 }
 
 export function jsonResponse(body: string, status: number, reqId: string, headers: HeadersInit = {}): Response {
