@@ -20,7 +20,8 @@ import { GatewayError, badRequest, describeError, jsonResponse, notFound, unwrap
 import { APP_NAME } from "../hosts";
 import { appQueue } from "../shared/stubs";
 import { parseSubmitOptions } from "../submit/options";
-import { recordHeaders } from "../submit/record";
+import { headerMap } from "../http/headers";
+import { isRecordedHeader } from "../submit/record";
 import type { RecordedRequest } from "../shared/types";
 
 const INVOCATION_PATH = /^\/v2\/([^/]+)\/fgs\/functions\/([^/]+)\/invocations-async\/?$/;
@@ -91,8 +92,7 @@ async function invokeAsync(request: Request, env: Env, reqId: string): Promise<R
   }
   const host = request.headers.get("host") ?? url.host;
   const options = parseSubmitOptions(request.headers, now, configRules(env, host));
-  const header = recordHeaders(request.headers);
-  for (const name of Object.keys(header)) if (isCredentialHeader(name.toLowerCase())) delete header[name];
+  const header = headerMap(request.headers, (name) => isRecordedHeader(name) && !isCredentialHeader(name));
   // The path is the app's invoke_path, which its object fills in.
   const recorded: RecordedRequest = { method: "POST", path: "/", raw_query: "", header: { ...header, "Content-Type": ["application/json"] }, body };
   const { id } = unwrap(await appQueue(env, app).submit({ caller, reqId, request: recorded, options, toInvokePath: true }));
