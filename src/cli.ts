@@ -9,8 +9,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { formatQiniuDate, qiniuAuthorization } from "./auth/qiniu";
-import { AsyncgateClient, AsyncgateError, TaskState, type Permission, type SubmitOptions } from "./client/index";
+import { AsyncgateClient, AsyncgateError, TaskState, signRequest, type Permission, type SubmitOptions } from "./client/index";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -380,22 +379,9 @@ const COMMANDS: Record<string, Command> = {
     async run({ values, args, env, out }) {
       const [method, url] = [args[0]!.toUpperCase(), args[1]!];
       if (!URL.canParse(url)) throw new UsageError(`not a URL: ${url}`);
-      const parsed = new URL(url);
       const data = values["data"] === undefined ? undefined : readData(string(values, "data")!);
-      const body = typeof data === "string" ? new TextEncoder().encode(data) : (data ?? new Uint8Array(0));
-      const headers = headerPairs(values["header"] as string[] | undefined);
-      if (data !== undefined && !Object.keys(headers).some((name) => name.toLowerCase() === "content-type")) headers["Content-Type"] = "application/json";
-      headers["X-Qiniu-Date"] = formatQiniuDate(Date.now());
-      const contentType = Object.entries(headers).find(([name]) => name.toLowerCase() === "content-type")?.[1] ?? null;
-      const { accessKey, secretKey } = keysOf(env);
-      headers["Authorization"] = await qiniuAuthorization(accessKey, secretKey, {
-        method,
-        pathAndQuery: parsed.pathname + parsed.search,
-        host: parsed.host,
-        contentType,
-        headers: Object.entries(headers),
-        body,
-      });
+      const body = typeof data === "string" ? new TextEncoder().encode(data) : data;
+      const headers = await signRequest(keysOf(env), { method, url, headers: headerPairs(values["header"] as string[] | undefined), body });
       const quote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
       const parts = ["curl", "-i", "-X", method, quote(url), ...Object.entries(headers).flatMap(([name, value]) => ["-H", quote(`${name}: ${value}`)])];
       if (typeof data === "string") parts.push("--data-binary", quote(data));

@@ -120,6 +120,31 @@ export interface WaitOptions {
 const encoder = new TextEncoder();
 const FINISHED = new Set([10, 11]);
 
+/**
+ * Signs a request as the gateway verifies it: sets `Content-Type` (JSON when a body has none),
+ * a fresh `X-Qiniu-Date` (with REQUIRE_SIGNED_DATE a request without it is refused, and with it
+ * a captured request cannot be replayed after 15 minutes) and `Authorization`, in `headers`.
+ */
+export async function signRequest(
+  keys: { accessKey: string; secretKey: string },
+  request: { method: string; url: string; headers: Record<string, string>; body?: Uint8Array },
+): Promise<Record<string, string>> {
+  const { headers } = request;
+  let contentType = Object.entries(headers).find(([name]) => name.toLowerCase() === "content-type")?.[1] ?? null;
+  if (request.body !== undefined && contentType === null) contentType = headers["Content-Type"] = "application/json";
+  headers["X-Qiniu-Date"] = formatQiniuDate(Date.now());
+  const parsed = new URL(request.url);
+  headers["Authorization"] = await qiniuAuthorization(keys.accessKey, keys.secretKey, {
+    method: request.method,
+    pathAndQuery: parsed.pathname + parsed.search,
+    host: parsed.host,
+    contentType,
+    headers: Object.entries(headers),
+    body: request.body ?? new Uint8Array(0),
+  });
+  return headers;
+}
+
 export class AsyncgateClient {
   readonly #options: ClientOptions;
   readonly #endpoint: URL;
@@ -269,24 +294,12 @@ export class AsyncgateClient {
   }
 
   async #call(method: string, url: string, body?: string | Uint8Array, extraHeaders: Record<string, string> = {}) {
-    const bytes = typeof body === "string" ? encoder.encode(body) : (body ?? new Uint8Array(0));
+    const bytes = typeof body === "string" ? encoder.encode(body) : body;
     const headers: Record<string, string> = { ...extraHeaders };
-    let contentType = Object.entries(headers).find(([name]) => name.toLowerCase() === "content-type")?.[1] ?? null;
-    if (body !== undefined && contentType === null) contentType = headers["Content-Type"] = "application/json";
-    const parsed = new URL(url);
-    // Always signed with a fresh date: with REQUIRE_SIGNED_DATE a request without it is refused,
-    // and with it a captured request cannot be replayed after 15 minutes.
+    // Signed afresh for each try: its date is part of the signature.
     const signedSend = async () => {
-      headers["X-Qiniu-Date"] = formatQiniuDate(Date.now());
-      headers["Authorization"] = await qiniuAuthorization(this.#options.accessKey, this.#options.secretKey, {
-        method,
-        pathAndQuery: parsed.pathname + parsed.search,
-        host: parsed.host,
-        contentType,
-        headers: Object.entries(headers),
-        body: bytes,
-      });
-      return this.#send({ url, method, headers, body: bytes });
+      await signRequest(this.#options, { method, url, headers, body: bytes });
+      return this.#send({ url, method, headers, body: bytes ?? new Uint8Array(0) });
     };
     let response = await signedSend();
     // Busy (429) or unavailable (503): wait as Retry-After says, or back off, a few times.
