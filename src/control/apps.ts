@@ -8,7 +8,7 @@ import { parseJson } from "../http/body";
 import { badRequest, jsonResponse, notFound, unwrap } from "../http/errors";
 import { newSigningSecret } from "../delivery/signature";
 import { APP_NAME } from "../hosts";
-import type { AppListPage } from "../registry/app-registry";
+import type { AppListPage, RegisteredApp } from "../registry/app-registry";
 import { appQueue, registry } from "../shared/stubs";
 
 const view = (config: AppConfig, env: Env) => ({ ...config, host: `${config.name}${env.APP_HOST_SUFFIX}` });
@@ -57,16 +57,16 @@ export async function getApp(request: IRequest, context: ControlContext): Promis
 }
 
 export async function patchApp(request: IRequest, context: ControlContext): Promise<Response> {
-  const config = await updateApp(context, appName(request), parseJson(context.body));
+  const { config } = await updateApp(context, appName(request), parseJson(context.body));
   return jsonResponse(JSON.stringify(view(config, context.env)), 200, context.reqId);
 }
 
 /** Applies a partial config (PATCH semantics) to `name` for a caller with `manage`; the registry's copy follows. */
-export async function updateApp(context: CallerContext & { rules: ConfigRules }, name: string, patch: unknown): Promise<AppConfig> {
+export async function updateApp(context: CallerContext & { rules: ConfigRules }, name: string, patch: unknown): Promise<RegisteredApp> {
   const caller = await callerFor(context, name, "manage");
   const config = unwrap(await appQueue(context.env, name).patchConfig(caller, patch, context.rules));
-  await registry(context.env).update(config);
-  return config;
+  const listed = await registry(context.env).update(config);
+  return listed ?? { config, createdMs: 0, updatedMs: 0 };
 }
 
 export async function deleteApp(request: IRequest, context: ControlContext): Promise<Response> {

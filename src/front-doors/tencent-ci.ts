@@ -112,12 +112,8 @@ async function describeQueues(request: Request, env: Env, reqId: string): Promis
   };
   const page = await visibleApps(context, filter);
   // Ids asked for that name no queue this caller can see (unknown, or another app's).
-  let missing: string[] = [];
-  if (filter.names) {
-    const all = await visibleApps(context, { names: filter.names, state: null, page: 1, pageSize: 100 });
-    const found = new Set(all.apps.map((app) => app.config.name));
-    missing = filter.names.filter((name) => !found.has(name));
-  }
+  const found = new Set(page.found ?? []);
+  const missing = filter.names ? filter.names.filter((name) => !found.has(name)) : [];
   const response = {
     Response: {
       RequestId: reqId,
@@ -208,7 +204,6 @@ async function updateQueue(request: Request, env: Env, reqId: string): Promise<R
   const visible = await visibleApps(context, { names: [queueId], state: null, page: 1, pageSize: 1 });
   const current = visible.apps[0];
   if (!current) throw notFound("app_not_found", `no such queue: ${queueId}`);
-  await updateApp(context, queueId, queuePatch(document, queueId, current.config));
-  const updated = await visibleApps(context, { names: [queueId], state: null, page: 1, pageSize: 1 });
-  return xmlResponse({ Response: { RequestId: reqId, Queue: updated.apps.map(queueOf) } }, 200, reqId);
+  const updated = await updateApp(context, queueId, queuePatch(document, queueId, current.config));
+  return xmlResponse({ Response: { RequestId: reqId, Queue: [queueOf(updated)] } }, 200, reqId);
 }

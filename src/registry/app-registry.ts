@@ -26,6 +26,8 @@ export interface RegisteredApp {
 export interface AppListPage {
   total: number;
   apps: RegisteredApp[];
+  /** With `names`: those that name an app, whatever its state or page. */
+  found?: string[];
 }
 
 export class AppRegistry extends DurableObject<Env> {
@@ -68,8 +70,18 @@ export class AppRegistry extends DurableObject<Env> {
     return ok(row.number);
   }
 
-  async update(config: AppConfig): Promise<void> {
-    this.#sql.exec("UPDATE apps SET state = ?, config = ?, updated_ms = ? WHERE name = ?", config.state, JSON.stringify(config), Date.now(), config.name);
+  /** Keeps the listing's copy of `config`; answers the entry as now listed (null when no app has the name). */
+  async update(config: AppConfig): Promise<RegisteredApp | null> {
+    const row = this.#sql
+      .exec<{ created_ms: number; updated_ms: number }>(
+        "UPDATE apps SET state = ?, config = ?, updated_ms = ? WHERE name = ? RETURNING created_ms, updated_ms",
+        config.state,
+        JSON.stringify(config),
+        Date.now(),
+        config.name,
+      )
+      .toArray()[0];
+    return row ? { config, createdMs: row.created_ms, updatedMs: row.updated_ms } : null;
   }
 
   /** Lets `name` go; with `number`, only if the name still holds that number (not a newer registration). */
@@ -106,7 +118,12 @@ export class AppRegistry extends DurableObject<Env> {
       )
       .toArray();
     const apps = rows.map((row) => ({ config: normalizeConfig(JSON.parse(row.config) as AppConfig), createdMs: row.created_ms, updatedMs: row.updated_ms }));
-    return { total, apps };
+    if (!query.names) return { total, apps };
+    const found = this.#sql
+      .exec<{ name: string }>("SELECT name FROM apps WHERE name IN (SELECT value FROM json_each(?))", JSON.stringify(query.names))
+      .toArray()
+      .map((row) => row.name);
+    return { total, apps, found };
   }
 }
 
