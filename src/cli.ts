@@ -10,6 +10,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { AsyncgateClient, AsyncgateError, TaskState, signRequest, type Permission, type SubmitOptions } from "./client/index";
+import { parseDuration } from "./shared/duration";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -39,11 +40,11 @@ class UsageError extends Error {}
 
 const ENDPOINT_DEFAULT = "http://async.localhost:8787";
 
-/** `10s`, `5m`, `2h`, `1d`, `500ms` or plain seconds → seconds. The one duration syntax of the CLI. */
-export function parseDuration(text: string, flag: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
-  if (!match) throw new UsageError(`${flag} must be a duration such as 10s, 5m, 2h (got ${JSON.stringify(text)})`);
-  return Number(match[1]) * { ms: 0.001, s: 1, m: 60, h: 3600, d: 86_400 }[match[2] ?? "s"]!;
+/** A flag's duration in seconds (the gateway's own syntax: 10s, 5m, 2h); a usage error when malformed. */
+function durationFlag(text: string, flag: string): number {
+  const seconds = parseDuration(text);
+  if (seconds === null) throw new UsageError(`${flag} must be a duration such as 10s, 5m, 2h (got ${JSON.stringify(text)})`);
+  return seconds;
 }
 
 /** `--data` as given: text, `@file` for a file's bytes, `-` for standard input. */
@@ -320,7 +321,7 @@ const COMMANDS: Record<string, Command> = {
       const options: SubmitOptions = { method: string(values, "method") ?? "POST", headers: headerPairs(values["header"] as string[] | undefined) };
       if (values["data"] !== undefined) options.body = readData(string(values, "data")!);
       if (values["delay"] !== undefined && values["not-before"] !== undefined) throw new UsageError("give --delay or --not-before, not both");
-      if (values["delay"] !== undefined) options.delay = parseDuration(string(values, "delay")!, "--delay");
+      if (values["delay"] !== undefined) options.delay = durationFlag(string(values, "delay")!, "--delay");
       const notBefore = string(values, "not-before");
       if (notBefore !== undefined) {
         const at = /^\d+$/.test(notBefore) ? Number(notBefore) : Date.parse(notBefore) / 1000;
@@ -329,7 +330,7 @@ const COMMANDS: Record<string, Command> = {
       }
       if (values["dedup"] !== undefined) options.deduplicationId = string(values, "dedup");
       if (values["retries"] !== undefined) options.retries = Number(values["retries"]);
-      if (values["attempt-timeout"] !== undefined) options.timeout = parseDuration(string(values, "attempt-timeout")!, "--attempt-timeout");
+      if (values["attempt-timeout"] !== undefined) options.timeout = durationFlag(string(values, "attempt-timeout")!, "--attempt-timeout");
       if (values["callback"] !== undefined) options.callback = string(values, "callback");
       const submitted = await client().submit(args[0]!, args[1]!, options);
       if (values["wait"]) return waitFor(context, submitted.id);
@@ -405,7 +406,7 @@ const COMMANDS: Record<string, Command> = {
 /** `tasks wait` and `submit --wait`: polls until finished, saying so while the gateway is unreachable. */
 async function waitFor(context: Context, id: string): Promise<number> {
   const timeout = string(context.values, "timeout");
-  const timeoutMs = (timeout === undefined ? 60 : parseDuration(timeout, "--timeout")) * 1000;
+  const timeoutMs = (timeout === undefined ? 60 : durationFlag(timeout, "--timeout")) * 1000;
   const deadline = Date.now() + timeoutMs;
   const task = await whileUnreachable(
     context,

@@ -4,6 +4,7 @@
  */
 import { badRequest } from "../http/errors";
 import { MAX_TIMEOUT_SECONDS, checkOrigin, type ConfigRules } from "../app/config";
+import { parseDuration } from "../shared/duration";
 
 export interface SubmitOptions {
   /** Unix ms before which the first attempt must not start. */
@@ -23,13 +24,7 @@ export interface SubmitOptions {
 /** Longest delay accepted: a task must be able to run within the longest retention. */
 const MAX_DELAY_SECONDS = 31 * 86_400;
 
-/** `30`, `10s`, `5m`, `2h`, `1d` → seconds; null when malformed. */
-export function parseDuration(text: string): number | null {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
-  if (!match) return null;
-  const unit = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86_400 }[match[2] ?? "s"] ?? 1;
-  return Number(match[1]) * unit;
-}
+export { parseDuration };
 
 export function parseSubmitOptions(headers: Headers, nowMs: number, rules: ConfigRules): SubmitOptions {
   const delay = headers.get("asyncgate-delay");
