@@ -47,6 +47,15 @@ function durationFlag(text: string, flag: string): number {
   return seconds;
 }
 
+/** A time flag (unix seconds or an ISO time) as unix seconds; undefined when not given. */
+function timeFlag(values: Values, name: string): number | undefined {
+  const text = string(values, name);
+  if (text === undefined) return undefined;
+  const at = /^\d+$/.test(text) ? Number(text) : Date.parse(text) / 1000;
+  if (!Number.isFinite(at)) throw new UsageError(`--${name} must be unix seconds or an ISO time`);
+  return at;
+}
+
 /** `--data` as given: text, `@file` for a file's bytes, `-` for standard input. */
 function readData(value: string): Uint8Array | string {
   if (value === "-") return new Uint8Array(readFileSync(0));
@@ -248,16 +257,18 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   "tasks list": {
-    usage: "asyncgate tasks list <app> [--state waiting|doing|success|failed] [--limit N]",
+    usage: "asyncgate tasks list <app> [--state waiting|doing|success|failed] [--after <unix s|ISO time>] [--before <unix s|ISO time>] [--limit N]",
     summary: "an app's tasks, newest first, without bodies (JSON lines)",
-    options: { state: { type: "string" }, limit: { type: "string" } },
+    options: { state: { type: "string" }, after: { type: "string" }, before: { type: "string" }, limit: { type: "string" } },
     args: [1, 1],
     async run({ values, args, client, out, signal }) {
       const limit = values["limit"] === undefined ? Infinity : Number(values["limit"]);
       if (!(limit > 0)) throw new UsageError("--limit must be a positive number");
       const state = values["state"] === undefined ? undefined : taskState(string(values, "state")!);
       let printed = 0;
-      for await (const task of client().listTasks(args[0]!, { state, pageSize: Math.min(100, limit), signal })) {
+      const createdAfter = timeFlag(values, "after");
+      const createdBefore = timeFlag(values, "before");
+      for await (const task of client().listTasks(args[0]!, { state, createdAfter, createdBefore, pageSize: Math.min(100, limit), signal })) {
         out(json(task));
         if (++printed >= limit) break;
       }
@@ -322,12 +333,8 @@ const COMMANDS: Record<string, Command> = {
       if (values["data"] !== undefined) options.body = readData(string(values, "data")!);
       if (values["delay"] !== undefined && values["not-before"] !== undefined) throw new UsageError("give --delay or --not-before, not both");
       if (values["delay"] !== undefined) options.delay = durationFlag(string(values, "delay")!, "--delay");
-      const notBefore = string(values, "not-before");
-      if (notBefore !== undefined) {
-        const at = /^\d+$/.test(notBefore) ? Number(notBefore) : Date.parse(notBefore) / 1000;
-        if (!Number.isFinite(at)) throw new UsageError("--not-before must be unix seconds or an ISO time");
-        options.notBefore = at;
-      }
+      const notBefore = timeFlag(values, "not-before");
+      if (notBefore !== undefined) options.notBefore = notBefore;
       if (values["dedup"] !== undefined) options.deduplicationId = string(values, "dedup");
       if (values["retries"] !== undefined) options.retries = Number(values["retries"]);
       if (values["attempt-timeout"] !== undefined) options.timeout = durationFlag(string(values, "attempt-timeout")!, "--attempt-timeout");

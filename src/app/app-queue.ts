@@ -96,6 +96,16 @@ export interface TaskPage {
   cursor: string | null;
 }
 
+/** What `GET /v1/tasks` asks for, as id bounds (see shared/task-id.ts `idAt`). */
+export interface TaskQuery {
+  state: TaskState | null;
+  limit: number;
+  /** Only ids below this: the cursor, or the first id of `created_before`. */
+  below: string | null;
+  /** Only ids from this on: the first id of `created_after`. */
+  from: string | null;
+}
+
 export class AppQueue extends DurableObject<Env> {
   #store: TaskStore;
   /** Adds the rows read and written by the statements run so far to the cost meters. */
@@ -534,11 +544,13 @@ export class AppQueue extends DurableObject<Env> {
     return task ? ok(toRecord(task, this.#config!.name)) : fail(404, "task_not_found", "no such task");
   }
 
-  async listTasks(caller: Caller, state: TaskState | null, limit: number, cursor: string | null): Promise<Outcome<TaskPage>> {
+  /** A page of tasks, newest first: ids below `query.below` (a cursor, a time) and from `query.from` (a time). */
+  async listTasks(caller: Caller, query: TaskQuery): Promise<Outcome<TaskPage>> {
     const auth = await this.#authorize(caller, "query");
     if (!auth.ok) return auth;
     if (!this.#config) return fail(404, "app_not_found", "no such app");
-    const rows = this.#store.list(state, limit + 1, cursor);
+    const { state, limit } = query;
+    const rows = this.#store.list(state, limit + 1, query.below, query.from);
     const page = rows.slice(0, limit);
     return ok({
       tasks: page.map((row) => toRecord(row, this.#config!.name, false)),

@@ -723,16 +723,19 @@ export class TaskStore {
   }
 
   /** Newest first, `limit` rows after `cursor` (an id from the previous page), without bodies. */
-  list(state: TaskState | null, limit: number, cursor: string | null): TaskRow[] {
-    // A range scan on the primary key (or on (state, id)), never the bodies.
-    const where = [state === null ? null : "state = ?", cursor === null ? null : "id < ?"].filter((clause) => clause !== null);
-    const params = [state, cursor].filter((value) => value !== null);
+  /**
+   * Tasks newest first, ids in [`from`, `below`) when given: ids begin with their creation time,
+   * so a cursor and a time window are both bounds of one range scan on the primary key (or on
+   * (state, id)), never the bodies.
+   */
+  list(state: TaskState | null, limit: number, below: string | null, from: string | null = null): TaskRow[] {
+    const clauses: string[] = [];
+    const params: (string | number)[] = [];
+    if (state !== null) clauses.push("state = ?"), params.push(state);
+    if (below !== null) clauses.push("id < ?"), params.push(below);
+    if (from !== null) clauses.push("id >= ?"), params.push(from);
     return this.#sql
-      .exec<TaskRow>(
-        `SELECT ${SUMMARY_COLUMNS} FROM tasks ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`,
-        ...params,
-        limit,
-      )
+      .exec<TaskRow>(`SELECT ${SUMMARY_COLUMNS} FROM tasks ${clauses.length ? `WHERE ${clauses.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`, ...params, limit)
       .toArray();
   }
 

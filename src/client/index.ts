@@ -41,10 +41,16 @@ export interface AppListFilter {
 export interface ListTasksOptions {
   /** Only tasks in this state (0, 1, 10 or 11). */
   state?: number;
+  /** Only tasks created at or after this (a Date, or unix seconds). */
+  createdAfter?: Date | number;
+  /** Only tasks created before this (a Date, or unix seconds). */
+  createdBefore?: Date | number;
   /** Records per request (≤ 100); the iterator pages on by itself. @default 100 */
   pageSize?: number;
   signal?: AbortSignal;
 }
+
+const unixSeconds = (time: Date | number): number => Math.floor(time instanceof Date ? time.getTime() / 1000 : time);
 
 /** A body field of a task record (base64) as bytes. */
 export function decodeBody(base64: string): Uint8Array {
@@ -163,10 +169,7 @@ export class AsyncgateClient {
   async submit(app: string, path: string, options: SubmitOptions = {}): Promise<{ id: string; deduplicated: boolean }> {
     const headers: Record<string, string> = { ...options.headers };
     if (options.delay !== undefined) headers["Asyncgate-Delay"] = String(options.delay);
-    if (options.notBefore !== undefined) {
-      const seconds = options.notBefore instanceof Date ? Math.floor(options.notBefore.getTime() / 1000) : Math.floor(options.notBefore);
-      headers["Asyncgate-Not-Before"] = String(seconds);
-    }
+    if (options.notBefore !== undefined) headers["Asyncgate-Not-Before"] = String(unixSeconds(options.notBefore));
     if (options.failFast) headers["Asyncgate-Fail-Fast"] = "true";
     if (options.deduplicationId !== undefined) headers["Asyncgate-Deduplication-Id"] = options.deduplicationId;
     if (options.retries !== undefined) headers["Asyncgate-Retries"] = String(options.retries);
@@ -219,6 +222,8 @@ export class AsyncgateClient {
       options.signal?.throwIfAborted();
       const query = new URLSearchParams({ app, limit: String(options.pageSize ?? 100) });
       if (options.state !== undefined) query.set("state", String(options.state));
+      if (options.createdAfter !== undefined) query.set("created_after", String(unixSeconds(options.createdAfter)));
+      if (options.createdBefore !== undefined) query.set("created_before", String(unixSeconds(options.createdBefore)));
       if (cursor) query.set("cursor", cursor);
       const page = JSON.parse((await this.#call("GET", this.#controlUrl(`/v1/tasks?${query}`))).text) as { tasks: TaskRecord[]; cursor: string | null };
       yield* page.tasks;

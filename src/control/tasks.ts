@@ -7,7 +7,7 @@ import type { Caller } from "../auth/authenticate";
 import { badRequest, jsonResponse, notFound, unwrap } from "../http/errors";
 import { APP_NAME } from "../hosts";
 import { appNameOf, appQueue } from "../shared/stubs";
-import { appNumberOf } from "../shared/task-id";
+import { appNumberOf, firstIdAt } from "../shared/task-id";
 import type { TaskState } from "../shared/types";
 
 const noSuchTask = (id: string) => notFound("task_not_found", `no such task: ${id}`);
@@ -54,7 +54,19 @@ export async function listTasks(request: IRequest, context: ControlContext): Pro
   const limit = positiveInteger(queryParam(request.query, "limit"), 20, 100, "limit");
   const cursor = queryParam(request.query, "cursor");
   if (cursor !== null && !/^[0-9a-f]{32}$/.test(cursor)) throw badRequest("invalid_cursor", "cursor must be a task id");
+  const createdAfter = unixSeconds(queryParam(request.query, "created_after"), "created_after");
+  const createdBefore = unixSeconds(queryParam(request.query, "created_before"), "created_before");
   const caller = await callerFor(context, app, "query");
-  const page = unwrap(await appQueue(context.env, app).listTasks(caller, state as TaskState | null, limit, cursor));
+  const beforeId = createdBefore === null ? null : firstIdAt(createdBefore * 1000);
+  const below = cursor === null ? beforeId : beforeId === null || cursor < beforeId ? cursor : beforeId;
+  const from = createdAfter === null ? null : firstIdAt(createdAfter * 1000);
+  const page = unwrap(await appQueue(context.env, app).listTasks(caller, { state: state as TaskState | null, limit, below, from }));
   return jsonResponse(JSON.stringify(page), 200, context.reqId);
+}
+
+/** A time filter: unix seconds (tasks created at or after / before it). */
+function unixSeconds(value: string | null, name: string): number | null {
+  if (value === null || value === "") return null;
+  if (!/^\d{1,11}$/.test(value)) throw badRequest(`invalid_${name}`, `${name} must be unix seconds`);
+  return Number(value);
 }

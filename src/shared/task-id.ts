@@ -16,6 +16,9 @@ export function newTaskId(appNumber: number, nowMs: number): string {
   return nowMs.toString(16).padStart(12, "0").slice(-12) + appNumber.toString(16).padStart(8, "0") + randomHex(6);
 }
 
+/** The lowest id a task created at `ms` can have: ids sort by creation time. */
+export const firstIdAt = (ms: number): string => ms.toString(16).padStart(12, "0").slice(-12) + "0".repeat(20);
+
 /** The app number a task id routes to, or null when the id is not one of ours. */
 export function appNumberOf(taskId: string): number | null {
   if (!TASK_ID.test(taskId)) return null;

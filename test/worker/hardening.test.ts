@@ -102,6 +102,53 @@ describe("bounded reads", () => {
     });
   });
 
+  it("a time window (created_after, created_before) is a range of ids: only its tasks are read, and it pages with the cursor", async () => {
+    const app = uniqueApp("window");
+    await createApp(app);
+    const hour = 3_600_000;
+    const base = Math.floor(Date.now() / hour) * hour - 10 * hour;
+    const ids = await sql(app)((storage) => {
+      const store = new TaskStore(storage);
+      // Three tasks in each of five hours.
+      const made: string[] = [];
+      for (let h = 0; h < 5; h++) {
+        for (let i = 0; i < 3; i++) {
+          const id = newTaskId(1, base + h * hour + i * 1000);
+          store.insert(newTask(id, base + h * hour, { etaMs: Date.now() + 60_000 }));
+          made.push(id);
+        }
+      }
+      return made;
+    });
+    const list = async (query: string) => {
+      const response = await call(`${CONTROL}/v1/tasks?app=${app}&${query}`);
+      expect(response.status).toBe(200);
+      return (await response.json()) as { tasks: TaskRecord[]; cursor: string | null };
+    };
+    const seconds = (ms: number) => Math.floor(ms / 1000);
+    // Hours 1 and 2: six tasks, newest first; at or after is inclusive, before is exclusive.
+    const window = `created_after=${seconds(base + hour)}&created_before=${seconds(base + 3 * hour)}`;
+    const all = await list(window);
+    expect(all.tasks.map((task) => task.id)).toEqual(ids.slice(3, 9).reverse());
+    // Paged by 4: the cursor keeps the window.
+    const first = await list(`${window}&limit=4`);
+    expect(first.tasks.length).toBe(4);
+    const second = await list(`${window}&limit=4&cursor=${first.cursor}`);
+    expect([...first.tasks, ...second.tasks].map((task) => task.id)).toEqual(all.tasks.map((task) => task.id));
+    expect(second.cursor).toBeNull();
+    // Each bound alone.
+    expect((await list(`created_after=${seconds(base + 4 * hour)}`)).tasks.map((task) => task.id)).toEqual(ids.slice(12).reverse());
+    expect((await list(`created_before=${seconds(base + hour)}`)).tasks.map((task) => task.id)).toEqual(ids.slice(0, 3).reverse());
+    // With a state filter too, and a window with nothing in it.
+    expect((await list(`state=0&${window}`)).tasks.length).toBe(6);
+    expect((await list(`created_after=${seconds(base + 5 * hour)}`)).tasks).toEqual([]);
+    for (const bad of ["created_after=-1", "created_before=soon", "created_after=1.5"]) {
+      const response = await call(`${CONTROL}/v1/tasks?app=${app}&${bad}`);
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { code: string }).code).toMatch(/^invalid_created_(after|before)$/);
+    }
+  });
+
   it("counts come from counters kept with every write, not from a scan", async () => {
     const app = uniqueApp("counts");
     await createApp(app);
