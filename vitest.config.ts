@@ -41,7 +41,8 @@ export default defineConfig({
         // `wrangler dev` started for real, driven from Node with real clients.
         test: {
           name: "e2e",
-          include: ["test/e2e/**/*.test.ts"],
+          // The console's browser suite (Chromium) too: one wrangler dev at a time.
+          include: ["test/e2e/**/*.test.ts", "test/browser/**/*.test.ts"],
           environment: "node",
           // One wrangler dev at a time: on two cores, a load test beside the heartbeat soak
           // would spoil its 15–17 s timing.

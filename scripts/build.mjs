@@ -1,5 +1,6 @@
 // Builds the published entry points into dist/ (run by `npm run build`, and by `prepare` on install):
-// the client library, the webhook Receiver and the CLI (esbuild), and their type declarations (tsc).
+// the client library, the webhook Receiver, the web console and the CLI (esbuild), and their type
+// declarations (tsc).
 import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { build } from "esbuild";
@@ -11,6 +12,9 @@ await build({ ...common, entryPoints: { client: "src/client/index.ts" }, platfor
 
 // The Receiver has no dependencies: Web Crypto only, for Node, Workers and browsers.
 await build({ ...common, entryPoints: { receiver: "src/receiver/index.ts" }, platform: "neutral", target: "es2022", sourcemap: true });
+
+// The web console, served from Workers static assets (dist/public/console).
+await import("./build-console.mjs");
 
 await build({ ...common, entryPoints: { cli: "src/cli.ts" }, platform: "node", target: "node22", banner: { js: "#!/usr/bin/env node" } });
 

@@ -17,6 +17,9 @@ if (!existsSync(".dev.vars")) {
   console.log("created .dev.vars from .dev.vars.example (local admin keys)");
 }
 
+// The web console's files (dist/public), served at /console; rebuilt at every start.
+await import("./build-console.mjs");
+
 const origin = await startOrigin({ port: originPort });
 console.log(`demo origin listening on ${origin.url}`);
 

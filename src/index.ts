@@ -3,6 +3,7 @@
  * other host → control API and the seeds' front doors), `queue` replays tasks to origins
  * (and hands dead letters back to their apps). Wiring only.
  */
+import { isConsolePath, serveConsole } from "./control/console-assets";
 import { handleControl } from "./control/router";
 import { consumeTasks } from "./delivery/consumer";
 import { isDeadLetterQueue, reconcileDeadLetters } from "./delivery/dead-letters";
@@ -40,9 +41,10 @@ export default {
   },
 } satisfies ExportedHandler<Env, TaskMessage>;
 
-/** The control host: the native API, and the seeds' front doors (SPEC §9) in their own dialects. */
+/** The control host: the native API, the seeds' front doors (SPEC §9) in their own dialects, the console. */
 function handleControlHost(request: Request, env: Env, reqId: string): Promise<Response> {
   const { pathname } = new URL(request.url);
+  if (isConsolePath(pathname)) return serveConsole(request, env);
   if (isFunctionGraphPath(pathname)) return handleFunctionGraph(request, env, reqId);
   if (isTencentCiPath(pathname)) return handleTencentCi(request, env, reqId);
   return handleControl(request, env, reqId);

@@ -25,6 +25,8 @@ export type { AppConfig } from "../app/config";
 
 /** An app as the control API shows it: its config and its app host. */
 export type App = AppConfig & { host: string };
+/** What create and update take: any fields, nested policies in part (the rest keep their values). */
+export type AppConfigPatch = { [K in keyof AppConfig]?: AppConfig[K] extends unknown[] ? AppConfig[K] : AppConfig[K] extends object ? Partial<AppConfig[K]> : AppConfig[K] };
 export type AppDetails = App & { stats: Record<string, number>; delivery: Record<string, unknown> };
 export type Permission = "submit" | "query" | "subscribe" | "manage";
 export interface AccessKey {
@@ -233,7 +235,7 @@ export class AsyncgateClient {
 
   /** App entries: create, list, read, update, pause, resume, delete, rotate the signing secret. */
   readonly apps = {
-    create: async (config: Partial<AppConfig> & { name: string; origin: string }): Promise<App & { signing_secret: string }> =>
+    create: async (config: AppConfigPatch & { name: string; origin: string }): Promise<App & { signing_secret: string }> =>
       (await this.request("POST", "/v1/apps", config)) as App & { signing_secret: string },
     list: async (filter: AppListFilter = {}): Promise<{ total: number; page: number; page_size: number; apps: App[] }> => {
       const query = new URLSearchParams();
@@ -245,7 +247,7 @@ export class AsyncgateClient {
       return (await this.request("GET", `/v1/apps${search}`)) as { total: number; page: number; page_size: number; apps: App[] };
     },
     get: async (name: string): Promise<AppDetails> => (await this.request("GET", `/v1/apps/${encodeURIComponent(name)}`)) as AppDetails,
-    update: async (name: string, patch: Partial<AppConfig>): Promise<App> => (await this.request("PATCH", `/v1/apps/${encodeURIComponent(name)}`, patch)) as App,
+    update: async (name: string, patch: AppConfigPatch): Promise<App> => (await this.request("PATCH", `/v1/apps/${encodeURIComponent(name)}`, patch)) as App,
     pause: (name: string): Promise<App> => this.apps.update(name, { state: "Paused" }),
     resume: (name: string): Promise<App> => this.apps.update(name, { state: "Active" }),
     delete: async (name: string): Promise<{ deleted: string }> => (await this.request("DELETE", `/v1/apps/${encodeURIComponent(name)}`)) as { deleted: string },

@@ -26,7 +26,8 @@ export function fetchTransport(fetchImpl: typeof fetch = globalThis.fetch.bind(g
     const response = await fetchImpl(url, {
       method,
       headers,
-      body: method === "GET" || method === "HEAD" || body.byteLength === 0 ? undefined : body,
+      // ArrayBuffer-backed, as DOM's lib (the console's build) wants a body to be.
+      body: method === "GET" || method === "HEAD" || body.byteLength === 0 ? undefined : (body as Uint8Array<ArrayBuffer>),
     });
     return { status: response.status, headers: response.headers, text: await response.text() };
   };

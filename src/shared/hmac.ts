@@ -14,5 +14,6 @@ function hmacKey(hash: "SHA-1" | "SHA-256", secret: string): Promise<CryptoKey> 
 }
 
 export async function hmac(hash: "SHA-1" | "SHA-256", secret: string, data: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.sign("HMAC", await hmacKey(hash, secret), data));
+  // DOM's lib (the console's build) types Web Crypto's input as ArrayBuffer-backed, which ours always is.
+  return new Uint8Array(await crypto.subtle.sign("HMAC", await hmacKey(hash, secret), data as Uint8Array<ArrayBuffer>));
 }

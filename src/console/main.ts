@@ -1,0 +1,101 @@
+/**
+ * The web console: a single page on the control API and the live feed, the same ones clients
+ * use (no second backend). Routes live in the fragment: #/apps, #/apps/<name>, #/tasks/<id>.
+ */
+import type { AsyncgateClient } from "../client/index";
+import { h, replace, type Child } from "./dom";
+import { clientFor, describe, forgetKeys, isKeyRefused, keysFromFragment, storeKeys, storedKeys, type Keys } from "./session";
+import { renderApp } from "./views/app";
+import { renderApps } from "./views/apps";
+import { renderSignIn } from "./views/sign-in";
+import { renderTask } from "./views/task";
+
+/** What a view gets: the signed-in client and the page's shared parts. */
+export interface Page {
+  client: AsyncgateClient;
+  keys: Keys;
+  /** A message in the status line (read out by screen readers). */
+  notify(message: string, kind?: "info" | "error"): void;
+  /** Shows an error; refused keys sign out. */
+  fail(error: unknown): void;
+  /** Breadcrumbs after the brand: [label, href] pairs, the last one the current view. */
+  crumbs(...parts: [string, string?][]): void;
+  /** Runs when the view is left (timers, the live feed). */
+  onLeave(stop: () => void): void;
+}
+
+const view = document.getElementById("view")!;
+const notice = document.getElementById("notice")!;
+const crumbs = document.getElementById("crumbs")!;
+const who = document.getElementById("who")!;
+let leaving: (() => void)[] = [];
+let noticeTimer: ReturnType<typeof setTimeout> | undefined;
+
+function notify(message: string, kind: "info" | "error" = "info"): void {
+  notice.className = kind;
+  notice.textContent = message;
+  clearTimeout(noticeTimer);
+  if (kind === "info") noticeTimer = setTimeout(() => (notice.textContent = ""), 6000);
+}
+
+function signOut(message?: string): void {
+  forgetKeys();
+  leave();
+  replace(who);
+  replace(crumbs);
+  if (message) notify(message, "error");
+  renderSignIn(view, signIn);
+}
+
+async function signIn(keys: Keys): Promise<void> {
+  // Checked before anything is shown: wrong keys see one message and nothing else.
+  try {
+    await clientFor(keys).apps.list({ pageSize: 1 });
+  } catch (error) {
+    forgetKeys();
+    notify(isKeyRefused(error) ? `The gateway refused these keys: ${describe(error)}` : `Could not sign in: ${describe(error)}`, "error");
+    renderSignIn(view, signIn, keys.accessKey);
+    return;
+  }
+  storeKeys(keys);
+  notify("");
+  if (!location.hash.startsWith("#/")) history.replaceState(null, "", `${location.pathname}#/apps`);
+  route();
+}
+
+function leave(): void {
+  for (const stop of leaving) stop();
+  leaving = [];
+}
+
+function route(): void {
+  leave();
+  const keys = storedKeys();
+  if (!keys) return signOut();
+  replace(who, h("span", { class: "mono", title: "access key" }, keys.accessKey), h("button", { type: "button", onclick: () => signOut() }, "Sign out"));
+  const page: Page = {
+    client: clientFor(keys),
+    keys,
+    notify,
+    fail: (error) => (isKeyRefused(error) ? signOut(`Signed out: the gateway refused these keys (${describe(error)})`) : notify(describe(error), "error")),
+    crumbs: (...parts) => replace(crumbs, parts.map(([label, href]): Child => h("span", {}, href ? h("a", { href }, label) : label))),
+    onLeave: (stop) => leaving.push(stop),
+  };
+  const [, section, name] = location.hash.split("/").map(decodeURIComponent);
+  replace(view);
+  if (section === "apps" && name) renderApp(view, page, name);
+  else if (section === "tasks" && name) renderTask(view, page, name);
+  else renderApps(view, page);
+  view.focus();
+}
+
+window.addEventListener("hashchange", () => {
+  // A console URL pasted into an open tab signs in again.
+  const keys = keysFromFragment();
+  if (keys) void signIn(keys);
+  else route();
+});
+
+const fromFragment = keysFromFragment();
+if (fromFragment) void signIn(fromFragment);
+else route();
