@@ -117,6 +117,18 @@ describe("web console in Chromium", () => {
     await shoot("task");
   });
 
+  it("shows a binary request body as hex, and its download is the same bytes", async () => {
+    const bytes = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 7) % 256));
+    const response = await signedCall(port, `shop.async.localhost:${port}`, "PUT", "/blob", { body: bytes, headers: { "content-type": "application/octet-stream" } });
+    const { id } = response.json<{ id: string }>();
+    await page.goto(`${base()}/console#/tasks/${id}`);
+    const hex = await page.locator("section[aria-labelledby='request-heading'] pre[data-body='hex']").textContent();
+    expect(hex!.split("\n")[0]).toBe(`000000  ${[...bytes.subarray(0, 16)].map((byte) => byte.toString(16).padStart(2, "0")).join(" ")}`);
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Download (300 bytes)" }).click()]);
+    const saved = await download.path();
+    expect(Buffer.compare((await import("node:fs")).readFileSync(saved), bytes)).toBe(0);
+  });
+
   it("a failed task is retried from the page and succeeds", async () => {
     await page.goto(`${base()}/console#/apps/shop`);
     await page.locator("[data-feed='open']").waitFor();
