@@ -144,6 +144,23 @@ describe("web console in Chromium", () => {
     expect(task.state).toBe(10);
   });
 
+  it("redrives the failed tasks after a dry run and a confirmation", async () => {
+    const ids = [await submit("/status/500", { "Asyncgate-Retries": "0" }), await submit("/status/500", { "Asyncgate-Retries": "0" })];
+    for (const id of ids) await page.locator(`tr[data-task-id='${id}'][data-state='11']`).waitFor({ timeout: 5000 });
+    let asked = "";
+    page.once("dialog", (dialog) => {
+      asked = dialog.message();
+      void dialog.accept();
+    });
+    await page.getByRole("button", { name: "Redrive failed…" }).click();
+    await page.locator("#notice").filter({ hasText: "2 tasks redriven" }).waitFor();
+    expect(asked).toBe("Retry 2 failed tasks of shop with a fresh attempt budget?");
+    // Each runs again, with a fresh budget of the app's attempts (the origin still answers 500).
+    for (const id of ids) {
+      await expect.poll(async () => (await signedCall(port, control(), "GET", `/v1/task/${id}`)).json<{ attempts: number }>().attempts, { timeout: 5000 }).toBeGreaterThanOrEqual(2);
+    }
+  });
+
   it("pauses and resumes the app", async () => {
     await page.getByRole("button", { name: "Pause", exact: true }).click();
     await page.locator("h1 .badge.Paused").waitFor();

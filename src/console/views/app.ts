@@ -37,6 +37,8 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
   const results: TaskResult[] = [];
   /** Results seen on the feed by task id: newer than a listing read before they came. */
   const finished = new Map<string, TaskResult>();
+  /** Retries and cancels awaiting their answer, by task id; superseded once the feed tells of the task. */
+  const pendingActions = new Map<string, { superseded: boolean }>();
   let filter: Filter = { state: undefined, createdAfter: undefined, createdBefore: undefined };
   let cursorPages: AsyncIterator<TaskRecord> | null = null;
 
@@ -187,12 +189,26 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
     }
   };
 
+  /**
+   * Shows what an action answered, unless the feed told of the task since the action began: a
+   * retried task can finish, and its result arrive on the feed, before the retry's own answer.
+   */
+  const afterAction = async (id: string, run: () => Promise<TaskRecord>) => {
+    const action = { superseded: false };
+    pendingActions.set(id, action);
+    try {
+      const record = await run();
+      if (!action.superseded) upsert(record);
+    } finally {
+      if (pendingActions.get(id) === action) pendingActions.delete(id);
+    }
+  };
   const retryTask = async (id: string) => {
-    upsert(await page.client.retry(id));
+    await afterAction(id, () => page.client.retry(id));
     page.notify(`Task ${id} queued again`);
   };
   const cancelTask = async (id: string) => {
-    upsert(await page.client.cancel(id));
+    await afterAction(id, () => page.client.cancel(id));
     page.notify(`Task ${id} canceled`);
   };
 
@@ -254,6 +270,8 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
     const dropped = results.length > STRIP_LENGTH ? results.shift()! : null;
     if (dropped && finished.get(dropped.id) === dropped) finished.delete(dropped.id);
     finished.set(result.id, result);
+    const action = pendingActions.get(result.id);
+    if (action) action.superseded = true;
     replace(chips, results.map((r) => h("span", { class: `s-${r.state}`, title: `${r.id} ${STATE_NAMES[r.state]}` })));
     const latencies = results.map(latencyMs).filter((value): value is number => value !== null);
     const top = Math.max(1, ...latencies);
