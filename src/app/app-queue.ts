@@ -34,7 +34,7 @@ import { masterSecret } from "../auth/key-vault";
 import { retryLifetimeSeconds } from "../delivery/backoff";
 import { newTaskId } from "../shared/task-id";
 import type { SubmitOptions } from "../submit/options";
-import type { AttemptResult, BeginResult, FinishResult, NotificationDelivery, RecordedRequest, TaskMessage, TaskRecord, TaskState } from "../shared/types";
+import type { AttemptReport, AttemptResult, BeginResult, FinishResult, NotificationDelivery, RecordedRequest, TaskMessage, TaskRecord, TaskState } from "../shared/types";
 
 export { DISPATCH_WINDOW, LEASE_GRACE_MS, REDISPATCH_AFTER_MS } from "./dispatcher";
 export { ROW_BUDGET_BYTES, responseBodyRoom } from "./state-machine";
@@ -456,7 +456,31 @@ export class AppQueue extends DurableObject<Env> {
 
   /** 0 → 1 when the task is due and the app active; otherwise says why not. */
   begin(taskId: string): Promise<BeginResult> {
+    return this.#begin(taskId);
+  }
+
+  // The RPC methods are metered per call (meterRequests): the batched ones call these, not them.
+  #begin(taskId: string): Promise<BeginResult> {
     return this.#group.run(() => this.#machine.begin(taskId, Date.now()));
+  }
+
+  /**
+   * Begins several tasks in one RPC (the consumer's tasks of this app about to run): each is a
+   * `begin` of its own in the same group commit. One that cannot be stored answers
+   * `{run: false, reason: "error"}` alone; its neighbours begin.
+   */
+  async beginMany(taskIds: string[]): Promise<BeginResult[]> {
+    const settled = await Promise.allSettled(taskIds.map((taskId) => this.#begin(taskId)));
+    return settled.map((outcome): BeginResult => (outcome.status === "fulfilled" ? outcome.value : { run: false, reason: "error" }));
+  }
+
+  /**
+   * Records several attempts' results in one RPC: each is a `finish` of its own in the same
+   * group commit. One that cannot be stored answers null alone (the consumer tries it again).
+   */
+  async finishMany(reports: AttemptReport[]): Promise<(FinishResult | null)[]> {
+    const settled = await Promise.allSettled(reports.map(({ taskId, attempt, result }) => this.#finish(taskId, attempt, result)));
+    return settled.map((outcome) => (outcome.status === "fulfilled" ? outcome.value : null));
   }
 
   /**
@@ -464,7 +488,11 @@ export class AppQueue extends DurableObject<Env> {
    * result that cannot be stored whole (a row over SQLite's limits) is stored without the
    * response's headers and body, so the attempt still counts and the task moves on.
    */
-  async finish(taskId: string, attempt: number, result: AttemptResult): Promise<FinishResult> {
+  finish(taskId: string, attempt: number, result: AttemptResult): Promise<FinishResult> {
+    return this.#finish(taskId, attempt, result);
+  }
+
+  async #finish(taskId: string, attempt: number, result: AttemptResult): Promise<FinishResult> {
     try {
       return await this.#group.run(() => this.#machine.finishAttempt(taskId, attempt, result, Date.now()));
     } catch (error) {

@@ -3,6 +3,7 @@
  * replay it to the origin, report the result. Queues deliver at least once, so
  * everything here is safe to repeat: the object decides whether an attempt runs.
  */
+import { BatchedCalls, NotStored, type TaskCalls } from "./app-calls";
 import { postNotification } from "./notify";
 import { replay } from "./replay";
 import { appQueue } from "../shared/stubs";
@@ -33,8 +34,10 @@ interface Unit {
 }
 
 /**
- * Runs every task of the batch, 6 at a time. A message is acked once all of its tasks are done,
- * and retried when one of them could not reach its app's object (the others, run again, find
+ * Runs every task of the batch, 6 at a time. Begins and finishes of one app are batched
+ * (delivery/app-calls.ts): a worker hands its origin's result on and takes the next task
+ * while the finish is on its way. A message is acked once all of its tasks are reported, and
+ * retried when one of them could not reach its app's object (the others, run again, find
  * their task running or finished: the object decides, so repeating is safe).
  */
 export async function consumeTasks(batch: MessageBatch<unknown>, env: Env): Promise<void> {
@@ -66,21 +69,39 @@ export async function consumeTasks(batch: MessageBatch<unknown>, env: Env): Prom
       meters.queue_acks++;
     }
   };
+  const failed = (unit: Unit) => (error: unknown) => {
+    // The object could not be reached: let the queue bring the message back.
+    log("error", "message_retried", { app: unit.ref.app, task: unit.id, delivery_attempts: unit.message.attempts }, error);
+    settle(unit, true);
+  };
+  const calls = new Map<string, BatchedCalls>();
+  const callsFor = (app: string) => {
+    let appCalls = calls.get(app);
+    if (!appCalls) calls.set(app, (appCalls = new BatchedCalls(appQueue(env, app))));
+    return appCalls;
+  };
+  const reports: Promise<void>[] = [];
   const pending = [...units];
   const worker = async () => {
     for (let unit = pending.shift(); unit; unit = pending.shift()) {
       try {
-        if (unit.ref.notify) await deliverNotification(unit.ref, unit.ref.notify, env);
-        else await deliverTask({ app: unit.ref.app, id: unit.id }, env);
-        settle(unit, false);
+        if (unit.ref.notify) {
+          await deliverNotification(unit.ref, unit.ref.notify, env);
+          settle(unit, false);
+        } else {
+          const { reported } = await runAttempt({ app: unit.ref.app, id: unit.id }, callsFor(unit.ref.app), env);
+          const done = unit;
+          reports.push(reported.then(() => settle(done, false), failed(done)));
+        }
       } catch (error) {
-        // The object could not be reached: let the queue bring the message back.
-        log("error", "message_retried", { app: unit.ref.app, task: unit.id, delivery_attempts: unit.message.attempts }, error);
-        settle(unit, true);
+        failed(unit)(error);
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, pending.length) }, worker));
+  // Nothing more will join the finishes gathered: send them now.
+  for (const appCalls of calls.values()) appCalls.flush();
+  await Promise.all(reports);
 }
 
 /**
@@ -104,23 +125,38 @@ async function claimBatch(units: Unit[], env: Env): Promise<void> {
   );
 }
 
+/** One task's attempt, with a begin and a finish RPC of its own. */
 export async function deliverTask(ref: TaskMessage, env: Env): Promise<void> {
-  const app = appQueue(env, ref.app);
-  const begun = await app.begin(ref.id);
-  if (!begun.run) return;
+  const { reported } = await runAttempt(ref, appQueue(env, ref.app), env);
+  await reported;
+}
+
+/**
+ * Begins `ref`'s attempt and replays it to the origin; resolves once the origin has answered,
+ * with `reported` settling when the object has its result.
+ */
+async function runAttempt(ref: TaskMessage, calls: TaskCalls, env: Env): Promise<{ reported: Promise<void> }> {
+  const begun = await calls.begin(ref.id);
+  if (!begun.run) {
+    if (begun.reason === "error") throw new NotStored(`begin of ${ref.id} was not stored`);
+    return { reported: Promise.resolve() };
+  }
   const startedMs = Date.now();
   const result = await replay(begun.delivery);
-  const durationMs = Date.now() - startedMs;
-  // The origin has answered: its result is not dropped for a passing failure to reach the object.
+  return { reported: report(ref, begun.delivery.attempt, result, Date.now() - startedMs, calls, env) };
+}
+
+/** Reports an attempt's result: the origin has answered, so it is not dropped for a passing failure to reach the object. */
+async function report(ref: TaskMessage, attempt: number, result: AttemptResult, durationMs: number, calls: TaskCalls, env: Env): Promise<void> {
   for (let tries = 1; ; tries++) {
     try {
       // A fresh stub for each retry: a stub that saw the object reset may stay broken.
-      const finished = await (tries === 1 ? app : appQueue(env, ref.app)).finish(ref.id, begun.delivery.attempt, result);
-      logAttempt(env, ref, begun.delivery.attempt, result, durationMs, finished.applied ? finished.state : null);
+      const finished = await (tries === 1 ? calls : appQueue(env, ref.app)).finish(ref.id, attempt, result);
+      logAttempt(env, ref, attempt, result, durationMs, finished.applied ? finished.state : null);
       return;
     } catch (error) {
       if (tries >= FINISH_TRIES) throw error;
-      log("warn", "finish_retried", { app: ref.app, task: ref.id, attempt: begun.delivery.attempt, try: tries }, error);
+      log("warn", "finish_retried", { app: ref.app, task: ref.id, attempt, try: tries }, error);
       await new Promise((resolve) => setTimeout(resolve, 100 * 4 ** (tries - 1) * Math.random()));
     }
   }

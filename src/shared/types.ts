@@ -96,7 +96,9 @@ export interface Delivery {
 
 export type BeginResult =
   | { run: true; delivery: Delivery }
-  | { run: false; reason: "app_not_found" | "task_not_found" | "finished" | "running" | "not_due" | "paused" | "deferred" };
+  | { run: false; reason: "app_not_found" | "task_not_found" | "finished" | "running" | "not_due" | "paused" | "deferred" }
+  /** Only from `beginMany`: this task's begin could not be stored (its neighbours' were); try it again. */
+  | { run: false; reason: "error" };
 
 /** What one attempt got from the origin. */
 export type AttemptResult =
@@ -106,4 +108,11 @@ export type AttemptResult =
 export interface FinishResult {
   applied: boolean;
   state: TaskState | null;
+}
+
+/** One attempt's result as `finishMany` takes it. */
+export interface AttemptReport {
+  taskId: string;
+  attempt: number;
+  result: AttemptResult;
 }
