@@ -297,3 +297,120 @@ describe("eviction", () => {
     await waitForState(id, [10]);
   });
 });
+
+describe("batched begin / finish", () => {
+  const meter = async (app: string) => ((await (await call(`${CONTROL}/v1/meters?apps=${app}`)).json()) as { meters: Record<string, number> }).meters;
+  const messages = (app: string, ids: string[], prefix: string) => ids.map((id, i) => ({ id: `${prefix}${i}`, timestamp: new Date(), attempts: 1, body: { app, id } }));
+  const consume = async (batchMessages: Parameters<typeof createMessageBatch<unknown>>[1]) => {
+    const batch = createMessageBatch<unknown>("asyncgate-tasks", batchMessages);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env, ctx);
+    return getQueueResult(batch, ctx);
+  };
+
+  it("beginMany and finishMany keep each item's guarantees: duplicates, stale and early finishes, finished tasks", async () => {
+    const app = uniqueApp("many");
+    await createApp(app, { retry: { min_backoff: 60, max_backoff: 60 } });
+    const stub = appQueue(env, app);
+    const [a, b, c] = [await parkedTask(app), await parkedTask(app), await parkedTask(app)];
+    // c's finish arrives before its begin: ignored, in the same batch as real ones.
+    expect(await stub.finishMany([{ taskId: c, attempt: 1, result: ok200 }])).toEqual([{ applied: false, state: 0 }]);
+    const begun = await stub.beginMany([a, b, a, "0".repeat(32)]);
+    expect(begun.map((result) => (result.run ? `run ${result.delivery.attempt}` : result.reason))).toEqual(["run 1", "run 1", "running", "task_not_found"]);
+    const finished = await stub.finishMany([
+      { taskId: a, attempt: 1, result: ok200 },
+      { taskId: b, attempt: 1, result: err500 },
+      // The same report twice, and one for an attempt that is not running.
+      { taskId: a, attempt: 1, result: ok200 },
+      { taskId: b, attempt: 2, result: ok200 },
+    ]);
+    expect(finished).toEqual([
+      { applied: true, state: 10 },
+      { applied: true, state: 0 },
+      { applied: false, state: 10 },
+      { applied: false, state: 0 },
+    ]);
+    // a is finished, b waits out its backoff, c was never begun: a second batch runs only c.
+    const again = await stub.beginMany([a, b, c]);
+    expect(again.map((result) => (result.run ? `run ${result.delivery.attempt}` : result.reason))).toEqual(["finished", "not_due", "run 1"]);
+    // b's attempt 1 reported late, after its retry began: not counted twice.
+    await makeDue(app, b);
+    const retried = await stub.beginMany([b]);
+    expect(retried[0]!.run && retried[0]!.delivery.attempt).toBe(2);
+    expect(await stub.finishMany([{ taskId: b, attempt: 1, result: ok200 }, { taskId: c, attempt: 1, result: ok200 }, { taskId: b, attempt: 2, result: ok200 }])).toEqual([
+      { applied: false, state: 1 },
+      { applied: true, state: 10 },
+      { applied: true, state: 10 },
+    ]);
+    expect((await getTask(a)).attempts).toBe(1);
+    expect((await getTask(b)).attempts).toBe(2);
+  });
+
+  it("the same tasks in two batches consumed at once run once each; every message is acked", async () => {
+    const app = uniqueApp("twice");
+    await createApp(app);
+    const ids: string[] = [];
+    for (let i = 0; i < 14; i++) ids.push(await parkedTask(app, `/sleep/${20 + (i % 3) * 10}`));
+    // Overlapping batches, one in reverse order: duplicates across batches and out of order.
+    const [first, second] = await Promise.all([consume(messages(app, ids, "x")), consume(messages(app, [...ids].reverse(), "y"))]);
+    expect(first.explicitAcks.length + second.explicitAcks.length).toBe(28);
+    expect([...first.retryMessages, ...second.retryMessages]).toEqual([]);
+    for (const id of ids) {
+      const task = await getTask(id);
+      expect({ state: task.state, attempts: task.attempts }).toEqual({ state: 10, attempts: 1 });
+      expect((await received(id)).length).toBe(1);
+    }
+    // A batch of the finished tasks again runs nothing.
+    const late = await consume(messages(app, ids.slice(0, 3), "z"));
+    expect(late.explicitAcks.sort()).toEqual(["z0", "z1", "z2"]);
+    for (const id of ids.slice(0, 3)) expect((await received(id)).length).toBe(1);
+  });
+
+  it("a batch that mixes apps makes a few calls per app, not two per task", async () => {
+    const apps = [uniqueApp("mix"), uniqueApp("mix"), uniqueApp("mix")];
+    const ids = new Map<string, string[]>();
+    for (const app of apps) {
+      await createApp(app);
+      const mine: string[] = [];
+      for (let i = 0; i < 12; i++) mine.push(await parkedTask(app, `/mix/${i}`));
+      ids.set(app, mine);
+    }
+    // The meters are the isolate's (every object of this test file runs in it): the batch's total.
+    const before = await meter(apps[0]!);
+    // Interleaved: app 0, app 1, app 2, app 0, …
+    const interleaved = Array.from({ length: 12 }, (_, i) => apps.map((app) => ({ app, id: ids.get(app)![i]! }))).flat();
+    const result = await consume(interleaved.map(({ app, id }, i) => ({ id: `m${i}`, timestamp: new Date(), attempts: 1, body: { app, id } })));
+    expect(result.explicitAcks.length).toBe(36);
+    expect(result.retryMessages).toEqual([]);
+    const requests = (await meter(apps[0]!))["do_requests"]! - before["do_requests"]!;
+    for (const app of apps) {
+      for (const id of ids.get(app)!) {
+        expect((await getTask(id)).state).toBe(10);
+        expect((await received(id)).length).toBe(1);
+      }
+    }
+    // A claim per app, then batched begins and finishes: fewer object requests than the 75 that
+    // a claim per app plus a begin and a finish per task would take.
+    expect(requests).toBeGreaterThanOrEqual(3 + 2 * 3);
+    expect(requests).toBeLessThan(3 + 2 * 36);
+  });
+
+  it("evicting the object while a batch's attempts run loses no result and runs nothing twice", async () => {
+    const app = uniqueApp("evictb");
+    await createApp(app);
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) ids.push(await parkedTask(app, `/sleep/150?i=${i}`));
+    const consumed = consume(messages(app, ids, "e"));
+    // Mid-batch: the first attempts are running, their finishes not yet reported.
+    await vi.waitFor(async () => expect((await getTask(ids[0]!)).state).toBe(1), { timeout: 2000, interval: 20 });
+    await evictDurableObject(appQueue(env, app));
+    const result = await consumed;
+    expect(result.retryMessages).toEqual([]);
+    expect(result.explicitAcks.length).toBe(12);
+    for (const id of ids) {
+      const task = await getTask(id);
+      expect({ state: task.state, attempts: task.attempts }).toEqual({ state: 10, attempts: 1 });
+      expect((await received(id)).length).toBe(1);
+    }
+  });
+});
