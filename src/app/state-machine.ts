@@ -8,7 +8,7 @@
 import type { AppConfig } from "./config";
 import { LEASE_GRACE_MS } from "./dispatcher";
 import { signalOf, type AttemptSignal } from "./limits";
-import type { TaskRow, TaskStore } from "./task-store";
+import type { AttemptRecord, TaskRow, TaskStore } from "./task-store";
 import { jitteredBackoffSeconds, mayRetry } from "../delivery/backoff";
 import type { AttemptResult, BeginResult, FinishResult, TaskState } from "../shared/types";
 
@@ -147,34 +147,31 @@ export class StateMachine {
       const success = result.status >= 200 && result.status <= 299;
       const room = responseBodyRoom(task, JSON.stringify(result.header));
       const kept = result.body.byteLength > room ? { ...result, body: result.body.subarray(0, room) } : result;
-      store.recordAttempt(taskId, now, kept, null, success ? null : `HTTP ${result.status}`);
+      const record: AttemptRecord = { atMs: now, outcome: kept, error: null, retryReason: success ? null : `HTTP ${result.status}` };
       if (success) {
-        this.end(taskId, 1, 10, now);
+        this.end(taskId, 1, 10, now, undefined, record);
         return { applied: true, state: 10 };
       }
       if (isFinalFailure(config, result.status, result.header)) {
-        this.end(taskId, 1, 11, now);
+        this.end(taskId, 1, 11, now, undefined, record);
         return { applied: true, state: 11 };
       }
       const wait = retryAfterMs(result.status, result.header, now, config.retry.max_backoff * 1000);
-      if (wait !== null) {
-        this.#host.hold(now + wait);
-        return { applied: true, state: this.#retryOrFail(store.get(taskId)!, now, now + wait) };
-      }
-    } else {
-      store.recordAttempt(taskId, now, null, result.error, `${result.error}: ${result.detail}`.slice(0, 200));
+      if (wait !== null) this.#host.hold(now + wait);
+      return { applied: true, state: this.#retryOrFail(task, now, record, wait === null ? 0 : now + wait) };
     }
-    return { applied: true, state: this.#retryOrFail(store.get(taskId)!, now) };
+    const record: AttemptRecord = { atMs: now, outcome: null, error: result.error, retryReason: `${result.error}: ${result.detail}`.slice(0, 200) };
+    return { applied: true, state: this.#retryOrFail(task, now, record) };
   }
 
   /**
    * Ends a task (→ 10 or 11) and queues its record for the task's callback and the app's
    * notify url, in the same transaction: a finished task's notification is never lost.
    */
-  end(taskId: string, from: TaskState, state: 10 | 11, now: number, error?: string): void {
+  end(taskId: string, from: TaskState, state: 10 | 11, now: number, error?: string, attempt?: AttemptRecord): void {
     const config = this.#host.config()!;
     const store = this.#host.store();
-    const seq = store.markFinished(taskId, from, state, now, error);
+    const seq = store.markFinished(taskId, from, state, now, error, attempt);
     const task = store.get(taskId);
     if (!task) return;
     this.#host.announce(task, seq);
@@ -187,10 +184,9 @@ export class StateMachine {
 
   /** A running attempt whose lease ran out: its consumer died; count it as timed out. */
   attemptLost(task: TaskRow, now: number): void {
-    this.#host.store().recordAttempt(task.id, now, null, "timeout", "attempt lost: no result before its lease ran out");
     const config = this.#host.config();
     this.#host.attemptEnded("failure", "attempt lost", config ? now - this.#attemptStartedMs(task, config) : 0, now);
-    this.#retryOrFail(task, now);
+    this.#retryOrFail(task, now, { atMs: now, outcome: null, error: "timeout", retryReason: "attempt lost: no result before its lease ran out" });
   }
 
   /** When the running attempt began: `begin` set its lease to start + timeout + grace. */
@@ -198,16 +194,16 @@ export class StateMachine {
     return (task.lease_ms ?? 0) - ((task.timeout ?? config.timeout) * 1000 + LEASE_GRACE_MS);
   }
 
-  /** A failed attempt either schedules the next one (→ 0) or ends the task (→ 11). */
-  #retryOrFail(task: TaskRow, now: number, notBeforeMs = 0): TaskState {
+  /** A failed attempt either schedules the next one (→ 0) or ends the task (→ 11), recorded in the same write. */
+  #retryOrFail(task: TaskRow, now: number, attempt: AttemptRecord, notBeforeMs = 0): TaskState {
     const config = this.#host.config()!;
     const policy = task.max_attempts === null ? config.retry : { ...config.retry, max_attempts: task.max_attempts };
     if (mayRetry(policy, task.attempts, task.first_attempt_ms ?? now, now)) {
       const backoffAt = now + Math.round(jitteredBackoffSeconds(policy, task.attempts) * 1000);
-      this.#host.store().markWaiting(task.id, Math.max(backoffAt, notBeforeMs));
+      this.#host.store().markWaiting(task.id, Math.max(backoffAt, notBeforeMs), attempt);
       return 0;
     }
-    this.end(task.id, 1, 11, now);
+    this.end(task.id, 1, 11, now, undefined, attempt);
     return 11;
   }
 }

@@ -156,6 +156,29 @@ export interface Outcome {
   body: Uint8Array;
 }
 
+/** What one attempt got, written with the transition it causes. */
+export interface AttemptRecord {
+  atMs: number;
+  /** The origin's response (kept as the task's last response), or null when it gave none. */
+  outcome: Outcome | null;
+  /** Why there was no response (`timeout`, `network error`); null with a response. */
+  error: string | null;
+  /** Why the next attempt is made (`HTTP 503`, `timeout: …`); null after a success. */
+  retryReason: string | null;
+}
+
+/** The SET terms recording `attempt` (and a task's final `error`, which wins over the attempt's). */
+function attemptAssignments(attempt: AttemptRecord, finalError?: string): { set: string; values: SqlStorageValue[] } {
+  const { outcome } = attempt;
+  const error = finalError ?? (outcome ? null : attempt.error);
+  if (!outcome) return { set: "error = ?, exec_ms = ?, retry_reason = ?", values: [error, attempt.atMs, attempt.retryReason] };
+  return {
+    set: `executions = executions + 1, last_status = ?, response_status = ?, response_header = ?, response_body = ?,
+      error = ?, exec_ms = ?, retry_reason = ?`,
+    values: [outcome.status, outcome.status, JSON.stringify(outcome.header), blob(outcome.body), error, attempt.atMs, attempt.retryReason],
+  };
+}
+
 /** Copies a view into a standalone ArrayBuffer, the form SQLite binds as BLOB. */
 const blob = (bytes: Uint8Array): ArrayBuffer => bytes.slice().buffer as ArrayBuffer;
 
@@ -373,44 +396,30 @@ export class TaskStore {
     if (wasInFlight) this.#inFlightBy(-1);
   }
 
-  /** Records what an attempt got: a response (kept as the task's last response) or an error. */
-  recordAttempt(id: string, nowMs: number, outcome: Outcome | null, error: string | null, retryReason: string | null): void {
-    if (outcome) {
-      this.#sql.exec(
-        `UPDATE tasks SET executions = executions + 1, last_status = ?, response_status = ?, response_header = ?,
-           response_body = ?, error = NULL, exec_ms = ?, retry_reason = ? WHERE id = ?`,
-        outcome.status,
-        outcome.status,
-        JSON.stringify(outcome.header),
-        blob(outcome.body),
-        nowMs,
-        retryReason,
-        id,
-      );
-    } else {
-      this.#sql.exec("UPDATE tasks SET error = ?, exec_ms = ?, retry_reason = ? WHERE id = ?", error, nowMs, retryReason, id);
-    }
-  }
-
-  /** 1 → 0 (a failed attempt), to run again at `etaMs`. */
-  markWaiting(id: string, etaMs: number): void {
-    this.#sql.exec("UPDATE tasks SET state = 0, eta_ms = ?, lease_ms = NULL, dispatched_ms = NULL WHERE id = ?", etaMs, id);
+  /** 1 → 0 (a failed attempt), to run again at `etaMs`; the attempt's record in the same write. */
+  markWaiting(id: string, etaMs: number, attempt: AttemptRecord): void {
+    const record = attemptAssignments(attempt);
+    this.#sql.exec(`UPDATE tasks SET state = 0, eta_ms = ?, lease_ms = NULL, dispatched_ms = NULL, ${record.set} WHERE id = ?`, etaMs, ...record.values, id);
     this.#counted(1, 0);
   }
 
-  /** `from` (0 or 1) → 10 or 11, with the next result sequence number. */
-  markFinished(id: string, from: TaskState, state: 10 | 11, nowMs: number, error?: string): number {
+  /**
+   * `from` (0 or 1) → 10 or 11, with the next result sequence number; `attempt`, when an attempt
+   * ended it, is recorded in the same write (one row write, not two).
+   */
+  markFinished(id: string, from: TaskState, state: 10 | 11, nowMs: number, error?: string, attempt?: AttemptRecord): number {
     // A waiting task ends (canceled, expired) perhaps with a message out: it leaves the window.
     if (from === 0) this.clearDispatched([id]);
     const seq = this.nextSeq();
+    const record = attempt
+      ? attemptAssignments(attempt, error)
+      : { set: "error = COALESCE(?, error), exec_ms = COALESCE(exec_ms, ?)", values: [error ?? null, nowMs] };
     this.#sql.exec(
-      `UPDATE tasks SET state = ?, finished_ms = ?, lease_ms = NULL, dispatched_ms = NULL, seq = ?,
-         error = COALESCE(?, error), exec_ms = COALESCE(exec_ms, ?) WHERE id = ?`,
+      `UPDATE tasks SET state = ?, finished_ms = ?, lease_ms = NULL, dispatched_ms = NULL, seq = ?, ${record.set} WHERE id = ?`,
       state,
       nowMs,
       seq,
-      error ?? null,
-      nowMs,
+      ...record.values,
       id,
     );
     this.#counted(from, state);
