@@ -749,7 +749,7 @@ export class AppQueue extends DurableObject<Env> {
       const expired = this.#store.unfinishedCreatedBefore(now - retentionMs, RETENTION_BATCH);
       for (const task of expired) this.#machine.end(task.id, task.state, 11, now, "expired");
       const deleted = this.#store.deleteFinishedBefore(now - retentionMs, RETENTION_BATCH);
-      if (expired.length === RETENTION_BATCH || deleted === RETENTION_BATCH) this.#retentionDueAt = now + 1;
+      if (expired.length === RETENTION_BATCH || deleted.more) this.#retentionDueAt = now + 1;
       // The oldest unfinished task only gets newer (new tasks are newer, finished ones leave),
       // so a known deadline can only be early, never late: look it up again only once it passed.
       // (The lookup walks the primary key past finished tasks; doing it on every alarm cost

@@ -59,13 +59,20 @@ CREATE TABLE IF NOT EXISTS notifications (
   dispatched_ms INTEGER,
   PRIMARY KEY (task_id, kind)
 );
-CREATE INDEX IF NOT EXISTS tasks_by_finish ON tasks(finished_ms) WHERE finished_ms IS NOT NULL;
+-- Finished tasks by result number: the feed's replay, and retention (seqs are handed out in
+-- finishing order, so the oldest results come first).
 CREATE INDEX IF NOT EXISTS tasks_by_seq ON tasks(seq) WHERE seq IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_dedup ON tasks(dedup_id) WHERE dedup_id IS NOT NULL;
--- Listing by state, newest first, paged by id. (The hot queries name their partial index with
--- INDEXED BY: without statistics the planner would take this one for any "state = 0" and read
--- the whole backlog where the partial index reads a row.)
-CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state, id);
+-- Listing by state, newest first, paged by id: one partial index per state a task rests in
+-- (running ones are few: tasks_running). Every index entry a write adds is a billed row: a task
+-- enters one of these per transition, where one (state, id) index took an entry per transition
+-- on top of tasks_running's.
+CREATE INDEX IF NOT EXISTS tasks_waiting ON tasks(id) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS tasks_succeeded ON tasks(id) WHERE state = 10;
+CREATE INDEX IF NOT EXISTS tasks_failed ON tasks(id) WHERE state = 11;
+-- Stores before 2026-11-26 listed by one (state, id) index and retained by finishing time.
+DROP INDEX IF EXISTS tasks_by_state;
+DROP INDEX IF EXISTS tasks_by_finish;
 -- Task counts by state, kept by the store with its writes (see TaskStore.#counted): reading them
 -- never scans the table.
 CREATE TABLE IF NOT EXISTS task_counts (state INTEGER PRIMARY KEY, n INTEGER NOT NULL);
@@ -156,6 +163,13 @@ export interface Outcome {
   body: Uint8Array;
 }
 
+/**
+ * The partial index that holds the tasks of a state, by id. Running tasks are in tasks_running
+ * (by lease): a listing of them sorts what it holds, at most the queue window and the
+ * consumers' attempts.
+ */
+const STATE_INDEX: Record<TaskState, string> = { 0: "tasks_waiting", 1: "tasks_running", 10: "tasks_succeeded", 11: "tasks_failed" };
+
 /** What one attempt got, written with the transition it causes. */
 export interface AttemptRecord {
   atMs: number;
@@ -191,7 +205,7 @@ const maxString = (a: string, b: string) => (a > b ? a : b);
 
 /**
  * A redrive's tasks: failed, created in [since, until), with the given last status, after a
- * cursor (a range of the (state, id) index; a 12-digit time prefix sorts before its ids).
+ * cursor (a range of tasks_failed; a 12-digit time prefix sorts before its ids).
  */
 const FAILED_MATCHING = "state = 11 AND id > ?1 AND id < ?2 AND (?3 IS NULL OR response_status = ?3)";
 const failedMatchingBindings = (criteria: RedriveCriteria, cursor: string): SqlStorageValue[] => [
@@ -505,25 +519,25 @@ export class TaskStore {
     return this.#inFlight;
   }
 
-  // ---- bulk operations (app/bulk.ts): ranges of the (state, id) index ----
+  // ---- bulk operations (app/bulk.ts): ranges of the per-state indexes ----
 
   /** Up to `limit` failed tasks matching a redrive, after `cursor` in id order. */
   failedMatching(criteria: RedriveCriteria, cursor: string, limit: number): string[] {
     return this.#sql
-      .exec<{ id: string }>(`SELECT id FROM tasks WHERE ${FAILED_MATCHING} ORDER BY id LIMIT ?4`, ...failedMatchingBindings(criteria, cursor), limit)
+      .exec<{ id: string }>(`SELECT id FROM tasks INDEXED BY tasks_failed WHERE ${FAILED_MATCHING} ORDER BY id LIMIT ?4`, ...failedMatchingBindings(criteria, cursor), limit)
       .toArray()
       .map((row) => row.id);
   }
 
   countFailedMatching(criteria: RedriveCriteria): number {
-    return this.#sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM tasks WHERE ${FAILED_MATCHING}`, ...failedMatchingBindings(criteria, "")).one().n;
+    return this.#sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_failed WHERE ${FAILED_MATCHING}`, ...failedMatchingBindings(criteria, "")).one().n;
   }
 
   /** Deletes up to `limit` waiting tasks created before `untilMs`, after `cursor`; answers the ids. */
   deleteWaiting(untilMs: number, cursor: string, limit: number): string[] {
     const rows = this.#sql
       .exec<{ id: string; dispatched_ms: number | null }>(
-        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state = 0 AND id > ? AND id < ? ORDER BY id LIMIT ?) RETURNING id, dispatched_ms",
+        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_waiting WHERE state = 0 AND id > ? AND id < ? ORDER BY id LIMIT ?) RETURNING id, dispatched_ms",
         cursor,
         idPrefixOf(untilMs),
         limit,
@@ -539,10 +553,13 @@ export class TaskStore {
     return this.#oldestCreatedMs([0]);
   }
 
-  /** When the oldest task in one of `states` was submitted: one seek on (state, id) per state. */
+  /**
+   * When the oldest task in one of `states` was submitted: one seek on tasks_waiting; running
+   * tasks (few) are read whole from tasks_running, which is ordered by lease.
+   */
   #oldestCreatedMs(states: TaskState[]): number | null {
-    const seeks = states.map(() => "SELECT MIN(id) AS id FROM tasks WHERE state = ?").join(" UNION ALL ");
-    const row = this.#sql.exec<{ id: string | null }>(`SELECT MIN(id) AS id FROM (${seeks})`, ...states).one();
+    const seeks = states.map((state) => `SELECT MIN(id) AS id FROM tasks INDEXED BY ${STATE_INDEX[state]} WHERE state = ${state}`).join(" UNION ALL ");
+    const row = this.#sql.exec<{ id: string | null }>(`SELECT MIN(id) AS id FROM (${seeks})`).one();
     return row.id === null ? null : createdMsOf(row.id);
   }
 
@@ -558,37 +575,49 @@ export class TaskStore {
 
   /** Up to `limit` unfinished tasks created before `beforeMs`: past retention, they expire. */
   unfinishedCreatedBefore(beforeMs: number, limit: number): { id: string; state: TaskState }[] {
+    // Task ids begin with their creation time: a range of tasks_waiting covers exactly the old
+    // waiting ones; the running ones are few.
     return this.#sql
-      // Task ids begin with their creation time: a primary-key range covers exactly the old ones.
       .exec<{ id: string; state: TaskState }>(
-        "SELECT id, state FROM tasks WHERE id < ? AND state IN (0, 1) AND created_ms < ? ORDER BY id LIMIT ?",
+        `SELECT id, state FROM (
+           SELECT id, state FROM tasks INDEXED BY tasks_waiting WHERE state = 0 AND id < ?1
+           UNION ALL SELECT id, state FROM tasks INDEXED BY tasks_running WHERE state = 1 AND id < ?1)
+         ORDER BY id LIMIT ?2`,
         idPrefixOf(beforeMs),
-        beforeMs,
         limit,
       )
       .toArray();
   }
 
   /**
-   * Deletes up to `limit` tasks finished before `beforeMs`. A task whose notifications are
-   * still pending stays until they are delivered or given up: the record is what they send.
+   * Deletes the tasks finished before `beforeMs` among the `limit` oldest results (by seq: the
+   * order they finished in), so one pass reads at most `limit` rows. A task whose notifications
+   * are still pending stays until they are delivered or given up: the record is what they send.
+   * `more`: the pass stopped at its limit, not at a result too new to go.
    */
-  deleteFinishedBefore(beforeMs: number, limit: number): number {
-    // RETURNING counts tasks (rowsWritten would count index rows too).
-    const deleted = this.#sql
-      .exec<{ state: TaskState }>(
-        `DELETE FROM tasks WHERE id IN (
-           SELECT id FROM tasks WHERE finished_ms IS NOT NULL AND finished_ms < ?
-             AND NOT EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id)
-           ORDER BY finished_ms LIMIT ?) RETURNING state`,
-        beforeMs,
+  deleteFinishedBefore(beforeMs: number, limit: number): { deleted: number; more: boolean } {
+    const oldest = this.#sql
+      .exec<{ id: string; finished_ms: number; pending: number }>(
+        `SELECT id, finished_ms, EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id) AS pending
+         FROM tasks INDEXED BY tasks_by_seq WHERE seq IS NOT NULL ORDER BY seq LIMIT ?`,
         limit,
       )
       .toArray();
-    const succeeded = deleted.filter((row) => row.state === 10).length;
+    const expired = oldest.findIndex((row) => row.finished_ms >= beforeMs);
+    const due = expired === -1 ? oldest : oldest.slice(0, expired);
+    const ids = due.filter((row) => !row.pending).map((row) => row.id);
+    let deleted = 0;
+    let succeeded = 0;
+    // RETURNING counts tasks (rowsWritten would count index rows too); in chunks under SQLite's bound-parameter limit.
+    for (let i = 0; i < ids.length; i += 100) {
+      const chunk = ids.slice(i, i + 100);
+      const rows = this.#sql.exec<{ state: TaskState }>(`DELETE FROM tasks WHERE id IN (${chunk.map(() => "?").join(",")}) RETURNING state`, ...chunk).toArray();
+      deleted += rows.length;
+      succeeded += rows.filter((row) => row.state === 10).length;
+    }
     this.#counted(10, null, succeeded);
-    this.#counted(11, null, deleted.length - succeeded);
-    return deleted.length;
+    this.#counted(11, null, deleted - succeeded);
+    return { deleted, more: oldest.length === limit && expired === -1 };
   }
 
   /**
@@ -614,9 +643,9 @@ export class TaskStore {
            (SELECT MIN(eta_ms) FROM tasks INDEXED BY tasks_outbox WHERE state = 0 AND dispatched_ms IS NULL) AS due,
            (SELECT MIN(dispatched_ms) FROM tasks INDEXED BY tasks_in_flight WHERE state = 0 AND dispatched_ms IS NOT NULL) AS sent,
            (SELECT MIN(lease_ms) FROM tasks INDEXED BY tasks_running WHERE state = 1) AS lease,
-           (SELECT finished_ms FROM tasks INDEXED BY tasks_by_finish WHERE finished_ms IS NOT NULL
+           (SELECT finished_ms FROM tasks INDEXED BY tasks_by_seq WHERE seq IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id)
-              ORDER BY finished_ms LIMIT 1) AS finished`,
+              ORDER BY seq LIMIT 1) AS finished`,
       )
       .one();
     const sending = (at: number | null) => (at === null ? null : Math.max(at, sendNotBefore));
@@ -731,20 +760,25 @@ export class TaskStore {
     return { rows, done };
   }
 
-  /** Newest first, `limit` rows after `cursor` (an id from the previous page), without bodies. */
   /**
-   * Tasks newest first, ids in [`from`, `below`) when given: ids begin with their creation time,
-   * so a cursor and a time window are both bounds of one range scan on the primary key (or on
-   * (state, id)), never the bodies.
+   * Tasks newest first, without bodies, ids in [`from`, `below`) when given: ids begin with their
+   * creation time, so a cursor and a time window are both bounds of one range scan on the primary
+   * key, or on the state's own index.
    */
   list(state: TaskState | null, limit: number, below: string | null, from: string | null = null): TaskRow[] {
     const clauses: string[] = [];
-    const params: (string | number)[] = [];
-    if (state !== null) clauses.push("state = ?"), params.push(state);
+    const params: string[] = [];
+    // The state as a literal: a partial index serves only a query whose terms imply its own.
+    if (state !== null) clauses.push(`state = ${Number(state)}`);
     if (below !== null) clauses.push("id < ?"), params.push(below);
     if (from !== null) clauses.push("id >= ?"), params.push(from);
     return this.#sql
-      .exec<TaskRow>(`SELECT ${SUMMARY_COLUMNS} FROM tasks ${clauses.length ? `WHERE ${clauses.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`, ...params, limit)
+      .exec<TaskRow>(
+        `SELECT ${SUMMARY_COLUMNS} FROM tasks ${state === null ? "" : `INDEXED BY ${STATE_INDEX[state]}`}
+         ${clauses.length ? `WHERE ${clauses.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`,
+        ...params,
+        limit,
+      )
       .toArray();
   }
 

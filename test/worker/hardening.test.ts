@@ -19,7 +19,7 @@ const sql = (app: string) => <T>(run: (sql: SqlStorage, instance: AppQueue) => T
   runInDurableObject(appQueue(env, app), (instance: AppQueue, state) => run(state.storage.sql, instance));
 
 /** A SqlStorage that counts the rows its cursors read. */
-function metered(inner: SqlStorage): { sql: SqlStorage; rowsRead: () => number; reset: () => void } {
+function metered(inner: SqlStorage): { sql: SqlStorage; rowsRead: () => number; rowsWritten: () => number; reset: () => void } {
   let cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
   const sql = new Proxy(inner, {
     get(target, property) {
@@ -31,7 +31,12 @@ function metered(inner: SqlStorage): { sql: SqlStorage; rowsRead: () => number; 
       };
     },
   });
-  return { sql, rowsRead: () => cursors.reduce((sum, cursor) => sum + cursor.rowsRead, 0), reset: () => (cursors = []) };
+  return {
+    sql,
+    rowsRead: () => cursors.reduce((sum, cursor) => sum + cursor.rowsRead, 0),
+    rowsWritten: () => cursors.reduce((sum, cursor) => sum + cursor.rowsWritten, 0),
+    reset: () => (cursors = []),
+  };
 }
 
 /** Inserts `count` finished tasks with `bodyBytes` response bodies and consecutive seqs, the way finish would. */
@@ -76,7 +81,7 @@ describe("bounded reads", () => {
     expect(page.rows).toBeLessThan(count);
   });
 
-  it("listings read no bodies, page by a primary-key range, and filter by state through (state, id)", async () => {
+  it("listings read no bodies, page by a primary-key range, and filter by state through that state's index", async () => {
     const app = uniqueApp("list");
     await createApp(app);
     await sql(app)((storage) => {
@@ -147,6 +152,105 @@ describe("bounded reads", () => {
       expect(response.status).toBe(400);
       expect(((await response.json()) as { code: string }).code).toMatch(/^invalid_created_(after|before)$/);
     }
+  });
+
+  it("a delivered task writes 4 rows to be accepted, 2 to begin and 3 to finish (each index entry written is a billed row)", async () => {
+    const app = uniqueApp("rows");
+    await createApp(app);
+    const written = await sql(app)((storage) => {
+      const meter = metered(storage);
+      const store = new TaskStore(meter.sql);
+      // Counters and the seq are written once per group commit: left out here, as a group does.
+      store.openCountBatch();
+      const step = (run: () => void) => {
+        meter.reset();
+        run();
+        return meter.rowsWritten();
+      };
+      const id = newTaskId(1, Date.now());
+      const now = Date.now();
+      const outcome = { status: 200, header: {}, body: new Uint8Array(100) };
+      const rows = {
+        // The row, its primary key, tasks_waiting, tasks_in_flight.
+        accept: step(() => store.insert(newTask(id, now, { dispatchedMs: now }))),
+        // The row and its tasks_running entry (SQLite counts the entries an update writes, not
+        // those it removes: out of tasks_waiting and tasks_in_flight costs nothing).
+        begin: step(() => store.markDoing(id, 1, now, now + 60_000, true)),
+        // The row with the attempt's record (one write, not two), into tasks_succeeded and tasks_by_seq.
+        finish: step(() => store.markFinished(id, 1, 10, now, undefined, { atMs: now, outcome, error: null, retryReason: null })),
+      };
+      store.closeCountBatch();
+      return rows;
+    });
+    expect(written).toEqual({ accept: 4, begin: 2, finish: 3 });
+  });
+
+  it("listings of every state read only that state's tasks: doing, succeeded and failed beside a waiting backlog", async () => {
+    const app = uniqueApp("states");
+    await createApp(app);
+    await sql(app)((storage) => {
+      const meter = metered(storage);
+      const store = new TaskStore(meter.sql);
+      const now = Date.now();
+      const ids = Array.from({ length: 300 }, (_, i) => newTaskId(1, now - 10_000 + i));
+      for (const id of ids) store.insert(newTask(id, now, { etaMs: now + 60_000 }));
+      // 3 running, 4 succeeded, 5 failed; the rest wait.
+      for (const id of ids.slice(0, 12)) store.markDoing(id, 1, now, now + 60_000, false);
+      for (const id of ids.slice(3, 7)) store.markFinished(id, 1, 10, now);
+      for (const id of ids.slice(7, 12)) store.markFinished(id, 1, 11, now);
+      for (const [state, count] of [[1, 3], [10, 4], [11, 5], [0, 288]] as const) {
+        meter.reset();
+        const page = store.list(state, 10, null);
+        expect(page.length).toBe(Math.min(10, count));
+        expect(page.every((row) => row.state === state)).toBe(true);
+        expect(page.map((row) => row.id)).toEqual([...page.map((row) => row.id)].sort().reverse());
+        expect(meter.rowsRead()).toBeLessThanOrEqual(2 * Math.min(10, count) + 2);
+      }
+      expect(store.oldestWaitingCreatedMs()).toBe(now - 10_000 + 12);
+    });
+  });
+
+  it("retention deletes by result order: the oldest results first, reading at most a batch; a task with a notification pending stays", async () => {
+    const app = uniqueApp("retseq");
+    await createApp(app);
+    const result = await sql(app)((storage) => {
+      const store = new TaskStore(storage);
+      const now = Date.now();
+      const ids = Array.from({ length: 8 }, (_, i) => newTaskId(1, now - 100_000 + i));
+      for (const id of ids) store.insert(newTask(id, now - 100_000));
+      // Finished in the order 0..7, the first six long ago; the second one has a callback pending.
+      ids.forEach((id, i) => store.markFinished(id, 0, 10, i < 6 ? now - 90_000 + i : now));
+      store.addNotification(ids[1]!, "callback", "https://example.com/cb", now);
+      const first = store.deleteFinishedBefore(now - 60_000, 3);
+      const second = store.deleteFinishedBefore(now - 60_000, 3);
+      const third = store.deleteFinishedBefore(now - 60_000, 3);
+      const left = storage.exec<{ id: string }>("SELECT id FROM tasks ORDER BY id").toArray().map((row) => row.id);
+      return { first, second, third, left: left.map((id) => ids.indexOf(id)) };
+    });
+    // 0, 1 (kept), 2 in the first pass; 1 (kept), 3, 4 in the second; 1, 5, then 6 too new.
+    expect(result.first).toEqual({ deleted: 2, more: true });
+    expect(result.second).toEqual({ deleted: 2, more: true });
+    expect(result.third).toEqual({ deleted: 1, more: false });
+    expect(result.left).toEqual([1, 6, 7]);
+  });
+
+  it("a store from before the per-state indexes is migrated: the old indexes dropped, the new ones built, counts intact", async () => {
+    const app = uniqueApp("migrate");
+    await createApp(app);
+    const after = await sql(app)((storage) => {
+      const store = new TaskStore(storage);
+      const now = Date.now();
+      const ids = Array.from({ length: 5 }, (_, i) => newTaskId(1, now + i));
+      for (const id of ids) store.insert(newTask(id, now));
+      store.markFinished(ids[0]!, 0, 11, now);
+      storage.exec("DROP INDEX tasks_waiting; DROP INDEX tasks_failed; DROP INDEX tasks_succeeded");
+      storage.exec("CREATE INDEX tasks_by_state ON tasks(state, id); CREATE INDEX tasks_by_finish ON tasks(finished_ms) WHERE finished_ms IS NOT NULL");
+      const reopened = new TaskStore(storage);
+      const indexes = storage.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks' AND name LIKE 'tasks_%' ORDER BY name").toArray();
+      return { indexes: indexes.map((row) => row.name), counts: reopened.counts(), failed: reopened.list(11, 10, null).length, waiting: reopened.list(0, 10, null).length };
+    });
+    expect(after.indexes).toEqual(["tasks_by_dedup", "tasks_by_seq", "tasks_failed", "tasks_in_flight", "tasks_outbox", "tasks_running", "tasks_succeeded", "tasks_waiting"]);
+    expect(after).toMatchObject({ counts: { waiting: 4, failed: 1 }, failed: 1, waiting: 4 });
   });
 
   it("counts come from counters kept with every write, not from a scan", async () => {
@@ -465,7 +569,7 @@ describe("smaller guarantees", () => {
       for (const task of expiring) store.markFinished(task.id, task.state, 11, old + 1, "expired");
       return { expiring: expiring.length, deleted: store.deleteFinishedBefore(Date.now() - 60_000, RETENTION_BATCH) };
     });
-    expect(bounded).toEqual({ expiring: RETENTION_BATCH, deleted: RETENTION_BATCH });
+    expect(bounded).toEqual({ expiring: RETENTION_BATCH, deleted: { deleted: RETENTION_BATCH, more: true } });
     await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => state.storage.setAlarm(Date.now()));
     const remaining = () => sql(app)((storage) => storage.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks WHERE state = 0").one().n);
     await vi.waitUntil(async () => (await runDurableObjectAlarm(appQueue(env, app)), (await remaining()) === 0), { timeout: 10_000, interval: 50 });
