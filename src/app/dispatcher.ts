@@ -29,6 +29,16 @@ const CONSUMER_CONCURRENCY = 6;
 /** Messages per sendBatch (the Queues limit). */
 const BATCH = 100;
 
+/**
+ * Tasks the queue window takes now, `inFlight` being out. A nearly full window waits for a
+ * message's worth of room (the begins that free it send again): refilled a slot at a time while
+ * draining, it would go out in one-task messages, each three billed queue operations.
+ */
+export function windowRoom(inFlight: number): number {
+  const room = DISPATCH_WINDOW - inFlight;
+  return room >= TASKS_PER_MESSAGE || inFlight === 0 ? Math.max(0, room) : 0;
+}
+
 export class Dispatcher {
   readonly #store: () => TaskStore;
   readonly #queue: () => Queue;
@@ -116,7 +126,7 @@ export class Dispatcher {
     if (now < this.#sendRetryAt) return; // backing off a failing queue
     const store = this.#store();
     const inFlight = store.inFlight();
-    const room = config.state === "Active" ? Math.min(BATCH, DISPATCH_WINDOW - inFlight, this.#limitRoom(config, now, inFlight)) : 0;
+    const room = config.state === "Active" ? Math.min(BATCH, windowRoom(inFlight), this.#limitRoom(config, now, inFlight)) : 0;
     const taskIds = room > 0 ? store.dueUnsent(now, room) : [];
     const notifications = store.dueNotifications(now, now - REDISPATCH_AFTER_MS, BATCH - taskIds.length);
     if (taskIds.length === 0 && notifications.length === 0) return;
@@ -154,7 +164,7 @@ export class Dispatcher {
   sendingWake(config: AppConfig, now: number): { blocked: boolean; notBefore: number } {
     const inFlight = this.#store().inFlight();
     const maxConcurrent = config.rate_limits.max_concurrent_dispatches;
-    const blocked = inFlight >= DISPATCH_WINDOW || (maxConcurrent !== null && this.#store().runningCount() + inFlight >= maxConcurrent);
+    const blocked = windowRoom(inFlight) === 0 || (maxConcurrent !== null && this.#store().runningCount() + inFlight >= maxConcurrent);
     return { blocked, notBefore: Math.max(this.#sendRetryAt, this.#limitsOpenAt(config, now, inFlight)) };
   }
 
