@@ -168,7 +168,7 @@ async function ingest(systems) {
   }
   for (const [key, s] of summary) {
     const [name, mode, connections] = key.split("|");
-    const bare = summary.get(`bare worker|${mode === "node" ? "workerd direct" : mode}|${connections}`);
+    const bare = summary.get(`bare worker|${mode === "node" || mode.startsWith("workerd direct") ? "workerd direct" : mode}|${connections}`);
     const ratio = bare && name !== "bare worker" ? ` (${(s.rps / bare.rps).toFixed(2)}× rps, ${(s.p99 / Math.max(1, bare.p99)).toFixed(2)}× p99, ${(s.cpuUs / bare.cpuUs).toFixed(2)}× CPU)` : "";
     row("1 ingest", name, `${mode}, c${connections}`, {
       throughput: `${s.rps.toFixed(0)} req/s`,
@@ -459,8 +459,10 @@ try {
   systems.push(bareDirect);
   const gatewayDev = await startWranglerDev("asyncgate", "wrangler.toml", vars);
   const gatewayDirect = await startDirect("asyncgate", "asyncgate", vars);
-  systems.push(gatewayDev, gatewayDirect);
-  for (const system of [gatewayDev, gatewayDirect]) {
+  // The same, with the console's static assets and so the local asset router in front (ingest only).
+  const gatewayAssets = await startDirect("asyncgate", "asyncgate", vars, {}, { withAssets: true });
+  systems.push(gatewayDev, gatewayDirect, gatewayAssets);
+  for (const system of [gatewayDev, gatewayDirect, gatewayAssets]) {
     system.createApp = (name) => createApp(system, name);
     system.pauseApp = (name) => call(system.port, `localhost:${system.port}`, "PATCH", `/v1/apps/${name}`, JSON.stringify({ state: "Paused" }));
   }
@@ -475,6 +477,7 @@ try {
   }
 
   const summary = enabled("ingest") ? await ingest(systems) : null;
+  await gatewayAssets.stop();
   if (enabled("latency")) await latency(gatewayDirect);
   if (enabled("drain")) await drain(gatewayDirect);
   const subs = enabled("subscribers") ? await subscribers(gatewayDirect, bareDirect) : null;

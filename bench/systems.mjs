@@ -125,14 +125,20 @@ function workerdChildren() {
   return new Set(tree(process.pid, "workerd"));
 }
 
-/** A Worker straight on workerd's own port (Miniflare, no dev proxy). */
-export async function startDirect(name, kind, vars = {}, extra = {}) {
+/**
+ * A Worker straight on workerd's own port (Miniflare, no dev proxy). asyncgate runs without its
+ * static assets (the console) unless `withAssets`: locally, Miniflare puts Cloudflare's asset
+ * router (two more JavaScript Workers) in front of every request of a Worker with assets, where
+ * in production that routing is the platform's, outside the Worker's isolate and CPU.
+ */
+export async function startDirect(name, kind, vars = {}, extra = {}, { withAssets = false } = {}) {
   const before = workerdChildren();
   const persist = mkdtempSync(join(tmpdir(), "asyncgate-bench-"));
   let options;
   if (kind === "asyncgate") {
     const { workerOptions } = unstable_getMiniflareWorkerOptions("wrangler.toml");
     delete workerOptions.modulesRules; // the bundle is one module
+    if (!withAssets) delete workerOptions.assets;
     options = {
       ...workerOptions,
       name: "asyncgate",
@@ -156,7 +162,7 @@ export async function startDirect(name, kind, vars = {}, extra = {}) {
   const mine = [...workerdChildren()].filter((pid) => !before.has(pid));
   return {
     name,
-    mode: "workerd direct",
+    mode: withAssets ? "workerd direct + assets router" : "workerd direct",
     port: Number(url.port),
     pids: () => mine,
     workerdPids: () => mine,
