@@ -596,16 +596,23 @@ export class TaskStore {
    * `more`: the pass stopped at its limit, not at a result too new to go.
    */
   deleteFinishedBefore(beforeMs: number, limit: number): { deleted: number; more: boolean } {
-    const oldest = this.#sql
-      .exec<{ id: string; finished_ms: number; pending: number }>(
-        `SELECT id, finished_ms, EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id) AS pending
-         FROM tasks INDEXED BY tasks_by_seq WHERE seq IS NOT NULL ORDER BY seq LIMIT ?`,
-        limit,
-      )
-      .toArray();
-    const expired = oldest.findIndex((row) => row.finished_ms >= beforeMs);
-    const due = expired === -1 ? oldest : oldest.slice(0, expired);
-    const ids = due.filter((row) => !row.pending).map((row) => row.id);
+    const cursor = this.#sql.exec<{ id: string; finished_ms: number; pending: number }>(
+      `SELECT id, finished_ms, EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id) AS pending
+       FROM tasks INDEXED BY tasks_by_seq WHERE seq IS NOT NULL ORDER BY seq LIMIT ?`,
+      limit,
+    );
+    // Read lazily, up to the first result too new to go: a pass with nothing to delete reads one row.
+    const ids: string[] = [];
+    let scanned = 0;
+    let reachedNew = false;
+    for (const row of cursor) {
+      if (row.finished_ms >= beforeMs) {
+        reachedNew = true;
+        break;
+      }
+      scanned++;
+      if (!row.pending) ids.push(row.id);
+    }
     let deleted = 0;
     let succeeded = 0;
     // RETURNING counts tasks (rowsWritten would count index rows too); in chunks under SQLite's bound-parameter limit.
@@ -617,7 +624,7 @@ export class TaskStore {
     }
     this.#counted(10, null, succeeded);
     this.#counted(11, null, deleted - succeeded);
-    return { deleted, more: oldest.length === limit && expired === -1 };
+    return { deleted, more: !reachedNew && scanned === limit };
   }
 
   /**

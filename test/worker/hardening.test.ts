@@ -214,7 +214,8 @@ describe("bounded reads", () => {
     const app = uniqueApp("retseq");
     await createApp(app);
     const result = await sql(app)((storage) => {
-      const store = new TaskStore(storage);
+      const meter = metered(storage);
+      const store = new TaskStore(meter.sql);
       const now = Date.now();
       const ids = Array.from({ length: 8 }, (_, i) => newTaskId(1, now - 100_000 + i));
       for (const id of ids) store.insert(newTask(id, now - 100_000));
@@ -225,8 +226,18 @@ describe("bounded reads", () => {
       const second = store.deleteFinishedBefore(now - 60_000, 3);
       const third = store.deleteFinishedBefore(now - 60_000, 3);
       const left = storage.exec<{ id: string }>("SELECT id FROM tasks ORDER BY id").toArray().map((row) => row.id);
-      return { first, second, third, left: left.map((id) => ids.indexOf(id)) };
+      // 100 newer results behind: a pass with nothing more to delete stops at the first of them.
+      for (let i = 0; i < 100; i++) {
+        const id = newTaskId(1, now + i);
+        store.insert(newTask(id, now));
+        store.markFinished(id, 0, 10, now);
+      }
+      meter.reset();
+      const idle = store.deleteFinishedBefore(now - 60_000, 500);
+      return { first, second, third, left: left.map((id) => ids.indexOf(id)), idle, idleReads: meter.rowsRead() };
     });
+    expect(result.idle).toEqual({ deleted: 0, more: false });
+    expect(result.idleReads).toBeLessThanOrEqual(6);
     // 0, 1 (kept), 2 in the first pass; 1 (kept), 3, 4 in the second; 1, 5, then 6 too new.
     expect(result.first).toEqual({ deleted: 2, more: true });
     expect(result.second).toEqual({ deleted: 2, more: true });
