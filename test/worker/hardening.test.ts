@@ -185,6 +185,20 @@ describe("bounded reads", () => {
     expect(written).toEqual({ accept: 4, begin: 2, finish: 3 });
   });
 
+  it("a task submitted to an active app and delivered writes at most 11 rows in all, counters and seqs included", async () => {
+    const app = uniqueApp("allin");
+    await createApp(app);
+    const meters = async () => ((await (await call(`${CONTROL}/v1/meters?apps=${app}`)).json()) as { meters: Record<string, number> }).meters;
+    const before = await meters();
+    const ids = await Promise.all(Array.from({ length: 60 }, (_, i) => submit(app, `/allin/${i}`, { body: "{}" })));
+    for (const id of ids) await waitForState(id, [10]);
+    const after = await meters();
+    const perTask = (after["sql_rows_written"]! - before["sql_rows_written"]!) / ids.length;
+    // 4 to accept, 2 to begin, 3 to finish; the rest is per group commit (counters, the latest seq).
+    expect(perTask).toBeGreaterThanOrEqual(9);
+    expect(perTask).toBeLessThanOrEqual(11);
+  });
+
   it("listings of every state read only that state's tasks: doing, succeeded and failed beside a waiting backlog", async () => {
     const app = uniqueApp("states");
     await createApp(app);
