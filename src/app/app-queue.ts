@@ -311,7 +311,7 @@ export class AppQueue extends DurableObject<Env> {
    * after a write to the object's SQLite that did not go through the store (tests, repairs).
    */
   resetCaches(): void {
-    this.#store.forgetInFlight();
+    this.#store.forgetCaches();
   }
 
   /** This isolate's cost meters (`GET /v1/meters`), its SQLite rows settled first. */

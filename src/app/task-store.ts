@@ -293,9 +293,10 @@ export class TaskStore {
     this.#seqUnwritten = false;
   }
 
-  /** Counts the in-flight messages again on next use (after a write to the table that bypassed the store). */
-  forgetInFlight(): void {
+  /** Reads again what it keeps in memory (after a write to the tables that bypassed the store). */
+  forgetCaches(): void {
     this.#inFlight = null;
+    this.#anyNotification = null;
   }
 
   #inFlightBy(delta: number): void {
@@ -677,7 +678,20 @@ export class TaskStore {
 
   // ---- notifications: finished-task records POSTed to a callback or the app's notify url ----
 
+  /**
+   * Whether any notification is stored, kept with the writes (null: ask): most apps have none,
+   * and the outbox and the alarm ask after every commit, each a scan of the table.
+   */
+  #anyNotification: boolean | null = null;
+
+  #hasNotifications(): boolean {
+    this.#anyNotification ??= this.#sql.exec<{ any: number }>("SELECT EXISTS (SELECT 1 FROM notifications) AS any").one().any === 1;
+    return this.#anyNotification;
+  }
+
   addNotification(taskId: string, kind: NotificationKind, url: string, nowMs: number): void {
+    // Set first: should this write roll back, a stale true only costs a query that finds none.
+    this.#anyNotification = true;
     this.#sql.exec(
       `INSERT INTO notifications (task_id, kind, url, eta_ms) VALUES (?, ?, ?, ?)
        ON CONFLICT(task_id, kind) DO UPDATE SET url = excluded.url, attempts = 0, eta_ms = excluded.eta_ms, dispatched_ms = NULL`,
@@ -711,10 +725,12 @@ export class TaskStore {
 
   deleteNotification(taskId: string, kind: NotificationKind): void {
     this.#sql.exec("DELETE FROM notifications WHERE task_id = ? AND kind = ?", taskId, kind);
+    this.#anyNotification = null;
   }
 
   /** Notifications due and without a message in flight (sent messages older than `staleBeforeMs` count as lost). */
   dueNotifications(nowMs: number, staleBeforeMs: number, limit: number): NotificationRow[] {
+    if (!this.#hasNotifications()) return [];
     return this.#sql
       .exec<NotificationRow>(
         `SELECT * FROM notifications WHERE eta_ms <= ? AND (dispatched_ms IS NULL OR dispatched_ms < ?) ORDER BY eta_ms LIMIT ?`,
@@ -738,6 +754,7 @@ export class TaskStore {
   }
 
   nextNotificationWakeMs(redispatchAfterMs: number): number | null {
+    if (!this.#hasNotifications()) return null;
     return this.#sql
       .exec<{ next: number | null }>(
         "SELECT MIN(CASE WHEN dispatched_ms IS NULL THEN eta_ms ELSE dispatched_ms + ? END) AS next FROM notifications",
