@@ -67,9 +67,22 @@ export function secretKeyBytes(secret: string): Uint8Array {
   }
 }
 
+/** Imported keys by secret: importing costs about as much as signing, and one secret signs every delivery of an app. */
+const signingKeys = new Map<string, Promise<CryptoKey>>();
+
+function signingKey(secret: string): Promise<CryptoKey> {
+  let key = signingKeys.get(secret);
+  if (!key) {
+    if (signingKeys.size >= 100) signingKeys.clear();
+    key = crypto.subtle.importKey("raw", secretKeyBytes(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    signingKeys.set(secret, key);
+  }
+  return key;
+}
+
 /** `v1,<base64>` for `id`, `timestamp` and `body` under `secret`: what the gateway sends. */
 export async function webhookSignature(secret: string, id: string, timestamp: number, body: Uint8Array): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", secretKeyBytes(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const key = await signingKey(secret);
   const content = concatBytes(encoder.encode(`${id}.${timestamp}.`), body);
   return `v1,${bytesToBase64(new Uint8Array(await crypto.subtle.sign("HMAC", key, content)))}`;
 }
