@@ -55,7 +55,9 @@ export async function consumeTasks(batch: MessageBatch<unknown>, env: Env): Prom
     open.set(message, { left: ids.length, failed: false });
     for (const id of ids) units.push({ message, ref: message.body, id });
   }
-  await claimBatch(units, env);
+  // Not awaited: the claims only keep the tasks further back from being taken for lost, and the
+  // first attempts need not wait for them.
+  const claimed = claimBatch(units, env);
   const settle = (unit: Unit, failed: boolean) => {
     const state = open.get(unit.message)!;
     state.left--;
@@ -101,7 +103,7 @@ export async function consumeTasks(batch: MessageBatch<unknown>, env: Env): Prom
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, pending.length) }, worker));
   // Nothing more will join the finishes gathered: send them now.
   for (const appCalls of calls.values()) appCalls.flush();
-  await Promise.all(reports);
+  await Promise.all([...reports, claimed]);
 }
 
 /**
