@@ -34,7 +34,7 @@ import { masterSecret } from "../auth/key-vault";
 import { retryLifetimeSeconds } from "../delivery/backoff";
 import { newTaskId } from "../shared/task-id";
 import type { SubmitOptions } from "../submit/options";
-import type { AttemptReport, AttemptResult, BeginResult, FinishResult, NotificationDelivery, RecordedRequest, TaskMessage, TaskRecord, TaskState } from "../shared/types";
+import type { AttemptReport, AttemptResult, BeginResult, FinishResult, NotificationRef, NotificationReport, NotificationDelivery, RecordedRequest, TaskMessage, TaskRecord, TaskState } from "../shared/types";
 
 export { DISPATCH_WINDOW, LEASE_GRACE_MS, REDISPATCH_AFTER_MS } from "./dispatcher";
 export { ROW_BUDGET_BYTES, responseBodyRoom } from "./state-machine";
@@ -774,18 +774,50 @@ export class AppQueue extends DurableObject<Env> {
 
   /** Starts one POST of a finished task's record; null when there is nothing (more) to send or it is not due. */
   async beginNotification(taskId: string, kind: NotificationKind): Promise<NotificationDelivery | null> {
-    if (!this.#config || !this.#identity) return null;
-    const begun = beginNotification(this.#store, this.#config, signingSecretsOf(this.#identity, Date.now()), taskId, kind, Date.now());
-    if (!begun) return null;
-    await this.#ensureAlarm(begun.leaseUntilMs);
-    return begun.delivery;
+    return (await this.#beginNotifications([{ taskId, kind }]))[0] ?? null;
   }
 
   /** Ends a notification attempt: delivered, or retried with backoff until NOTIFY_RETRY is spent. */
   async finishNotification(taskId: string, kind: NotificationKind, attempt: number, delivered: boolean, detail: string): Promise<void> {
+    await this.#finishNotifications([{ taskId, kind, attempt, delivered, detail }]);
+  }
+
+  /**
+   * Starts several notification attempts in one RPC, in one group commit; null for each that is
+   * not due (or gone). One that cannot be stored answers null alone: its row keeps its message
+   * mark, and the outbox sends it again once that message counts as lost.
+   */
+  beginNotifications(refs: NotificationRef[]): Promise<(NotificationDelivery | null)[]> {
+    return this.#beginNotifications(refs);
+  }
+
+  /** Ends several notification attempts in one RPC, in one group commit. */
+  finishNotifications(reports: NotificationReport[]): Promise<void> {
+    return this.#finishNotifications(reports);
+  }
+
+  async #beginNotifications(refs: NotificationRef[]): Promise<(NotificationDelivery | null)[]> {
+    const config = this.#config;
+    const identity = this.#identity;
+    if (!config || !identity) return refs.map(() => null);
+    const settled = await Promise.allSettled(
+      refs.map(({ taskId, kind }) =>
+        this.#group.run(() => beginNotification(this.#store, config, signingSecretsOf(identity, Date.now()), taskId, kind, Date.now())),
+      ),
+    );
+    const begun = settled.map((outcome) => (outcome.status === "fulfilled" ? outcome.value : null));
+    const leases = begun.filter((item) => item !== null).map((item) => item.leaseUntilMs);
+    if (leases.length > 0) await this.#ensureAlarm(Math.min(...leases));
+    return begun.map((item) => item?.delivery ?? null);
+  }
+
+  async #finishNotifications(reports: NotificationReport[]): Promise<void> {
     if (!this.#config) return;
-    finishNotification(this.#store, taskId, kind, attempt, delivered, detail, Date.now());
-    await this.#scheduleNext();
+    await Promise.allSettled(
+      reports.map(({ taskId, kind, attempt, delivered, detail }) =>
+        this.#group.run(() => finishNotification(this.#store, taskId, kind, attempt, delivered, detail, Date.now())),
+      ),
+    );
   }
 
   /** Sets the alarm to the next moment task work is due (one alarm multiplexes all duties). */

@@ -1,23 +1,38 @@
 /**
- * How the consumer reaches an app's object for a task's attempt: `begin` before it, `finish`
- * after it. Directly (one RPC each), or batched for a consumer batch: begins asked within one
- * turn go as one `beginMany`, and finishes as one `finishMany` once every running attempt of
+ * How the consumer reaches an app's object around an attempt: `begin` before it, `finish` after
+ * it (and the same for notifications). Directly (one RPC each), or batched for a consumer batch:
+ * begins asked within one turn go as one RPC, and finishes as one once every running attempt of
  * the app has reported, or after at most FINISH_WAIT_MS, FINISH_BATCH results or
  * FINISH_BATCH_BYTES of response bodies. The object runs each item as it would alone (attempt
- * keyed, idempotent, each in its own savepoint), so batching changes the RPC count, not what
- * any begin or finish does.
+ * keyed, idempotent, each in its own savepoint of one group commit), so batching changes the
+ * RPC count, not what any begin or finish does.
  */
-import type { AttemptReport, AttemptResult, BeginResult, FinishResult } from "../shared/types";
+import type {
+  AttemptReport,
+  AttemptResult,
+  BeginResult,
+  FinishResult,
+  NotificationDelivery,
+  NotificationRef,
+  NotificationReport,
+} from "../shared/types";
 
 export interface TaskCalls {
   begin(taskId: string): Promise<BeginResult>;
   finish(taskId: string, attempt: number, result: AttemptResult): Promise<FinishResult>;
 }
 
+export interface NotificationCalls {
+  beginNotification(taskId: string, kind: NotificationRef["kind"]): Promise<NotificationDelivery | null>;
+  finishNotification(taskId: string, kind: NotificationRef["kind"], attempt: number, delivered: boolean, detail: string): Promise<void>;
+}
+
 /** What the batcher needs of an app's object stub. */
 export interface BatchTarget {
   beginMany(taskIds: string[]): Promise<BeginResult[]>;
   finishMany(reports: AttemptReport[]): Promise<(FinishResult | null)[]>;
+  beginNotifications(refs: NotificationRef[]): Promise<(NotificationDelivery | null)[]>;
+  finishNotifications(reports: NotificationReport[]): Promise<void>;
 }
 
 export const FINISH_WAIT_MS = 20;
@@ -25,78 +40,111 @@ export const FINISH_BATCH = 50;
 /** Response bodies carried by one finishMany: far under an RPC's size limit. */
 export const FINISH_BATCH_BYTES = 8 * 1024 * 1024;
 
-interface Waiter<T> {
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-
 /** An item of a batched call whose own answer said it could not be stored. */
 export class NotStored extends Error {
   override name = "NotStored";
 }
 
-export class BatchedCalls implements TaskCalls {
-  readonly #target: BatchTarget;
-  #begins: { taskId: string; waiter: Waiter<BeginResult> }[] = [];
-  #finishes: { report: AttemptReport; waiter: Waiter<FinishResult> }[] = [];
-  #finishBytes = 0;
-  #finishTimer: ReturnType<typeof setTimeout> | null = null;
-  /** Attempts begun through here whose finish has not been asked for yet. */
+/** Items gathered for one RPC; each caller gets its item's answer. */
+class Batch<Item, Answer> {
+  readonly #send: (items: Item[]) => Promise<Answer[]>;
+  #items: { item: Item; resolve(answer: Answer): void; reject(error: unknown): void }[] = [];
+  #weight = 0;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(send: (items: Item[]) => Promise<Answer[]>) {
+    this.#send = send;
+  }
+
+  get size(): number {
+    return this.#items.length;
+  }
+
+  get weight(): number {
+    return this.#weight;
+  }
+
+  add(item: Item, weight = 0): Promise<Answer> {
+    return new Promise((resolve, reject) => {
+      this.#items.push({ item, resolve, reject });
+      this.#weight += weight;
+    });
+  }
+
+  /** Sends at the latest after `ms` (0: at the end of this turn). */
+  flushWithin(ms: number): void {
+    this.#timer ??= setTimeout(() => this.flush(), ms);
+  }
+
+  flush(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    const items = this.#items;
+    this.#items = [];
+    this.#weight = 0;
+    if (items.length === 0) return;
+    this.#send(items.map(({ item }) => item)).then(
+      (answers) => items.forEach(({ resolve }, i) => resolve(answers[i]!)),
+      (error: unknown) => items.forEach(({ reject }) => reject(error)),
+    );
+  }
+}
+
+export class BatchedCalls implements TaskCalls, NotificationCalls {
+  readonly #begins: Batch<string, BeginResult>;
+  readonly #finishes: Batch<AttemptReport, FinishResult | null>;
+  readonly #notificationBegins: Batch<NotificationRef, NotificationDelivery | null>;
+  readonly #notificationFinishes: Batch<NotificationReport, null>;
+  /** Attempts (of tasks and notifications) begun through here whose end has not been reported yet. */
   #running = 0;
 
   constructor(target: BatchTarget) {
-    this.#target = target;
+    this.#begins = new Batch((ids) => target.beginMany(ids));
+    this.#finishes = new Batch((reports) => target.finishMany(reports));
+    this.#notificationBegins = new Batch((refs) => target.beginNotifications(refs));
+    this.#notificationFinishes = new Batch(async (reports) => (await target.finishNotifications(reports), reports.map(() => null)));
   }
 
-  begin(taskId: string): Promise<BeginResult> {
-    return new Promise((resolve, reject) => {
-      this.#begins.push({ taskId, waiter: { resolve, reject } });
-      if (this.#begins.length === 1) setTimeout(() => void this.#sendBegins(), 0);
-    });
+  async begin(taskId: string): Promise<BeginResult> {
+    const begun = this.#begins.add(taskId);
+    this.#begins.flushWithin(0);
+    const answer = (await begun) ?? { run: false, reason: "error" };
+    if (answer.run) this.#running++;
+    return answer;
   }
 
-  finish(taskId: string, attempt: number, result: AttemptResult): Promise<FinishResult> {
-    return new Promise((resolve, reject) => {
-      this.#running = Math.max(0, this.#running - 1);
-      this.#finishes.push({ report: { taskId, attempt, result }, waiter: { resolve, reject } });
-      this.#finishBytes += result.kind === "response" ? result.body.byteLength : 0;
-      // Nothing else is running: no other result could join, so waiting would only add latency.
-      if (this.#running === 0 || this.#finishes.length >= FINISH_BATCH || this.#finishBytes >= FINISH_BATCH_BYTES) this.flush();
-      else this.#finishTimer ??= setTimeout(() => this.flush(), FINISH_WAIT_MS);
-    });
+  async finish(taskId: string, attempt: number, result: AttemptResult): Promise<FinishResult> {
+    const answer = this.#ended(this.#finishes, { taskId, attempt, result }, result.kind === "response" ? result.body.byteLength : 0);
+    const finished = await answer;
+    if (!finished) throw new NotStored(`finish of ${taskId} attempt ${attempt} was not stored`);
+    return finished;
   }
 
-  /** Sends the finishes gathered so far now. */
+  async beginNotification(taskId: string, kind: NotificationRef["kind"]): Promise<NotificationDelivery | null> {
+    const begun = this.#notificationBegins.add({ taskId, kind });
+    this.#notificationBegins.flushWithin(0);
+    const delivery = await begun;
+    if (delivery) this.#running++;
+    return delivery;
+  }
+
+  async finishNotification(taskId: string, kind: NotificationRef["kind"], attempt: number, delivered: boolean, detail: string): Promise<void> {
+    await this.#ended(this.#notificationFinishes, { taskId, kind, attempt, delivered, detail }, 0);
+  }
+
+  /** Sends every end gathered so far now. */
   flush(): void {
-    if (this.#finishTimer) clearTimeout(this.#finishTimer);
-    this.#finishTimer = null;
-    const finishes = this.#finishes;
-    this.#finishes = [];
-    this.#finishBytes = 0;
-    if (finishes.length === 0) return;
-    this.#target.finishMany(finishes.map(({ report }) => report)).then(
-      (answers) =>
-        finishes.forEach(({ report, waiter }, i) => {
-          const answer = answers[i];
-          if (answer) waiter.resolve(answer);
-          else waiter.reject(new NotStored(`finish of ${report.taskId} attempt ${report.attempt} was not stored`));
-        }),
-      (error: unknown) => finishes.forEach(({ waiter }) => waiter.reject(error)),
-    );
+    this.#finishes.flush();
+    this.#notificationFinishes.flush();
   }
 
-  async #sendBegins(): Promise<void> {
-    const begins = this.#begins;
-    this.#begins = [];
-    try {
-      const answers = await this.#target.beginMany(begins.map(({ taskId }) => taskId));
-      begins.forEach(({ waiter }, i) => {
-        const answer = answers[i] ?? { run: false, reason: "error" };
-        if (answer.run) this.#running++;
-        waiter.resolve(answer);
-      });
-    } catch (error) {
-      for (const { waiter } of begins) waiter.reject(error);
-    }
+  /** An attempt ended: its report waits for the others running, within the bounds. */
+  #ended<Item, Answer>(batch: Batch<Item, Answer>, item: Item, bytes: number): Promise<Answer> {
+    this.#running = Math.max(0, this.#running - 1);
+    const answer = batch.add(item, bytes);
+    // Nothing else is running: no other result could join, so waiting would only add latency.
+    if (this.#running === 0 || batch.size >= FINISH_BATCH || batch.weight >= FINISH_BATCH_BYTES) this.flush();
+    else batch.flushWithin(FINISH_WAIT_MS);
+    return answer;
   }
 }

@@ -3,7 +3,7 @@
  * replay it to the origin, report the result. Queues deliver at least once, so
  * everything here is safe to repeat: the object decides whether an attempt runs.
  */
-import { BatchedCalls, NotStored, type TaskCalls } from "./app-calls";
+import { BatchedCalls, NotStored, type NotificationCalls, type TaskCalls } from "./app-calls";
 import { postNotification } from "./notify";
 import { replay } from "./replay";
 import { appQueue } from "../shared/stubs";
@@ -87,14 +87,12 @@ export async function consumeTasks(batch: MessageBatch<unknown>, env: Env): Prom
   const worker = async () => {
     for (let unit = pending.shift(); unit; unit = pending.shift()) {
       try {
-        if (unit.ref.notify) {
-          await deliverNotification(unit.ref, unit.ref.notify, env);
-          settle(unit, false);
-        } else {
-          const { reported } = await runAttempt({ app: unit.ref.app, id: unit.id }, callsFor(unit.ref.app), env);
-          const done = unit;
-          reports.push(reported.then(() => settle(done, false), failed(done)));
-        }
+        const calls = callsFor(unit.ref.app);
+        const { reported } = unit.ref.notify
+          ? await runNotification(unit.ref, unit.ref.notify, calls)
+          : await runAttempt({ app: unit.ref.app, id: unit.id }, calls, env);
+        const done = unit;
+        reports.push(reported.then(() => settle(done, false), failed(done)));
       } catch (error) {
         failed(unit)(error);
       }
@@ -185,10 +183,10 @@ function logAttempt(env: Env, ref: TaskMessage, attempt: number, result: Attempt
   log(succeeded ? "info" : "warn", "attempt", fields);
 }
 
-export async function deliverNotification(ref: TaskMessage, kind: "callback" | "notify", env: Env): Promise<void> {
-  const app = appQueue(env, ref.app);
-  const begun = await app.beginNotification(ref.id, kind);
-  if (!begun) return;
+/** One POST of a finished task's record; resolves once the receiver answered, `reported` once the object knows. */
+async function runNotification(ref: TaskMessage, kind: "callback" | "notify", calls: NotificationCalls): Promise<{ reported: Promise<void> }> {
+  const begun = await calls.beginNotification(ref.id, kind);
+  if (!begun) return { reported: Promise.resolve() };
   const { delivered, detail } = await postNotification(begun);
-  await app.finishNotification(ref.id, kind, begun.attempt, delivered, detail);
+  return { reported: calls.finishNotification(ref.id, kind, begun.attempt, delivered, detail) };
 }

@@ -110,6 +110,19 @@ export interface FinishResult {
   state: TaskState | null;
 }
 
+/** A notification (a task's callback or the app's notify POST) as the batched calls name it. */
+export interface NotificationRef {
+  taskId: string;
+  kind: "callback" | "notify";
+}
+
+/** How one notification attempt ended, as `finishNotifications` takes it. */
+export interface NotificationReport extends NotificationRef {
+  attempt: number;
+  delivered: boolean;
+  detail: string;
+}
+
 /** One attempt's result as `finishMany` takes it. */
 export interface AttemptReport {
   taskId: string;
