@@ -181,7 +181,18 @@ async function ingest(systems) {
   return summary;
 }
 
+/** Waits (up to 30 s) until the system's processes use under 5 % of a core: earlier sections' deliveries are done. */
+async function settle(system) {
+  for (let waited = 0; waited < 30; waited++) {
+    const cpu0 = cpuSeconds(system.pids());
+    await sleep(1000);
+    if (cpuSeconds(system.pids()) - cpu0 < 0.05) return;
+  }
+  log(`${system.name} (${system.mode}) did not settle in 30 s`);
+}
+
 async function latency(system) {
+  await settle(system);
   const port = system.port;
   const host = `latency.async.localhost:${port}`;
   await createApp(system, "latency");
@@ -249,6 +260,7 @@ const perThousand = (after, before, tasks) =>
 
 /** Section 3, and the cost of a task: a backlog accepted while the app is paused, then delivered. */
 async function drain(system) {
+  await settle(system);
   const port = system.port;
   await createApp(system, "drain", { state: "Paused" });
   const host = `drain.async.localhost:${port}`;
