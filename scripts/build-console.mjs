@@ -23,11 +23,9 @@ await build({
 });
 for (const file of ["index.html", "console.css", "favicon.svg"]) copyFileSync(join("src/console", file), join(out, file));
 
-export const sizes = readdirSync(out).map((file) => {
+const sizes = readdirSync(out).map((file) => {
   const bytes = readFileSync(join(out, file));
   return { file, bytes: bytes.byteLength, gzip: gzipSync(bytes, { level: 9 }).byteLength };
 });
-if (process.argv.includes("--print") || import.meta.url === `file://${process.argv[1]}`) {
-  const total = sizes.reduce((sum, { gzip }) => sum + gzip, 0);
-  console.log(`console: ${sizes.map(({ file, bytes, gzip }) => `${file} ${bytes} B (${gzip} B gzip)`).join(", ")}; ${total} B gzip in all`);
-}
+const total = sizes.reduce((sum, { gzip }) => sum + gzip, 0);
+console.log(`console: ${sizes.map(({ file, bytes, gzip }) => `${file} ${bytes} B (${gzip} B gzip)`).join(", ")}; ${total} B gzip in all`);
