@@ -779,7 +779,8 @@ export class AppQueue extends DurableObject<Env> {
 
   /** Ends a notification attempt: delivered, or retried with backoff until NOTIFY_RETRY is spent. */
   async finishNotification(taskId: string, kind: NotificationKind, attempt: number, delivered: boolean, detail: string): Promise<void> {
-    await this.#finishNotifications([{ taskId, kind, attempt, delivered, detail }]);
+    const [stored] = await this.#finishNotifications([{ taskId, kind, attempt, delivered, detail }]);
+    if (!stored) throw new Error(`the end of notification ${kind} of ${taskId} could not be stored`);
   }
 
   /**
@@ -791,8 +792,8 @@ export class AppQueue extends DurableObject<Env> {
     return this.#beginNotifications(refs);
   }
 
-  /** Ends several notification attempts in one RPC, in one group commit. */
-  finishNotifications(reports: NotificationReport[]): Promise<void> {
+  /** Ends several notification attempts in one RPC, in one group commit; false for each that could not be stored. */
+  finishNotifications(reports: NotificationReport[]): Promise<boolean[]> {
     return this.#finishNotifications(reports);
   }
 
@@ -811,13 +812,14 @@ export class AppQueue extends DurableObject<Env> {
     return begun.map((item) => item?.delivery ?? null);
   }
 
-  async #finishNotifications(reports: NotificationReport[]): Promise<void> {
-    if (!this.#config) return;
-    await Promise.allSettled(
+  async #finishNotifications(reports: NotificationReport[]): Promise<boolean[]> {
+    if (!this.#config) return reports.map(() => true); // the app is gone, and its notifications with it
+    const settled = await Promise.allSettled(
       reports.map(({ taskId, kind, attempt, delivered, detail }) =>
         this.#group.run(() => finishNotification(this.#store, taskId, kind, attempt, delivered, detail, Date.now())),
       ),
     );
+    return settled.map((outcome) => outcome.status === "fulfilled");
   }
 
   /** Sets the alarm to the next moment task work is due (one alarm multiplexes all duties). */

@@ -591,28 +591,29 @@ export class TaskStore {
   }
 
   /**
-   * Deletes the tasks finished before `beforeMs` among the `limit` oldest results (by seq: the
-   * order they finished in), so one pass reads at most `limit` rows. A task whose notifications
-   * are still pending stays until they are delivered or given up: the record is what they send.
-   * `more`: the pass stopped at its limit, not at a result too new to go.
+   * Deletes up to `limit` tasks finished before `beforeMs`, oldest results first (by seq: the
+   * order they finished in). A task whose notifications are still pending stays until they are
+   * delivered or given up: the record is what they send. `more`: the pass stopped at its limit,
+   * not at a result too new to go.
    */
   deleteFinishedBefore(beforeMs: number, limit: number): { deleted: number; more: boolean } {
-    const cursor = this.#sql.exec<{ id: string; finished_ms: number; pending: number }>(
-      `SELECT id, finished_ms, EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id) AS pending
-       FROM tasks INDEXED BY tasks_by_seq WHERE seq IS NOT NULL ORDER BY seq LIMIT ?`,
+    // Results with a notification pending are passed over (as the alarm's wake-up time passes
+    // over them: see nextWakeMs), so they never hold back the ones behind them.
+    const cursor = this.#sql.exec<{ id: string; finished_ms: number }>(
+      `SELECT id, finished_ms FROM tasks INDEXED BY tasks_by_seq WHERE seq IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id)
+       ORDER BY seq LIMIT ?`,
       limit,
     );
     // Read lazily, up to the first result too new to go: a pass with nothing to delete reads one row.
     const ids: string[] = [];
-    let scanned = 0;
     let reachedNew = false;
     for (const row of cursor) {
       if (row.finished_ms >= beforeMs) {
         reachedNew = true;
         break;
       }
-      scanned++;
-      if (!row.pending) ids.push(row.id);
+      ids.push(row.id);
     }
     let deleted = 0;
     let succeeded = 0;
@@ -625,7 +626,7 @@ export class TaskStore {
     }
     this.#counted(10, null, succeeded);
     this.#counted(11, null, deleted - succeeded);
-    return { deleted, more: !reachedNew && scanned === limit };
+    return { deleted, more: !reachedNew && ids.length === limit };
   }
 
   /**

@@ -32,7 +32,7 @@ export interface BatchTarget {
   beginMany(taskIds: string[]): Promise<BeginResult[]>;
   finishMany(reports: AttemptReport[]): Promise<(FinishResult | null)[]>;
   beginNotifications(refs: NotificationRef[]): Promise<(NotificationDelivery | null)[]>;
-  finishNotifications(reports: NotificationReport[]): Promise<void>;
+  finishNotifications(reports: NotificationReport[]): Promise<boolean[]>;
 }
 
 export const FINISH_WAIT_MS = 20;
@@ -83,7 +83,9 @@ class Batch<Item, Answer> {
     this.#items = [];
     this.#weight = 0;
     if (items.length === 0) return;
-    this.#send(items.map(({ item }) => item)).then(
+    // Through a promise: a send that throws at once (an argument that cannot be serialised)
+    // rejects its items like any failed send, and no caller is left waiting.
+    Promise.resolve(items.map(({ item }) => item)).then(this.#send).then(
       (answers) => items.forEach(({ resolve }, i) => resolve(answers[i]!)),
       (error: unknown) => items.forEach(({ reject }) => reject(error)),
     );
@@ -94,15 +96,31 @@ export class BatchedCalls implements TaskCalls, NotificationCalls {
   readonly #begins: Batch<string, BeginResult>;
   readonly #finishes: Batch<AttemptReport, FinishResult | null>;
   readonly #notificationBegins: Batch<NotificationRef, NotificationDelivery | null>;
-  readonly #notificationFinishes: Batch<NotificationReport, null>;
+  readonly #notificationFinishes: Batch<NotificationReport, boolean>;
   /** Attempts (of tasks and notifications) begun through here whose end has not been reported yet. */
   #running = 0;
 
-  constructor(target: BatchTarget) {
-    this.#begins = new Batch((ids) => target.beginMany(ids));
-    this.#finishes = new Batch((reports) => target.finishMany(reports));
-    this.#notificationBegins = new Batch((refs) => target.beginNotifications(refs));
-    this.#notificationFinishes = new Batch(async (reports) => (await target.finishNotifications(reports), reports.map(() => null)));
+  /**
+   * @param connect the app's object stub; asked again after a call failed, since a stub that saw
+   * the object reset may stay broken.
+   */
+  constructor(connect: () => BatchTarget) {
+    let target: BatchTarget | null = null;
+    const via =
+      <Item, Answer>(call: (target: BatchTarget, items: Item[]) => Promise<Answer[]>) =>
+      async (items: Item[]): Promise<Answer[]> => {
+        target ??= connect();
+        try {
+          return await call(target, items);
+        } catch (error) {
+          target = null;
+          throw error;
+        }
+      };
+    this.#begins = new Batch(via((stub, ids: string[]) => stub.beginMany(ids)));
+    this.#finishes = new Batch(via((stub, reports: AttemptReport[]) => stub.finishMany(reports)));
+    this.#notificationBegins = new Batch(via((stub, refs: NotificationRef[]) => stub.beginNotifications(refs)));
+    this.#notificationFinishes = new Batch(via((stub, reports: NotificationReport[]) => stub.finishNotifications(reports)));
   }
 
   async begin(taskId: string): Promise<BeginResult> {
@@ -129,7 +147,8 @@ export class BatchedCalls implements TaskCalls, NotificationCalls {
   }
 
   async finishNotification(taskId: string, kind: NotificationRef["kind"], attempt: number, delivered: boolean, detail: string): Promise<void> {
-    await this.#ended(this.#notificationFinishes, { taskId, kind, attempt, delivered, detail }, 0);
+    const stored = await this.#ended(this.#notificationFinishes, { taskId, kind, attempt, delivered, detail }, 0);
+    if (!stored) throw new NotStored(`the end of notification ${kind} of ${taskId} attempt ${attempt} was not stored`);
   }
 
   /** Sends every end gathered so far now. */

@@ -79,7 +79,7 @@ export async function consumeTasks(batch: MessageBatch<unknown>, env: Env): Prom
   const calls = new Map<string, BatchedCalls>();
   const callsFor = (app: string) => {
     let appCalls = calls.get(app);
-    if (!appCalls) calls.set(app, (appCalls = new BatchedCalls(appQueue(env, app))));
+    if (!appCalls) calls.set(app, (appCalls = new BatchedCalls(() => appQueue(env, app))));
     return appCalls;
   };
   const reports: Promise<void>[] = [];

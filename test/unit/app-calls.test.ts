@@ -15,7 +15,7 @@ function recorder(options: { notStored?: string[] } = {}) {
       reports.map((r) => (options.notStored?.includes(r.taskId) ? null : { applied: true, state: 10 as const }))
     ),
     beginNotifications: async (refs: NotificationRef[]) => (calls.push({ method: "beginNotifications", items: refs.map((r) => r.taskId) }), refs.map((r) => ({ taskId: r.taskId, attempt: 1 }) as never)),
-    finishNotifications: async (reports: NotificationReport[]) => void calls.push({ method: "finishNotifications", items: reports.map((r) => r.taskId) }),
+    finishNotifications: async (reports: NotificationReport[]) => (calls.push({ method: "finishNotifications", items: reports.map((r) => r.taskId) }), reports.map(() => true)),
   };
   return { calls, target };
 }
@@ -23,7 +23,7 @@ function recorder(options: { notStored?: string[] } = {}) {
 describe("BatchedCalls", () => {
   it("sends the begins asked in one turn as one beginMany", async () => {
     const { calls, target } = recorder();
-    const batched = new BatchedCalls(target);
+    const batched = new BatchedCalls(() => target);
     const begun = await Promise.all(["a", "b", "c"].map((id) => batched.begin(id)));
     expect(begun.every((result) => result.run)).toBe(true);
     await batched.begin("d");
@@ -35,7 +35,7 @@ describe("BatchedCalls", () => {
 
   it("holds finishes while other attempts run, sends them once all reported; a lone finish goes at once", async () => {
     const { calls, target } = recorder();
-    const batched = new BatchedCalls(target);
+    const batched = new BatchedCalls(() => target);
     await Promise.all(["a", "b", "c"].map((id) => batched.begin(id)));
     const first = batched.finish("a", 1, ok);
     const second = batched.finish("b", 1, ok);
@@ -53,7 +53,7 @@ describe("BatchedCalls", () => {
     vi.useFakeTimers();
     try {
       const { calls, target } = recorder();
-      const batched = new BatchedCalls(target);
+      const batched = new BatchedCalls(() => target);
       const ids = Array.from({ length: FINISH_BATCH + 2 }, (_, i) => `t${i}`);
       const begun = Promise.all(ids.map((id) => batched.begin(id)));
       await vi.advanceTimersByTimeAsync(0);
@@ -76,7 +76,7 @@ describe("BatchedCalls", () => {
 
   it("a finish the object could not store rejects alone with NotStored", async () => {
     const { target } = recorder({ notStored: ["b"] });
-    const batched = new BatchedCalls(target);
+    const batched = new BatchedCalls(() => target);
     await Promise.all(["a", "b"].map((id) => batched.begin(id)));
     const results = await Promise.allSettled([batched.finish("a", 1, ok), batched.finish("b", 1, ok)]);
     expect(results[0]).toEqual({ status: "fulfilled", value: { applied: true, state: 10 } });
@@ -85,7 +85,7 @@ describe("BatchedCalls", () => {
 
   it("batches notifications the same way", async () => {
     const { calls, target } = recorder();
-    const batched = new BatchedCalls(target);
+    const batched = new BatchedCalls(() => target);
     const begun = await Promise.all(["a", "b"].map((id) => batched.beginNotification(id, "callback")));
     expect(begun.every((delivery) => delivery !== null)).toBe(true);
     await Promise.all([batched.finishNotification("a", "callback", 1, true, "200"), batched.finishNotification("b", "callback", 1, false, "500")]);
@@ -93,5 +93,46 @@ describe("BatchedCalls", () => {
       { method: "beginNotifications", items: ["a", "b"] },
       { method: "finishNotifications", items: ["a", "b"] },
     ]);
+  });
+});
+
+describe("BatchedCalls after a failed call", () => {
+  it("asks for a fresh stub once a call failed, and rejects the failed call's items", async () => {
+    const { calls, target } = recorder();
+    let connects = 0;
+    let failNext = true;
+    const flaky: BatchTarget = {
+      ...target,
+      beginMany: async (ids) => {
+        if (failNext) {
+          failNext = false;
+          throw new Error("Durable Object reset because its code was updated.");
+        }
+        return target.beginMany(ids);
+      },
+    };
+    const batched = new BatchedCalls(() => (connects++, flaky));
+    await expect(batched.begin("a")).rejects.toThrow(/reset/);
+    expect((await batched.begin("b")).run).toBe(true);
+    expect(connects).toBe(2);
+    expect(calls).toEqual([{ method: "beginMany", items: ["b"] }]);
+  });
+
+  it("a call that throws at once rejects its items instead of leaving them waiting", async () => {
+    const { target } = recorder();
+    const batched = new BatchedCalls(() => ({
+      ...target,
+      beginMany: () => {
+        throw new TypeError("could not be serialized");
+      },
+    }));
+    await expect(batched.begin("a")).rejects.toThrow(/serialized/);
+  });
+
+  it("a notification end the object could not store rejects with NotStored", async () => {
+    const { target } = recorder();
+    const batched = new BatchedCalls(() => ({ ...target, finishNotifications: async (reports) => reports.map(() => false) }));
+    await batched.beginNotification("a", "notify");
+    await expect(batched.finishNotification("a", "notify", 1, true, "200")).rejects.toBeInstanceOf(NotStored);
   });
 });
