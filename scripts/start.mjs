@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import { copyFileSync, existsSync } from "node:fs";
 import { request } from "node:http";
 import { startOrigin } from "./origin.mjs";
-import { sign } from "./sign.mjs";
+import { localKeys, sign } from "./sign.mjs";
 
 const port = Number(process.env.PORT ?? 8787);
 const originPort = Number(process.env.ORIGIN_PORT ?? 8788);
@@ -89,6 +89,7 @@ async function setUpDemo() {
   const { id } = JSON.parse(submitted.body);
   const submitToken = sign("POST", `http://${demoHost}/hello`, body);
   const getToken = sign("GET", `http://${controlHost}/v1/task/${id}`);
+  const keys = localKeys();
   console.log(`
 asyncgate is running: app "demo" on http://${demoHost} → ${origin.url}
 
@@ -103,5 +104,8 @@ Read the task this script just submitted (${id}):
     -H 'Authorization: ${getToken}'
 
 Sign any other request: node scripts/sign.mjs <METHOD> <URL> [body]
+
+The web console, signed in with the local admin keys (they stay in the URL fragment):
+  http://${controlHost}/console#ak=${encodeURIComponent(keys.accessKey)}&sk=${encodeURIComponent(keys.secretKey)}
 `);
 }
