@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS notifications (
   dispatched_ms INTEGER,
   PRIMARY KEY (task_id, kind)
 );
+-- Notifications to send (by when they are due) and sent ones (by when, to find lost messages):
+-- with a receiver down, thousands may wait, and the outbox asks after every commit.
+CREATE INDEX IF NOT EXISTS notifications_unsent ON notifications(eta_ms) WHERE dispatched_ms IS NULL;
+CREATE INDEX IF NOT EXISTS notifications_sent ON notifications(dispatched_ms) WHERE dispatched_ms IS NOT NULL;
 -- Finished tasks by result number: the feed's replay, and retention (seqs are handed out in
 -- finishing order, so the oldest results come first).
 CREATE INDEX IF NOT EXISTS tasks_by_seq ON tasks(seq) WHERE seq IS NOT NULL;
@@ -731,15 +735,24 @@ export class TaskStore {
 
   /** Notifications due and without a message in flight (sent messages older than `staleBeforeMs` count as lost). */
   dueNotifications(nowMs: number, staleBeforeMs: number, limit: number): NotificationRow[] {
-    if (!this.#hasNotifications()) return [];
-    return this.#sql
+    if (!this.#hasNotifications() || limit <= 0) return [];
+    // Each side reads its partial index up to the first row that does not qualify.
+    const unsent = this.#sql
       .exec<NotificationRow>(
-        `SELECT * FROM notifications WHERE eta_ms <= ? AND (dispatched_ms IS NULL OR dispatched_ms < ?) ORDER BY eta_ms LIMIT ?`,
+        "SELECT * FROM notifications INDEXED BY notifications_unsent WHERE dispatched_ms IS NULL AND eta_ms <= ? ORDER BY eta_ms LIMIT ?",
         nowMs,
-        staleBeforeMs,
         limit,
       )
       .toArray();
+    if (unsent.length === limit) return unsent;
+    const lost = this.#sql
+      .exec<NotificationRow>(
+        "SELECT * FROM notifications INDEXED BY notifications_sent WHERE dispatched_ms IS NOT NULL AND dispatched_ms < ? ORDER BY dispatched_ms LIMIT ?",
+        staleBeforeMs,
+        limit - unsent.length,
+      )
+      .toArray();
+    return [...unsent, ...lost];
   }
 
   markNotificationsDispatched(rows: NotificationRow[], nowMs: number): void {
@@ -758,7 +771,9 @@ export class TaskStore {
     if (!this.#hasNotifications()) return null;
     return this.#sql
       .exec<{ next: number | null }>(
-        "SELECT MIN(CASE WHEN dispatched_ms IS NULL THEN eta_ms ELSE dispatched_ms + ? END) AS next FROM notifications",
+        `SELECT MIN(at) AS next FROM (
+           SELECT MIN(eta_ms) AS at FROM notifications INDEXED BY notifications_unsent WHERE dispatched_ms IS NULL
+           UNION ALL SELECT MIN(dispatched_ms) + ? AS at FROM notifications INDEXED BY notifications_sent WHERE dispatched_ms IS NOT NULL)`,
         redispatchAfterMs,
       )
       .one().next;

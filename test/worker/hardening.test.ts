@@ -259,6 +259,35 @@ describe("bounded reads", () => {
     expect(result.left).toEqual([1, 6, 7]);
   });
 
+  it("with thousands of notifications waiting (a receiver down), the outbox and the alarm read a few of them, not the table", async () => {
+    const app = uniqueApp("ntfscan");
+    await createApp(app);
+    const result = await sql(app)((storage) => {
+      const meter = metered(storage);
+      const store = new TaskStore(meter.sql);
+      const now = Date.now();
+      for (let i = 0; i < 2000; i++) store.addNotification(newTaskId(1, now + i), "notify", "https://example.com/n", now + 60_000 + i);
+      // Two due now, one sent long ago (its message lost), one sent just now.
+      store.addNotification("due-1", "callback", "https://example.com/c", now - 10);
+      store.addNotification("due-2", "callback", "https://example.com/c", now - 5);
+      store.addNotification("lost", "callback", "https://example.com/c", now - 100_000);
+      store.addNotification("sent", "callback", "https://example.com/c", now - 100);
+      storage.exec("UPDATE notifications SET dispatched_ms = ? WHERE task_id = 'lost'", now - 90_000);
+      storage.exec("UPDATE notifications SET dispatched_ms = ? WHERE task_id = 'sent'", now - 1_000);
+      meter.reset();
+      const due = store.dueNotifications(now, now - 30_000, 100).map((row) => row.task_id);
+      const dueReads = meter.rowsRead();
+      meter.reset();
+      const wake = store.nextNotificationWakeMs(30_000);
+      return { due, dueReads, wake, wakeReads: meter.rowsRead(), now };
+    });
+    expect(result.due).toEqual(["due-1", "due-2", "lost"]);
+    expect(result.dueReads).toBeLessThanOrEqual(10);
+    // The earliest: due-1's eta (the lost one's re-send time, 90 s ago + 30 s, is earlier still).
+    expect(result.wake).toBe(result.now - 60_000);
+    expect(result.wakeReads).toBeLessThanOrEqual(6);
+  });
+
   it("a store from before the per-state indexes is migrated: the old indexes dropped, the new ones built, counts intact", async () => {
     const app = uniqueApp("migrate");
     await createApp(app);
