@@ -137,12 +137,21 @@ export class StateMachine {
     const task = config ? store.get(taskId) : null;
     if (!config || !task) return { applied: false, state: null };
     if (task.state !== 1 || task.attempts !== attempt) return { applied: false, state: task.state };
+    const state = this.#recordAttempt(config, task, result, now);
+    // In memory (circuit, statistics) only once the writes went through: an operation that throws
+    // is undone, and tried again without its body, without being counted twice.
     this.#host.attemptEnded(
       signalOf(result.kind === "response" ? { status: result.status } : { error: result.error }),
       result.kind === "response" ? `HTTP ${result.status}` : result.error,
       now - this.#attemptStartedMs(task, config),
       now,
     );
+    return { applied: true, state };
+  }
+
+  /** The running attempt's result, written with the transition it causes; the task's new state. */
+  #recordAttempt(config: AppConfig, task: TaskRow, result: AttemptResult, now: number): TaskState {
+    const taskId = task.id;
     if (result.kind === "response") {
       const success = result.status >= 200 && result.status <= 299;
       const room = responseBodyRoom(task, JSON.stringify(result.header));
@@ -150,18 +159,18 @@ export class StateMachine {
       const record: AttemptRecord = { atMs: now, outcome: kept, error: null, retryReason: success ? null : `HTTP ${result.status}` };
       if (success) {
         this.end(taskId, 1, 10, now, undefined, record);
-        return { applied: true, state: 10 };
+        return 10;
       }
       if (isFinalFailure(config, result.status, result.header)) {
         this.end(taskId, 1, 11, now, undefined, record);
-        return { applied: true, state: 11 };
+        return 11;
       }
       const wait = retryAfterMs(result.status, result.header, now, config.retry.max_backoff * 1000);
       if (wait !== null) this.#host.hold(now + wait);
-      return { applied: true, state: this.#retryOrFail(task, now, record, wait === null ? 0 : now + wait) };
+      return this.#retryOrFail(task, now, record, wait === null ? 0 : now + wait);
     }
     const record: AttemptRecord = { atMs: now, outcome: null, error: result.error, retryReason: `${result.error}: ${result.detail}`.slice(0, 200) };
-    return { applied: true, state: this.#retryOrFail(task, now, record) };
+    return this.#retryOrFail(task, now, record);
   }
 
   /**

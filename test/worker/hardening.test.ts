@@ -499,6 +499,9 @@ describe("group commit isolation", () => {
     expect(await stub.finish(id, 1, { kind: "response", status: 201, header: { "X-A": ["1"] }, body: new Uint8Array(10) })).toEqual({ applied: true, state: 10 });
     const task = await getTask(id);
     expect(task).toMatchObject({ state: 10, attempts: 1, response: { status_code: 201, body: "" } });
+    // Written once in the end: the statistics count the attempt once.
+    const stats = (await (await call(`${CONTROL}/v1/apps/${app}/stats`)).json()) as { last_hour: { attempts: number; successes: number } };
+    expect(stats.last_hour).toEqual({ attempts: 1, successes: 1 });
   });
 });
 
