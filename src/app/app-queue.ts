@@ -26,7 +26,7 @@ import { checkAt } from "./heartbeat";
 import { StateMachine } from "./state-machine";
 import { AppStats } from "./stats";
 import { Subscribers } from "./subscribers";
-import { TaskStore, toRecord, type NotificationKind, type ReadMeter } from "./task-store";
+import { TaskStore, toRecord, type ReadMeter } from "./task-store";
 import { errorBody, fail, ok, outcomeOf, type Outcome } from "../http/errors";
 import type { Permission } from "../auth/access-keys";
 import { ADMIN, type Caller, type Principal } from "../auth/authenticate";
@@ -772,39 +772,19 @@ export class AppQueue extends DurableObject<Env> {
 
   // ---- notifications ---------------------------------------------------------------
 
-  /** Starts one POST of a finished task's record; null when there is nothing (more) to send or it is not due. */
-  async beginNotification(taskId: string, kind: NotificationKind): Promise<NotificationDelivery | null> {
-    return (await this.#beginNotifications([{ taskId, kind }]))[0] ?? null;
-  }
-
-  /** Ends a notification attempt: delivered, or retried with backoff until NOTIFY_RETRY is spent. */
-  async finishNotification(taskId: string, kind: NotificationKind, attempt: number, delivered: boolean, detail: string): Promise<void> {
-    const [stored] = await this.#finishNotifications([{ taskId, kind, attempt, delivered, detail }]);
-    if (!stored) throw new Error(`the end of notification ${kind} of ${taskId} could not be stored`);
-  }
-
   /**
-   * Starts several notification attempts in one RPC, in one group commit; null for each that is
-   * not due (or gone). One that cannot be stored answers null alone: its row keeps its message
-   * mark, and the outbox sends it again once that message counts as lost.
+   * Starts several notification attempts (POSTs of a finished task's record) in one RPC, in one
+   * group commit; null for each that is not due (or gone). One that cannot be stored answers
+   * null alone: its row keeps its message mark, and the outbox sends it again once that message
+   * counts as lost.
    */
-  beginNotifications(refs: NotificationRef[]): Promise<(NotificationDelivery | null)[]> {
-    return this.#beginNotifications(refs);
-  }
-
-  /** Ends several notification attempts in one RPC, in one group commit; false for each that could not be stored. */
-  finishNotifications(reports: NotificationReport[]): Promise<boolean[]> {
-    return this.#finishNotifications(reports);
-  }
-
-  async #beginNotifications(refs: NotificationRef[]): Promise<(NotificationDelivery | null)[]> {
+  async beginNotifications(refs: NotificationRef[]): Promise<(NotificationDelivery | null)[]> {
     const config = this.#config;
     const identity = this.#identity;
     if (!config || !identity) return refs.map(() => null);
+    const signingSecrets = signingSecretsOf(identity, Date.now());
     const settled = await Promise.allSettled(
-      refs.map(({ taskId, kind }) =>
-        this.#group.run(() => beginNotification(this.#store, config, signingSecretsOf(identity, Date.now()), taskId, kind, Date.now())),
-      ),
+      refs.map(({ taskId, kind }) => this.#group.run(() => beginNotification(this.#store, config, signingSecrets, taskId, kind, Date.now()))),
     );
     const begun = settled.map((outcome) => (outcome.status === "fulfilled" ? outcome.value : null));
     const leases = begun.filter((item) => item !== null).map((item) => item.leaseUntilMs);
@@ -812,7 +792,11 @@ export class AppQueue extends DurableObject<Env> {
     return begun.map((item) => item?.delivery ?? null);
   }
 
-  async #finishNotifications(reports: NotificationReport[]): Promise<boolean[]> {
+  /**
+   * Ends several notification attempts (delivered, or retried with backoff until NOTIFY_RETRY is
+   * spent) in one RPC, in one group commit; false for each that could not be stored.
+   */
+  async finishNotifications(reports: NotificationReport[]): Promise<boolean[]> {
     if (!this.#config) return reports.map(() => true); // the app is gone, and its notifications with it
     const settled = await Promise.allSettled(
       reports.map(({ taskId, kind, attempt, delivered, detail }) =>
