@@ -96,13 +96,13 @@ export interface TaskPage {
   cursor: string | null;
 }
 
-/** What `GET /v1/tasks` asks for, as id bounds (see shared/task-id.ts `idAt`). */
+/** What `GET /v1/tasks` asks for, as id bounds (see shared/task-id.ts `timePrefix`). */
 export interface TaskQuery {
   state: TaskState | null;
   limit: number;
-  /** Only ids below this: the cursor, or the first id of `created_before`. */
+  /** Only ids below this: the cursor, or the time prefix of `created_before`. */
   below: string | null;
-  /** Only ids from this on: the first id of `created_after`. */
+  /** Only ids from this on: the time prefix of `created_after`. */
   from: string | null;
 }
 

@@ -5,6 +5,7 @@
  * object's input gate keeps other events out while they run.
  */
 import { bytesToBase64 } from "../shared/encoding";
+import { createdMsOf, timePrefix } from "../shared/task-id";
 import type { RedriveCriteria } from "./bulk";
 import type { HeaderMap, RecordedRequest, TaskRecord, TaskState } from "../shared/types";
 
@@ -202,9 +203,6 @@ const blob = (bytes: Uint8Array): ArrayBuffer => bytes.slice().buffer as ArrayBu
 
 const nanos = (ms: number) => ms * 1_000_000;
 
-/** Task ids start with their creation time in ms as 12 hex digits (shared/task-id.ts). */
-const createdMsOf = (id: string) => Number.parseInt(id.slice(0, 12), 16);
-const idPrefixOf = (ms: number) => ms.toString(16).padStart(12, "0");
 const maxString = (a: string, b: string) => (a > b ? a : b);
 
 /**
@@ -213,8 +211,8 @@ const maxString = (a: string, b: string) => (a > b ? a : b);
  */
 const FAILED_MATCHING = "state = 11 AND id > ?1 AND id < ?2 AND (?3 IS NULL OR response_status = ?3)";
 const failedMatchingBindings = (criteria: RedriveCriteria, cursor: string): SqlStorageValue[] => [
-  criteria.sinceMs === null ? cursor : maxString(cursor, idPrefixOf(criteria.sinceMs)),
-  idPrefixOf(criteria.untilMs),
+  criteria.sinceMs === null ? cursor : maxString(cursor, timePrefix(criteria.sinceMs)),
+  timePrefix(criteria.untilMs),
   criteria.statusCode,
 ];
 
@@ -544,7 +542,7 @@ export class TaskStore {
       .exec<{ id: string; dispatched_ms: number | null }>(
         "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_waiting WHERE state = 0 AND id > ? AND id < ? ORDER BY id LIMIT ?) RETURNING id, dispatched_ms",
         cursor,
-        idPrefixOf(untilMs),
+        timePrefix(untilMs),
         limit,
       )
       .toArray();
@@ -588,7 +586,7 @@ export class TaskStore {
            SELECT id, state FROM tasks INDEXED BY tasks_waiting WHERE state = 0 AND id < ?1
            UNION ALL SELECT id, state FROM tasks INDEXED BY tasks_running WHERE state = 1 AND id < ?1)
          ORDER BY id LIMIT ?2`,
-        idPrefixOf(beforeMs),
+        timePrefix(beforeMs),
         limit,
       )
       .toArray();

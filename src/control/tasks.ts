@@ -7,7 +7,7 @@ import type { Caller } from "../auth/authenticate";
 import { badRequest, jsonResponse, notFound, unwrap } from "../http/errors";
 import { APP_NAME } from "../hosts";
 import { appNameOf, appQueue } from "../shared/stubs";
-import { appNumberOf, firstIdAt } from "../shared/task-id";
+import { appNumberOf, timePrefix } from "../shared/task-id";
 import type { TaskState } from "../shared/types";
 
 const noSuchTask = (id: string) => notFound("task_not_found", `no such task: ${id}`);
@@ -57,9 +57,9 @@ export async function listTasks(request: IRequest, context: ControlContext): Pro
   const createdAfter = unixSeconds(queryParam(request.query, "created_after"), "created_after");
   const createdBefore = unixSeconds(queryParam(request.query, "created_before"), "created_before");
   const caller = await callerFor(context, app, "query");
-  const beforeId = createdBefore === null ? null : firstIdAt(createdBefore * 1000);
+  const beforeId = createdBefore === null ? null : timePrefix(createdBefore * 1000);
   const below = cursor === null ? beforeId : beforeId === null || cursor < beforeId ? cursor : beforeId;
-  const from = createdAfter === null ? null : firstIdAt(createdAfter * 1000);
+  const from = createdAfter === null ? null : timePrefix(createdAfter * 1000);
   const page = unwrap(await appQueue(context.env, app).listTasks(caller, { state: state as TaskState | null, limit, below, from }));
   return jsonResponse(JSON.stringify(page), 200, context.reqId);
 }
