@@ -10,6 +10,7 @@ import { LEASE_GRACE_MS } from "./dispatcher";
 import { signalOf, type AttemptSignal } from "./limits";
 import type { AttemptRecord, TaskRow, TaskStore } from "./task-store";
 import { jitteredBackoffSeconds, mayRetry } from "../delivery/backoff";
+import { headerValues } from "../http/headers";
 import type { AttemptResult, BeginResult, FinishResult, TaskState } from "../shared/types";
 
 /**
@@ -29,7 +30,7 @@ export const NO_RETRY_HEADER = "Asyncgate-No-Retry";
 /** Whether a failed response ends the task at once: a status the app lists, or the origin says so. Pure. */
 export function isFinalFailure(config: AppConfig, status: number, header: Record<string, string[]>): boolean {
   if (config.retry.no_retry_statuses.includes(status)) return true;
-  const value = Object.entries(header).find(([name]) => name.toLowerCase() === NO_RETRY_HEADER.toLowerCase())?.[1]?.[0];
+  const value = headerValues(header, NO_RETRY_HEADER)?.[0];
   return value?.trim().toLowerCase() === "true";
 }
 
@@ -39,7 +40,7 @@ export function isFinalFailure(config: AppConfig, status: number, header: Record
  */
 export function retryAfterMs(status: number, header: Record<string, string[]>, nowMs: number, maxMs: number): number | null {
   if (status !== 429 && status !== 503) return null;
-  const value = Object.entries(header).find(([name]) => name.toLowerCase() === "retry-after")?.[1]?.[0]?.trim();
+  const value = headerValues(header, "retry-after")?.[0]?.trim();
   if (!value) return null;
   let ms: number;
   if (/^\d+$/.test(value)) ms = Number(value) * 1000;

@@ -1,5 +1,6 @@
 /** How the console shows states, times and bodies. */
 import { decodeBody, type TaskRecord } from "../client/index";
+import { headerValues } from "../http/headers";
 import { h, type Child } from "./dom";
 
 export const STATE_NAMES: Record<number, string> = { 0: "waiting", 1: "doing", 10: "success", 11: "failed" };
@@ -23,8 +24,7 @@ export const ms = (value: number | null | undefined): string => (value === null 
 /** Submission to final outcome, in ms, when the task has finished. */
 export const latencyMs = (task: TaskRecord): number | null => (task.exec_at && task.state >= 10 ? (task.exec_at - task.created_at) / 1e6 : null);
 
-const header = (headers: Record<string, string[]>, name: string): string =>
-  Object.entries(headers).find(([key]) => key.toLowerCase() === name)?.[1]?.join(", ") ?? "";
+const header = (headers: Record<string, string[]>, name: string): string => headerValues(headers, name)?.join(", ") ?? "";
 
 /** A body as JSON (pretty-printed), text, or hex with a download link for anything else. */
 export function renderBody(base64: string, headers: Record<string, string[]>, fileName: string): Child {

@@ -26,6 +26,12 @@ export function canonicalHeaderName(name: string): string {
     .join("-");
 }
 
+/** The values of header `name` (any case) in a header map; undefined when it has none. */
+export function headerValues(map: HeaderMap, name: string): string[] | undefined {
+  const lowerName = name.toLowerCase();
+  return Object.entries(map).find(([key]) => key.toLowerCase() === lowerName)?.[1];
+}
+
 /** Which origin response headers are kept in the task record. */
 export const isEndToEndHeader = (lowerName: string): boolean => !HOP_BY_HOP.has(lowerName);
 
