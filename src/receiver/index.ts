@@ -1,7 +1,7 @@
 /**
  * Verifying asyncgate's deliveries and notifications at the origin: the Standard Webhooks
- * scheme (https://www.standardwebhooks.com), dependency-free (the shared encodings are bundled
- * in), Web Crypto only, so the same code runs in Node ≥ 20, Workers and browsers.
+ * scheme (https://www.standardwebhooks.com), dependency-free (the shared encodings and HMAC are
+ * bundled in), Web Crypto only, so the same code runs in Node ≥ 20, Workers and browsers.
  *
  *   webhook-id: <task id>
  *   webhook-timestamp: <unix seconds>
@@ -15,6 +15,7 @@
  *   await receiver.verify({ body: rawBody, headers: request.headers }); // or throws
  */
 import { base64ToBytes, bytesToBase64, concatBytes, timingSafeEqual } from "../shared/encoding";
+import { hmacWithKey } from "../shared/hmac";
 
 export type WebhookVerificationErrorCode = "missing_headers" | "invalid_timestamp" | "timestamp_out_of_tolerance" | "invalid_signature";
 
@@ -67,24 +68,10 @@ export function secretKeyBytes(secret: string): Uint8Array {
   }
 }
 
-/** Imported keys by secret: importing costs about as much as signing, and one secret signs every delivery of an app. */
-const signingKeys = new Map<string, Promise<CryptoKey>>();
-
-function signingKey(secret: string): Promise<CryptoKey> {
-  let key = signingKeys.get(secret);
-  if (!key) {
-    if (signingKeys.size >= 100) signingKeys.clear();
-    key = crypto.subtle.importKey("raw", secretKeyBytes(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-    signingKeys.set(secret, key);
-  }
-  return key;
-}
-
 /** `v1,<base64>` for `id`, `timestamp` and `body` under `secret`: what the gateway sends. */
 export async function webhookSignature(secret: string, id: string, timestamp: number, body: Uint8Array): Promise<string> {
-  const key = await signingKey(secret);
   const content = concatBytes(encoder.encode(`${id}.${timestamp}.`), body);
-  return `v1,${bytesToBase64(new Uint8Array(await crypto.subtle.sign("HMAC", key, content)))}`;
+  return `v1,${bytesToBase64(await hmacWithKey("SHA-256", `whsec:${secret}`, () => secretKeyBytes(secret), content))}`;
 }
 
 export class Receiver {

@@ -2,18 +2,29 @@
 const encoder = new TextEncoder();
 const keys = new Map<string, Promise<CryptoKey>>();
 
-function hmacKey(hash: "SHA-1" | "SHA-256", secret: string): Promise<CryptoKey> {
-  const cacheKey = `${hash}:${secret}`;
-  let key = keys.get(cacheKey);
+type Hash = "SHA-1" | "SHA-256";
+
+function hmacKey(hash: Hash, cacheKey: string, keyBytes: () => Uint8Array): Promise<CryptoKey> {
+  const cached = `${hash}:${cacheKey}`;
+  let key = keys.get(cached);
   if (!key) {
     if (keys.size > 1000) keys.clear();
-    key = crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash }, false, ["sign"]);
-    keys.set(cacheKey, key);
+    // DOM's lib (the console's build) types Web Crypto's input as ArrayBuffer-backed, which ours always is.
+    key = crypto.subtle.importKey("raw", keyBytes() as Uint8Array<ArrayBuffer>, { name: "HMAC", hash }, false, ["sign"]);
+    keys.set(cached, key);
   }
   return key;
 }
 
-export async function hmac(hash: "SHA-1" | "SHA-256", secret: string, data: Uint8Array): Promise<Uint8Array> {
-  // DOM's lib (the console's build) types Web Crypto's input as ArrayBuffer-backed, which ours always is.
-  return new Uint8Array(await crypto.subtle.sign("HMAC", await hmacKey(hash, secret), data as Uint8Array<ArrayBuffer>));
+/**
+ * HMAC of `data` under a key made from bytes, cached by `cacheKey`: a name the key's bytes are
+ * always derived from the same way (so two ways of reading one secret need two names).
+ */
+export async function hmacWithKey(hash: Hash, cacheKey: string, keyBytes: () => Uint8Array, data: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.sign("HMAC", await hmacKey(hash, cacheKey, keyBytes), data as Uint8Array<ArrayBuffer>));
+}
+
+/** HMAC of `data` under `secret` as UTF-8 (the access-key schemes and `Asyncgate-Signature`). */
+export function hmac(hash: Hash, secret: string, data: Uint8Array): Promise<Uint8Array> {
+  return hmacWithKey(hash, `utf8:${secret}`, () => encoder.encode(secret), data);
 }
