@@ -41,3 +41,6 @@ export function replace(parent: Element, ...children: Child[]): void {
 export function field(text: string, control: HTMLElement): HTMLLabelElement {
   return h("label", {}, text, control);
 }
+
+/** A term and its description, for a `<dl>`. */
+export const kv = (label: string, value: Node | string | number): HTMLElement[] => [h("dt", {}, label), h("dd", {}, value)];

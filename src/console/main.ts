@@ -18,6 +18,8 @@ export interface Page {
   notify(message: string, kind?: "info" | "error"): void;
   /** Shows an error; refused keys sign out. */
   fail(error: unknown): void;
+  /** `run` as a handler whose error is shown with `fail`, unless the view was left meanwhile. */
+  guard(run: () => Promise<unknown>): () => Promise<void>;
   /** Breadcrumbs after the brand: [label, href] pairs, the last one the current view. */
   crumbs(...parts: [string, string?][]): void;
   /** Runs when the view is left (timers, the live feed). */
@@ -73,11 +75,22 @@ function route(): void {
   const keys = storedKeys();
   if (!keys) return signOut();
   replace(who, h("span", { class: "mono", title: "access key" }, keys.accessKey), h("button", { type: "button", onclick: () => signOut() }, "Sign out"));
+  let left = false;
+  leaving.push(() => (left = true));
+  const fail = (error: unknown) =>
+    isKeyRefused(error) ? signOut(`Signed out: the gateway refused these keys (${describe(error)})`) : notify(describe(error), "error");
   const page: Page = {
     client: clientFor(keys),
     keys,
     notify,
-    fail: (error) => (isKeyRefused(error) ? signOut(`Signed out: the gateway refused these keys (${describe(error)})`) : notify(describe(error), "error")),
+    fail,
+    guard: (run) => async () => {
+      try {
+        await run();
+      } catch (error) {
+        if (!left) fail(error); // left the view: nothing to tell
+      }
+    },
     crumbs: (...parts) => replace(crumbs, parts.map(([label, href]): Child => h("span", {}, href ? h("a", { href }, label) : label))),
     onLeave: (stop) => leaving.push(stop),
   };

@@ -3,7 +3,7 @@
  * latency sparkline, and its tasks (filter by state and time, cursor paging) updated from the feed.
  */
 import type { AppDetails, ListTasksOptions, TaskRecord, TaskResult } from "../../client/index";
-import { field, h, replace, svg } from "../dom";
+import { field, h, kv, replace, svg } from "../dom";
 import { STATE_NAMES, age, latencyMs, ms, nanosTime, stateBadge } from "../format";
 import type { Page } from "../main";
 
@@ -42,13 +42,6 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
   let filter: Filter = { state: undefined, createdAfter: undefined, createdBefore: undefined };
   let cursorPages: AsyncIterator<TaskRecord> | null = null;
 
-  const guard = (run: () => Promise<unknown>) => async () => {
-    try {
-      await run();
-    } catch (error) {
-      if (!stop.signal.aborted) page.fail(error); // left the view: nothing to tell
-    }
-  };
 
   // ---- the app's settings and state ---------------------------------------------------
   const loadApp = async () => {
@@ -66,15 +59,15 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
     replace(
       actions,
       app.state === "Active"
-        ? h("button", { type: "button", onclick: guard(async () => (await page.client.apps.pause(name), page.notify(`${name} paused`), await loadApp())) }, "Pause")
-        : h("button", { type: "button", onclick: guard(async () => (await page.client.apps.resume(name), page.notify(`${name} resumed`), await loadApp())) }, "Resume"),
-      h("button", { type: "button", onclick: guard(redrive) }, "Redrive failed…"),
+        ? h("button", { type: "button", onclick: page.guard(async () => (await page.client.apps.pause(name), page.notify(`${name} paused`), await loadApp())) }, "Pause")
+        : h("button", { type: "button", onclick: page.guard(async () => (await page.client.apps.resume(name), page.notify(`${name} resumed`), await loadApp())) }, "Resume"),
+      h("button", { type: "button", onclick: page.guard(redrive) }, "Redrive failed…"),
       h(
         "button",
         {
           type: "button",
           class: "danger",
-          onclick: guard(async () => {
+          onclick: page.guard(async () => {
             if (!confirm(`Delete ${name} and all its tasks? This cannot be undone.`)) return;
             await page.client.apps.delete(name);
             page.notify(`${name} deleted`);
@@ -114,7 +107,7 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
           "aria-label": "Edit app",
           onsubmit: (event) => {
             event.preventDefault();
-            void guard(async () => {
+            void page.guard(async () => {
               const url = notifyUrl.value.trim();
               await page.client.apps.update(name, {
                 origin: origin.value,
@@ -172,8 +165,8 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
       h(
         "td",
         {},
-        task.state === 11 && h("button", { type: "button", "aria-label": `Retry ${task.id}`, onclick: guard(() => retryTask(task.id)) }, "Retry"),
-        task.state === 0 && h("button", { type: "button", "aria-label": `Cancel ${task.id}`, onclick: guard(() => cancelTask(task.id)) }, "Cancel"),
+        task.state === 11 && h("button", { type: "button", "aria-label": `Retry ${task.id}`, onclick: page.guard(() => retryTask(task.id)) }, "Retry"),
+        task.state === 0 && h("button", { type: "button", "aria-label": `Cancel ${task.id}`, onclick: page.guard(() => cancelTask(task.id)) }, "Cancel"),
       ),
     );
 
@@ -236,7 +229,7 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
     replace(rows);
     await loadPage();
   };
-  more.addEventListener("click", guard(loadPage));
+  more.addEventListener("click", page.guard(loadPage));
 
   const stateSelect = h(
     "select",
@@ -255,7 +248,7 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
       onsubmit: (event) => {
         event.preventDefault();
         filter = { state: stateSelect.value === "" ? undefined : Number(stateSelect.value), createdAfter: seconds(after), createdBefore: seconds(before) };
-        void guard(loadTasks)();
+        void page.guard(loadTasks)();
       },
     },
     field("State", stateSelect),
@@ -342,14 +335,12 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
     editCard,
   );
 
-  void guard(async () => {
+  void page.guard(async () => {
     await loadApp();
     // The feed first: a result that lands while the first page loads is not missed.
-    void guard(follow)();
+    void page.guard(follow)();
     await Promise.all([loadCounts(), loadTasks()]);
   })();
   const timer = setInterval(() => document.visibilityState === "visible" && void loadCounts().catch(() => undefined), REFRESH_MS);
   page.onLeave(() => clearInterval(timer));
 }
-
-const kv = (label: string, value: Node | string | number) => [h("dt", {}, label), h("dd", {}, value)];

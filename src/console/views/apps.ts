@@ -22,35 +22,28 @@ export function renderApps(view: HTMLElement, page: Page): void {
   const pager = h("div", { class: "actions" });
   let pageNumber = 1;
 
-  const load = async () => {
-    try {
-      const list = await page.client.apps.list({ page: pageNumber, pageSize: PAGE_SIZE });
-      total.textContent = `${list.total} app${list.total === 1 ? "" : "s"}`;
-      const stats = await Promise.all(list.apps.map((app) => page.client.apps.stats(app.name).then((value) => value as unknown as AppStats, () => null)));
-      replace(rows, list.apps.length ? list.apps.map((app, i) => appRow(app, stats[i] ?? null)) : h("tr", {}, h("td", { colspan: 10, class: "muted" }, "No apps yet: create one below.")));
-      const pages = Math.max(1, Math.ceil(list.total / PAGE_SIZE));
-      replace(
-        pager,
-        pages > 1 && [
-          h("button", { type: "button", disabled: pageNumber <= 1, onclick: () => ((pageNumber -= 1), void load()) }, "Previous"),
-          h("span", {}, `page ${pageNumber} of ${pages}`),
-          h("button", { type: "button", disabled: pageNumber >= pages, onclick: () => ((pageNumber += 1), void load()) }, "Next"),
-        ],
-      );
-    } catch (error) {
-      page.fail(error);
-    }
-  };
+  const load = page.guard(async () => {
+    const list = await page.client.apps.list({ page: pageNumber, pageSize: PAGE_SIZE });
+    total.textContent = `${list.total} app${list.total === 1 ? "" : "s"}`;
+    const stats = await Promise.all(list.apps.map((app) => page.client.apps.stats(app.name).then((value) => value as unknown as AppStats, () => null)));
+    replace(rows, list.apps.length ? list.apps.map((app, i) => appRow(app, stats[i] ?? null)) : h("tr", {}, h("td", { colspan: 10, class: "muted" }, "No apps yet: create one below.")));
+    const pages = Math.max(1, Math.ceil(list.total / PAGE_SIZE));
+    replace(
+      pager,
+      pages > 1 && [
+        h("button", { type: "button", disabled: pageNumber <= 1, onclick: () => ((pageNumber -= 1), void load()) }, "Previous"),
+        h("span", {}, `page ${pageNumber} of ${pages}`),
+        h("button", { type: "button", disabled: pageNumber >= pages, onclick: () => ((pageNumber += 1), void load()) }, "Next"),
+      ],
+    );
+  });
 
-  const act = (label: string, run: () => Promise<unknown>) => async () => {
-    try {
+  const act = (label: string, run: () => Promise<unknown>) =>
+    page.guard(async () => {
       await run();
       page.notify(label);
       await load();
-    } catch (error) {
-      page.fail(error);
-    }
-  };
+    });
 
   const appRow = (app: App, stats: AppStats | null) => {
     const counts = stats?.counts ?? {};
@@ -103,24 +96,20 @@ export function renderApps(view: HTMLElement, page: Page): void {
       "aria-label": "Create an app",
       onsubmit: (event) => {
         event.preventDefault();
-        void (async () => {
-          try {
-            const created = await page.client.apps.create({ name: name.value, origin: origin.value, timeout: Number(timeout.value), retry: { max_attempts: Number(attempts.value) } });
-            replace(
-              secret,
-              h(
-                "div",
-                { class: "card secret", role: "alert" },
-                h("strong", {}, `${created.name} created. `),
-                "Its signing secret is shown this once; your origin verifies deliveries with it: ",
-                h("code", { class: "id" }, created.signing_secret),
-              ),
-            );
-            create.reset();
-            await load();
-          } catch (error) {
-            page.fail(error);
-          }
+        void page.guard(async () => {
+          const created = await page.client.apps.create({ name: name.value, origin: origin.value, timeout: Number(timeout.value), retry: { max_attempts: Number(attempts.value) } });
+          replace(
+            secret,
+            h(
+              "div",
+              { class: "card secret", role: "alert" },
+              h("strong", {}, `${created.name} created. `),
+              "Its signing secret is shown this once; your origin verifies deliveries with it: ",
+              h("code", { class: "id" }, created.signing_secret),
+            ),
+          );
+          create.reset();
+          await load();
         })();
       },
     },

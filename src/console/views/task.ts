@@ -1,6 +1,6 @@
 /** One task: its full id, state, attempts and error, the request as recorded and the origin's response; Retry or Cancel. */
 import type { TaskRecord } from "../../client/index";
-import { h, replace } from "../dom";
+import { h, kv, replace } from "../dom";
 import { STATE_NAMES, headerTable, latencyMs, ms, nanosTime, renderBody, stateBadge } from "../format";
 import type { Page } from "../main";
 
@@ -14,14 +14,11 @@ export function renderTask(view: HTMLElement, page: Page, id: string): void {
   let left = false;
   page.onLeave(() => ((left = true), clearTimeout(timer)));
 
-  const act = (label: string, run: () => Promise<TaskRecord>) => async () => {
-    try {
+  const act = (label: string, run: () => Promise<TaskRecord>) =>
+    page.guard(async () => {
       show(await run());
       page.notify(label);
-    } catch (error) {
-      page.fail(error);
-    }
-  };
+    });
 
   const show = (task: TaskRecord) => {
     clearTimeout(timer);
@@ -75,16 +72,10 @@ export function renderTask(view: HTMLElement, page: Page, id: string): void {
     if (task.state < 10 && !left) timer = setTimeout(() => void load(), POLL_MS);
   };
 
-  const load = async () => {
-    try {
-      const task = await page.client.getTask(id);
-      if (!left) show(task);
-    } catch (error) {
-      if (!left) page.fail(error);
-    }
-  };
+  const load = page.guard(async () => {
+    const task = await page.client.getTask(id);
+    if (!left) show(task);
+  });
   replace(view, h("p", { class: "muted" }, "Loading…"));
   void load();
 }
-
-const kv = (label: string, value: Node | string) => [h("dt", {}, label), h("dd", {}, value)];
