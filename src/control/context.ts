@@ -29,3 +29,10 @@ export function positiveInteger(value: string | null, fallback: number, max: num
   }
   return Number(value);
 }
+
+/** An optional unix-seconds query parameter (a time filter); 400 `invalid_<name>` when malformed. */
+export function unixSeconds(value: string | null, name: string): number | null {
+  if (value === null || value === "") return null;
+  if (!/^\d{1,11}$/.test(value)) throw new GatewayError(400, `invalid_${name}`, `${name} must be unix seconds`);
+  return Number(value);
+}

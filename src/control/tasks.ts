@@ -1,6 +1,6 @@
 /** Task records (SPEC §4): read, list, cancel, retry. */
 import type { IRequest } from "itty-router";
-import { positiveInteger, queryParam, type ControlContext } from "./context";
+import { positiveInteger, queryParam, unixSeconds, type ControlContext } from "./context";
 import { callerFor } from "../auth/callers";
 import type { Permission } from "../auth/access-keys";
 import type { Caller } from "../auth/authenticate";
@@ -62,11 +62,4 @@ export async function listTasks(request: IRequest, context: ControlContext): Pro
   const from = createdAfter === null ? null : timePrefix(createdAfter * 1000);
   const page = unwrap(await appQueue(context.env, app).listTasks(caller, { state: state as TaskState | null, limit, below, from }));
   return jsonResponse(JSON.stringify(page), 200, context.reqId);
-}
-
-/** A time filter: unix seconds (tasks created at or after / before it). */
-function unixSeconds(value: string | null, name: string): number | null {
-  if (value === null || value === "") return null;
-  if (!/^\d{1,11}$/.test(value)) throw badRequest(`invalid_${name}`, `${name} must be unix seconds`);
-  return Number(value);
 }
