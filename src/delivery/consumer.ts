@@ -87,10 +87,10 @@ export async function consumeTasks(batch: MessageBatch<unknown>, env: Env): Prom
   const worker = async () => {
     for (let unit = pending.shift(); unit; unit = pending.shift()) {
       try {
-        const calls = callsFor(unit.ref.app);
+        const appCalls = callsFor(unit.ref.app);
         const { reported } = unit.ref.notify
-          ? await runNotification(unit.ref, unit.ref.notify, calls)
-          : await runAttempt({ app: unit.ref.app, id: unit.id }, calls, env);
+          ? await runNotification(unit.ref, unit.ref.notify, appCalls)
+          : await runAttempt({ app: unit.ref.app, id: unit.id }, appCalls, env);
         const done = unit;
         reports.push(reported.then(() => settle(done, false), failed(done)));
       } catch (error) {
