@@ -1,0 +1,67 @@
+// Proves a deploy cannot push the local settings onto a deployed gateway: plain `npm run deploy`
+// refuses, each environment is its own Worker with production settings, and wrangler's own dry run
+// of `--env production` (what `npm run deploy:production` runs) shows them.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+
+const packageJson = JSON.parse(readFileSync("package.json", "utf8")) as { scripts: Record<string, string> };
+const wranglerToml = readFileSync("wrangler.toml", "utf8");
+const outdir = mkdtempSync(join(tmpdir(), "asyncgate-dry-run-"));
+afterAll(() => rmSync(outdir, { recursive: true, force: true }));
+
+/** The `name = "…"` lines of wrangler.toml: the top level's first, then one per environment. */
+function workerNames(): string[] {
+  return [...wranglerToml.matchAll(/^name = "([^"]+)"$/gm)].map((match) => match[1]!);
+}
+
+describe("deploy scripts", () => {
+  it("plain `npm run deploy` refuses without an environment, naming the ones to use", () => {
+    const run = spawnSync(process.execPath, ["scripts/deploy.mjs"], { encoding: "utf8" });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain("npm run deploy:production");
+    expect(run.stderr).not.toContain("at "); // one line, no stack
+  });
+
+  it("every deploy script names an environment of wrangler.toml", () => {
+    const deploys = Object.entries(packageJson.scripts).filter(([name]) => name.startsWith("deploy:"));
+    expect(deploys.map(([name]) => name).sort()).toEqual(["deploy:production", "deploy:staging"]);
+    for (const [name, command] of deploys) {
+      const environment = name.slice("deploy:".length);
+      expect(command).toBe(`node scripts/deploy.mjs ${environment}`);
+      expect(wranglerToml).toContain(`[env.${environment}]`);
+    }
+    expect(Object.values(packageJson.scripts).some((command) => /wrangler deploy(?!.*--env)/.test(command))).toBe(false);
+  });
+
+  it("no environment shares the top-level (local) Worker name", () => {
+    const [local, ...environments] = workerNames();
+    expect(environments).toHaveLength(2);
+    expect(environments).not.toContain(local);
+  });
+
+  it("each environment serves its routes only, requires its secrets and redacts query strings", () => {
+    for (const environment of ["staging", "production"]) {
+      const block = wranglerToml.slice(wranglerToml.indexOf(`[env.${environment}]`)).split(/^\[env\.(?!.*\.)/m)[0]!;
+      expect(block).toMatch(/^workers_dev = false$/m);
+      expect(block).toMatch(/required = \["ADMIN_ACCESS_KEY", "ADMIN_SECRET_KEY", "KEY_ENCRYPTION_SECRET"\]/);
+    }
+    expect(wranglerToml.match(/^redact_query_string = true$/gm)).toHaveLength(3);
+  });
+
+  it("wrangler's dry run of the production environment carries production settings, not local ones", () => {
+    const run = spawnSync(
+      process.execPath,
+      ["node_modules/wrangler/bin/wrangler.js", "deploy", "-c", "wrangler.toml", "--env", "production", "--dry-run", "--outdir", outdir],
+      { encoding: "utf8", env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" }, timeout: 90_000 },
+    );
+    const output = run.stdout + run.stderr;
+    expect(run.status, output).toBe(0);
+    expect(output).toContain('env.APP_HOST_SUFFIX (".async.example.com")');
+    expect(output).toContain('env.ALLOW_PRIVATE_ORIGINS ("false")');
+    expect(output).toContain('env.REQUIRE_SIGNED_DATE ("true")');
+    expect(output).not.toContain(".async.localhost");
+  }, 90_000);
+});
