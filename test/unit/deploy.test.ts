@@ -6,16 +6,15 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { unstable_readConfig } from "wrangler";
 
 const packageJson = JSON.parse(readFileSync("package.json", "utf8")) as { scripts: Record<string, string> };
-const wranglerToml = readFileSync("wrangler.toml", "utf8");
 const outdir = mkdtempSync(join(tmpdir(), "asyncgate-dry-run-"));
 afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 
-/** The `name = "…"` lines of wrangler.toml: the top level's first, then one per environment. */
-function workerNames(): string[] {
-  return [...wranglerToml.matchAll(/^name = "([^"]+)"$/gm)].map((match) => match[1]!);
-}
+const ENVIRONMENTS = ["staging", "production"];
+/** wrangler.toml as wrangler itself reads it for `environment` (undefined: the top level). */
+const configOf = (environment?: string) => unstable_readConfig({ config: "wrangler.toml", env: environment });
 
 describe("deploy scripts", () => {
   it("plain `npm run deploy` refuses without an environment, naming the ones to use", () => {
@@ -31,24 +30,26 @@ describe("deploy scripts", () => {
     for (const [name, command] of deploys) {
       const environment = name.slice("deploy:".length);
       expect(command).toBe(`node scripts/deploy.mjs ${environment}`);
-      expect(wranglerToml).toContain(`[env.${environment}]`);
+      expect(ENVIRONMENTS).toContain(environment);
     }
     expect(Object.values(packageJson.scripts).some((command) => /wrangler deploy(?!.*--env)/.test(command))).toBe(false);
   });
 
-  it("no environment shares the top-level (local) Worker name", () => {
-    const [local, ...environments] = workerNames();
-    expect(environments).toHaveLength(2);
-    expect(environments).not.toContain(local);
+  it("no environment shares the top-level (local) Worker name, nor another's", () => {
+    const names = [undefined, ...ENVIRONMENTS].map((environment) => configOf(environment).name);
+    expect(new Set(names).size).toBe(3);
+    expect(names[0]).toBe("asyncgate-local");
   });
 
   it("each environment serves its routes only, requires its secrets and redacts query strings", () => {
-    for (const environment of ["staging", "production"]) {
-      const block = wranglerToml.slice(wranglerToml.indexOf(`[env.${environment}]`)).split(/^\[env\.(?!.*\.)/m)[0]!;
-      expect(block).toMatch(/^workers_dev = false$/m);
-      expect(block).toMatch(/required = \["ADMIN_ACCESS_KEY", "ADMIN_SECRET_KEY", "KEY_ENCRYPTION_SECRET"\]/);
+    for (const environment of ENVIRONMENTS) {
+      const config = configOf(environment);
+      expect(config.workers_dev).toBe(false);
+      expect(config.secrets?.required).toEqual(["ADMIN_ACCESS_KEY", "ADMIN_SECRET_KEY", "KEY_ENCRYPTION_SECRET"]);
+      expect(config.observability?.redact_query_string).toBe(true);
+      expect(config.vars["ALLOW_PRIVATE_ORIGINS"]).toBe("false");
     }
-    expect(wranglerToml.match(/^redact_query_string = true$/gm)).toHaveLength(3);
+    expect(configOf().observability?.redact_query_string).toBe(true);
   });
 
   it("wrangler's dry run of the production environment carries production settings, not local ones", () => {
