@@ -20,6 +20,8 @@ export default defineConfig({
         plugins: [
           cloudflareTest(({ inject }) => ({
             wrangler: { configPath: "./wrangler.toml" },
+            // src/index.ts with AppQueue's test-only hooks (test/worker/test-app-queue.ts).
+            main: "./test/worker/entry.ts",
             miniflare: {
               bindings: {
                 ...TEST_KEYS,

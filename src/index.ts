@@ -11,7 +11,7 @@ import { handleFunctionGraph, isFunctionGraphPath } from "./front-doors/function
 import { handleTencentCi, isTencentCiPath } from "./front-doors/tencent-ci";
 import { newReqId } from "./http/context";
 import { renderError } from "./http/errors";
-import { routeHost } from "./hosts";
+import { routeHost } from "./http/hosts";
 import { meters } from "./shared/meters";
 import { handleSubmit } from "./submit/handler";
 import type { TaskMessage } from "./shared/types";

@@ -1,7 +1,8 @@
 /**
  * The app's access keys, in its object's SQLite. Secrets are stored sealed (auth/key-vault)
  * and opened once per object lifetime into memory; revoking a key drops it from both at
- * once, so the very next request with it fails.
+ * once, so the very next request with it fails. Its table is created with the store's
+ * (store/schema.ts).
  */
 import { MAX_KEYS_PER_APP, newAccessKey, newSecretKey, type Permission } from "../auth/access-keys";
 import type { KeyPrincipal } from "../auth/authenticate";
@@ -10,13 +11,6 @@ import { openSecret, sealSecret } from "../auth/key-vault";
 import { fail, ok, type Outcome } from "../http/errors";
 import { log } from "../shared/log";
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS access_keys (
-  access_key TEXT PRIMARY KEY,
-  sealed_secret BLOB NOT NULL,
-  permissions TEXT NOT NULL,
-  created_ms INTEGER NOT NULL
-);`;
 
 interface KeyRow extends Record<string, SqlStorageValue> {
   access_key: string;
@@ -47,7 +41,6 @@ export class AppKeys {
   constructor(sql: SqlStorage, master: string | null) {
     this.#sql = sql;
     this.#master = master;
-    this.#sql.exec(SCHEMA);
   }
 
   async create(app: string, permissions: Permission[], nowMs: number): Promise<Outcome<CreatedKey>> {

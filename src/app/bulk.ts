@@ -4,20 +4,13 @@
  * first batch runs in the request; the alarm runs the rest, one batch per alarm, so any
  * backlog size works and no single turn of the object does unbounded work.
  */
-import type { AppConfig } from "./config";
-import type { TaskStore } from "./task-store";
+import type { AppConfig } from "../config/app-config";
+import type { AppStore, RedriveCriteria } from "./store";
 import { badRequest } from "../http/errors";
 
 /** Tasks touched per batch. */
 export const BULK_BATCH = 500;
 
-export interface RedriveCriteria {
-  /** Created at or after, unix ms. */
-  sinceMs: number | null;
-  /** Created before, unix ms (the request's time when not given: later failures are not redriven). */
-  untilMs: number;
-  statusCode: number | null;
-}
 
 export interface BulkJob {
   kind: "redrive" | "purge";
@@ -64,26 +57,26 @@ export function parsePurge(input: unknown): void {
 }
 
 /** The jobs still to run, kept in the object's SQLite so a restart carries them on. */
-export function pendingJobs(store: TaskStore): BulkJob[] {
-  return JSON.parse(store.getMeta("jobs") ?? "[]") as BulkJob[];
+export function pendingJobs(store: AppStore): BulkJob[] {
+  return JSON.parse(store.meta.get("jobs") ?? "[]") as BulkJob[];
 }
 
 /**
  * Runs one batch of `job` (synchronous SQLite work) and keeps it for the alarm while more may
  * remain. Answers how many tasks it touched.
  */
-export function runJob(store: TaskStore, config: AppConfig, job: BulkJob): number {
+export function runJob(store: AppStore, config: AppConfig, job: BulkJob): number {
   const now = Date.now();
   let touched: string[];
   if (job.kind === "redrive") {
-    touched = store.failedMatching(job.redrive!, job.cursor, BULK_BATCH);
-    for (const id of touched) store.resetForRetry(id, now, config.retry.max_attempts);
+    touched = store.tasks.failedMatching(job.redrive!, job.cursor, BULK_BATCH);
+    for (const id of touched) store.tasks.resetForRetry(id, now, config.retry.max_attempts);
   } else {
-    touched = store.deleteWaiting(job.untilMs, job.cursor, BULK_BATCH);
+    touched = store.tasks.deleteWaiting(job.untilMs, job.cursor, BULK_BATCH);
   }
   const same = (other: BulkJob) => other.kind === job.kind && other.cursor === job.cursor && other.untilMs === job.untilMs;
   const jobs = pendingJobs(store).filter((other) => !same(other));
   if (touched.length === BULK_BATCH) jobs.push({ ...job, cursor: touched[touched.length - 1]! });
-  store.setMeta("jobs", JSON.stringify(jobs));
+  store.meta.set("jobs", JSON.stringify(jobs));
   return touched.length;
 }

@@ -4,7 +4,7 @@
  * closed on its success). The dispatcher keeps their state in SQLite so they hold across
  * restarts; the rules live here, tested with tables.
  */
-import type { CircuitBreaker, RateLimits } from "./config";
+import type { CircuitBreaker, RateLimits } from "../config/app-config";
 
 export interface Bucket {
   tokens: number;

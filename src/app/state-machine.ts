@@ -5,11 +5,11 @@
  * task, and a stale `finish` never counts twice. Synchronous SQLite work only: it runs
  * inside the object's group commit.
  */
-import type { AppConfig } from "./config";
-import { LEASE_GRACE_MS } from "./dispatcher";
+import type { AppConfig } from "../config/app-config";
+import { LEASE_GRACE_MS } from "./outbox";
 import { signalOf, type AttemptSignal } from "./limits";
-import type { AttemptRecord, TaskRow, TaskStore } from "./task-store";
-import { jitteredBackoffSeconds, mayRetry } from "../delivery/backoff";
+import type { AppStore, AttemptRecord, TaskRow } from "./store";
+import { jitteredBackoffSeconds, mayRetry } from "../config/retry-policy";
 import { headerValues } from "../http/headers";
 import type { AttemptResult, BeginResult, FinishResult, TaskState } from "../shared/types";
 
@@ -54,7 +54,7 @@ export function retryAfterMs(status: number, header: Record<string, string[]>, n
 
 /** What the machine needs from the object that runs it. */
 export interface MachineHost {
-  store(): TaskStore;
+  store(): AppStore;
   config(): AppConfig | null;
   /** The secrets that sign deliveries now (the current one first); null when the object is no app. */
   signingSecrets(): string[] | null;
@@ -81,7 +81,7 @@ export class StateMachine {
   begin(taskId: string, now: number): BeginResult {
     const config = this.#host.config();
     const signingSecrets = this.#host.signingSecrets();
-    const store = this.#host.store();
+    const { tasks: store, notifications } = this.#host.store();
     if (!config || signingSecrets === null) return { run: false, reason: "app_not_found" };
     let task = store.get(taskId);
     if (!task) return { run: false, reason: "task_not_found" };
@@ -134,7 +134,7 @@ export class StateMachine {
   /** Records attempt `attempt`'s result; ignored unless that attempt is the one running. */
   finishAttempt(taskId: string, attempt: number, result: AttemptResult, now: number): FinishResult {
     const config = this.#host.config();
-    const store = this.#host.store();
+    const { tasks: store, notifications } = this.#host.store();
     const task = config ? store.get(taskId) : null;
     if (!config || !task) return { applied: false, state: null };
     if (task.state !== 1 || task.attempts !== attempt) return { applied: false, state: task.state };
@@ -180,15 +180,15 @@ export class StateMachine {
    */
   end(taskId: string, from: TaskState, state: 10 | 11, now: number, error?: string, attempt?: AttemptRecord): void {
     const config = this.#host.config()!;
-    const store = this.#host.store();
+    const { tasks: store, notifications } = this.#host.store();
     const seq = store.markFinished(taskId, from, state, now, error, attempt);
     const task = store.get(taskId);
     if (!task) return;
     this.#host.announce(task, seq);
     this.#host.taskFinished(now - task.created_ms);
-    if (task.callback) store.addNotification(taskId, "callback", task.callback, now);
+    if (task.callback) notifications.add(taskId, "callback", task.callback, now);
     if (config.notify.state === "On" && config.notify.url && config.notify.events.includes("TaskFinish")) {
-      store.addNotification(taskId, "notify", config.notify.url, now);
+      notifications.add(taskId, "notify", config.notify.url, now);
     }
   }
 
@@ -210,7 +210,7 @@ export class StateMachine {
     const policy = task.max_attempts === null ? config.retry : { ...config.retry, max_attempts: task.max_attempts };
     if (mayRetry(policy, task.attempts, task.first_attempt_ms ?? now, now)) {
       const backoffAt = now + Math.round(jitteredBackoffSeconds(policy, task.attempts) * 1000);
-      this.#host.store().markWaiting(task.id, Math.max(backoffAt, notBeforeMs), attempt);
+      this.#host.store().tasks.markWaiting(task.id, Math.max(backoffAt, notBeforeMs), attempt);
       return 0;
     }
     this.end(task.id, 1, 11, now, undefined, attempt);

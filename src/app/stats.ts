@@ -5,6 +5,9 @@
  * the last hour. Kept in the object's memory and written to SQLite at most every 10 s, so
  * an eviction loses at most that much.
  */
+import type { AppConfig } from "../config/app-config";
+import type { DeliveryState } from "./contract";
+import type { TaskStore } from "./store";
 
 /** Bucket i holds values in [GROWTH^i, GROWTH^(i+1)) ms; the last one everything beyond ~7 h. */
 const GROWTH = 1.1;
@@ -105,4 +108,23 @@ export class AppStats {
     this.#savedAt = nowMs;
     return JSON.stringify(this.#state);
   }
+}
+
+/** `GET /v1/apps/<name>/stats`, from the counters, the statistics and one seek for the oldest waiting task. */
+export function statsReport(config: AppConfig, tasks: TaskStore, stats: AppStats, delivery: DeliveryState, now: number): Record<string, unknown> {
+  const { resends, ...counts } = tasks.counts();
+  const oldest = tasks.oldestWaitingCreatedMs();
+  return {
+    app: config.name,
+    counts,
+    oldest_waiting_age: oldest === null ? null : Math.max(0, Math.round((now - oldest) / 1000)),
+    last_minute: stats.recent(now, 1),
+    last_hour: stats.recent(now, 60),
+    latency_ms: stats.latency(),
+    resends,
+    in_flight: tasks.inFlight(),
+    rate_limits: config.rate_limits,
+    circuit_breaker: config.circuit_breaker,
+    delivery,
+  };
 }

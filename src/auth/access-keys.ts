@@ -3,7 +3,7 @@
  * app — `<app>.<24 hex>` — so the Worker knows which app's object holds its secret
  * without asking anyone: verifying a key costs no call to a global object. Pure.
  */
-import { APP_NAME } from "../hosts";
+import { APP_NAME } from "../http/hosts";
 import { bytesToBase64, randomHex, toUrlSafeBase64 } from "../shared/encoding";
 
 export const PERMISSIONS = ["submit", "query", "subscribe", "manage"] as const;

@@ -11,7 +11,7 @@
 import { AsyncgateError } from "./errors";
 import { subscription, type SubscribeOptions, type TaskResult } from "./subscription";
 import { connectToTransport, fetchTransport, type Transport } from "./transport";
-import type { AppConfig } from "../app/config";
+import type { AppConfig } from "../config/app-config";
 import { formatQiniuDate, qiniuAuthorization } from "../auth/qiniu";
 import { signUrl } from "../auth/url-token";
 import { base64ToBytes } from "../shared/encoding";
@@ -21,7 +21,7 @@ export { AsyncgateError } from "./errors";
 export type { SubscribeOptions, TaskResult } from "./subscription";
 export { TaskState } from "../shared/types";
 export type { TaskRecord } from "../shared/types";
-export type { AppConfig } from "../app/config";
+export type { AppConfig } from "../config/app-config";
 
 /** An app as the control API shows it: its config and its app host. */
 export type App = AppConfig & { host: string };

@@ -1,15 +1,16 @@
 /** App entries (SPEC §7): create, read, list, update, delete. */
 import type { IRequest } from "itty-router";
 import { positiveInteger, queryParam, type ControlContext } from "./context";
-import { callerFor, verifiedPrincipal, type CallerContext } from "../auth/callers";
-import { createConfig, type AppConfig, type AppState, type ConfigRules } from "../app/config";
+import { callerFor, verifiedPrincipal, type CallerContext } from "./callers";
+import { createConfig, type AppConfig, type AppState } from "../config/app-config";
+import type { ConfigRules } from "../config/rules";
 import { authorize } from "../auth/authenticate";
 import { parseJson } from "../http/body";
 import { badRequest, jsonResponse, notFound, unwrap } from "../http/errors";
-import { newSigningSecret } from "../delivery/signature";
-import { APP_NAME } from "../hosts";
+import { newSigningSecret } from "../app/signing-secrets";
+import { APP_NAME } from "../http/hosts";
 import type { AppListPage, RegisteredApp } from "../registry/app-registry";
-import { appQueue, registry } from "../shared/stubs";
+import { appQueue, registry } from "../app/stubs";
 
 const view = (config: AppConfig, env: Env) => ({ ...config, host: `${config.name}${env.APP_HOST_SUFFIX}` });
 

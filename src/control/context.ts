@@ -1,6 +1,6 @@
 /** What every control-API handler receives besides the request, and how it checks the caller. */
 import type { Caller } from "../auth/authenticate";
-import type { ConfigRules } from "../app/config";
+import type { ConfigRules } from "../config/rules";
 import { GatewayError } from "../http/errors";
 
 export interface ControlContext {

@@ -2,11 +2,11 @@
 import type { IRequest } from "itty-router";
 import { appName } from "./apps";
 import { type ControlContext } from "./context";
-import { callerFor } from "../auth/callers";
+import { callerFor } from "./callers";
 import { parsePermissions } from "../auth/access-keys";
 import { parseJson } from "../http/body";
 import { badRequest, jsonResponse, notFound, unwrap } from "../http/errors";
-import { appQueue } from "../shared/stubs";
+import { appQueue } from "../app/stubs";
 
 export async function createKey(request: IRequest, context: ControlContext): Promise<Response> {
   const name = appName(request);

@@ -7,11 +7,11 @@
 import type { IRequest } from "itty-router";
 import { queryParam, type ControlContext } from "./context";
 import { parseAppIds } from "./apps";
-import { verifiedPrincipal } from "../auth/callers";
+import { verifiedPrincipal } from "./callers";
 import { authorize } from "../auth/authenticate";
 import { jsonResponse } from "../http/errors";
 import { snapshot, sumSnapshots } from "../shared/meters";
-import { appQueue } from "../shared/stubs";
+import { appQueue } from "../app/stubs";
 
 export async function getMeters(request: IRequest, context: ControlContext): Promise<Response> {
   authorize(await verifiedPrincipal(context), "manage", null);

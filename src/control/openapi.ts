@@ -4,7 +4,7 @@
  * doors), its schemas and its error codes. The app config schema is checked against the
  * config validation (app/config.ts) by test/unit/openapi.test.ts, so the two cannot drift.
  */
-import { MAX_BODY_BYTES_LIMIT, MAX_INVOKE_PATH_CHARS, MAX_TIMEOUT_SECONDS, MAX_URL_CHARS } from "../app/config";
+import { MAX_BODY_BYTES_LIMIT, MAX_INVOKE_PATH_CHARS, MAX_TIMEOUT_SECONDS, MAX_URL_CHARS } from "../config/app-config";
 import { MAX_KEYS_PER_APP, PERMISSIONS } from "../auth/access-keys";
 
 type Schema = Record<string, unknown>;

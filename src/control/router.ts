@@ -14,7 +14,7 @@ import { cancelTask, getTask, listTasks, retryTask } from "./tasks";
 import { identifyCaller } from "../auth/authenticate";
 import { readProof } from "../auth/credentials";
 import { readBody } from "../http/body";
-import { configRules } from "../http/context";
+import { configRules } from "../config/rules";
 import { GatewayError, jsonResponse } from "../http/errors";
 
 /** Control requests carry small JSON documents. */

@@ -6,11 +6,11 @@
  */
 import type { IRequest } from "itty-router";
 import { queryParam, type ControlContext } from "./context";
-import { verifiedPrincipal } from "../auth/callers";
+import { verifiedPrincipal } from "./callers";
 import { authorize } from "../auth/authenticate";
 import { GatewayError, badRequest } from "../http/errors";
-import { APP_NAME } from "../hosts";
-import { appQueue } from "../shared/stubs";
+import { APP_NAME } from "../http/hosts";
+import { appQueue } from "../app/stubs";
 
 export const isWebSocketUpgrade = (request: Request) => request.headers.get("upgrade")?.toLowerCase() === "websocket";
 

@@ -1,12 +1,12 @@
 /** Task records (SPEC §4): read, list, cancel, retry. */
 import type { IRequest } from "itty-router";
 import { positiveInteger, queryParam, unixSeconds, type ControlContext } from "./context";
-import { callerFor } from "../auth/callers";
+import { callerFor } from "./callers";
 import type { Permission } from "../auth/access-keys";
 import type { Caller } from "../auth/authenticate";
 import { badRequest, jsonResponse, notFound, unwrap } from "../http/errors";
-import { APP_NAME } from "../hosts";
-import { appNameOf, appQueue } from "../shared/stubs";
+import { APP_NAME } from "../http/hosts";
+import { appNameOf, appQueue } from "../app/stubs";
 import { appNumberOf, timePrefix } from "../shared/task-id";
 import type { TaskState } from "../shared/types";
 

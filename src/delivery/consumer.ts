@@ -6,7 +6,7 @@
 import { BatchedCalls, NotStored, type NotificationCalls, type TaskCalls } from "./app-calls";
 import { postNotification } from "./notify";
 import { replay } from "./replay";
-import { appQueue } from "../shared/stubs";
+import { appQueue } from "../app/stubs";
 import { TASKS_PER_MESSAGE, taskIdsOf, type AttemptResult, type TaskMessage, type TaskState } from "../shared/types";
 import { log } from "../shared/log";
 import { meters } from "../shared/meters";

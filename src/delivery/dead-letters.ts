@@ -8,7 +8,7 @@
 import { isTaskMessage } from "./consumer";
 import { log } from "../shared/log";
 import { meters } from "../shared/meters";
-import { appQueue } from "../shared/stubs";
+import { appQueue } from "../app/stubs";
 import { taskIdsOf } from "../shared/types";
 
 /** Queue names ending so are dead-letter queues (`asyncgate-tasks-dlq`, `asyncgate-tasks-staging-dlq`). */

@@ -3,7 +3,6 @@
  * or the app's notify url, signed like a delivery so the receiver can verify it.
  */
 import { signatureHeaders } from "./signature";
-import { NOTIFY_TIMEOUT_MS } from "../app/app-queue";
 import type { NotificationDelivery } from "../shared/types";
 
 export async function postNotification(
@@ -23,7 +22,7 @@ export async function postNotification(
       },
       body,
       redirect: "manual",
-      signal: AbortSignal.timeout(NOTIFY_TIMEOUT_MS),
+      signal: AbortSignal.timeout(delivery.timeoutMs),
     });
     await response.body?.cancel();
     const delivered = response.status >= 200 && response.status <= 299;

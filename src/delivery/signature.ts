@@ -18,14 +18,6 @@ import { hmac } from "../shared/hmac";
 
 const encoder = new TextEncoder();
 
-/** How long a rotated-out signing secret still signs, beside the new one. */
-export const PREVIOUS_SECRET_GRACE_MS = 24 * 3600 * 1000;
-
-/** A new signing secret: `whsec_` + base64 of 32 random bytes (Standard Webhooks' form). */
-export function newSigningSecret(): string {
-  return `whsec_${bytesToBase64(crypto.getRandomValues(new Uint8Array(32)))}`;
-}
-
 export async function deliverySignature(secrets: string[], taskId: string, timestamp: number, body: Uint8Array): Promise<string> {
   const content = concatBytes(encoder.encode(`${taskId}.${timestamp}.`), body);
   const macs = await Promise.all(secrets.map(async (secret) => `v1=${bytesToHex(await hmac("SHA-256", secret, content))}`));

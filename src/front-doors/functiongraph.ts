@@ -10,15 +10,15 @@
  * with `submit`. Errors take FunctionGraph's shape, `{"error_code": "FSS.0<status>", "error_msg"}`,
  * with the statuses seed 002 lists. The same apps, tasks and keys as the native API.
  */
-import { MAX_BODY_BYTES_LIMIT } from "../app/config";
+import { MAX_BODY_BYTES_LIMIT } from "../config/app-config";
 import { identifyCaller } from "../auth/authenticate";
-import { callerFor } from "../auth/callers";
+import { callerFor } from "../control/callers";
 import { readSdkProof } from "../auth/credentials";
 import { readBody } from "../http/body";
-import { configRules } from "../http/context";
+import { configRules } from "../config/rules";
 import { GatewayError, badRequest, describeError, jsonResponse, notFound, unwrap, type ErrorAnswer } from "../http/errors";
-import { APP_NAME } from "../hosts";
-import { appQueue } from "../shared/stubs";
+import { APP_NAME } from "../http/hosts";
+import { appQueue } from "../app/stubs";
 import { parseSubmitOptions } from "../submit/options";
 import { headerMap } from "../http/headers";
 import { isRecordedHeader } from "../submit/record";

@@ -10,15 +10,15 @@
  * `manage`; answers and errors are Tencent's XML (`<Response>`, `<Error><Code>…`).
  */
 import { XMLBuilder, XMLParser, XMLValidator } from "fast-xml-parser";
-import type { AppConfig } from "../app/config";
+import type { AppConfig } from "../config/app-config";
 import { identifyCaller } from "../auth/authenticate";
 import { readCosProof } from "../auth/credentials";
 import { parseAppIds, parseAppState, updateApp, visibleApps, type AppFilter } from "../control/apps";
 import { positiveInteger } from "../control/context";
 import { readBody } from "../http/body";
-import { configRules } from "../http/context";
+import { configRules } from "../config/rules";
 import { GatewayError, badRequest, describeError, notFound, type ErrorAnswer } from "../http/errors";
-import { APP_NAME } from "../hosts";
+import { APP_NAME } from "../http/hosts";
 import type { RegisteredApp } from "../registry/app-registry";
 
 /** Queue updates are small XML documents. */

@@ -5,7 +5,7 @@
  * AppQueue object stays the truth for its config.
  */
 import { DurableObject } from "cloudflare:workers";
-import { normalizeConfig, type AppConfig, type AppState } from "../app/config";
+import { normalizeConfig, type AppConfig, type AppState } from "../config/app-config";
 import { fail, ok, type Outcome } from "../http/errors";
 import { meterRequests } from "../shared/meters";
 

@@ -70,6 +70,8 @@ export interface NotificationDelivery {
   body: string;
   /** The app's signing secret, and a rotated-out one while it still signs (see delivery/signature.ts). */
   signingSecrets: string[];
+  /** How long the POST may take, ms: its lease in the app's object counts on it. */
+  timeoutMs: number;
 }
 
 /** Everything the consumer needs to run one attempt, handed out by `AppQueue.begin`. */

@@ -4,16 +4,16 @@
  */
 import { parseSubmitOptions } from "./options";
 import { recordHeaders } from "./record";
-import { MAX_BODY_BYTES_LIMIT } from "../app/config";
+import { MAX_BODY_BYTES_LIMIT } from "../config/app-config";
 import { identifyCaller } from "../auth/authenticate";
-import { callerFor } from "../auth/callers";
+import { callerFor } from "../control/callers";
 import { readProof } from "../auth/credentials";
 import { withoutUrlToken } from "../auth/url-token";
 import { readBody } from "../http/body";
-import { configRules } from "../http/context";
+import { configRules } from "../config/rules";
 import { jsonResponse, notFound, unwrap } from "../http/errors";
-import { APP_NAME, controlHostFor } from "../hosts";
-import { appQueue } from "../shared/stubs";
+import { APP_NAME, controlHostFor } from "../http/hosts";
+import { appQueue } from "../app/stubs";
 import type { RecordedRequest } from "../shared/types";
 
 /**

@@ -3,23 +3,11 @@
  * namespace). They are consumed by the gateway and never forwarded. Pure.
  */
 import { badRequest } from "../http/errors";
-import { MAX_TIMEOUT_SECONDS, checkOrigin, type ConfigRules } from "../app/config";
+import { MAX_TIMEOUT_SECONDS, checkOrigin } from "../config/app-config";
+import type { ConfigRules } from "../config/rules";
 import { parseDuration } from "../shared/duration";
+import type { SubmitOptions } from "../app/contract";
 
-export interface SubmitOptions {
-  /** Unix ms before which the first attempt must not start. */
-  notBeforeMs: number;
-  /** Same id within the app's retention → the same task. */
-  deduplicationId: string | null;
-  /** Overrides the app's max_attempts (retries + 1). */
-  maxAttempts: number | null;
-  /** Overrides the app's per-attempt timeout, seconds. */
-  timeout: number | null;
-  /** URL that receives the finished task record. */
-  callback: string | null;
-  /** Ask the handler to fail fast (App Engine's X-AppEngine-FailFast). */
-  failFast: boolean;
-}
 
 /** Longest delay accepted: a task must be able to run within the longest retention. */
 const MAX_DELAY_SECONDS = 31 * 86_400;

@@ -1,7 +1,8 @@
 // Proves the retry arithmetic matches Cloud Tasks' model: doubling, linear growth, caps, limits.
 import { describe, expect, it } from "vitest";
-import { backoffSeconds, jitteredBackoffSeconds, mayRetry } from "../../src/delivery/backoff";
-import { defaultConfig, type RetryPolicy } from "../../src/app/config";
+import { backoffSeconds, jitteredBackoffSeconds, mayRetry } from "../../src/config/retry-policy";
+import { defaultConfig } from "../../src/config/app-config";
+import type { RetryPolicy } from "../../src/config/retry-policy";
 
 const policy = (overrides: Partial<RetryPolicy>): RetryPolicy => ({ ...defaultConfig("a", "https://x.example").retry, ...overrides });
 

@@ -1,6 +1,6 @@
 // Proves app config validation: defaults, partial updates, and clear 400s for bad values and origins.
 import { describe, expect, it } from "vitest";
-import { applyPatch, createConfig, defaultConfig } from "../../src/app/config";
+import { applyPatch, createConfig, defaultConfig } from "../../src/config/app-config";
 import { GatewayError } from "../../src/http/errors";
 import { parseDuration, parseSubmitOptions } from "../../src/submit/options";
 

@@ -1,6 +1,6 @@
 // Proves host dispatch: which hosts are app submissions and which go to the control API.
 import { describe, expect, it } from "vitest";
-import { controlHostFor, routeHost } from "../../src/hosts";
+import { controlHostFor, routeHost } from "../../src/http/hosts";
 import { appNumberOf, newTaskId } from "../../src/shared/task-id";
 
 describe("routeHost", () => {

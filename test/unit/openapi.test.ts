@@ -8,7 +8,8 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 import Ajv2020 from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import { describe, expect, it } from "vitest";
-import { applyPatch, createConfig, defaultConfig, type ConfigRules } from "../../src/app/config";
+import { applyPatch, createConfig, defaultConfig } from "../../src/config/app-config";
+import type { ConfigRules } from "../../src/config/rules";
 import { ERROR_CODES, FIELD_ERROR_CODE, OPENAPI } from "../../src/control/openapi";
 import { GatewayError } from "../../src/http/errors";
 

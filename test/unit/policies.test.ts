@@ -1,7 +1,7 @@
 // Proves the delivery-policy rules as pure functions: which failures are final, how Retry-After
 // is read and capped, and how no_retry_statuses is validated.
 import { describe, expect, it } from "vitest";
-import { applyPatch, defaultConfig } from "../../src/app/config";
+import { applyPatch, defaultConfig } from "../../src/config/app-config";
 import { CLOSED, admitThrough, afterAttempt, burstOf, circuitRoom, refill, signalOf, tokensAt } from "../../src/app/limits";
 import { isFinalFailure, retryAfterMs } from "../../src/app/state-machine";
 

@@ -9,7 +9,7 @@ import { openSecret } from "../../src/auth/key-vault";
 import { formatQiniuDate } from "../../src/auth/qiniu";
 import { signUrl } from "../../src/auth/url-token";
 import worker from "../../src/index";
-import { appQueue } from "../../src/shared/stubs";
+import { appQueue } from "../../src/app/stubs";
 import { CONTROL, appUrl, call, createApp, getTask, received, signedRequest, submit, uniqueApp, waitForState } from "./helpers";
 
 async function expectError(response: Response, status: number, code?: string): Promise<void> {

@@ -6,7 +6,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult, runInDurabl
 import { describe, expect, it, vi } from "vitest";
 import type { AppQueue } from "../../src/app/app-queue";
 import entry from "../../src/index";
-import { appQueue } from "../../src/shared/stubs";
+import { appQueue } from "../../src/app/stubs";
 import type { TaskMessage } from "../../src/shared/types";
 import { createApp, finishParked, parkedTask, uniqueApp, waitForState } from "./helpers";
 

@@ -7,7 +7,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { qiniuAuthorization, formatQiniuDate } from "../../src/auth/qiniu";
 import { signUrl } from "../../src/auth/url-token";
-import { routeHost } from "../../src/hosts";
+import { routeHost } from "../../src/http/hosts";
 import type { TaskRecord } from "../../src/shared/types";
 import { CONTROL, call, createApp, getTask, submit, uniqueApp } from "./helpers";
 

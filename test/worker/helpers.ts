@@ -2,10 +2,11 @@
 import { env, exports } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { vi } from "vitest";
-import type { AppQueue, SubmitInput } from "../../src/app/app-queue";
-import type { NewTask } from "../../src/app/task-store";
+import type { SubmitInput } from "../../src/app/contract";
+import type { NewTask } from "../../src/app/store";
+import type { TestAppQueue } from "./test-app-queue";
 import { qiniuAuthorization } from "../../src/auth/qiniu";
-import { appQueue } from "../../src/shared/stubs";
+import { appQueue } from "../../src/app/stubs";
 import type { TaskRecord } from "../../src/shared/types";
 
 export const CONTROL = "http://async.localhost";
@@ -117,7 +118,7 @@ export async function parkedTask(app: string, path = "/parked"): Promise<string>
 
 /** Makes a waiting task due now, marked as already dispatched so the outbox leaves it alone. */
 export async function makeDue(app: string, id: string): Promise<void> {
-  await runInDurableObject(appQueue(env, app), (instance: AppQueue, state) => {
+  await runInDurableObject(appQueue(env, app), (instance: TestAppQueue, state) => {
     state.storage.sql.exec("UPDATE tasks SET eta_ms = ?, dispatched_ms = ? WHERE id = ?", Date.now() - 1, Date.now(), id);
     instance.resetCaches(); // the write bypassed the store
   });

@@ -5,8 +5,8 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import type { AppQueue } from "../../src/app/app-queue";
 import { BULK_BATCH } from "../../src/app/bulk";
-import { TaskStore } from "../../src/app/task-store";
-import { appQueue } from "../../src/shared/stubs";
+import { openStore } from "../../src/app/store";
+import { appQueue } from "../../src/app/stubs";
 import { newTaskId } from "../../src/shared/task-id";
 import { CONTROL, call, createApp, newTask, received, submit, uniqueApp, waitForState } from "./helpers";
 
@@ -124,7 +124,7 @@ describe("redrive and purge", () => {
     await createApp(app, { state: "Paused" });
     const total = BULK_BATCH * 2 + 100;
     await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => {
-      const store = new TaskStore(state.storage.sql);
+      const store = openStore(state.storage.sql).tasks;
       const at = Date.now() - 60_000;
       for (let i = 0; i < total; i++) {
         const id = newTaskId(1, at + i);

@@ -11,8 +11,9 @@ import {
 } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import entry from "../../src/index";
-import { DISPATCH_WINDOW, type AppQueue } from "../../src/app/app-queue";
-import { appQueue } from "../../src/shared/stubs";
+import type { AppQueue } from "../../src/app/app-queue";
+import { DISPATCH_WINDOW } from "../../src/app/outbox";
+import { appQueue } from "../../src/app/stubs";
 import { TASKS_PER_MESSAGE, type AttemptResult } from "../../src/shared/types";
 import { CONTROL, call, createApp, finishParked, getTask, makeDue, parkedTask, received, submit, submitInput, uniqueApp, waitForState } from "./helpers";
 

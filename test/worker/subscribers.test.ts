@@ -6,7 +6,7 @@ import { describe, expect, it, vi } from "vitest";
 import type { AppQueue } from "../../src/app/app-queue";
 import type { SubscriberAttachment } from "../../src/app/heartbeat";
 import { signUrl } from "../../src/auth/url-token";
-import { appQueue } from "../../src/shared/stubs";
+import { appQueue } from "../../src/app/stubs";
 import type { TaskRecord } from "../../src/shared/types";
 import { CONTROL, createApp, finishParked, signedRequest, submit, uniqueApp } from "./helpers";
 

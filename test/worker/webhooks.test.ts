@@ -5,9 +5,10 @@ import { env } from "cloudflare:workers";
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
-import type { AppIdentity, AppQueue } from "../../src/app/app-queue";
+import type { AppQueue } from "../../src/app/app-queue";
+import type { AppIdentity } from "../../src/app/signing-secrets";
 import { Receiver, WebhookVerificationError } from "../../src/receiver";
-import { appQueue } from "../../src/shared/stubs";
+import { appQueue } from "../../src/app/stubs";
 import { CONTROL, call, createApp, received, submit, uniqueApp, waitForState } from "./helpers";
 
 interface Delivered {

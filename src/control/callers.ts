@@ -2,10 +2,10 @@
  * Verifying an app key where the request names another app: the key's own app object holds
  * its secret, so a forged key is 401 before any 403. Shared by submissions and the control API.
  */
-import type { Permission } from "./access-keys";
-import { ADMIN, forbidden, type Caller, type Principal } from "./authenticate";
+import type { Permission } from "../auth/access-keys";
+import { ADMIN, forbidden, type Caller, type Principal } from "../auth/authenticate";
 import { GatewayError, unwrap } from "../http/errors";
-import { appQueue } from "../shared/stubs";
+import { appQueue } from "../app/stubs";
 
 /** Who signed a request and what they signed (for a submission, the task's body). */
 export interface CallerContext {

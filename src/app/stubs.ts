@@ -1,5 +1,5 @@
 /** Typed Durable Object stubs: the app's AppQueue by name, and the registry singleton. */
-import type { AppQueue } from "../app/app-queue";
+import type { AppQueue } from "./app-queue";
 import type { AppRegistry } from "../registry/app-registry";
 
 /** Object ids by app name: idFromName hashes the name, and an id is a plain value any request may reuse. */

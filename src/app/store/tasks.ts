@@ -1,91 +1,13 @@
 /**
- * The app's task table in its Durable Object's SQLite: DDL, the row shape, and
- * the queries the object runs. Every method is synchronous: writes with no
- * `await` between them commit together (one implicit transaction), and the
- * object's input gate keeps other events out while they run.
+ * The app's tasks table: its writes (each keeping the state counters and the in-flight count
+ * in step) and the queries the object runs. Every method is synchronous: writes with no `await`
+ * between them commit together (one implicit transaction), and the object's input gate keeps
+ * other events out while they run.
  */
-import { bytesToBase64 } from "../shared/encoding";
-import { createdMsOf, timePrefix } from "../shared/task-id";
-import type { RedriveCriteria } from "./bulk";
-import type { HeaderMap, RecordedRequest, TaskRecord, TaskState } from "../shared/types";
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS tasks (
-  id TEXT PRIMARY KEY,
-  req_id TEXT NOT NULL,
-  method TEXT NOT NULL,
-  path TEXT NOT NULL,
-  raw_query TEXT NOT NULL,
-  header TEXT NOT NULL,
-  body BLOB NOT NULL,
-  created_ms INTEGER NOT NULL,
-  state INTEGER NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  executions INTEGER NOT NULL DEFAULT 0,
-  eta_ms INTEGER NOT NULL,
-  dispatched_ms INTEGER,
-  lease_ms INTEGER,
-  first_attempt_ms INTEGER,
-  last_status INTEGER,
-  retry_reason TEXT,
-  response_status INTEGER,
-  response_header TEXT,
-  response_body BLOB,
-  exec_ms INTEGER,
-  finished_ms INTEGER,
-  error TEXT,
-  dedup_id TEXT,
-  max_attempts INTEGER,
-  timeout REAL,
-  callback TEXT,
-  seq INTEGER,
-  fail_fast INTEGER
-);
--- Partial indexes: each holds only the rows one duty looks for, so the outbox, the queue window
--- and the running attempts are found without reading the backlog, and a row costs index writes
--- only while it is in that condition.
--- The outbox: waiting tasks without a queue message, by when they are due.
-CREATE INDEX IF NOT EXISTS tasks_outbox ON tasks(eta_ms) WHERE state = 0 AND dispatched_ms IS NULL;
--- The queue window: waiting tasks with a message in flight (at most DISPATCH_WINDOW rows).
-CREATE INDEX IF NOT EXISTS tasks_in_flight ON tasks(dispatched_ms) WHERE state = 0 AND dispatched_ms IS NOT NULL;
--- Running attempts, by when their lease runs out.
-CREATE INDEX IF NOT EXISTS tasks_running ON tasks(lease_ms) WHERE state = 1;
-CREATE TABLE IF NOT EXISTS notifications (
-  task_id TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  url TEXT NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  eta_ms INTEGER NOT NULL,
-  dispatched_ms INTEGER,
-  PRIMARY KEY (task_id, kind)
-);
--- Notifications to send (by when they are due) and sent ones (by when, to find lost messages):
--- with a receiver down, thousands may wait, and the outbox asks after every commit.
-CREATE INDEX IF NOT EXISTS notifications_unsent ON notifications(eta_ms) WHERE dispatched_ms IS NULL;
-CREATE INDEX IF NOT EXISTS notifications_sent ON notifications(dispatched_ms) WHERE dispatched_ms IS NOT NULL;
--- Finished tasks by result number: the feed's replay, and retention (seqs are handed out in
--- finishing order, so the oldest results come first).
-CREATE INDEX IF NOT EXISTS tasks_by_seq ON tasks(seq) WHERE seq IS NOT NULL;
-CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_dedup ON tasks(dedup_id) WHERE dedup_id IS NOT NULL;
--- Listing by state, newest first, paged by id: one partial index per state a task rests in
--- (running ones are few: tasks_running). Every index entry a write adds is a billed row: a task
--- enters one of these per transition, where one (state, id) index took an entry per transition
--- on top of tasks_running's.
-CREATE INDEX IF NOT EXISTS tasks_waiting ON tasks(id) WHERE state = 0;
-CREATE INDEX IF NOT EXISTS tasks_succeeded ON tasks(id) WHERE state = 10;
-CREATE INDEX IF NOT EXISTS tasks_failed ON tasks(id) WHERE state = 11;
--- Stores before 2026-11-26 listed by one (state, id) index and retained by finishing time.
-DROP INDEX IF EXISTS tasks_by_state;
-DROP INDEX IF EXISTS tasks_by_finish;
--- Task counts by state, kept by the store with its writes (see TaskStore.#counted): reading them
--- never scans the table.
-CREATE TABLE IF NOT EXISTS task_counts (state INTEGER PRIMARY KEY, n INTEGER NOT NULL);
--- Stores before 2026-11 kept the counts with triggers, one counter write per task write.
-DROP TRIGGER IF EXISTS tasks_count_insert;
-DROP TRIGGER IF EXISTS tasks_count_update;
-DROP TRIGGER IF EXISTS tasks_count_delete;
-`;
+import { createdMsOf, timePrefix } from "../../shared/task-id";
+import type { TaskState } from "../../shared/types";
+import type { MetaStore } from "./meta";
+import type { AttemptRecord, NewTask, ReadMeter, RedriveCriteria, TaskRow } from "./rows";
 
 /** Every column but the two bodies: what listings read (a row's bodies can be ~2 MB). */
 const SUMMARY_COLUMNS = `id, req_id, method, path, raw_query, header, X'' AS body, created_ms, state, attempts, executions, eta_ms,
@@ -95,78 +17,9 @@ const SUMMARY_COLUMNS = `id, req_id, method, path, raw_query, header, X'' AS bod
 /** How much one turn of the resume replay may read: the object has 128 MB in all. */
 export const REPLAY_PAGE_BYTES = 8 * 1024 * 1024;
 
-/** What one page of reads cost, for tests and stats. */
-export interface ReadMeter {
-  rows: number;
-  bytes: number;
-}
-
 /** Roughly how many bytes a row holds in memory. */
 const rowBytes = (row: TaskRow) =>
   row.body.byteLength + (row.response_body?.byteLength ?? 0) + row.header.length + (row.response_header?.length ?? 0) + row.path.length + row.raw_query.length + 256;
-
-export interface TaskRow extends Record<string, SqlStorageValue> {
-  id: string;
-  req_id: string;
-  method: string;
-  path: string;
-  raw_query: string;
-  header: string;
-  body: ArrayBuffer;
-  created_ms: number;
-  state: TaskState;
-  attempts: number;
-  executions: number;
-  eta_ms: number;
-  dispatched_ms: number | null;
-  lease_ms: number | null;
-  first_attempt_ms: number | null;
-  last_status: number | null;
-  retry_reason: string | null;
-  response_status: number | null;
-  response_header: string | null;
-  response_body: ArrayBuffer | null;
-  exec_ms: number | null;
-  finished_ms: number | null;
-  error: string | null;
-  dedup_id: string | null;
-  max_attempts: number | null;
-  timeout: number | null;
-  callback: string | null;
-  seq: number | null;
-  fail_fast: number | null;
-}
-
-export type NotificationKind = "callback" | "notify";
-
-export interface NotificationRow extends Record<string, SqlStorageValue> {
-  task_id: string;
-  kind: NotificationKind;
-  url: string;
-  attempts: number;
-  eta_ms: number;
-  dispatched_ms: number | null;
-}
-
-export interface NewTask {
-  id: string;
-  reqId: string;
-  request: RecordedRequest;
-  createdMs: number;
-  etaMs: number;
-  dispatchedMs: number | null;
-  deduplicationId: string | null;
-  maxAttempts: number | null;
-  timeout: number | null;
-  callback: string | null;
-  failFast?: boolean;
-}
-
-export interface Outcome {
-  status: number;
-  header: HeaderMap;
-  body: Uint8Array;
-}
 
 /**
  * The partial index that holds the tasks of a state, by id. Running tasks are in tasks_running
@@ -174,17 +27,6 @@ export interface Outcome {
  * consumers' attempts.
  */
 const STATE_INDEX: Record<TaskState, string> = { 0: "tasks_waiting", 1: "tasks_running", 10: "tasks_succeeded", 11: "tasks_failed" };
-
-/** What one attempt got, written with the transition it causes. */
-export interface AttemptRecord {
-  atMs: number;
-  /** The origin's response (kept as the task's last response), or null when it gave none. */
-  outcome: Outcome | null;
-  /** Why there was no response (`timeout`, `network error`); null with a response. */
-  error: string | null;
-  /** Why the next attempt is made (`HTTP 503`, `timeout: …`); null after a success. */
-  retryReason: string | null;
-}
 
 /** The SET terms recording `attempt` (and a task's final `error`, which wins over the attempt's). */
 function attemptAssignments(attempt: AttemptRecord, finalError?: string): { set: string; values: SqlStorageValue[] } {
@@ -201,8 +43,6 @@ function attemptAssignments(attempt: AttemptRecord, finalError?: string): { set:
 /** Copies a view into a standalone ArrayBuffer, the form SQLite binds as BLOB. */
 const blob = (bytes: Uint8Array): ArrayBuffer => bytes.slice().buffer as ArrayBuffer;
 
-const nanos = (ms: number) => ms * 1_000_000;
-
 const maxString = (a: string, b: string) => (a > b ? a : b);
 
 /**
@@ -218,6 +58,7 @@ const failedMatchingBindings = (criteria: RedriveCriteria, cursor: string): SqlS
 
 export class TaskStore {
   readonly #sql: SqlStorage;
+  readonly #meta: MetaStore;
 
   /** The largest page of replay reads since the object started (tests read it). */
   readonly largestReplayPage: ReadMeter = { rows: 0, bytes: 0 };
@@ -239,22 +80,9 @@ export class TaskStore {
   #seq: number | null = null;
   #seqUnwritten = false;
 
-  constructor(sql: SqlStorage) {
+  constructor(sql: SqlStorage, meta: MetaStore) {
     this.#sql = sql;
-    this.#sql.exec(SCHEMA);
-    // Columns added since a store was created (CREATE TABLE IF NOT EXISTS leaves old tables be).
-    try {
-      this.#sql.exec("SELECT fail_fast FROM tasks LIMIT 0");
-    } catch {
-      this.#sql.exec("ALTER TABLE tasks ADD COLUMN fail_fast INTEGER");
-    }
-    // A store older than the counters: count once, then the store keeps them.
-    if (this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM task_counts").one().n === 0) {
-      this.#sql.exec(
-        `INSERT INTO task_counts (state, n) SELECT s.state, (SELECT COUNT(*) FROM tasks WHERE tasks.state = s.state)
-         FROM (SELECT 0 AS state UNION ALL SELECT 1 UNION ALL SELECT 10 UNION ALL SELECT 11) AS s`,
-      );
-    }
+    this.#meta = meta;
   }
 
   /** `n` tasks moved from state `from` to `to` (null: inserted / deleted). */
@@ -279,7 +107,7 @@ export class TaskStore {
   closeCountBatch(): void {
     const batch = this.#countBatch;
     this.#countBatch = null;
-    if (this.#seqUnwritten && this.#seq !== null) this.setMeta("seq", String(this.#seq));
+    if (this.#seqUnwritten && this.#seq !== null) this.#meta.set("seq", String(this.#seq));
     this.#seqUnwritten = false;
     if (!batch) return;
     for (const [state, delta] of batch) {
@@ -298,7 +126,6 @@ export class TaskStore {
   /** Reads again what it keeps in memory (after a write to the tables that bypassed the store). */
   forgetCaches(): void {
     this.#inFlight = null;
-    this.#anyNotification = null;
   }
 
   #inFlightBy(delta: number): void {
@@ -317,18 +144,9 @@ export class TaskStore {
     };
   }
 
-  getMeta(key: string): string | null {
-    const row = this.#sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0];
-    return row ? row.value : null;
-  }
-
-  setMeta(key: string, value: string): void {
-    this.#sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, value);
-  }
-
   /** The latest result sequence number handed out (0 before the first result). */
   currentSeq(): number {
-    this.#seq ??= Number(this.getMeta("seq") ?? "0");
+    this.#seq ??= Number(this.#meta.get("seq") ?? "0");
     return this.#seq;
   }
 
@@ -340,14 +158,14 @@ export class TaskStore {
     const seq = this.currentSeq() + 1;
     this.#seq = seq;
     if (this.#countBatch) this.#seqUnwritten = true;
-    else this.setMeta("seq", String(seq));
+    else this.#meta.set("seq", String(seq));
     return seq;
   }
 
   /** Seqs continue from `seq` (a re-created app never hands out seqs below its predecessor's). */
   setSeq(seq: number): void {
     this.#seq = seq;
-    this.setMeta("seq", String(seq));
+    this.#meta.set("seq", String(seq));
   }
 
   insert(task: NewTask): void {
@@ -490,7 +308,7 @@ export class TaskStore {
       }
     }
     this.#inFlightBy(-resent);
-    if (resent > 0) this.setMeta("resends", String(Number(this.getMeta("resends") ?? "0") + resent));
+    if (resent > 0) this.#meta.set("resends", String(Number(this.#meta.get("resends") ?? "0") + resent));
     return resent;
   }
 
@@ -679,104 +497,6 @@ export class TaskStore {
     return oldest === null ? null : oldest + retentionMs;
   }
 
-  // ---- notifications: finished-task records POSTed to a callback or the app's notify url ----
-
-  /**
-   * Whether any notification is stored, kept with the writes (null: ask): most apps have none,
-   * and the outbox and the alarm ask after every commit, each a scan of the table.
-   */
-  #anyNotification: boolean | null = null;
-
-  #hasNotifications(): boolean {
-    this.#anyNotification ??= this.#sql.exec<{ any: number }>("SELECT EXISTS (SELECT 1 FROM notifications) AS any").one().any === 1;
-    return this.#anyNotification;
-  }
-
-  addNotification(taskId: string, kind: NotificationKind, url: string, nowMs: number): void {
-    // Set first: should this write roll back, a stale true only costs a query that finds none.
-    this.#anyNotification = true;
-    this.#sql.exec(
-      `INSERT INTO notifications (task_id, kind, url, eta_ms) VALUES (?, ?, ?, ?)
-       ON CONFLICT(task_id, kind) DO UPDATE SET url = excluded.url, attempts = 0, eta_ms = excluded.eta_ms, dispatched_ms = NULL`,
-      taskId,
-      kind,
-      url,
-      nowMs,
-    );
-  }
-
-  getNotification(taskId: string, kind: NotificationKind): NotificationRow | null {
-    return (
-      this.#sql.exec<NotificationRow>("SELECT * FROM notifications WHERE task_id = ? AND kind = ?", taskId, kind).toArray()[0] ?? null
-    );
-  }
-
-  /** Starts attempt `attempt`; until `leaseUntilMs` a duplicate message finds it not due. */
-  startNotification(taskId: string, kind: NotificationKind, attempt: number, leaseUntilMs: number): void {
-    this.#sql.exec(
-      "UPDATE notifications SET attempts = ?, eta_ms = ?, dispatched_ms = NULL WHERE task_id = ? AND kind = ?",
-      attempt,
-      leaseUntilMs,
-      taskId,
-      kind,
-    );
-  }
-
-  rescheduleNotification(taskId: string, kind: NotificationKind, etaMs: number): void {
-    this.#sql.exec("UPDATE notifications SET eta_ms = ?, dispatched_ms = NULL WHERE task_id = ? AND kind = ?", etaMs, taskId, kind);
-  }
-
-  deleteNotification(taskId: string, kind: NotificationKind): void {
-    this.#sql.exec("DELETE FROM notifications WHERE task_id = ? AND kind = ?", taskId, kind);
-    this.#anyNotification = null;
-  }
-
-  /** Notifications due and without a message in flight (sent messages older than `staleBeforeMs` count as lost). */
-  dueNotifications(nowMs: number, staleBeforeMs: number, limit: number): NotificationRow[] {
-    if (!this.#hasNotifications() || limit <= 0) return [];
-    // Each side reads its partial index up to the first row that does not qualify.
-    const unsent = this.#sql
-      .exec<NotificationRow>(
-        "SELECT * FROM notifications INDEXED BY notifications_unsent WHERE dispatched_ms IS NULL AND eta_ms <= ? ORDER BY eta_ms LIMIT ?",
-        nowMs,
-        limit,
-      )
-      .toArray();
-    if (unsent.length === limit) return unsent;
-    const lost = this.#sql
-      .exec<NotificationRow>(
-        "SELECT * FROM notifications INDEXED BY notifications_sent WHERE dispatched_ms IS NOT NULL AND dispatched_ms < ? ORDER BY dispatched_ms LIMIT ?",
-        staleBeforeMs,
-        limit - unsent.length,
-      )
-      .toArray();
-    return [...unsent, ...lost];
-  }
-
-  markNotificationsDispatched(rows: NotificationRow[], nowMs: number): void {
-    for (const row of rows) {
-      this.#sql.exec("UPDATE notifications SET dispatched_ms = ? WHERE task_id = ? AND kind = ?", nowMs, row.task_id, row.kind);
-    }
-  }
-
-  clearNotificationsDispatched(rows: NotificationRow[]): void {
-    for (const row of rows) {
-      this.#sql.exec("UPDATE notifications SET dispatched_ms = NULL WHERE task_id = ? AND kind = ?", row.task_id, row.kind);
-    }
-  }
-
-  nextNotificationWakeMs(redispatchAfterMs: number): number | null {
-    if (!this.#hasNotifications()) return null;
-    return this.#sql
-      .exec<{ next: number | null }>(
-        `SELECT MIN(at) AS next FROM (
-           SELECT MIN(eta_ms) AS at FROM notifications INDEXED BY notifications_unsent WHERE dispatched_ms IS NULL
-           UNION ALL SELECT MIN(dispatched_ms) + ? AS at FROM notifications INDEXED BY notifications_sent WHERE dispatched_ms IS NOT NULL)`,
-        redispatchAfterMs,
-      )
-      .one().next;
-  }
-
   /**
    * One page of the resume replay: finished tasks with a seq above `since`, in order, until
    * REPLAY_PAGE_BYTES are read (at least one row). `done` when no later result exists.
@@ -822,44 +542,11 @@ export class TaskStore {
 
   /** Task counts by state, from the counters (four rows read, whatever the table holds). */
   counts(): Record<string, number> {
-    const counts: Record<string, number> = { waiting: 0, doing: 0, success: 0, failed: 0, resends: Number(this.getMeta("resends") ?? "0") };
+    const counts: Record<string, number> = { waiting: 0, doing: 0, success: 0, failed: 0, resends: Number(this.#meta.get("resends") ?? "0") };
     const names: Record<number, string> = { 0: "waiting", 1: "doing", 10: "success", 11: "failed" };
     for (const row of this.#sql.exec<{ state: number; n: number }>("SELECT state, n FROM task_counts")) {
       counts[names[row.state] ?? String(row.state)] = row.n;
     }
     return counts;
   }
-}
-
-/** A row as the SPEC §4 task record; `withBodies: false` leaves bodies out (listings). */
-export function toRecord(row: TaskRow, app: string, withBodies = true): TaskRecord {
-  const body = (buffer: ArrayBuffer | null) => (withBodies && buffer ? bytesToBase64(new Uint8Array(buffer)) : "");
-  // Key order follows Qiniu's record: id, req_id, app, request, created_at, state, response, exec_at, attempts, error.
-  const record: TaskRecord = {
-    id: row.id,
-    req_id: row.req_id,
-    app,
-    request: {
-      method: row.method,
-      path: row.path,
-      raw_query: row.raw_query,
-      header: JSON.parse(row.header) as HeaderMap,
-      body: body(row.body),
-    },
-    created_at: nanos(row.created_ms),
-    state: row.state,
-    ...(row.response_status !== null && {
-      response: {
-        status_code: row.response_status,
-        header: JSON.parse(row.response_header ?? "{}") as HeaderMap,
-        body: body(row.response_body),
-      },
-    }),
-    ...(row.exec_ms !== null && { exec_at: nanos(row.exec_ms) }),
-    attempts: row.attempts,
-    error: row.error,
-  };
-  if (row.state === 0) record.eta = Math.floor(row.eta_ms / 1000);
-  if (row.callback) record.callback = row.callback;
-  return record;
 }

@@ -2,7 +2,26 @@
  * Cloud Tasks' retry arithmetic. Pure: every function takes "now" and a random
  * source as values, so deadlines are tested without clocks.
  */
-import type { RetryPolicy } from "../app/config";
+
+/** Cloud Tasks' retry model. Durations in seconds, fractions allowed. */
+export interface RetryPolicy {
+  /** Attempts in all, the first included; -1 = unlimited. @default 5 */
+  max_attempts: number;
+  /** Wait before the first retry. @default 1 */
+  min_backoff: number;
+  /** Longest wait between attempts. @default 3600 */
+  max_backoff: number;
+  /** How many times the wait doubles before it grows linearly. @default 16 */
+  max_doublings: number;
+  /** Stop retrying this long after the first attempt (together with max_attempts); 0 = no limit. @default 0 */
+  max_retry_duration: number;
+}
+
+/** An app's retry policy: Cloud Tasks' model, plus statuses that are never retried. */
+export interface AppRetryPolicy extends RetryPolicy {
+  /** Failed responses with these statuses end the task at once (11). @default [] */
+  no_retry_statuses: number[];
+}
 
 /**
  * The un-jittered wait before retry number `retry` (1 = the first retry): it doubles

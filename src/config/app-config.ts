@@ -3,29 +3,10 @@
  * Everything is checked here, when an operator configures the app, so a task
  * never fails later because of a policy that could not work. Pure functions.
  */
-import { retryLifetimeSeconds } from "../delivery/backoff";
+import { retryLifetimeSeconds, type AppRetryPolicy } from "./retry-policy";
+import type { ConfigRules } from "./rules";
 import { badRequest } from "../http/errors";
-import { APP_NAME } from "../hosts";
-
-/** Cloud Tasks' retry model. Durations in seconds, fractions allowed. */
-export interface RetryPolicy {
-  /** Attempts in all, the first included; -1 = unlimited. @default 5 */
-  max_attempts: number;
-  /** Wait before the first retry. @default 1 */
-  min_backoff: number;
-  /** Longest wait between attempts. @default 3600 */
-  max_backoff: number;
-  /** How many times the wait doubles before it grows linearly. @default 16 */
-  max_doublings: number;
-  /** Stop retrying this long after the first attempt (together with max_attempts); 0 = no limit. @default 0 */
-  max_retry_duration: number;
-}
-
-/** An app's retry policy: Cloud Tasks' model, plus statuses that are never retried. */
-export interface AppRetryPolicy extends RetryPolicy {
-  /** Failed responses with these statuses end the task at once (11). @default [] */
-  no_retry_statuses: number[];
-}
+import { APP_NAME } from "../http/hosts";
 
 export interface NotifyConfig {
   /** Where finished task records are POSTed. @default null */
@@ -103,16 +84,6 @@ export function defaultConfig(name: string, origin: string): AppConfig {
     rate_limits: { max_dispatches_per_second: null, max_burst_size: null, max_concurrent_dispatches: null },
     circuit_breaker: { failure_threshold: 0, cool_down: 30 },
   };
-}
-
-export interface ConfigRules {
-  /** Accept loopback and private-network origins (local development). */
-  allowPrivateOrigins: boolean;
-  /**
-   * The gateway's own hosts, never a target (a task would submit itself, forever): app hosts
-   * end with `appHostSuffix`; `controlHosts` are `host[:port]` values of the control API.
-   */
-  gateway: { appHostSuffix: string; controlHosts: string[] };
 }
 
 /** Longest URL accepted for an origin, a callback or a notify url. */

@@ -1,0 +1,132 @@
+/**
+ * The app object's SQLite schema, by version. The DDL runs only when the version kept in the
+ * store (meta "schema_version") is behind: a wake-up of an up-to-date object reads one row.
+ * Each step is idempotent (IF NOT EXISTS, a column added only when missing), so a store of any
+ * age, including one from before versions were kept, is brought up to date by running the
+ * steps after its version in order.
+ */
+
+/** The version this code's queries expect. */
+export const SCHEMA_VERSION = 1;
+
+/** Version 1: every table and index of 2026-12 (stores from before versions were kept count as 0). */
+const TABLES_V1 = `
+CREATE TABLE IF NOT EXISTS tasks (
+  id TEXT PRIMARY KEY,
+  req_id TEXT NOT NULL,
+  method TEXT NOT NULL,
+  path TEXT NOT NULL,
+  raw_query TEXT NOT NULL,
+  header TEXT NOT NULL,
+  body BLOB NOT NULL,
+  created_ms INTEGER NOT NULL,
+  state INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  executions INTEGER NOT NULL DEFAULT 0,
+  eta_ms INTEGER NOT NULL,
+  dispatched_ms INTEGER,
+  lease_ms INTEGER,
+  first_attempt_ms INTEGER,
+  last_status INTEGER,
+  retry_reason TEXT,
+  response_status INTEGER,
+  response_header TEXT,
+  response_body BLOB,
+  exec_ms INTEGER,
+  finished_ms INTEGER,
+  error TEXT,
+  dedup_id TEXT,
+  max_attempts INTEGER,
+  timeout REAL,
+  callback TEXT,
+  seq INTEGER,
+  fail_fast INTEGER
+);
+-- Partial indexes: each holds only the rows one duty looks for, so the outbox, the queue window
+-- and the running attempts are found without reading the backlog, and a row costs index writes
+-- only while it is in that condition.
+-- The outbox: waiting tasks without a queue message, by when they are due.
+CREATE INDEX IF NOT EXISTS tasks_outbox ON tasks(eta_ms) WHERE state = 0 AND dispatched_ms IS NULL;
+-- The queue window: waiting tasks with a message in flight (at most DISPATCH_WINDOW rows).
+CREATE INDEX IF NOT EXISTS tasks_in_flight ON tasks(dispatched_ms) WHERE state = 0 AND dispatched_ms IS NOT NULL;
+-- Running attempts, by when their lease runs out.
+CREATE INDEX IF NOT EXISTS tasks_running ON tasks(lease_ms) WHERE state = 1;
+CREATE TABLE IF NOT EXISTS notifications (
+  task_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  url TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  eta_ms INTEGER NOT NULL,
+  dispatched_ms INTEGER,
+  PRIMARY KEY (task_id, kind)
+);
+-- Notifications to send (by when they are due) and sent ones (by when, to find lost messages):
+-- with a receiver down, thousands may wait, and the outbox asks after every commit.
+CREATE INDEX IF NOT EXISTS notifications_unsent ON notifications(eta_ms) WHERE dispatched_ms IS NULL;
+CREATE INDEX IF NOT EXISTS notifications_sent ON notifications(dispatched_ms) WHERE dispatched_ms IS NOT NULL;
+-- Finished tasks by result number: the feed's replay, and retention (seqs are handed out in
+-- finishing order, so the oldest results come first).
+CREATE INDEX IF NOT EXISTS tasks_by_seq ON tasks(seq) WHERE seq IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_dedup ON tasks(dedup_id) WHERE dedup_id IS NOT NULL;
+-- Listing by state, newest first, paged by id: one partial index per state a task rests in
+-- (running ones are few: tasks_running). Every index entry a write adds is a billed row: a task
+-- enters one of these per transition, where one (state, id) index took an entry per transition
+-- on top of tasks_running's.
+CREATE INDEX IF NOT EXISTS tasks_waiting ON tasks(id) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS tasks_succeeded ON tasks(id) WHERE state = 10;
+CREATE INDEX IF NOT EXISTS tasks_failed ON tasks(id) WHERE state = 11;
+-- Stores before 2026-11-26 listed by one (state, id) index and retained by finishing time.
+DROP INDEX IF EXISTS tasks_by_state;
+DROP INDEX IF EXISTS tasks_by_finish;
+-- Task counts by state, kept by the store with its writes (see TaskStore.#counted): reading them
+-- never scans the table.
+CREATE TABLE IF NOT EXISTS task_counts (state INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+-- Stores before 2026-11 kept the counts with triggers, one counter write per task write.
+DROP TRIGGER IF EXISTS tasks_count_insert;
+DROP TRIGGER IF EXISTS tasks_count_update;
+DROP TRIGGER IF EXISTS tasks_count_delete;
+-- The app's access keys (app/app-keys.ts), their secrets sealed.
+CREATE TABLE IF NOT EXISTS access_keys (
+  access_key TEXT PRIMARY KEY,
+  sealed_secret BLOB NOT NULL,
+  permissions TEXT NOT NULL,
+  created_ms INTEGER NOT NULL
+);
+`;
+
+
+/** The steps, in order: step n brings a store from version n to n + 1. */
+const MIGRATIONS: ((sql: SqlStorage) => void)[] = [
+  (sql) => {
+    sql.exec(TABLES_V1);
+    // Columns added since a store was created (CREATE TABLE IF NOT EXISTS leaves old tables be).
+    try {
+      sql.exec("SELECT fail_fast FROM tasks LIMIT 0");
+    } catch {
+      sql.exec("ALTER TABLE tasks ADD COLUMN fail_fast INTEGER");
+    }
+    // A store older than the counters: count once, then the store keeps them.
+    if (sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM task_counts").one().n === 0) {
+      sql.exec(
+        `INSERT INTO task_counts (state, n) SELECT s.state, (SELECT COUNT(*) FROM tasks WHERE tasks.state = s.state)
+         FROM (SELECT 0 AS state UNION ALL SELECT 1 UNION ALL SELECT 10 UNION ALL SELECT 11) AS s`,
+      );
+    }
+  },
+];
+
+/**
+ * Brings the store's schema up to {@link SCHEMA_VERSION}. The meta table (where the version is
+ * kept) is the one statement every wake-up runs; the rest runs once per version.
+ */
+export function migrate(sql: SqlStorage): void {
+  sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+  const row = sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").toArray()[0];
+  const version = row ? Number(row.value) : 0;
+  if (version >= SCHEMA_VERSION) return;
+  for (let step = version; step < SCHEMA_VERSION; step++) MIGRATIONS[step]!(sql);
+  sql.exec(
+    "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    String(SCHEMA_VERSION),
+  );
+}
