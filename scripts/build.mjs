@@ -16,7 +16,7 @@ await build({ ...common, entryPoints: { receiver: "src/receiver/index.ts" }, pla
 // The web console, served from Workers static assets (dist/public/console).
 await import("./build-console.mjs");
 
-await build({ ...common, entryPoints: { cli: "src/cli.ts" }, platform: "node", target: "node22", banner: { js: "#!/usr/bin/env node" } });
+await build({ ...common, entryPoints: { cli: "src/cli/index.ts" }, platform: "node", target: "node22", banner: { js: "#!/usr/bin/env node" } });
 
 // .d.ts files referenced by package.json "exports": consumers never type-check our sources.
 rmSync("dist/types", { recursive: true, force: true });

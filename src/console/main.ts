@@ -2,29 +2,13 @@
  * The web console: a single page on the control API and the live feed, the same ones clients
  * use (no second backend). Routes live in the fragment: #/apps, #/apps/<name>, #/tasks/<id>.
  */
-import type { AsyncgateClient } from "../client/index";
 import { h, replace, type Child } from "./dom";
+import type { Page } from "./page";
 import { clientFor, describe, forgetKeys, isKeyRefused, keysFromFragment, storeKeys, storedKeys, type Keys } from "./session";
 import { renderApp } from "./views/app";
 import { renderApps } from "./views/apps";
 import { renderSignIn } from "./views/sign-in";
 import { renderTask } from "./views/task";
-
-/** What a view gets: the signed-in client and the page's shared parts. */
-export interface Page {
-  client: AsyncgateClient;
-  keys: Keys;
-  /** A message in the status line (read out by screen readers). */
-  notify(message: string, kind?: "info" | "error"): void;
-  /** Shows an error; refused keys sign out. */
-  fail(error: unknown): void;
-  /** `run` as a handler whose error is shown with `fail`, unless the view was left meanwhile. */
-  guard(run: () => Promise<unknown>): () => Promise<void>;
-  /** Breadcrumbs after the brand: [label, href] pairs, the last one the current view. */
-  crumbs(...parts: [string, string?][]): void;
-  /** Runs when the view is left (timers, the live feed). */
-  onLeave(stop: () => void): void;
-}
 
 const view = document.getElementById("view")!;
 const notice = document.getElementById("notice")!;

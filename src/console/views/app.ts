@@ -5,7 +5,7 @@
 import type { AppDetails, ListTasksOptions, TaskRecord, TaskResult } from "../../client/index";
 import { field, h, kv, replace, svg } from "../dom";
 import { STATE_NAMES, age, latencyMs, ms, nanosTime, stateBadge } from "../format";
-import type { Page } from "../main";
+import type { Page } from "../page";
 
 const PAGE_SIZE = 50;
 const STRIP_LENGTH = 60;

@@ -2,7 +2,7 @@
 import type { App } from "../../client/index";
 import { field, h, replace } from "../dom";
 import { age, ms } from "../format";
-import type { Page } from "../main";
+import type { Page } from "../page";
 
 interface AppStats {
   counts: Record<string, number>;

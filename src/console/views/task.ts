@@ -2,7 +2,7 @@
 import type { TaskRecord } from "../../client/index";
 import { h, kv, replace } from "../dom";
 import { STATE_NAMES, headerTable, latencyMs, ms, nanosTime, renderBody, stateBadge } from "../format";
-import type { Page } from "../main";
+import type { Page } from "../page";
 
 /** While a task is still waiting or running, it is read again this often. */
 const POLL_MS = 1000;

@@ -1,0 +1,88 @@
+/** `asyncgate apps …`: create, list, get, update, pause, resume, delete an app; rotate its signing secret. */
+import { UsageError, json, readJson, string, type Command } from "./context";
+
+export const appsCommands: Record<string, Command> = {
+  "apps create": {
+    usage: "asyncgate apps create <name> --origin <url> [--config <json|@file>]",
+    summary: "create an app; prints it with its signing_secret (shown once)",
+    options: { origin: { type: "string" }, config: { type: "string" } },
+    args: [1, 1],
+    async run({ values, args, client, out }) {
+      const origin = string(values, "origin");
+      if (!origin) throw new UsageError("--origin is required");
+      const config = values["config"] ? readJson(string(values, "config")!, "--config") : {};
+      out(json(await client().apps.create({ ...config, name: args[0]!, origin })));
+      return 0;
+    },
+  },
+  "apps list": {
+    usage: "asyncgate apps list [--ids a,b] [--state Active|Paused] [--page N] [--page-size N]",
+    summary: "list apps (one page)",
+    options: { ids: { type: "string" }, state: { type: "string" }, page: { type: "string" }, "page-size": { type: "string" } },
+    args: [0, 0],
+    async run({ values, client, out }) {
+      const state = string(values, "state");
+      if (state !== undefined && state !== "Active" && state !== "Paused") throw new UsageError("--state must be Active or Paused");
+      const integer = (name: string) => (values[name] === undefined ? undefined : Number(values[name]));
+      const ids = string(values, "ids")?.split(",").filter(Boolean);
+      out(json(await client().apps.list({ ids, state, page: integer("page"), pageSize: integer("page-size") })));
+      return 0;
+    },
+  },
+  "apps get": {
+    usage: "asyncgate apps get <name>",
+    summary: "an app's config, delivery state and task counts",
+    args: [1, 1],
+    async run({ args, client, out }) {
+      out(json(await client().apps.get(args[0]!)));
+      return 0;
+    },
+  },
+  "apps update": {
+    usage: "asyncgate apps update <name> --set <json|@file>",
+    summary: "change an app's config (the fields given)",
+    options: { set: { type: "string" } },
+    args: [1, 1],
+    async run({ values, args, client, out }) {
+      if (!values["set"]) throw new UsageError("--set is required, e.g. --set '{\"timeout\": 30}'");
+      out(json(await client().apps.update(args[0]!, readJson(string(values, "set")!, "--set"))));
+      return 0;
+    },
+  },
+  "apps pause": {
+    usage: "asyncgate apps pause <name>",
+    summary: "stop starting deliveries; tasks are still accepted",
+    args: [1, 1],
+    async run({ args, client, out }) {
+      out(json(await client().apps.pause(args[0]!)));
+      return 0;
+    },
+  },
+  "apps resume": {
+    usage: "asyncgate apps resume <name>",
+    summary: "start delivering again",
+    args: [1, 1],
+    async run({ args, client, out }) {
+      out(json(await client().apps.resume(args[0]!)));
+      return 0;
+    },
+  },
+  "apps delete": {
+    usage: "asyncgate apps delete <name>",
+    summary: "delete an app, its tasks and its keys",
+    args: [1, 1],
+    async run({ args, client, out }) {
+      out(json(await client().apps.delete(args[0]!)));
+      return 0;
+    },
+  },
+  "apps rotate-secret": {
+    usage: "asyncgate apps rotate-secret <name>",
+    summary: "a new signing secret (shown once); the old one signs beside it for 24 h",
+    args: [1, 1],
+    async run({ args, client, out }) {
+      out(json(await client().apps.rotateSigningSecret(args[0]!)));
+      return 0;
+    },
+  },
+};
