@@ -17,11 +17,11 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Permission } from "../auth/access-keys";
-import { ADMIN, type Caller, type Principal } from "../auth/authenticate";
+import type { Caller, Principal } from "../auth/authenticate";
 import { masterSecret } from "../auth/key-vault";
 import { applyPatch, normalizeConfig, type AppConfig } from "../config/app-config";
 import type { ConfigRules } from "../config/rules";
-import { errorBody, fail, ok, outcomeOf, type Outcome } from "../http/errors";
+import { fail, ok, outcomeOf, type Outcome } from "../http/errors";
 import { log } from "../shared/log";
 import { meteredSql, meterRequests, snapshot, type MeterSnapshot } from "../shared/meters";
 import type {
@@ -36,43 +36,22 @@ import type {
   TaskRecord,
 } from "../shared/types";
 import { accept, storageFailure } from "./accept";
+import { APP_NOT_FOUND, Access, TASK_NOT_FOUND } from "./access";
+import { Alarm } from "./alarm";
 import { Admission } from "./admission";
 import { AppKeys, type CreatedKey, type KeyView } from "./app-keys";
-import { parsePurge, parseRedrive, pendingJobs, runJob } from "./bulk";
+import { parsePurge, parseRedrive, runJob } from "./bulk";
 import type { DeliveryState, SubmitInput, Submitted, TaskPage, TaskQuery } from "./contract";
 import { GroupCommit } from "./group-commit";
-import { checkAt } from "./heartbeat";
-import { beginNotification, finishNotification } from "./notifications";
-import { Outbox, REDISPATCH_AFTER_MS } from "./outbox";
+import { Feed } from "./feed";
+import { beginNotifications, finishNotifications } from "./notifications";
+import { Outbox } from "./outbox";
 import { rotated, signingSecretsOf, type AppIdentity } from "./signing-secrets";
 import { StateMachine } from "./state-machine";
 import { AppStats, statsReport } from "./stats";
 import { openStore, toRecord, type AppStore } from "./store";
 import { Subscribers } from "./subscribers";
 
-/** Tasks expired, and finished tasks deleted, per alarm at most. */
-export const RETENTION_BATCH = 500;
-
-/** How long concurrent calls are gathered into one commit (0: whatever arrived in this turn). */
-export const GROUP_COMMIT_MS = 0;
-
-/**
- * What the object keeps in memory about when duties fall due, so it need not ask SQLite after
- * every commit. Built afresh on wake-up and when the app is deleted.
- */
-interface Due {
-  /** The alarm time as last set by this instance; avoids a storage write per submit. */
-  alarmAt: number | null;
-  /** When the oldest unfinished task expires (never later than the truth); undefined = look it up. */
-  retentionAt: number | null | undefined;
-  /** When subscriber heartbeats must next be checked; undefined = not known since wake-up. */
-  subscriberCheckAt: number | null | undefined;
-  /** Whether a bulk job waits for the alarm; undefined = look it up (after a job ran, on wake-up). */
-  jobsPending: boolean | undefined;
-}
-
-const APP_NOT_FOUND = () => fail(404, "app_not_found", "no such app");
-const TASK_NOT_FOUND = () => fail(404, "task_not_found", "no such task");
 
 export class AppQueue extends DurableObject<Env> {
   /** The app's SQLite tables (replaced when the app is deleted: deleteAll drops them). */
@@ -82,10 +61,15 @@ export class AppQueue extends DurableObject<Env> {
   #keys!: AppKeys;
   #config: AppConfig | null = null;
   #identity: AppIdentity | null = null;
-  #due!: Due;
   /** Delivery statistics; read from SQLite when first needed. */
   #stats: AppStats | undefined = undefined;
+  readonly #access = new Access(
+    () => this.#keys,
+    () => this.#config,
+  );
   readonly #subscribers: Subscribers;
+  readonly #feed: Feed;
+  readonly #alarm: Alarm;
   readonly #admission: Admission;
   readonly #outbox: Outbox;
   readonly #machine: StateMachine;
@@ -102,7 +86,7 @@ export class AppQueue extends DurableObject<Env> {
     this.#outbox = new Outbox(
       () => this.store,
       () => this.env.TASKS,
-      (at) => this.#ensureAlarm(at),
+      (at) => this.#alarm.ensure(at),
       this.#admission,
     );
     this.#machine = new StateMachine({
@@ -148,13 +132,18 @@ export class AppQueue extends DurableObject<Env> {
         },
         afterCommit: () => this.#afterWrites(),
       },
-      GROUP_COMMIT_MS,
     );
-    void ctx.blockConcurrencyWhile(async () => {
-      this.#due.alarmAt = await ctx.storage.getAlarm();
-      // Local dev does not persist alarms across restarts (workerd#2927): re-arm from SQLite.
-      if (this.#due.alarmAt === null) await this.#scheduleNext();
+    this.#feed = new Feed(this.#subscribers, () => this.store.tasks, () => this.#config);
+    this.#alarm = new Alarm(ctx.storage, {
+      config: () => this.#config,
+      store: () => this.store,
+      subscribers: this.#subscribers,
+      machine: this.#machine,
+      outbox: this.#outbox,
+      saveStats: (force) => this.#saveStats(force),
+      sendCommitted: () => this.#sendCommitted(),
     });
+    void ctx.blockConcurrencyWhile(() => this.#alarm.restore());
   }
 
   /**
@@ -167,7 +156,6 @@ export class AppQueue extends DurableObject<Env> {
     this.#settleSql = metered.settle;
     this.store = openStore(metered.sql);
     this.#keys = new AppKeys(metered.sql, masterSecret(this.env));
-    this.#due = { alarmAt: null, retentionAt: undefined, subscriberCheckAt: undefined, jobsPending: undefined };
     this.#stats = undefined;
     const config = this.store.meta.get("config");
     const identity = this.store.meta.get("identity");
@@ -175,35 +163,11 @@ export class AppQueue extends DurableObject<Env> {
     this.#identity = identity ? (JSON.parse(identity) as AppIdentity) : null;
   }
 
-  // ---- who may do what ------------------------------------------------------------------
-
-  /**
-   * Verifies a caller against this app: the admin was verified by the Worker; a key of this
-   * app is verified here, with its secret, and must hold `permission`. Unknown keys (and every
-   * key of an app that does not exist) are 401, so a forged key learns nothing.
-   */
-  async #authorize(caller: Caller, permission: Permission | null, taskBody: Uint8Array | null = null): Promise<Outcome<Principal>> {
-    if (caller.kind === "admin") return ok(ADMIN);
-    const config = this.#config;
-    const body = caller.body ?? taskBody ?? new Uint8Array(0);
-    const principal = config && caller.app === config.name ? await this.#keys.verify(config.name, caller.proof, body) : null;
-    if (!principal) return fail(401, "bad_token", "bad access key or signature");
-    if (permission !== null && !principal.permissions.includes(permission)) {
-      return fail(403, "forbidden", `this key may not ${permission} on app ${principal.app}`);
-    }
-    return ok(principal);
-  }
-
-  /** The one guard of the control methods: the caller may do `permission`, and this object is an app. */
-  async #guard(caller: Caller, permission: Permission, missing = APP_NOT_FOUND): Promise<Outcome<AppConfig>> {
-    const auth = await this.#authorize(caller, permission);
-    if (!auth.ok) return auth;
-    return this.#config ? ok(this.#config) : missing();
-  }
+  // ---- who may do what (access.ts) ---------------------------------------------------------
 
   /** Verifies a key of this app for a request about something else (another app, the app list). */
   async identify(caller: Caller, body: Uint8Array): Promise<Outcome<Principal>> {
-    return this.#authorize(caller, null, body);
+    return this.#access.authorize(caller, null, body);
   }
 
   // ---- submit (the Worker's app hosts and front doors) -------------------------------------
@@ -215,7 +179,7 @@ export class AppQueue extends DurableObject<Env> {
    */
   async submit(input: SubmitInput): Promise<Outcome<Submitted>> {
     if (input.caller.kind !== "admin") {
-      const auth = await this.#authorize(input.caller, "submit", input.request.body);
+      const auth = await this.#access.authorize(input.caller, "submit", input.request.body);
       if (!auth.ok) return auth;
     }
     // This submission's savepoint rolled back: nothing of it was written, nothing accepted is lost.
@@ -228,7 +192,7 @@ export class AppQueue extends DurableObject<Env> {
     if (!config || !identity) return APP_NOT_FOUND();
     const outcome = accept({ config, identity, tasks: this.store.tasks, admission: this.#admission, outbox: this.#outbox }, input, now);
     // With no unfinished task before, a new one is now the oldest.
-    if (outcome.ok && !outcome.value.deduplicated && this.#due.retentionAt === null) this.#due.retentionAt = now + config.retention * 1000;
+    if (outcome.ok && !outcome.value.deduplicated) this.#alarm.taskAccepted(now, config.retention * 1000);
     return outcome;
   }
 
@@ -300,17 +264,10 @@ export class AppQueue extends DurableObject<Env> {
    * counts as lost.
    */
   async beginNotifications(refs: NotificationRef[]): Promise<(NotificationDelivery | null)[]> {
-    const config = this.#config;
-    const identity = this.#identity;
-    if (!config || !identity) return refs.map(() => null);
-    const signingSecrets = signingSecretsOf(identity, Date.now());
-    const settled = await Promise.allSettled(
-      refs.map(({ taskId, kind }) => this.#group.run(() => beginNotification(this.store, config, signingSecrets, taskId, kind, Date.now()))),
-    );
-    const begun = settled.map((outcome) => (outcome.status === "fulfilled" ? outcome.value : null));
-    const leases = begun.filter((item) => item !== null).map((item) => item.leaseUntilMs);
-    if (leases.length > 0) await this.#ensureAlarm(Math.min(...leases));
-    return begun.map((item) => item?.delivery ?? null);
+    if (!this.#config || !this.#identity) return refs.map(() => null);
+    const begun = await beginNotifications(this.#group, this.store, this.#config, this.#identity, refs);
+    if (begun.leaseUntilMs !== null) await this.#alarm.ensure(begun.leaseUntilMs);
+    return begun.deliveries;
   }
 
   /**
@@ -319,12 +276,7 @@ export class AppQueue extends DurableObject<Env> {
    */
   async finishNotifications(reports: NotificationReport[]): Promise<boolean[]> {
     if (!this.#config) return reports.map(() => true); // the app is gone, and its notifications with it
-    const settled = await Promise.allSettled(
-      reports.map(({ taskId, kind, attempt, delivered, detail }) =>
-        this.#group.run(() => finishNotification(this.store, taskId, kind, attempt, delivered, detail, Date.now())),
-      ),
-    );
-    return settled.map((outcome) => outcome.status === "fulfilled");
+    return finishNotifications(this.#group, this.store, reports);
   }
 
   /**
@@ -338,7 +290,7 @@ export class AppQueue extends DurableObject<Env> {
     if (message.notify) {
       if (!this.store.notifications.get(message.id, message.notify)) return "gone";
       this.store.notifications.reschedule(message.id, message.notify, Date.now());
-      await this.#scheduleNext();
+      await this.#alarm.scheduleNext();
       return "rescheduled";
     }
     const state = this.store.tasks.stateOf(message.id);
@@ -347,7 +299,7 @@ export class AppQueue extends DurableObject<Env> {
     if (state !== 0) return "finished";
     this.store.tasks.clearDispatched([message.id]);
     await this.#outbox.flush(config);
-    await this.#scheduleNext();
+    await this.#alarm.scheduleNext();
     return "resent";
   }
 
@@ -370,14 +322,14 @@ export class AppQueue extends DurableObject<Env> {
 
   /** The app's config and task counts (`GET /v1/apps/<name>`): never a secret. */
   async describe(caller: Caller): Promise<Outcome<{ config: AppConfig; stats: Record<string, number>; delivery: DeliveryState }>> {
-    const guard = await this.#guard(caller, "manage");
+    const guard = await this.#access.guard(caller, "manage");
     if (!guard.ok) return guard;
     return ok({ config: guard.value, stats: this.store.tasks.counts(), delivery: this.#admission.delivery(Date.now()) });
   }
 
   /** Applies a validated partial update; resuming a paused app starts its waiting tasks. */
   async patchConfig(caller: Caller, patch: unknown, rules: ConfigRules): Promise<Outcome<AppConfig>> {
-    const guard = await this.#guard(caller, "manage");
+    const guard = await this.#access.guard(caller, "manage");
     if (!guard.ok) return guard;
     const current = guard.value;
     const patched = outcomeOf(() => applyPatch(current, patch, rules));
@@ -390,7 +342,7 @@ export class AppQueue extends DurableObject<Env> {
       this.store.tasks.forgetAllDispatches();
       if (next.state === "Active") await this.#outbox.flush(next);
     }
-    await this.#scheduleNext();
+    await this.#alarm.scheduleNext();
     return ok(next);
   }
 
@@ -399,7 +351,7 @@ export class AppQueue extends DurableObject<Env> {
    * for a day (signing-secrets.ts), so origins can switch without refusing a delivery.
    */
   async rotateSigningSecret(caller: Caller): Promise<Outcome<{ signing_secret: string; previous_valid_until: number }>> {
-    const guard = await this.#guard(caller, "manage");
+    const guard = await this.#access.guard(caller, "manage");
     if (!guard.ok) return guard;
     if (!this.#identity) return APP_NOT_FOUND();
     const next = rotated(this.#identity, Date.now());
@@ -414,7 +366,7 @@ export class AppQueue extends DurableObject<Env> {
    * queue re-sends, the limits in force and the delivery state. Reads no task rows but one.
    */
   async stats(caller: Caller): Promise<Outcome<Record<string, unknown>>> {
-    const guard = await this.#guard(caller, "manage");
+    const guard = await this.#access.guard(caller, "manage");
     if (!guard.ok) return guard;
     const now = Date.now();
     return ok(statsReport(guard.value, this.store.tasks, this.#appStats(), this.#admission.delivery(now), now));
@@ -422,7 +374,7 @@ export class AppQueue extends DurableObject<Env> {
 
   /** Deletes the app: config, tasks, keys and alarm. New submissions find no app at once. */
   async destroy(caller: Caller): Promise<Outcome<null>> {
-    const guard = await this.#guard(caller, "manage");
+    const guard = await this.#access.guard(caller, "manage");
     if (!guard.ok) return guard;
     for (const ws of this.#subscribers.open()) this.#subscribers.onClose(ws, 4404, "app deleted");
     this.#config = null;
@@ -433,6 +385,7 @@ export class AppQueue extends DurableObject<Env> {
     const seq = this.store.tasks.currentSeq();
     await this.ctx.storage.deleteAll();
     this.#open();
+    this.#alarm.forget();
     this.#admission.reset();
     this.#outbox.reset();
     this.store.tasks.setSeq(seq);
@@ -448,19 +401,19 @@ export class AppQueue extends DurableObject<Env> {
   // ---- the control API: access keys ------------------------------------------------------
 
   async createKey(caller: Caller, permissions: Permission[]): Promise<Outcome<CreatedKey>> {
-    const guard = await this.#guard(caller, "manage");
+    const guard = await this.#access.guard(caller, "manage");
     if (!guard.ok) return guard;
     return this.#keys.create(guard.value.name, permissions, Date.now());
   }
 
   async listKeys(caller: Caller): Promise<Outcome<KeyView[]>> {
-    const guard = await this.#guard(caller, "manage");
+    const guard = await this.#access.guard(caller, "manage");
     if (!guard.ok) return guard;
     return ok(this.#keys.list());
   }
 
   async revokeKey(caller: Caller, accessKey: string): Promise<Outcome<{ revoked: string }>> {
-    const guard = await this.#guard(caller, "manage");
+    const guard = await this.#access.guard(caller, "manage");
     if (!guard.ok) return guard;
     if (!this.#keys.revoke(accessKey)) return fail(404, "key_not_found", `no such key: ${accessKey}`);
     return ok({ revoked: accessKey });
@@ -469,7 +422,7 @@ export class AppQueue extends DurableObject<Env> {
   // ---- the control API: tasks ------------------------------------------------------------
 
   async getTask(caller: Caller, taskId: string): Promise<Outcome<TaskRecord>> {
-    const guard = await this.#guard(caller, "query", TASK_NOT_FOUND);
+    const guard = await this.#access.guard(caller, "query", TASK_NOT_FOUND);
     if (!guard.ok) return guard;
     const task = this.store.tasks.get(taskId);
     return task ? ok(toRecord(task, guard.value.name)) : TASK_NOT_FOUND();
@@ -477,7 +430,7 @@ export class AppQueue extends DurableObject<Env> {
 
   /** A page of tasks, newest first: ids below `query.below` (a cursor, a time) and from `query.from` (a time). */
   async listTasks(caller: Caller, query: TaskQuery): Promise<Outcome<TaskPage>> {
-    const guard = await this.#guard(caller, "query");
+    const guard = await this.#access.guard(caller, "query");
     if (!guard.ok) return guard;
     const { state, limit } = query;
     const rows = this.store.tasks.list(state, limit + 1, query.below, query.from);
@@ -490,7 +443,7 @@ export class AppQueue extends DurableObject<Env> {
 
   /** Waiting → 11 with error "canceled". */
   async cancel(caller: Caller, taskId: string): Promise<Outcome<TaskRecord>> {
-    const guard = await this.#guard(caller, "manage", TASK_NOT_FOUND);
+    const guard = await this.#access.guard(caller, "manage", TASK_NOT_FOUND);
     if (!guard.ok) return guard;
     const task = this.store.tasks.get(taskId);
     if (!task) return TASK_NOT_FOUND();
@@ -502,7 +455,7 @@ export class AppQueue extends DurableObject<Env> {
 
   /** Failed → waiting, with a fresh attempt budget, sent at once. */
   async retry(caller: Caller, taskId: string): Promise<Outcome<TaskRecord>> {
-    const guard = await this.#guard(caller, "manage", TASK_NOT_FOUND);
+    const guard = await this.#access.guard(caller, "manage", TASK_NOT_FOUND);
     if (!guard.ok) return guard;
     const config = guard.value;
     const task = this.store.tasks.get(taskId);
@@ -510,7 +463,7 @@ export class AppQueue extends DurableObject<Env> {
     if (task.state !== 11) return fail(409, "task_not_failed", "only a failed task can be retried");
     this.store.tasks.resetForRetry(taskId, Date.now(), config.retry.max_attempts);
     await this.#outbox.flush(config);
-    await this.#scheduleNext();
+    await this.#alarm.scheduleNext();
     return ok(toRecord(this.store.tasks.get(taskId)!, config.name));
   }
 
@@ -520,7 +473,7 @@ export class AppQueue extends DurableObject<Env> {
    * now, the rest one batch per alarm.
    */
   async redrive(caller: Caller, input: unknown): Promise<Outcome<{ matched: number; retried: number; remaining: number }>> {
-    const guard = await this.#guard(caller, "manage");
+    const guard = await this.#access.guard(caller, "manage");
     if (!guard.ok) return guard;
     const request = outcomeOf(() => parseRedrive(input, Date.now()));
     if (!request.ok) return request;
@@ -528,87 +481,32 @@ export class AppQueue extends DurableObject<Env> {
     const matched = this.store.tasks.countFailedMatching(criteria);
     if (dryRun || matched === 0) return ok({ matched, retried: 0, remaining: dryRun ? matched : 0 });
     const retried = runJob(this.store, guard.value, { kind: "redrive", redrive: criteria, untilMs: criteria.untilMs, cursor: "" });
-    this.#due.jobsPending = undefined;
+    this.#alarm.jobsChanged();
     await this.#afterWrites();
     return ok({ matched, retried, remaining: Math.max(0, matched - retried) });
   }
 
   /** Drops every waiting task (Cloud Tasks' purge): the first batch now, the rest by the alarm. */
   async purge(caller: Caller, input: unknown): Promise<Outcome<{ deleted: number; remaining: number }>> {
-    const guard = await this.#guard(caller, "manage");
+    const guard = await this.#access.guard(caller, "manage");
     if (!guard.ok) return guard;
     const request = outcomeOf(() => parsePurge(input));
     if (!request.ok) return request;
     const waiting = this.store.tasks.counts()["waiting"] ?? 0;
     const deleted = runJob(this.store, guard.value, { kind: "purge", untilMs: Date.now() + 1, cursor: "" });
-    this.#due.jobsPending = undefined;
+    this.#alarm.jobsChanged();
     await this.#afterWrites();
     return ok({ deleted, remaining: Math.max(0, waiting - deleted) });
   }
 
   // ---- the live feed: WebSocket subscribers ----------------------------------------------
 
-  /**
-   * The WebSocket upgrade for `GET /v1/tasks?app=…[&since=<seq>]`, already authenticated by
-   * the Worker. Over `max_subscribers` it answers 429 before upgrading. With `since`, every
-   * later result still kept is replayed in seq order before the socket can see a live one:
-   * the replay runs synchronously, so no result can finish in between (no gap, no duplicate).
-   */
+  /** The WebSocket upgrade of the live feed, authenticated by the Worker (feed.ts). */
   override async fetch(request: Request): Promise<Response> {
-    const reqId = request.headers.get("x-reqid") ?? "";
-    const error = (status: number, code: string, message: string) =>
-      new Response(errorBody({ code, message }, reqId), { status, headers: { "Content-Type": "application/json" } });
-    const config = this.#config;
-    if (!config) return error(404, "app_not_found", "no such app");
-    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") return error(426, "upgrade_required", "expected a WebSocket upgrade");
-    if (this.#subscribers.open().length >= config.max_subscribers) {
-      return error(429, "too_many_subscribers", `app ${config.name} already has ${config.max_subscribers} subscribers`);
-    }
-    const params = new URL(request.url).searchParams;
-    const sinceText = params.get("since");
-    const since = sinceText === null ? null : Number(sinceText);
     const now = Date.now();
-    const { client, server } = this.#subscribers.accept(now);
-    // Qiniu's feed sends task records and nothing else. A client that resumes (since=) or asks
-    // (hello=1) first gets the latest seq so far, so it knows where a later resume starts.
-    if (since !== null || params.get("hello") === "1") {
-      this.#subscribers.send(server, JSON.stringify({ type: "hello", app: config.name, seq: this.store.tasks.currentSeq() }));
-    }
-    if (since !== null) this.#replayPage(server, since);
-    this.#due.subscriberCheckAt = Math.min(this.#due.subscriberCheckAt ?? Infinity, checkAt(now));
-    await this.#ensureAlarm(checkAt(now));
-    return new Response(null, { status: 101, webSocket: client });
-  }
-
-  /**
-   * Sends one page (≤ REPLAY_PAGE_BYTES read) of the results after `after`, then the next
-   * page in a later turn, so a resume over days of results never holds them all in memory.
-   * Live results skip the socket meanwhile; the page that finds nothing more is read in the
-   * same turn as the socket goes live, so nothing can finish in between: no gap, no duplicate.
-   */
-  #replayPage(ws: WebSocket, after: number): void {
-    const config = this.#config;
-    if (!config) return;
-    const { rows, done } = this.store.tasks.finishedSince(after);
-    let last = after;
-    for (const row of rows) {
-      if (!this.#subscribers.send(ws, JSON.stringify({ ...toRecord(row, config.name), seq: row.seq }))) {
-        this.#subscribers.goLive(ws); // gone: nothing to continue
-        return;
-      }
-      last = row.seq ?? last;
-    }
-    if (done) return this.#subscribers.goLive(ws);
-    this.#subscribers.holdLive(ws);
-    setTimeout(() => {
-      try {
-        this.#replayPage(ws, last);
-      } catch (error) {
-        log("error", "replay_failed", { app: this.#config?.name }, error);
-        this.#subscribers.goLive(ws);
-        this.#subscribers.onClose(ws, 1011, "replay failed");
-      }
-    }, 0);
+    const response = this.#feed.upgrade(request, now);
+    if (response.status === 101) await this.#alarm.subscriberAccepted(now);
+    return response;
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -639,7 +537,7 @@ export class AppQueue extends DurableObject<Env> {
   async #afterWrites(): Promise<void> {
     this.#saveStats(false);
     await this.#sendCommitted();
-    await this.#scheduleNext();
+    await this.#alarm.scheduleNext();
   }
 
   /**
@@ -666,79 +564,7 @@ export class AppQueue extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    this.#due.alarmAt = null;
-    try {
-      const config = this.#config;
-      if (!config) return;
-      const now = Date.now();
-      const { tasks } = this.store;
-      // Heartbeats first: enforcing them must not depend on the task work below succeeding.
-      this.#due.subscriberCheckAt = this.#subscribers.reap(now);
-      const retentionMs = config.retention * 1000;
-      // Bounded batches: a huge backlog past retention takes several alarms, never one that fails.
-      const expired = tasks.unfinishedCreatedBefore(now - retentionMs, RETENTION_BATCH);
-      for (const task of expired) this.#machine.end(task.id, task.state, 11, now, "expired");
-      const deleted = tasks.deleteFinishedBefore(now - retentionMs, RETENTION_BATCH);
-      if (expired.length === RETENTION_BATCH || deleted.more) this.#due.retentionAt = now + 1;
-      // The oldest unfinished task only gets newer (new tasks are newer, finished ones leave),
-      // so a known deadline can only be early, never late: look it up again only once it passed.
-      // (The lookup walks the primary key past finished tasks; doing it on every alarm cost
-      // half the object's CPU while draining a backlog.)
-      const retentionAt = this.#due.retentionAt;
-      if (retentionAt !== undefined && retentionAt !== null && retentionAt <= now) this.#due.retentionAt = undefined;
-      for (const task of tasks.expiredLeases(now)) this.#machine.attemptLost(task, now);
-      // One batch of each bulk job (redrive, purge); what remains waits for the next alarm.
-      for (const job of pendingJobs(this.store)) runJob(this.store, config, job);
-      this.#due.jobsPending = undefined;
-      this.#saveStats(true);
-      this.#outbox.forgetLost(now);
-      await this.#sendCommitted();
-    } catch (error) {
-      log("error", "alarm_failed", { app: this.#config?.name }, error);
-      throw error; // the runtime retries a throwing alarm
-    } finally {
-      await this.#scheduleNext();
-    }
-  }
-
-  /** Sets the alarm to the next moment task work is due (one alarm multiplexes all duties). */
-  async #scheduleNext(): Promise<void> {
-    const config = this.#config;
-    if (!config) return;
-    const due = this.#due;
-    // While sending waits (a full window, a limit, a backoff), heartbeats and retention do not.
-    const now = Date.now();
-    const sending = this.#outbox.sendingWake(config, now);
-    const retentionMs = config.retention * 1000;
-    const tasks = this.store.tasks.nextWakeMs(REDISPATCH_AFTER_MS, retentionMs, config.state === "Paused", sending.blocked, sending.notBefore);
-    const notifications = this.#outbox.notBefore(this.store.notifications.nextWakeMs(REDISPATCH_AFTER_MS));
-    if (due.subscriberCheckAt === undefined) due.subscriberCheckAt = this.#subscribers.reap(Date.now());
-    if (due.retentionAt === undefined) due.retentionAt = this.store.tasks.unfinishedRetentionDueMs(retentionMs);
-    // Read once, not after every commit: only a job run changes it.
-    due.jobsPending ??= pendingJobs(this.store).length > 0;
-    const jobs = due.jobsPending ? now : null;
-    const candidates = [tasks, notifications, due.subscriberCheckAt, due.retentionAt, jobs].filter((at): at is number => at !== null);
-    const next = candidates.length ? Math.min(...candidates) : null;
-    if (next === null) {
-      if (due.alarmAt !== null) await this.ctx.storage.deleteAlarm();
-      due.alarmAt = null;
-      return;
-    }
-    // An alarm earlier than needed is harmless (it finds little to do and re-arms); moving it
-    // later on every change would cost a storage write per batch. So it only moves earlier,
-    // or is set when none is pending.
-    const at = Math.max(next, Date.now());
-    if (due.alarmAt === null || at < due.alarmAt || due.alarmAt < Date.now()) {
-      await this.ctx.storage.setAlarm(at);
-      due.alarmAt = at;
-    }
-  }
-
-  /** Makes sure the alarm fires no later than `at`. */
-  async #ensureAlarm(at: number): Promise<void> {
-    if (this.#due.alarmAt !== null && this.#due.alarmAt <= at) return;
-    await this.ctx.storage.setAlarm(at);
-    this.#due.alarmAt = at;
+    await this.#alarm.run();
   }
 }
 

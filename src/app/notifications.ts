@@ -8,7 +8,9 @@ import type { RetryPolicy } from "../config/retry-policy";
 import { LEASE_GRACE_MS } from "./outbox";
 import { toRecord, type AppStore, type NotificationKind } from "./store";
 import { jitteredBackoffSeconds } from "../config/retry-policy";
-import type { NotificationDelivery } from "../shared/types";
+import type { NotificationDelivery, NotificationRef, NotificationReport } from "../shared/types";
+import type { GroupCommit } from "./group-commit";
+import { signingSecretsOf, type AppIdentity } from "./signing-secrets";
 import { log } from "../shared/log";
 
 /** How long one POST may take, and the fixed retry policy (receivers are not the origin). */
@@ -46,4 +48,35 @@ export function finishNotification(store: AppStore, taskId: string, kind: Notifi
   } else {
     store.notifications.reschedule(taskId, kind, now + Math.round(jitteredBackoffSeconds(NOTIFY_RETRY, attempt) * 1000));
   }
+}
+
+/**
+ * Starts several notification attempts in one group commit: the delivery of each that is due,
+ * null for the others (and for one that could not be stored: its row keeps its message mark,
+ * and the outbox sends it again once that message counts as lost); the earliest lease, for the alarm.
+ */
+export async function beginNotifications(
+  group: GroupCommit,
+  store: AppStore,
+  config: AppConfig,
+  identity: AppIdentity,
+  refs: NotificationRef[],
+): Promise<{ deliveries: (NotificationDelivery | null)[]; leaseUntilMs: number | null }> {
+  const signingSecrets = signingSecretsOf(identity, Date.now());
+  const settled = await Promise.allSettled(
+    refs.map(({ taskId, kind }) => group.run(() => beginNotification(store, config, signingSecrets, taskId, kind, Date.now()))),
+  );
+  const begun = settled.map((outcome) => (outcome.status === "fulfilled" ? outcome.value : null));
+  const leases = begun.filter((item) => item !== null).map((item) => item.leaseUntilMs);
+  return { deliveries: begun.map((item) => item?.delivery ?? null), leaseUntilMs: leases.length > 0 ? Math.min(...leases) : null };
+}
+
+/** Ends several notification attempts in one group commit; false for each that could not be stored. */
+export async function finishNotifications(group: GroupCommit, store: AppStore, reports: NotificationReport[]): Promise<boolean[]> {
+  const settled = await Promise.allSettled(
+    reports.map(({ taskId, kind, attempt, delivered, detail }) =>
+      group.run(() => finishNotification(store, taskId, kind, attempt, delivered, detail, Date.now())),
+    ),
+  );
+  return settled.map((outcome) => outcome.status === "fulfilled");
 }
