@@ -3,10 +3,11 @@ import { env, exports } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { vi } from "vitest";
 import type { SubmitInput } from "../../src/app/contract";
-import type { NewTask } from "../../src/app/store";
+import { openStore, type NewTask, type TaskStore } from "../../src/app/store";
 import type { TestAppQueue } from "./test-app-queue";
 import { qiniuAuthorization } from "../../src/auth/qiniu";
 import { appQueue } from "../../src/app/stubs";
+import { newTaskId } from "../../src/shared/task-id";
 import type { TaskRecord } from "../../src/shared/types";
 
 export const CONTROL = "http://async.localhost";
@@ -149,4 +150,43 @@ export async function finishParked(app: string, path = "/r"): Promise<string> {
   if (!begun.run) throw new Error(`begin: ${begun.reason}`);
   await stub.finish(id, begun.delivery.attempt, { kind: "response", status: 200, header: {}, body: new Uint8Array() });
   return id;
+}
+
+/** Runs `run` inside the app's object, on its SQLite storage, in one turn. */
+export const sql = (app: string) => <T>(run: (sql: SqlStorage, instance: TestAppQueue) => T) =>
+  runInDurableObject(appQueue(env, app), (instance: TestAppQueue, state) => run(state.storage.sql, instance));
+
+/** The app's object as the tests run it (test/worker/entry.ts): with TestAppQueue's hooks. */
+export const testAppQueue = (app: string) => appQueue(env, app) as unknown as DurableObjectStub<TestAppQueue>;
+
+/** A SqlStorage that counts the rows its cursors read. */
+export function metered(inner: SqlStorage): { sql: SqlStorage; rowsRead: () => number; rowsWritten: () => number; reset: () => void } {
+  let cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
+  const sql = new Proxy(inner, {
+    get(target, property) {
+      if (property !== "exec") return Reflect.get(target, property) as unknown;
+      return (query: string, ...bindings: SqlStorageValue[]) => {
+        const cursor = target.exec(query, ...bindings);
+        cursors.push(cursor);
+        return cursor;
+      };
+    },
+  });
+  return {
+    sql,
+    rowsRead: () => cursors.reduce((sum, cursor) => sum + cursor.rowsRead, 0),
+    rowsWritten: () => cursors.reduce((sum, cursor) => sum + cursor.rowsWritten, 0),
+    reset: () => (cursors = []),
+  };
+}
+
+/** Inserts `count` finished tasks with `bodyBytes` response bodies and consecutive seqs, the way finish would. */
+export function insertResults(store: TaskStore, sql: SqlStorage, count: number, bodyBytes: number): void {
+  const body = new Uint8Array(bodyBytes).fill(7);
+  for (let i = 0; i < count; i++) {
+    const id = newTaskId(1, Date.now() - 1000 + i);
+    store.insert(newTask(id, Date.now(), { request: { method: "POST", path: `/r/${i}`, raw_query: "", header: {}, body: new Uint8Array() } }));
+    sql.exec("UPDATE tasks SET response_status = 200, response_header = '{}', response_body = ? WHERE id = ?", body.slice().buffer, id);
+    store.markFinished(id, 0, 10, Date.now());
+  }
 }

@@ -1,5 +1,5 @@
 // Proves the delivery state machine is idempotent under at-least-once, unordered queue delivery,
-// and that leases, cancel, retry, retention, the outbox and eviction lose nothing.
+// and that leases, cancel, retry, retention, the outbox, eviction and a failed finish RPC lose nothing.
 import { env } from "cloudflare:workers";
 import {
   createExecutionContext,
@@ -14,8 +14,9 @@ import entry from "../../src/index";
 import type { AppQueue } from "../../src/app/app-queue";
 import { DISPATCH_WINDOW } from "../../src/app/outbox";
 import { appQueue } from "../../src/app/stubs";
+import { deliverTask } from "../../src/delivery/consumer";
 import { TASKS_PER_MESSAGE, type AttemptResult } from "../../src/shared/types";
-import { CONTROL, call, createApp, finishParked, getTask, makeDue, parkedTask, received, submit, submitInput, uniqueApp, waitForState } from "./helpers";
+import { CONTROL, call, createApp, finishParked, getTask, makeDue, parkedTask, received, sql, submit, submitInput, uniqueApp, waitForState } from "./helpers";
 
 /** The Worker as the runtime sees it: messages of any shape may arrive. */
 const worker = entry as ExportedHandler<Env, unknown> & { queue: NonNullable<ExportedHandler<Env, unknown>["queue"]> };
@@ -144,6 +145,36 @@ describe("queue consumer", () => {
     await worker.queue(batch, env, ctx);
     expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["gone"]);
   });
+
+  it("a finish RPC that fails is tried again by the consumer: the origin's answer is not lost", async () => {
+    const app = uniqueApp("frpc");
+    await createApp(app);
+    const id = await parkedTask(app);
+    let failures = 0;
+    const flakyEnv = {
+      ...env,
+      APP_QUEUE: {
+        idFromName: (name: string) => env.APP_QUEUE.idFromName(name),
+        // The two methods a delivery calls; finish fails twice as an object being reset would.
+        get: (objectId: DurableObjectId) => {
+          const real = env.APP_QUEUE.get(objectId);
+          return {
+            begin: (taskId: string) => real.begin(taskId),
+            finish: async (taskId: string, attempt: number, result: AttemptResult) => {
+              if (failures < 2) {
+                failures++;
+                throw new Error("Durable Object reset because its code was updated.");
+              }
+              return real.finish(taskId, attempt, result);
+            },
+          };
+        },
+      },
+    } as unknown as Env;
+    await deliverTask({ app, id }, flakyEnv);
+    expect(failures).toBe(2);
+    expect((await getTask(id)).state).toBe(10);
+  });
 });
 
 describe("control of tasks", () => {
@@ -183,6 +214,25 @@ describe("control of tasks", () => {
     expect(await received(id)).toEqual([]);
     expect((await call(`${CONTROL}/v1/apps/${paused}`, { method: "PATCH", body: '{"state":"Active"}' })).status).toBe(200);
     await waitForState(id, [10]);
+  });
+
+  it("retry of a failed task clears its seq and keeps attempt numbers growing", async () => {
+    const app = uniqueApp("retry");
+    await createApp(app, { retry: { max_attempts: 1 } });
+    const stub = appQueue(env, app);
+    const id = await parkedTask(app);
+    await stub.begin(id);
+    expect(await stub.finish(id, 1, err500)).toEqual({ applied: true, state: 11 });
+    // Paused, the retried task waits: it must not be a result while it does.
+    await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: '{"state":"Paused"}' });
+    expect((await call(`${CONTROL}/v1/task/${id}/retry`, { method: "POST" })).status).toBe(200);
+    const seq = await sql(app)((storage) => storage.exec<{ seq: number | null }>("SELECT seq FROM tasks WHERE id = ?", id).one().seq);
+    expect(seq).toBeNull();
+    await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: '{"state":"Active"}' });
+    const done = await waitForState(id, [10]);
+    expect(done.attempts).toBe(2);
+    // A stale finish of attempt 1 cannot touch the task again.
+    expect((await stub.finish(id, 1, err500)).applied).toBe(false);
   });
 });
 

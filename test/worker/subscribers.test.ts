@@ -1,5 +1,6 @@
 // Proves the live result feed on the app's object: pushes, hibernation (evictDurableObject), the 15 s
-// heartbeat enforced by one multiplexed alarm, resume without gap or duplicate, limits, bad frames, URL tokens.
+// heartbeat enforced by one multiplexed alarm, resume without gap or duplicate (seqs continue across an app's
+// re-creation), limits, bad frames, URL tokens.
 import { env, exports } from "cloudflare:workers";
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
@@ -8,7 +9,7 @@ import type { SubscriberAttachment } from "../../src/app/heartbeat";
 import { signUrl } from "../../src/auth/url-token";
 import { appQueue } from "../../src/app/stubs";
 import type { TaskRecord } from "../../src/shared/types";
-import { CONTROL, createApp, finishParked, signedRequest, submit, uniqueApp } from "./helpers";
+import { CONTROL, call, createApp, finishParked, signedRequest, sql, submit, uniqueApp, waitForState } from "./helpers";
 
 type Result = TaskRecord & { seq: number };
 
@@ -146,6 +147,18 @@ describe("live results", () => {
     // The hello frame comes first and names the latest seq at accept time.
     expect(resumed.hello.length).toBe(1);
     expect([since + 2, since + 3]).toContain(resumed.hello[0]!.seq);
+  });
+
+  it("feed seqs of a re-created app continue above the old app's", async () => {
+    const app = uniqueApp("seq");
+    await createApp(app);
+    for (let i = 0; i < 3; i++) await finishParked(app);
+    expect((await call(`${CONTROL}/v1/apps/${app}`, { method: "DELETE" })).status).toBe(200);
+    await createApp(app);
+    const id = await submit(app, "/again", { body: "{}" });
+    await waitForState(id, [10]);
+    const seq = await sql(app)((storage) => storage.exec<{ seq: number }>("SELECT seq FROM tasks WHERE id = ?", id).one().seq);
+    expect(seq).toBe(4);
   });
 
   it("refuses one subscriber over max_subscribers with 429 before the upgrade", async () => {

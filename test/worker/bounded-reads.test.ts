@@ -1,0 +1,167 @@
+// Proves the app's object reads a bounded number of rows: a 52 MB replay paged by bytes, listings by key range and per-state index, time windows, due notifications.
+import { env, exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { REPLAY_PAGE_BYTES, openStore } from "../../src/app/store";
+import { appQueue } from "../../src/app/stubs";
+import { newTaskId } from "../../src/shared/task-id";
+import type { TaskRecord } from "../../src/shared/types";
+import { CONTROL, call, createApp, insertResults, metered, newTask, signedRequest, sql, testAppQueue, uniqueApp } from "./helpers";
+
+describe("bounded reads", () => {
+  it("a resume from since=0 over 50 MB of results arrives whole and in order, reading at most ~8 MB per turn", { timeout: 30_000 }, async () => {
+    const app = uniqueApp("replay");
+    await createApp(app);
+    const count = 80;
+    const bodyBytes = 650_000; // 80 × 650 KB ≈ 52 MB of results
+    await sql(app)((storage) => insertResults(openStore(storage).tasks, storage, count, bodyBytes));
+    const response = await exports.default.fetch(await signedRequest(`${CONTROL}/v1/tasks?app=${app}&since=0`, { headers: { upgrade: "websocket" } }));
+    expect(response.status).toBe(101);
+    const ws = response.webSocket!;
+    const results: (TaskRecord & { seq: number })[] = [];
+    const all = new Promise<void>((resolve) =>
+      ws.addEventListener("message", (event) => {
+        const frame = JSON.parse(event.data as string) as (TaskRecord & { seq: number }) | { type: string };
+        if ("type" in frame) return;
+        results.push(frame);
+        if (results.length === count) resolve();
+      }),
+    );
+    ws.accept();
+    await all;
+    ws.close(1000);
+    expect(results.map((result) => result.seq)).toEqual(Array.from({ length: count }, (_, i) => i + 1));
+    for (const result of results) expect(atob(result.response!.body).length).toBe(bodyBytes);
+    const page = await testAppQueue(app).replayReadMeter();
+    // One page never reads more than the budget plus one row (a row alone may exceed what is left).
+    expect(page.bytes).toBeGreaterThan(0);
+    expect(page.bytes).toBeLessThanOrEqual(REPLAY_PAGE_BYTES + bodyBytes + 4096);
+    expect(page.rows).toBeLessThan(count);
+  });
+
+  it("listings read no bodies, page by a primary-key range, and filter by state through that state's index", async () => {
+    const app = uniqueApp("list");
+    await createApp(app);
+    await sql(app)((storage) => {
+      const meter = metered(storage);
+      const store = openStore(meter.sql).tasks;
+      insertResults(store, storage, 200, 2_000);
+      for (let i = 0; i < 5; i++) {
+        const id = newTaskId(1, Date.now() + i);
+        store.insert(
+          newTask(id, Date.now(), { etaMs: Date.now() + 60_000, request: { method: "GET", path: "/w", raw_query: "", header: {}, body: new Uint8Array(1000) } }),
+        );
+      }
+      const first = store.list(null, 10, null);
+      expect(first.every((row) => row.body.byteLength === 0 && row.response_body === null)).toBe(true);
+      meter.reset();
+      const middle = store.list(null, 10, first[9]!.id);
+      expect(middle.length).toBe(10);
+      expect(meter.rowsRead()).toBeLessThanOrEqual(12);
+      meter.reset();
+      const waiting = store.list(0, 10, null);
+      expect(waiting.length).toBe(5);
+      expect(meter.rowsRead()).toBeLessThanOrEqual(7);
+    });
+  });
+
+  it("a time window (created_after, created_before) is a range of ids: only its tasks are read, and it pages with the cursor", async () => {
+    const app = uniqueApp("window");
+    await createApp(app);
+    const hour = 3_600_000;
+    const base = Math.floor(Date.now() / hour) * hour - 10 * hour;
+    const ids = await sql(app)((storage) => {
+      const store = openStore(storage).tasks;
+      // Three tasks in each of five hours.
+      const made: string[] = [];
+      for (let h = 0; h < 5; h++) {
+        for (let i = 0; i < 3; i++) {
+          const id = newTaskId(1, base + h * hour + i * 1000);
+          store.insert(newTask(id, base + h * hour, { etaMs: Date.now() + 60_000 }));
+          made.push(id);
+        }
+      }
+      return made;
+    });
+    const list = async (query: string) => {
+      const response = await call(`${CONTROL}/v1/tasks?app=${app}&${query}`);
+      expect(response.status).toBe(200);
+      return (await response.json()) as { tasks: TaskRecord[]; cursor: string | null };
+    };
+    const seconds = (ms: number) => Math.floor(ms / 1000);
+    // Hours 1 and 2: six tasks, newest first; at or after is inclusive, before is exclusive.
+    const window = `created_after=${seconds(base + hour)}&created_before=${seconds(base + 3 * hour)}`;
+    const all = await list(window);
+    expect(all.tasks.map((task) => task.id)).toEqual(ids.slice(3, 9).reverse());
+    // Paged by 4: the cursor keeps the window.
+    const first = await list(`${window}&limit=4`);
+    expect(first.tasks.length).toBe(4);
+    const second = await list(`${window}&limit=4&cursor=${first.cursor}`);
+    expect([...first.tasks, ...second.tasks].map((task) => task.id)).toEqual(all.tasks.map((task) => task.id));
+    expect(second.cursor).toBeNull();
+    // Each bound alone.
+    expect((await list(`created_after=${seconds(base + 4 * hour)}`)).tasks.map((task) => task.id)).toEqual(ids.slice(12).reverse());
+    expect((await list(`created_before=${seconds(base + hour)}`)).tasks.map((task) => task.id)).toEqual(ids.slice(0, 3).reverse());
+    // With a state filter too, and a window with nothing in it.
+    expect((await list(`state=0&${window}`)).tasks.length).toBe(6);
+    expect((await list(`created_after=${seconds(base + 5 * hour)}`)).tasks).toEqual([]);
+    for (const bad of ["created_after=-1", "created_before=soon", "created_after=1.5"]) {
+      const response = await call(`${CONTROL}/v1/tasks?app=${app}&${bad}`);
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { code: string }).code).toMatch(/^invalid_created_(after|before)$/);
+    }
+  });
+
+  it("listings of every state read only that state's tasks: doing, succeeded and failed beside a waiting backlog", async () => {
+    const app = uniqueApp("states");
+    await createApp(app);
+    await sql(app)((storage) => {
+      const meter = metered(storage);
+      const store = openStore(meter.sql).tasks;
+      const now = Date.now();
+      const ids = Array.from({ length: 300 }, (_, i) => newTaskId(1, now - 10_000 + i));
+      for (const id of ids) store.insert(newTask(id, now, { etaMs: now + 60_000 }));
+      // 3 running, 4 succeeded, 5 failed; the rest wait.
+      for (const id of ids.slice(0, 12)) store.markDoing(id, 1, now, now + 60_000, false);
+      for (const id of ids.slice(3, 7)) store.markFinished(id, 1, 10, now);
+      for (const id of ids.slice(7, 12)) store.markFinished(id, 1, 11, now);
+      for (const [state, count] of [[1, 3], [10, 4], [11, 5], [0, 288]] as const) {
+        meter.reset();
+        const page = store.list(state, 10, null);
+        expect(page.length).toBe(Math.min(10, count));
+        expect(page.every((row) => row.state === state)).toBe(true);
+        expect(page.map((row) => row.id)).toEqual([...page.map((row) => row.id)].sort().reverse());
+        expect(meter.rowsRead()).toBeLessThanOrEqual(2 * Math.min(10, count) + 2);
+      }
+      expect(store.oldestWaitingCreatedMs()).toBe(now - 10_000 + 12);
+    });
+  });
+
+  it("with thousands of notifications waiting (a receiver down), the outbox and the alarm read a few of them, not the table", async () => {
+    const app = uniqueApp("ntfscan");
+    await createApp(app);
+    const result = await sql(app)((storage) => {
+      const meter = metered(storage);
+      const store = openStore(meter.sql).notifications;
+      const now = Date.now();
+      for (let i = 0; i < 2000; i++) store.add(newTaskId(1, now + i), "notify", "https://example.com/n", now + 60_000 + i);
+      // Two due now, one sent long ago (its message lost), one sent just now.
+      store.add("due-1", "callback", "https://example.com/c", now - 10);
+      store.add("due-2", "callback", "https://example.com/c", now - 5);
+      store.add("lost", "callback", "https://example.com/c", now - 100_000);
+      store.add("sent", "callback", "https://example.com/c", now - 100);
+      storage.exec("UPDATE notifications SET dispatched_ms = ? WHERE task_id = 'lost'", now - 90_000);
+      storage.exec("UPDATE notifications SET dispatched_ms = ? WHERE task_id = 'sent'", now - 1_000);
+      meter.reset();
+      const due = store.due(now, now - 30_000, 100).map((row) => row.task_id);
+      const dueReads = meter.rowsRead();
+      meter.reset();
+      const wake = store.nextWakeMs(30_000);
+      return { due, dueReads, wake, wakeReads: meter.rowsRead(), now };
+    });
+    expect(result.due).toEqual(["due-1", "due-2", "lost"]);
+    expect(result.dueReads).toBeLessThanOrEqual(10);
+    // The earliest: due-1's eta (the lost one's re-send time, 90 s ago + 30 s, is earlier still).
+    expect(result.wake).toBe(result.now - 60_000);
+    expect(result.wakeReads).toBeLessThanOrEqual(6);
+  });
+});

@@ -1,0 +1,66 @@
+// Proves the outbox re-sends only what is lost (not what a consumer batch holds), counts re-sends, and backs off from a queue that keeps refusing.
+import { env } from "cloudflare:workers";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import type { AppQueue } from "../../src/app/app-queue";
+import { appQueue } from "../../src/app/stubs";
+import { CONTROL, call, createApp, parkedTask, sql, submitInput, uniqueApp, waitForState } from "./helpers";
+
+describe("outbox", () => {
+  it("a message held in a consumer batch is not sent again; a lost one is, and re-sends are counted", async () => {
+    const app = uniqueApp("claim");
+    await createApp(app);
+    const stub = appQueue(env, app);
+    const held = await parkedTask(app, "/held");
+    const lost = await parkedTask(app, "/lost");
+    const stale = Date.now() - 5 * 60_000;
+    await sql(app)((storage) => storage.exec("UPDATE tasks SET dispatched_ms = ? WHERE id IN (?, ?)", stale, held, lost));
+    await stub.claim([held], 100);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    const rows = await sql(app)((storage) =>
+      storage.exec<{ id: string; dispatched_ms: number | null; state: number }>("SELECT id, dispatched_ms, state FROM tasks WHERE id IN (?, ?)", held, lost).toArray(),
+    );
+    // The held one keeps a message (its stale mark moved to now); the lost one was sent afresh.
+    expect(rows.find((row) => row.id === held)!.dispatched_ms).toBeGreaterThan(stale);
+    await waitForState(lost, [10]);
+    const stats = ((await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { stats: Record<string, number> }).stats;
+    expect(stats["resends"]).toBe(1);
+  });
+
+  it("a queue that keeps refusing is not retried on every alarm: sends wait out a doubling backoff", async () => {
+    const app = uniqueApp("backoff");
+    await createApp(app);
+    const stub = appQueue(env, app);
+    const attempts = await runInDurableObject(stub, async (instance: AppQueue) => {
+      const bindings = Reflect.get(instance, "env") as Env;
+      const queue = bindings.TASKS;
+      let sends = 0;
+      const unavailable = async () => {
+        sends++;
+        throw new Error("queue unavailable");
+      };
+      bindings.TASKS = { send: unavailable, sendBatch: unavailable } as unknown as Queue;
+      const seen: number[] = [];
+      try {
+        const submitted = await instance.submit(submitInput("/b"));
+        if (!submitted.ok) throw new Error(submitted.error.message);
+        seen.push(sends); // the send at submit
+        for (let i = 0; i < 5; i++) await instance.alarm(); // alarms within the first backoff: no send
+        seen.push(sends);
+        await new Promise((resolve) => setTimeout(resolve, 1_100)); // the first backoff (≤ 1 s) has passed
+        await instance.alarm(); // (the runtime's own alarm may have sent already)
+        seen.push(sends);
+        for (let i = 0; i < 5; i++) await instance.alarm(); // the next backoff is ≥ 1 s: no send
+        seen.push(sends);
+      } finally {
+        bindings.TASKS = queue;
+      }
+      return seen;
+    });
+    const [atSubmit, inFirstBackoff, afterIt, inSecondBackoff] = attempts as [number, number, number, number];
+    expect(atSubmit).toBe(1);
+    expect(inFirstBackoff).toBe(atSubmit);
+    expect(afterIt).toBeGreaterThan(inFirstBackoff);
+    expect(inSecondBackoff).toBe(afterIt);
+  });
+});
