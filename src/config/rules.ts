@@ -12,8 +12,15 @@ export interface ConfigRules {
   gateway: { appHostSuffix: string; controlHosts: string[] };
 }
 
+/** The Worker's vars the rules come from (a structural type: the console's build has no Env). */
+interface GatewayVars {
+  ALLOW_PRIVATE_ORIGINS: string;
+  APP_HOST_SUFFIX: string;
+  CONTROL_HOST: string;
+}
+
 /** How app configs and callback URLs are checked, given the host the request came to. */
-export const configRules = (env: Env, requestHost: string): ConfigRules => ({
+export const configRules = (env: GatewayVars, requestHost: string): ConfigRules => ({
   allowPrivateOrigins: env.ALLOW_PRIVATE_ORIGINS === "true",
   gateway: { appHostSuffix: env.APP_HOST_SUFFIX, controlHosts: [env.CONTROL_HOST, requestHost] },
 });
