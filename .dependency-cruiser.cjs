@@ -10,7 +10,8 @@
  * A module imports from its own layer or a lower one. The client, CLI and console are packages
  * of their own: they may use the lower layers' pure modules, never the server's.
  */
-const LOWER_THAN_BASE = "^src/(app/(?!store/)|registry/|front-doors/|control/|submit/|delivery/|index[.]ts$|client/|cli|console/)";
+const LOWER_THAN_BASE =
+  "^src/(app/(?!store/)|registry/|front-doors/|control/|submit/|delivery/|index[.]ts$|client/|cli|console/)";
 const ABOVE_APP = "^src/(front-doors/|control/|submit/|delivery/|index[.]ts$|client/|cli|console/)";
 const SERVER = "^src/(app/|registry/|front-doors/|control/|submit/|delivery/|index[.]ts$)";
 

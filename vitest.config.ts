@@ -5,7 +5,11 @@ import { defineConfig } from "vitest/config";
 process.env["CLOUDFLARE_CF_FETCH_ENABLED"] ??= "false";
 
 /** Test credentials; the same pair signs requests in every scope. */
-export const TEST_KEYS = { ADMIN_ACCESS_KEY: "test-admin-ak", ADMIN_SECRET_KEY: "test-admin-sk", KEY_ENCRYPTION_SECRET: "test-key-encryption-secret" };
+export const TEST_KEYS = {
+  ADMIN_ACCESS_KEY: "test-admin-ak",
+  ADMIN_SECRET_KEY: "test-admin-sk",
+  KEY_ENCRYPTION_SECRET: "test-key-encryption-secret",
+};
 
 export default defineConfig({
   test: {

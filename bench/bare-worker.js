@@ -19,7 +19,8 @@ export class Sockets extends DurableObject {
 
 export default {
   async fetch(request, env) {
-    if (request.headers.get("upgrade")?.toLowerCase() === "websocket") return env.SOCKETS.get(env.SOCKETS.idFromName("subscribers")).fetch(request);
+    if (request.headers.get("upgrade")?.toLowerCase() === "websocket")
+      return env.SOCKETS.get(env.SOCKETS.idFromName("subscribers")).fetch(request);
     await request.arrayBuffer();
     const id = crypto.randomUUID().replaceAll("-", "");
     return new Response(JSON.stringify({ id }), { status: 202, headers: { "content-type": "application/json" } });

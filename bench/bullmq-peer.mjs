@@ -11,7 +11,9 @@ const [port, redisPort] = process.argv.slice(2, 4).map(Number);
 const origin = process.argv[4];
 const mac = new qiniu.auth.digest.Mac(process.env.BENCH_ACCESS_KEY, process.env.BENCH_SECRET_KEY);
 // BullMQ 6 under ESM wants a constructed client.
-const queue = new Queue("tasks", { connection: new Redis({ host: "127.0.0.1", port: redisPort, maxRetriesPerRequest: null }) });
+const queue = new Queue("tasks", {
+  connection: new Redis({ host: "127.0.0.1", port: redisPort, maxRetriesPerRequest: null }),
+});
 
 new Worker(
   "tasks",
@@ -35,17 +37,28 @@ createServer((req, res) => {
   req.on("end", async () => {
     const body = Buffer.concat(chunks);
     const url = `http://${req.headers.host}${req.url}`;
-    const expected = qiniu.util.generateAccessTokenV2(mac, url, req.method, req.headers["content-type"] ?? "", body.toString("utf8"), {});
+    const expected = qiniu.util.generateAccessTokenV2(
+      mac,
+      url,
+      req.method,
+      req.headers["content-type"] ?? "",
+      body.toString("utf8"),
+      {},
+    );
     if (req.headers.authorization !== expected) {
       res.writeHead(401, { "content-type": "application/json" }).end('{"error":"bad token"}');
       return;
     }
-    const job = await queue.add("task", {
-      method: req.method,
-      path: req.url,
-      header: req.headers,
-      body: body.toString("base64"),
-    }, { attempts: 5, backoff: { type: "exponential", delay: 1000 }, removeOnComplete: true });
+    const job = await queue.add(
+      "task",
+      {
+        method: req.method,
+        path: req.url,
+        header: req.headers,
+        body: body.toString("base64"),
+      },
+      { attempts: 5, backoff: { type: "exponential", delay: 1000 }, removeOnComplete: true },
+    );
     res.writeHead(202, { "content-type": "application/json" }).end(JSON.stringify({ id: job.id }));
   });
 }).listen(port, "127.0.0.1", () => console.log(`bullmq peer ready on ${port}`));

@@ -17,7 +17,11 @@ function stat(pid) {
 
 /** The pids of `root` and all its descendants, optionally only those whose command is `comm`. */
 export function tree(root, comm) {
-  const all = readdirSync("/proc").filter((name) => /^\d+$/.test(name)).map(Number).map(stat).filter(Boolean);
+  const all = readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+    .map(stat)
+    .filter(Boolean);
   const children = new Map();
   for (const p of all) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p]);
   const found = [];

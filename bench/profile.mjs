@@ -11,9 +11,22 @@ import { KEYS, freePort, startDirect } from "./systems.mjs";
 const mode = process.argv[2] ?? "drain";
 const origin = await startOrigin({ quiet: true });
 const inspectorPort = await freePort();
-const system = await startDirect("asyncgate", "asyncgate", { ADMIN_ACCESS_KEY: KEYS.accessKey, ADMIN_SECRET_KEY: KEYS.secretKey, ALLOW_PRIVATE_ORIGINS: "true" }, { inspectorPort });
+const system = await startDirect(
+  "asyncgate",
+  "asyncgate",
+  { ADMIN_ACCESS_KEY: KEYS.accessKey, ADMIN_SECRET_KEY: KEYS.secretKey, ALLOW_PRIVATE_ORIGINS: "true" },
+  { inspectorPort },
+);
 const mac = new qiniu.auth.digest.Mac(KEYS.accessKey, KEYS.secretKey);
-const sign = (method, host, path, body = "") => qiniu.util.generateAccessTokenV2(mac, `http://${host}${path}`, method, body ? "application/json" : "", body || undefined, {});
+const sign = (method, host, path, body = "") =>
+  qiniu.util.generateAccessTokenV2(
+    mac,
+    `http://${host}${path}`,
+    method,
+    body ? "application/json" : "",
+    body || undefined,
+    {},
+  );
 const call = (host, method, path, body = "") =>
   new Promise((resolve) => {
     const headers = { host, authorization: sign(method, host, path, body) };
@@ -26,11 +39,26 @@ const call = (host, method, path, body = "") =>
     req.end(body);
   });
 const control = `localhost:${system.port}`;
-await call(control, "POST", "/v1/apps", JSON.stringify({ name: "p", origin: origin.url, state: mode === "drain" ? "Paused" : "Active" }));
+await call(
+  control,
+  "POST",
+  "/v1/apps",
+  JSON.stringify({ name: "p", origin: origin.url, state: mode === "drain" ? "Paused" : "Active" }),
+);
 const host = `p.async.localhost:${system.port}`;
 const body = JSON.stringify({ payload: "x".repeat(1000) });
-const submit = { method: "POST", path: "/p", headers: { host, "content-type": "application/json", authorization: qiniu.util.generateAccessTokenV2(mac, `http://${host}/p`, "POST", "application/json", body, {}) }, body };
-if (mode === "drain") await autocannon({ url: `http://127.0.0.1:${system.port}`, connections: 32, amount: 3000, requests: [submit] });
+const submit = {
+  method: "POST",
+  path: "/p",
+  headers: {
+    host,
+    "content-type": "application/json",
+    authorization: qiniu.util.generateAccessTokenV2(mac, `http://${host}/p`, "POST", "application/json", body, {}),
+  },
+  body,
+};
+if (mode === "drain")
+  await autocannon({ url: `http://127.0.0.1:${system.port}`, connections: 32, amount: 3000, requests: [submit] });
 
 const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
 const profiles = [];
@@ -43,7 +71,11 @@ for (const target of targets) {
     const message = JSON.parse(data.toString());
     if (message.id && pending.has(message.id)) pending.get(message.id)(message.result);
   });
-  const send = (method, params = {}) => new Promise((resolve) => { pending.set(++id, resolve); ws.send(JSON.stringify({ id, method, params })); });
+  const send = (method, params = {}) =>
+    new Promise((resolve) => {
+      pending.set(++id, resolve);
+      ws.send(JSON.stringify({ id, method, params }));
+    });
   await send("Profiler.enable");
   await send("Profiler.setSamplingInterval", { interval: 200 });
   await send("Profiler.start");
@@ -67,7 +99,8 @@ for (const { target, send, ws } of profiles) {
     self.set(key, (self.get(key) ?? 0) + count);
   }
   console.log(`\n== ${target.title} (${total} samples)`);
-  for (const [key, count] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${((count / total) * 100).toFixed(1).padStart(5)}%  ${key}`);
+  for (const [key, count] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25))
+    console.log(`${((count / total) * 100).toFixed(1).padStart(5)}%  ${key}`);
   // Native time (SQLite exec, crypto…) charged to the nearest caller in our own bundle.
   const parent = new Map();
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
@@ -81,7 +114,8 @@ for (const { target, send, ws } of profiles) {
     ours.set(key, (ours.get(key) ?? 0) + count);
   }
   if (ours.size) console.log("-- by caller in asyncgate.js");
-  for (const [key, count] of [...ours].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`${((count / total) * 100).toFixed(1).padStart(5)}%  ${key}`);
+  for (const [key, count] of [...ours].sort((a, b) => b[1] - a[1]).slice(0, 15))
+    console.log(`${((count / total) * 100).toFixed(1).padStart(5)}%  ${key}`);
 }
 await system.stop();
 await origin.close();

@@ -33,7 +33,8 @@ const BODY = JSON.stringify({ payload: "x".repeat(1024 - 16) }); // 1 KiB of JSO
 const mac = new qiniu.auth.digest.Mac(KEYS.accessKey, KEYS.secretKey);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-const percentile = (values, p) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((p / 100) * values.length))];
+const percentile = (values, p) =>
+  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((p / 100) * values.length))];
 const started = Date.now();
 const log = (message) => console.error(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${message}`);
 
@@ -68,21 +69,40 @@ const submitRequest = (host) => ({
  */
 async function load(port, requests, connections, seconds) {
   if (WRK) return loadWithWrk(port, requests, connections, seconds);
-  const result = await autocannon({ url: `http://127.0.0.1:${port}`, connections, duration: seconds, requests, timeout: 10 });
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}`,
+    connections,
+    duration: seconds,
+    requests,
+    timeout: 10,
+  });
   const ok = result["2xx"];
-  return { rps: ok / seconds, p50: result.latency.p50, p99: result.latency.p99, ok, errors: result.non2xx + result.errors + result.timeouts };
+  return {
+    rps: ok / seconds,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    ok,
+    errors: result.non2xx + result.errors + result.timeouts,
+  };
 }
 
-const WRK = spawnSync("wrk", ["--version"], { encoding: "utf8" }).stdout?.includes("wrk") || spawnSync("wrk", ["--version"], { encoding: "utf8" }).stderr?.includes("wrk");
+const WRK =
+  spawnSync("wrk", ["--version"], { encoding: "utf8" }).stdout?.includes("wrk") ||
+  spawnSync("wrk", ["--version"], { encoding: "utf8" }).stderr?.includes("wrk");
 const LOADER = WRK ? "wrk (1 thread)" : "autocannon";
 
 async function loadWithWrk(port, requests, connections, seconds) {
   // One Lua script cycles through the requests (one per app host), each with its own headers.
   const lua = `
 local requests = {${requests
-    .map((r) => `{ method = "${r.method}", path = "${r.path}", body = ${JSON.stringify(r.body)}, headers = { ${Object.entries(r.headers)
-      .map(([name, value]) => `["${name === "host" ? "Host" : name}"] = ${JSON.stringify(value)}`)
-      .join(", ")} } }`)
+    .map(
+      (r) =>
+        `{ method = "${r.method}", path = "${r.path}", body = ${JSON.stringify(r.body)}, headers = { ${Object.entries(
+          r.headers,
+        )
+          .map(([name, value]) => `["${name === "host" ? "Host" : name}"] = ${JSON.stringify(value)}`)
+          .join(", ")} } }`,
+    )
     .join(",\n")}}
 local i = 0
 request = function()
@@ -97,7 +117,11 @@ end
   const script = join(tmpdir(), `asyncgate-wrk-${process.pid}.lua`);
   writeFileSync(script, lua);
   const { stdout } = await new Promise((resolve, reject) => {
-    const child = spawn("wrk", ["-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "10s", "-s", script, `http://127.0.0.1:${port}`], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(
+      "wrk",
+      ["-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "10s", "-s", script, `http://127.0.0.1:${port}`],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
     let out = "";
     child.stdout.on("data", (chunk) => (out += chunk));
     child.on("close", () => resolve({ stdout: out }));
@@ -108,7 +132,13 @@ end
   const [total, errors, durationUs, p50Us, p99Us] = match.slice(1).map(Number);
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0);
   const ok = total - non2xx;
-  return { rps: ok / (durationUs / 1e6), p50: Number((p50Us / 1000).toFixed(1)), p99: Number((p99Us / 1000).toFixed(1)), ok, errors: errors + non2xx };
+  return {
+    rps: ok / (durationUs / 1e6),
+    p50: Number((p50Us / 1000).toFixed(1)),
+    p99: Number((p99Us / 1000).toFixed(1)),
+    ok,
+    errors: errors + non2xx,
+  };
 }
 
 // ---- the gateway's apps ------------------------------------------------------------------
@@ -116,7 +146,13 @@ end
 async function createApp(system, name, config = {}) {
   const control = `localhost:${system.port}`;
   await call(system.port, control, "DELETE", `/v1/apps/${name}`);
-  const created = await call(system.port, control, "POST", "/v1/apps", JSON.stringify({ name, origin: ORIGIN.url, ...config }));
+  const created = await call(
+    system.port,
+    control,
+    "POST",
+    "/v1/apps",
+    JSON.stringify({ name, origin: ORIGIN.url, ...config }),
+  );
   if (created.status !== 201) throw new Error(`create ${name}: ${created.status} ${created.text}`);
 }
 
@@ -144,14 +180,18 @@ async function ingest(systems) {
         // deliveries (steady state), then paused so its leftover backlog cannot load the next run.
         const app = `ingest-${round}-${connections}`;
         if (system.createApp) await system.createApp(app);
-        const host = system.createApp ? `${app}.async.localhost:${system.port}` : `bench.async.localhost:${system.port}`;
+        const host = system.createApp
+          ? `${app}.async.localhost:${system.port}`
+          : `bench.async.localhost:${system.port}`;
         const cpu0 = cpuSeconds(system.pids());
         const result = await load(system.port, [submitRequest(host)], connections, P.ingestSeconds);
         const cpu = cpuSeconds(system.pids()) - cpu0;
         if (system.pauseApp) await system.pauseApp(app);
         const key = `${system.name}|${system.mode}|${connections}`;
         runs.set(key, [...(runs.get(key) ?? []), { ...result, cpuUs: (cpu / Math.max(1, result.ok)) * 1e6 }]);
-        log(`ingest round ${round} ${key}: ${result.rps.toFixed(0)} req/s, p99 ${result.p99} ms, errors ${result.errors}`);
+        log(
+          `ingest round ${round} ${key}: ${result.rps.toFixed(0)} req/s, p99 ${result.p99} ms, errors ${result.errors}`,
+        );
         await sleep(300);
       }
     }
@@ -168,8 +208,13 @@ async function ingest(systems) {
   }
   for (const [key, s] of summary) {
     const [name, mode, connections] = key.split("|");
-    const bare = summary.get(`bare worker|${mode === "node" || mode.startsWith("workerd direct") ? "workerd direct" : mode}|${connections}`);
-    const ratio = bare && name !== "bare worker" ? ` (${(s.rps / bare.rps).toFixed(2)}× rps, ${(s.p99 / Math.max(1, bare.p99)).toFixed(2)}× p99, ${(s.cpuUs / bare.cpuUs).toFixed(2)}× CPU)` : "";
+    const bare = summary.get(
+      `bare worker|${mode === "node" || mode.startsWith("workerd direct") ? "workerd direct" : mode}|${connections}`,
+    );
+    const ratio =
+      bare && name !== "bare worker"
+        ? ` (${(s.rps / bare.rps).toFixed(2)}× rps, ${(s.p99 / Math.max(1, bare.p99)).toFixed(2)}× p99, ${(s.cpuUs / bare.cpuUs).toFixed(2)}× CPU)`
+        : "";
     row("1 ingest", name, `${mode}, c${connections}`, {
       throughput: `${s.rps.toFixed(0)} req/s`,
       p50: s.p50,
@@ -228,7 +273,13 @@ async function latency(system) {
   const sample = async (label, background) => {
     const submits = [];
     let heavy = null;
-    if (background) heavy = load(port, [submitRequest(`background.async.localhost:${port}`)], 16, Math.ceil((P.latencySamples * 40) / 1000) + 1);
+    if (background)
+      heavy = load(
+        port,
+        [submitRequest(`background.async.localhost:${port}`)],
+        16,
+        Math.ceil((P.latencySamples * 40) / 1000) + 1,
+      );
     for (let i = 0; i < P.latencySamples; i++) {
       const t0 = Date.now();
       const response = await call(port, host, "POST", "/lat", "{}");
@@ -241,9 +292,19 @@ async function latency(system) {
     const toOrigin = submits.filter((s) => origin.has(s.id)).map((s) => origin.get(s.id) - s.t0);
     const toSubscriber = submits.filter((s) => pushedAt.has(s.id)).map((s) => pushedAt.get(s.id) - s.t0);
     const note = heavyResult ? `background c16 at ${heavyResult.rps.toFixed(0)} req/s` : "one task every 40 ms";
-    row("2 end-to-end", "asyncgate", `${system.mode}, ${label}: submit → origin`, { p50: percentile(toOrigin, 50), p99: percentile(toOrigin, 99), note: `${note}; ${toOrigin.length}/${submits.length} seen; ${origin.duplicates} repeated deliveries so far` });
-    row("2 end-to-end", "asyncgate", `${system.mode}, ${label}: submit → subscriber`, { p50: percentile(toSubscriber, 50), p99: percentile(toSubscriber, 99), note: `${toSubscriber.length}/${submits.length} seen` });
-    log(`latency ${label}: origin p50 ${percentile(toOrigin, 50)} ms, subscriber p50 ${percentile(toSubscriber, 50)} ms`);
+    row("2 end-to-end", "asyncgate", `${system.mode}, ${label}: submit → origin`, {
+      p50: percentile(toOrigin, 50),
+      p99: percentile(toOrigin, 99),
+      note: `${note}; ${toOrigin.length}/${submits.length} seen; ${origin.duplicates} repeated deliveries so far`,
+    });
+    row("2 end-to-end", "asyncgate", `${system.mode}, ${label}: submit → subscriber`, {
+      p50: percentile(toSubscriber, 50),
+      p99: percentile(toSubscriber, 99),
+      note: `${toSubscriber.length}/${submits.length} seen`,
+    });
+    log(
+      `latency ${label}: origin p50 ${percentile(toOrigin, 50)} ms, subscriber p50 ${percentile(toSubscriber, 50)} ms`,
+    );
   };
   await sample("light", false);
   await sample("heavy", true);
@@ -255,11 +316,17 @@ async function latency(system) {
 
 /** The gateway's cost meters (GET /v1/meters) over the Worker and the objects of `apps`. */
 async function readMeters(system, apps) {
-  return (await call(system.port, `localhost:${system.port}`, "GET", `/v1/meters?apps=${apps.join(",")}`)).json().meters;
+  return (await call(system.port, `localhost:${system.port}`, "GET", `/v1/meters?apps=${apps.join(",")}`)).json()
+    .meters;
 }
 
 const perThousand = (after, before, tasks) =>
-  Object.fromEntries(Object.keys(after).map((key) => [key, Number((((after[key] - before[key]) / Math.max(1, tasks)) * 1000).toFixed(1))]));
+  Object.fromEntries(
+    Object.keys(after).map((key) => [
+      key,
+      Number((((after[key] - before[key]) / Math.max(1, tasks)) * 1000).toFixed(1)),
+    ]),
+  );
 
 /** Section 3, and the cost of a task: a backlog accepted while the app is paused, then delivered. */
 async function drain(system) {
@@ -268,7 +335,13 @@ async function drain(system) {
   await createApp(system, "drain", { state: "Paused" });
   const host = `drain.async.localhost:${port}`;
   const beforeAccept = await readMeters(system, ["drain"]);
-  const result = await autocannon({ url: `http://127.0.0.1:${port}`, connections: 32, amount: P.drainTasks, requests: [submitRequest(host)], timeout: 10 });
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}`,
+    connections: 32,
+    amount: P.drainTasks,
+    requests: [submitRequest(host)],
+    timeout: 10,
+  });
   const accepted = result["2xx"];
   const afterAccept = await readMeters(system, ["drain"]);
   const cpu0 = cpuSeconds(system.pids());
@@ -291,7 +364,11 @@ async function drain(system) {
   // The consumer acks after the last finish: let the counters settle.
   await sleep(500);
   const afterDrain = await readMeters(system, ["drain"]);
-  row("3 drain", "asyncgate", `${system.mode}, backlog ${accepted}`, { throughput: `${(done / seconds).toFixed(0)} tasks/s`, cpu: cpuUs.toFixed(0), note: `${done} delivered in ${seconds.toFixed(1)} s` });
+  row("3 drain", "asyncgate", `${system.mode}, backlog ${accepted}`, {
+    throughput: `${(done / seconds).toFixed(0)} tasks/s`,
+    cpu: cpuUs.toFixed(0),
+    note: `${done} delivered in ${seconds.toFixed(1)} s`,
+  });
   log(`drain: ${done} in ${seconds.toFixed(1)} s`);
 
   const accept = perThousand(afterAccept, beforeAccept, accepted);
@@ -303,12 +380,23 @@ async function drain(system) {
   const perTask = Object.fromEntries(Object.keys(accept).map((key) => [key, (accept[key] + deliver[key]) / 1000]));
   // CPU: what the drain measured per delivered task (the accept side is in the ingest rows).
   const price = pricePerMillion(perTask, cpuUs, 1 / Math.max(1, done / seconds));
-  const dominant = Object.entries(price.parts).sort(([, a], [, b]) => b - a).slice(0, 3).map(([name, usd]) => `${name} $${usd.toFixed(2)}`);
+  const dominant = Object.entries(price.parts)
+    .sort(([, a], [, b]) => b - a)
+    .slice(0, 3)
+    .map(([name, usd]) => `${name} $${usd.toFixed(2)}`);
   row("6 cost", "asyncgate", "list price per million delivered tasks", {
     throughput: `$${price.asyncgate.toFixed(2)}`,
     note: `all-in at ${PRICES.asOf} list prices (bench/prices.mjs); most: ${dominant.join(", ")}; QStash $${price.qstash.toFixed(2)}, Cloud Tasks $${price.cloud_tasks.toFixed(2)} (stores no results); target ≤ $4`,
   });
-  costs = { per_1000_tasks: { accept, deliver }, per_million_usd: { asyncgate: Number(price.asyncgate.toFixed(3)), qstash: price.qstash, cloud_tasks: price.cloud_tasks }, parts_usd: price.parts };
+  costs = {
+    per_1000_tasks: { accept, deliver },
+    per_million_usd: {
+      asyncgate: Number(price.asyncgate.toFixed(3)),
+      qstash: price.qstash,
+      cloud_tasks: price.cloud_tasks,
+    },
+    parts_usd: price.parts,
+  };
 }
 
 /** What a task costs, from the drain section (for --json). */
@@ -344,10 +432,13 @@ async function subscribers(system, bare) {
   // Heartbeat every 10 s, staggered, from now on.
   const timers = open.map((ws, i) => {
     const beat = () => ws.readyState === WebSocket.OPEN && ws.send("OK");
-    const start = setTimeout(() => {
-      beat();
-      timers[i] = setInterval(beat, 10_000);
-    }, (i * 10_000) / open.length);
+    const start = setTimeout(
+      () => {
+        beat();
+        timers[i] = setInterval(beat, 10_000);
+      },
+      (i * 10_000) / open.length,
+    );
     return start;
   });
   // Steady state: every socket has sent its first heartbeat and connecting is over (3 s was not
@@ -363,7 +454,7 @@ async function subscribers(system, bare) {
   while (arrivals.length < open.length && Date.now() - t0 < 30_000) await sleep(5);
   const fanOut = arrivals.length ? Math.max(...arrivals) - t0 : NaN;
   const stillOpen = open.filter((ws) => ws.readyState === WebSocket.OPEN).length;
-  for (const timer of timers) clearInterval(timer), clearTimeout(timer);
+  for (const timer of timers) (clearInterval(timer), clearTimeout(timer));
   for (const ws of open) ws.close();
   row("4 subscribers", "asyncgate", `${system.mode}, ${open.length} idle, OK every 10 s`, {
     throughput: `+${(rss1 - rss0).toFixed(1)} MB RSS`,
@@ -386,18 +477,21 @@ async function holdSockets(system, open) {
     }),
   );
   const timers = sockets.map((ws, i) =>
-    setTimeout(() => {
-      const beat = () => ws.readyState === WebSocket.OPEN && ws.send("OK");
-      beat();
-      timers[i] = setInterval(beat, 10_000);
-    }, (i * 10_000) / sockets.length),
+    setTimeout(
+      () => {
+        const beat = () => ws.readyState === WebSocket.OPEN && ws.send("OK");
+        beat();
+        timers[i] = setInterval(beat, 10_000);
+      },
+      (i * 10_000) / sockets.length,
+    ),
   );
   await sleep(12_000);
   const rss1 = rssMb(system.workerdPids());
   const cpu0 = cpuSeconds(system.workerdPids());
   await sleep(10_000);
   const cpuPerBeat = ((cpuSeconds(system.workerdPids()) - cpu0) / sockets.length) * 1e6;
-  for (const timer of timers) clearInterval(timer), clearTimeout(timer);
+  for (const timer of timers) (clearInterval(timer), clearTimeout(timer));
   for (const ws of sockets) ws.close();
   log(`subscribers (bare worker): +${(rss1 - rss0).toFixed(1)} MB`);
   return { rssMb: rss1 - rss0, cpuPerBeat, open: sockets.length };
@@ -430,7 +524,10 @@ function toJson(header) {
     const match = new RegExp(`([\\d.]+) ${unit}`).exec(text ?? "");
     return match ? Number(match[1]) : undefined;
   };
-  const clean = (object) => Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined && value !== "" && !Number.isNaN(value)));
+  const clean = (object) =>
+    Object.fromEntries(
+      Object.entries(object).filter(([, value]) => value !== undefined && value !== "" && !Number.isNaN(value)),
+    );
   return {
     machine: header.split("\n")[2],
     rows: rows
@@ -479,7 +576,8 @@ try {
   systems.push(gatewayDev, gatewayDirect, gatewayAssets);
   for (const system of [gatewayDev, gatewayDirect, gatewayAssets]) {
     system.createApp = (name) => createApp(system, name);
-    system.pauseApp = (name) => call(system.port, `localhost:${system.port}`, "PATCH", `/v1/apps/${name}`, JSON.stringify({ state: "Paused" }));
+    system.pauseApp = (name) =>
+      call(system.port, `localhost:${system.port}`, "PATCH", `/v1/apps/${name}`, JSON.stringify({ state: "Paused" }));
   }
   let bullmqNote = null;
   if (redisAvailable()) {
@@ -503,7 +601,10 @@ try {
   const table = [
     "| section | system | setting | throughput / result | p50 ms | p99 ms | CPU µs per task | notes |",
     "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ...rows.map((r) => `| ${r.section} | ${r.system} | ${r.setting} | ${cell(r.throughput)} | ${cell(r.p50)} | ${cell(r.p99)} | ${cell(r.cpu)} | ${cell(r.note)} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.section} | ${r.system} | ${r.setting} | ${cell(r.throughput)} | ${cell(r.p50)} | ${cell(r.p99)} | ${cell(r.cpu)} | ${cell(r.note)} |`,
+    ),
   ].join("\n");
   const gw = summary?.get("asyncgate|workerd direct|64");
   const bare = summary?.get("bare worker|workerd direct|64");
@@ -513,20 +614,25 @@ try {
     gw && `- p99 at c64: ${(gw.p99 / Math.max(1, bare.p99)).toFixed(2)}× the bare Worker's (target ≤ 2)`,
     gw && `- CPU per accepted task: ${(gw.cpuUs / bare.cpuUs).toFixed(2)}× the bare Worker's (target ≤ 2)`,
     light && `- submit → subscriber p50 at light load: ${light.p50} ms (target ≤ 20)`,
-    subs && `- 1,000 idle subscribers: +${subs.rssMb.toFixed(1)} MB workerd RSS${subs.bareRssMb ? `, ${(subs.rssMb / subs.bareRssMb).toFixed(2)}× the bare Worker's +${subs.bareRssMb.toFixed(1)} MB (target ≤ 1.2×)` : ""}`,
+    subs &&
+      `- 1,000 idle subscribers: +${subs.rssMb.toFixed(1)} MB workerd RSS${subs.bareRssMb ? `, ${(subs.rssMb / subs.bareRssMb).toFixed(2)}× the bare Worker's +${subs.bareRssMb.toFixed(1)} MB (target ≤ 1.2×)` : ""}`,
   ].filter(Boolean);
   const versions = {
     node: process.version,
     wrangler: JSON.parse(readFileSync("node_modules/wrangler/package.json", "utf8")).version,
     workerd: JSON.parse(readFileSync("node_modules/workerd/package.json", "utf8")).version,
-    redis: redisAvailable() ? execFileSync("redis-server", ["--version"], { encoding: "utf8" }).trim().split(" ")[2] : "absent",
+    redis: redisAvailable()
+      ? execFileSync("redis-server", ["--version"], { encoding: "utf8" }).trim().split(" ")[2]
+      : "absent",
     bullmq: JSON.parse(readFileSync("node_modules/bullmq/package.json", "utf8")).version,
   };
   const header = [
     `# asyncgate benchmark (${quick ? "quick" : "full"})`,
     "",
     `${new Date().toISOString()} · ${cpus().length} × ${cpus()[0]?.model ?? "cpu"} · ${(totalmem() / 2 ** 30).toFixed(0)} GiB · ` +
-      Object.entries(versions).map(([name, version]) => `${name} ${version}`).join(" · "),
+      Object.entries(versions)
+        .map(([name, version]) => `${name} ${version}`)
+        .join(" · "),
     "",
     `Ingest: signed 1 KiB JSON POSTs (${LOADER}), ${P.rounds} interleaved rounds of ${P.ingestSeconds} s per system and concurrency, medians; CPU is the server processes' (workerd, plus wrangler's proxy under wrangler dev; node + redis for the peer) per accepted request.`,
     "",

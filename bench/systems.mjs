@@ -12,7 +12,11 @@ import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { tree } from "./proc.mjs";
 
 export const KEYS = { accessKey: "bench-ak", secretKey: "bench-sk" };
-const quietEnv = { WRANGLER_SEND_METRICS: "false", X_LOCAL_OBSERVABILITY: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
+const quietEnv = {
+  WRANGLER_SEND_METRICS: "false",
+  X_LOCAL_OBSERVABILITY: "false",
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+};
 Object.assign(process.env, quietEnv);
 
 export async function freePort() {
@@ -77,9 +81,28 @@ function killGroup(child) {
 export async function startWranglerDev(name, config, vars = {}) {
   const port = await freePort();
   const persist = mkdtempSync(join(tmpdir(), "asyncgate-bench-"));
-  const args = ["dev", "-c", config, "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(await freePort()), "--persist-to", persist, "--show-interactive-dev-session=false"];
+  const args = [
+    "dev",
+    "-c",
+    config,
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--inspector-port",
+    String(await freePort()),
+    "--persist-to",
+    persist,
+    "--show-interactive-dev-session=false",
+  ];
   for (const [key, value] of Object.entries(vars)) args.push("--var", `${key}:${value}`);
-  const child = track(spawn("node_modules/.bin/wrangler", args, { env: { ...process.env, CI: "true" }, stdio: ["ignore", "pipe", "pipe"], detached: true }));
+  const child = track(
+    spawn("node_modules/.bin/wrangler", args, {
+      env: { ...process.env, CI: "true" },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    }),
+  );
   let output = "";
   child.stdout.on("data", (chunk) => (output += chunk));
   child.stderr.on("data", (chunk) => (output += chunk));
@@ -157,7 +180,16 @@ export async function startDirect(name, kind, vars = {}, extra = {}, { withAsset
       durableObjects: { SOCKETS: { className: "Sockets", useSQLite: true } },
     };
   }
-  const mf = new Miniflare(convertV4MiniflareOptions({ ...options, ...extra, host: "127.0.0.1", port: await freePort(), cf: false, verbose: false }));
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      ...options,
+      ...extra,
+      host: "127.0.0.1",
+      port: await freePort(),
+      cf: false,
+      verbose: false,
+    }),
+  );
   const url = await mf.ready;
   const mine = [...workerdChildren()].filter((pid) => !before.has(pid));
   return {
@@ -181,8 +213,17 @@ export function redisAvailable() {
 export async function startBullmq(originUrl) {
   const redisPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "asyncgate-bench-redis-"));
-  const redis = track(spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no"], { stdio: "ignore", detached: true }));
-  await waitFor(() => spawnSync("redis-cli", ["-p", String(redisPort), "ping"], { encoding: "utf8" }).stdout?.includes("PONG"), "redis-server");
+  const redis = track(
+    spawn(
+      "redis-server",
+      ["--port", String(redisPort), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no"],
+      { stdio: "ignore", detached: true },
+    ),
+  );
+  await waitFor(
+    () => spawnSync("redis-cli", ["-p", String(redisPort), "ping"], { encoding: "utf8" }).stdout?.includes("PONG"),
+    "redis-server",
+  );
   const port = await freePort();
   const peer = track(
     spawn("node_modules/.bin/node", ["bench/bullmq-peer.mjs", String(port), String(redisPort), originUrl], {

@@ -21,11 +21,14 @@ await build({
   external: ["node:http"],
   logLevel: "warning",
 });
-for (const file of ["index.html", "console.css", "favicon.svg"]) copyFileSync(join("src/console", file), join(out, file));
+for (const file of ["index.html", "console.css", "favicon.svg"])
+  copyFileSync(join("src/console", file), join(out, file));
 
 const sizes = readdirSync(out).map((file) => {
   const bytes = readFileSync(join(out, file));
   return { file, bytes: bytes.byteLength, gzip: gzipSync(bytes, { level: 9 }).byteLength };
 });
 const total = sizes.reduce((sum, { gzip }) => sum + gzip, 0);
-console.log(`console: ${sizes.map(({ file, bytes, gzip }) => `${file} ${bytes} B (${gzip} B gzip)`).join(", ")}; ${total} B gzip in all`);
+console.log(
+  `console: ${sizes.map(({ file, bytes, gzip }) => `${file} ${bytes} B (${gzip} B gzip)`).join(", ")}; ${total} B gzip in all`,
+);

@@ -15,4 +15,8 @@ if (!environment || !known.includes(environment)) {
 }
 const extra = process.argv.slice(3);
 execFileSync(process.execPath, ["scripts/build.mjs"], { stdio: "inherit" });
-execFileSync(process.execPath, ["node_modules/wrangler/bin/wrangler.js", "deploy", "-c", "wrangler.toml", "--env", environment, ...extra], { stdio: "inherit" });
+execFileSync(
+  process.execPath,
+  ["node_modules/wrangler/bin/wrangler.js", "deploy", "-c", "wrangler.toml", "--env", environment, ...extra],
+  { stdio: "inherit" },
+);

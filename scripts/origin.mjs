@@ -20,7 +20,10 @@ export async function startOrigin(options = {}) {
   /** @type {import("asyncgate/receiver").Receiver[]} */
   const receivers = [];
   /** Whether a request is signed by a trusted secret; null when no secret is trusted. */
-  const verified = async (/** @type {Buffer} */ body, /** @type {import("node:http").IncomingHttpHeaders} */ headers) => {
+  const verified = async (
+    /** @type {Buffer} */ body,
+    /** @type {import("node:http").IncomingHttpHeaders} */ headers,
+  ) => {
     if (receivers.length === 0) return null;
     for (const receiver of receivers) {
       try {
@@ -41,15 +44,30 @@ export async function startOrigin(options = {}) {
       if (url.pathname === "/__received") {
         const task = url.searchParams.get("task");
         const matching = task
-          ? received.filter((r) => r.headers["asyncgate-task-id"] === task || r.headers["x-cloudtasks-taskname"] === task || r.headers["x-appengine-taskname"] === task)
+          ? received.filter(
+              (r) =>
+                r.headers["asyncgate-task-id"] === task ||
+                r.headers["x-cloudtasks-taskname"] === task ||
+                r.headers["x-appengine-taskname"] === task,
+            )
           : received;
         res.writeHead(200, { "content-type": "application/json" });
         res.end(JSON.stringify(matching));
         return;
       }
-      received.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, rawHeaders: req.rawHeaders, body: body.toString("base64"), at: Date.now() });
+      received.push({
+        method: req.method ?? "",
+        url: req.url ?? "",
+        headers: req.headers,
+        rawHeaders: req.rawHeaders,
+        body: body.toString("base64"),
+        at: Date.now(),
+      });
       const signature = await verified(body, req.headers);
-      if (!options.quiet) console.log(`origin: ${req.method} ${req.url} (${body.length} bytes${signature === null ? "" : signature ? ", signature verified" : ", BAD SIGNATURE"})`);
+      if (!options.quiet)
+        console.log(
+          `origin: ${req.method} ${req.url} (${body.length} bytes${signature === null ? "" : signature ? ", signature verified" : ", BAD SIGNATURE"})`,
+        );
       if (signature === false) {
         res.writeHead(401, { "content-type": "text/plain" });
         res.end("the webhook signature does not verify");
@@ -60,10 +78,13 @@ export async function startOrigin(options = {}) {
         res.writeHead(Number(parts[1]) || 500, { "content-type": "text/plain", "x-origin": "status" });
         res.end(`status ${parts[1]}`);
       } else if (parts[0] === "sleep") {
-        setTimeout(() => {
-          res.writeHead(200, { "content-type": "text/plain" });
-          res.end("slept");
-        }, Number(parts[1]) || 0);
+        setTimeout(
+          () => {
+            res.writeHead(200, { "content-type": "text/plain" });
+            res.end("slept");
+          },
+          Number(parts[1]) || 0,
+        );
       } else if (parts[0] === "no-retry") {
         res.writeHead(Number(parts[1]) || 500, { "content-type": "text/plain", "asyncgate-no-retry": "true" });
         res.end("do not retry");
@@ -83,11 +104,21 @@ export async function startOrigin(options = {}) {
         res.end(seen <= failures ? `failure ${seen}` : `ok after ${seen - 1} failures`);
       } else {
         res.writeHead(200, { "content-type": "application/json", "x-origin": "echo" });
-        res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: body.toString("utf8"), signature_verified: signature }));
+        res.end(
+          JSON.stringify({
+            method: req.method,
+            url: req.url,
+            headers: req.headers,
+            body: body.toString("utf8"),
+            signature_verified: signature,
+          }),
+        );
       }
     });
   });
-  await new Promise((resolve) => server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => resolve(undefined)));
+  await new Promise((resolve) =>
+    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => resolve(undefined)),
+  );
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : 0;
   return {
@@ -99,7 +130,11 @@ export async function startOrigin(options = {}) {
       const { Receiver } = await import("asyncgate/receiver");
       receivers.push(new Receiver({ signingSecret }));
     },
-    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve(undefined)); }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve(undefined));
+      }),
   };
 }
 

@@ -11,7 +11,10 @@ export function localKeys() {
   const file = existsSync(".dev.vars") ? ".dev.vars" : ".dev.vars.example";
   if ((!accessKey || !secretKey) && existsSync(file)) {
     const vars = Object.fromEntries(
-      readFileSync(file, "utf8").split("\n").filter((line) => /^\w+=/.test(line)).map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1).trim()]),
+      readFileSync(file, "utf8")
+        .split("\n")
+        .filter((line) => /^\w+=/.test(line))
+        .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1).trim()]),
     );
     accessKey ??= vars.ADMIN_ACCESS_KEY;
     secretKey ??= vars.ADMIN_SECRET_KEY;

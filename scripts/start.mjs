@@ -25,8 +25,28 @@ console.log(`demo origin listening on ${origin.url}`);
 
 const wrangler = spawn(
   "node_modules/.bin/wrangler",
-  ["dev", "-c", "wrangler.toml", "--ip", "127.0.0.1", "--port", String(port), "--var", "ALLOW_PRIVATE_ORIGINS:true", "--show-interactive-dev-session=false"],
-  { env: { ...process.env, WRANGLER_SEND_METRICS: "false", X_LOCAL_OBSERVABILITY: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" }, stdio: ["ignore", "pipe", "inherit"], detached: true },
+  [
+    "dev",
+    "-c",
+    "wrangler.toml",
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--var",
+    "ALLOW_PRIVATE_ORIGINS:true",
+    "--show-interactive-dev-session=false",
+  ],
+  {
+    env: {
+      ...process.env,
+      WRANGLER_SEND_METRICS: "false",
+      X_LOCAL_OBSERVABILITY: "false",
+      CLOUDFLARE_CF_FETCH_ENABLED: "false",
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+    detached: true,
+  },
 );
 let ready = false;
 wrangler.stdout.on("data", (chunk) => {
@@ -75,7 +95,9 @@ async function setUpDemo() {
     // The demo app outlived an earlier run: its secret was shown then; a rotation shows a new one
     // (the old one keeps signing beside it for 24 h).
     await call(controlHost, "PATCH", "/v1/apps/demo", JSON.stringify({ origin: origin.url }));
-    signingSecret = JSON.parse((await call(controlHost, "POST", "/v1/apps/demo/signing-secret/rotate")).body).signing_secret;
+    signingSecret = JSON.parse(
+      (await call(controlHost, "POST", "/v1/apps/demo/signing-secret/rotate")).body,
+    ).signing_secret;
   } else if (created.status === 201) {
     signingSecret = JSON.parse(created.body).signing_secret;
   } else {

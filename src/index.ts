@@ -25,7 +25,10 @@ export default {
     const reqId = newReqId();
     try {
       const route = routeHost(request.headers.get("host") ?? new URL(request.url).host, env.APP_HOST_SUFFIX);
-      const response = route.kind === "app" ? await handleSubmit(request, route.app, env, reqId) : await handleControlHost(request, env, reqId);
+      const response =
+        route.kind === "app"
+          ? await handleSubmit(request, route.app, env, reqId)
+          : await handleControlHost(request, env, reqId);
       if (response.webSocket) return response; // a 101's headers are the runtime's
       response.headers.set("X-Reqid", reqId);
       return response;

@@ -24,7 +24,11 @@ export interface AcceptContext {
 }
 
 /** Validates and inserts one submission. */
-export function accept({ config, identity, tasks, admission, outbox }: AcceptContext, input: SubmitInput, now: number): Outcome<Submitted> {
+export function accept(
+  { config, identity, tasks, admission, outbox }: AcceptContext,
+  input: SubmitInput,
+  now: number,
+): Outcome<Submitted> {
   if (input.request.body.byteLength > config.max_body_bytes) {
     return fail(413, "body_too_large", `request body exceeds this app's limit of ${config.max_body_bytes} bytes`);
   }
@@ -34,8 +38,16 @@ export function accept({ config, identity, tasks, admission, outbox }: AcceptCon
   const policy = options.maxAttempts === null ? config.retry : { ...config.retry, max_attempts: options.maxAttempts };
   if (delayMs + retryLifetimeSeconds(policy) * 1000 >= config.retention * 1000) {
     return delayMs > 0
-      ? fail(400, "delay_exceeds_retention", `the task would run, or still be retrying, after this app's retention (${config.retention} s) ends`)
-      : fail(400, "retries_exceed_retention", `with these retries the task could still be retrying when this app's retention (${config.retention} s) ends`);
+      ? fail(
+          400,
+          "delay_exceeds_retention",
+          `the task would run, or still be retrying, after this app's retention (${config.retention} s) ends`,
+        )
+      : fail(
+          400,
+          "retries_exceed_retention",
+          `with these retries the task could still be retrying when this app's retention (${config.retention} s) ends`,
+        );
   }
   if (options.deduplicationId !== null) {
     const existing = tasks.findDuplicate(options.deduplicationId, now - config.retention * 1000);
@@ -45,7 +57,8 @@ export function accept({ config, identity, tasks, admission, outbox }: AcceptCon
   const id = newTaskId(identity.number, now);
   // Sent with this group's commit when due and the queue window has room.
   // Limited apps leave sending to the outbox after the commit, which applies the limits.
-  const dispatched = config.state === "Active" && options.notBeforeMs <= now && !admission.limited(config, now) && outbox.takeSlot(id);
+  const dispatched =
+    config.state === "Active" && options.notBeforeMs <= now && !admission.limited(config, now) && outbox.takeSlot(id);
   tasks.insert({
     id,
     reqId: input.reqId,
@@ -66,7 +79,11 @@ export function accept({ config, identity, tasks, admission, outbox }: AcceptCon
 export function storageFailure(error: unknown): Outcome<never> {
   const message = error instanceof Error ? error.message : String(error);
   if (/SQLITE_FULL|database or disk is full|storage.*(limit|full|exceeded)/i.test(message)) {
-    return fail(507, "storage_full", "this app's storage is full (10 GB per app): lower its retention or delete it and start afresh");
+    return fail(
+      507,
+      "storage_full",
+      "this app's storage is full (10 GB per app): lower its retention or delete it and start afresh",
+    );
   }
   return fail(503, "unavailable", "the task could not be stored; retry");
 }

@@ -22,11 +22,16 @@ export class Access {
   }
 
   /** The caller, verified; `permission` null asks only who it is. A submission's key signed its body. */
-  async authorize(caller: Caller, permission: Permission | null, taskBody: Uint8Array | null = null): Promise<Outcome<Principal>> {
+  async authorize(
+    caller: Caller,
+    permission: Permission | null,
+    taskBody: Uint8Array | null = null,
+  ): Promise<Outcome<Principal>> {
     if (caller.kind === "admin") return ok(ADMIN);
     const config = this.#config();
     const body = caller.body ?? taskBody ?? new Uint8Array(0);
-    const principal = config && caller.app === config.name ? await this.#keys().verify(config.name, caller.proof, body) : null;
+    const principal =
+      config && caller.app === config.name ? await this.#keys().verify(config.name, caller.proof, body) : null;
     if (!principal) return fail(401, "bad_token", "bad access key or signature");
     if (permission !== null && !principal.permissions.includes(permission)) {
       return fail(403, "forbidden", `this key may not ${permission} on app ${principal.app}`);

@@ -7,7 +7,17 @@
  */
 import type { AppConfig } from "../config/app-config";
 import type { DeliveryState } from "./contract";
-import { CLOSED, admitThrough, afterAttempt, circuitRoom, refill, tokensAt, type AttemptSignal, type Bucket, type Circuit } from "./limits";
+import {
+  CLOSED,
+  admitThrough,
+  afterAttempt,
+  circuitRoom,
+  refill,
+  tokensAt,
+  type AttemptSignal,
+  type Bucket,
+  type Circuit,
+} from "./limits";
 import { StoredValue, type AppStore } from "./store";
 
 export class Admission {
@@ -55,7 +65,11 @@ export class Admission {
   admit(config: AppConfig, taskId: string, now: number): boolean {
     if (now < this.heldUntil()) return false;
     const limits = config.rate_limits;
-    if (limits.max_concurrent_dispatches !== null && this.#store().tasks.runningCount() >= limits.max_concurrent_dispatches) return false;
+    if (
+      limits.max_concurrent_dispatches !== null &&
+      this.#store().tasks.runningCount() >= limits.max_concurrent_dispatches
+    )
+      return false;
     const circuit = this.circuit();
     const gate = admitThrough(circuit, taskId, now);
     if (!gate.admitted) return false;
@@ -84,7 +98,11 @@ export class Admission {
     const held = this.heldUntil();
     if (now < held) return { state: "held", reason: "the origin answered Retry-After", until: Math.ceil(held / 1000) };
     const circuit = this.circuit();
-    return { state: circuit.state, reason: circuit.reason, until: circuit.state === "open" ? Math.ceil(circuit.untilMs / 1000) : null };
+    return {
+      state: circuit.state,
+      reason: circuit.reason,
+      until: circuit.state === "open" ? Math.ceil(circuit.untilMs / 1000) : null,
+    };
   }
 
   /** Whether new tasks wait for the outbox (which applies the limits) instead of going out with their commit. */

@@ -11,7 +11,6 @@ import { openSecret, sealSecret } from "../auth/key-vault";
 import { fail, ok, type Outcome } from "../http/errors";
 import { log } from "../shared/log";
 
-
 interface KeyRow extends Record<string, SqlStorageValue> {
   access_key: string;
   sealed_secret: ArrayBuffer;
@@ -44,9 +43,15 @@ export class AppKeys {
   }
 
   async create(app: string, permissions: Permission[], nowMs: number): Promise<Outcome<CreatedKey>> {
-    if (!this.#master) return fail(503, "keys_not_configured", "set the KEY_ENCRYPTION_SECRET (or ADMIN_SECRET_KEY) secret to create keys");
+    if (!this.#master)
+      return fail(
+        503,
+        "keys_not_configured",
+        "set the KEY_ENCRYPTION_SECRET (or ADMIN_SECRET_KEY) secret to create keys",
+      );
     const count = this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM access_keys").one().n;
-    if (count >= MAX_KEYS_PER_APP) return fail(409, "too_many_keys", `an app holds at most ${MAX_KEYS_PER_APP} keys; revoke one first`);
+    if (count >= MAX_KEYS_PER_APP)
+      return fail(409, "too_many_keys", `an app holds at most ${MAX_KEYS_PER_APP} keys; revoke one first`);
     const accessKey = newAccessKey(app);
     const secretKey = newSecretKey();
     const sealed = await sealSecret(this.#master, accessKey, secretKey);
@@ -64,7 +69,11 @@ export class AppKeys {
     return this.#sql
       .exec<KeyRow>("SELECT access_key, permissions, created_ms FROM access_keys ORDER BY created_ms, access_key")
       .toArray()
-      .map((row) => ({ access_key: row.access_key, permissions: row.permissions.split(",") as Permission[], created_at: Math.floor(row.created_ms / 1000) }));
+      .map((row) => ({
+        access_key: row.access_key,
+        permissions: row.permissions.split(",") as Permission[],
+        created_at: Math.floor(row.created_ms / 1000),
+      }));
   }
 
   revoke(accessKey: string): boolean {

@@ -52,7 +52,6 @@ import { AppStats, statsReport } from "./stats";
 import { openStore, toRecord, type AppStore } from "./store";
 import { Subscribers } from "./subscribers";
 
-
 export class AppQueue extends DurableObject<Env> {
   /** The app's SQLite tables (replaced when the app is deleted: deleteAll drops them). */
   protected store!: AppStore;
@@ -107,33 +106,34 @@ export class AppQueue extends DurableObject<Env> {
         }
       },
     });
-    this.#group = new GroupCommit(
-      ctx.storage,
-      {
-        beginGroup: () => {
-          this.#outbox.beginGroup();
-          this.store.tasks.openCountBatch();
-        },
-        checkpoint: () => {
-          const broadcasts = this.#pendingBroadcasts.length;
-          const undoOutbox = this.#outbox.checkpoint();
-          const undoCounts = this.store.tasks.countCheckpoint();
-          return () => {
-            this.#pendingBroadcasts.length = broadcasts;
-            undoOutbox();
-            undoCounts();
-          };
-        },
-        beforeCommit: () => this.store.tasks.closeCountBatch(),
-        discard: () => {
-          this.#pendingBroadcasts = [];
-          this.#outbox.discard();
-          this.store.tasks.discardCountBatch();
-        },
-        afterCommit: () => this.#afterWrites(),
+    this.#group = new GroupCommit(ctx.storage, {
+      beginGroup: () => {
+        this.#outbox.beginGroup();
+        this.store.tasks.openCountBatch();
       },
+      checkpoint: () => {
+        const broadcasts = this.#pendingBroadcasts.length;
+        const undoOutbox = this.#outbox.checkpoint();
+        const undoCounts = this.store.tasks.countCheckpoint();
+        return () => {
+          this.#pendingBroadcasts.length = broadcasts;
+          undoOutbox();
+          undoCounts();
+        };
+      },
+      beforeCommit: () => this.store.tasks.closeCountBatch(),
+      discard: () => {
+        this.#pendingBroadcasts = [];
+        this.#outbox.discard();
+        this.store.tasks.discardCountBatch();
+      },
+      afterCommit: () => this.#afterWrites(),
+    });
+    this.#feed = new Feed(
+      this.#subscribers,
+      () => this.store.tasks,
+      () => this.#config,
     );
-    this.#feed = new Feed(this.#subscribers, () => this.store.tasks, () => this.#config);
     this.#alarm = new Alarm(ctx.storage, {
       config: () => this.#config,
       store: () => this.store,
@@ -190,7 +190,11 @@ export class AppQueue extends DurableObject<Env> {
     const config = this.#config;
     const identity = this.#identity;
     if (!config || !identity) return APP_NOT_FOUND();
-    const outcome = accept({ config, identity, tasks: this.store.tasks, admission: this.#admission, outbox: this.#outbox }, input, now);
+    const outcome = accept(
+      { config, identity, tasks: this.store.tasks, admission: this.#admission, outbox: this.#outbox },
+      input,
+      now,
+    );
     // With no unfinished task before, a new one is now the oldest.
     if (outcome.ok && !outcome.value.deduplicated) this.#alarm.taskAccepted(now, config.retention * 1000);
     return outcome;
@@ -224,7 +228,9 @@ export class AppQueue extends DurableObject<Env> {
    */
   async beginMany(taskIds: string[]): Promise<BeginResult[]> {
     const settled = await Promise.allSettled(taskIds.map((taskId) => this.#begin(taskId)));
-    return settled.map((outcome): BeginResult => (outcome.status === "fulfilled" ? outcome.value : { run: false, reason: "error" }));
+    return settled.map((outcome): BeginResult =>
+      outcome.status === "fulfilled" ? outcome.value : { run: false, reason: "error" },
+    );
   }
 
   /**
@@ -241,7 +247,9 @@ export class AppQueue extends DurableObject<Env> {
    * group commit. One that cannot be stored answers null alone (the consumer tries it again).
    */
   async finishMany(reports: AttemptReport[]): Promise<(FinishResult | null)[]> {
-    const settled = await Promise.allSettled(reports.map(({ taskId, attempt, result }) => this.#finish(taskId, attempt, result)));
+    const settled = await Promise.allSettled(
+      reports.map(({ taskId, attempt, result }) => this.#finish(taskId, attempt, result)),
+    );
     return settled.map((outcome) => (outcome.status === "fulfilled" ? outcome.value : null));
   }
 
@@ -321,10 +329,16 @@ export class AppQueue extends DurableObject<Env> {
   }
 
   /** The app's config and task counts (`GET /v1/apps/<name>`): never a secret. */
-  async describe(caller: Caller): Promise<Outcome<{ config: AppConfig; stats: Record<string, number>; delivery: DeliveryState }>> {
+  async describe(
+    caller: Caller,
+  ): Promise<Outcome<{ config: AppConfig; stats: Record<string, number>; delivery: DeliveryState }>> {
     const guard = await this.#access.guard(caller, "manage");
     if (!guard.ok) return guard;
-    return ok({ config: guard.value, stats: this.store.tasks.counts(), delivery: this.#admission.delivery(Date.now()) });
+    return ok({
+      config: guard.value,
+      stats: this.store.tasks.counts(),
+      delivery: this.#admission.delivery(Date.now()),
+    });
   }
 
   /** Applies a validated partial update; resuming a paused app starts its waiting tasks. */
@@ -350,14 +364,19 @@ export class AppQueue extends DurableObject<Env> {
    * A new signing secret, shown once in the answer; the previous one keeps signing beside it
    * for a day (signing-secrets.ts), so origins can switch without refusing a delivery.
    */
-  async rotateSigningSecret(caller: Caller): Promise<Outcome<{ signing_secret: string; previous_valid_until: number }>> {
+  async rotateSigningSecret(
+    caller: Caller,
+  ): Promise<Outcome<{ signing_secret: string; previous_valid_until: number }>> {
     const guard = await this.#access.guard(caller, "manage");
     if (!guard.ok) return guard;
     if (!this.#identity) return APP_NOT_FOUND();
     const next = rotated(this.#identity, Date.now());
     this.store.meta.set("identity", JSON.stringify(next));
     this.#identity = next;
-    return ok({ signing_secret: next.signingSecret, previous_valid_until: Math.floor(next.previousSigningSecretUntilMs! / 1000) });
+    return ok({
+      signing_secret: next.signingSecret,
+      previous_valid_until: Math.floor(next.previousSigningSecretUntilMs! / 1000),
+    });
   }
 
   /**
@@ -472,7 +491,10 @@ export class AppQueue extends DurableObject<Env> {
    * attempt budget, each exactly once; with `dry_run` only counts them. The first batch runs
    * now, the rest one batch per alarm.
    */
-  async redrive(caller: Caller, input: unknown): Promise<Outcome<{ matched: number; retried: number; remaining: number }>> {
+  async redrive(
+    caller: Caller,
+    input: unknown,
+  ): Promise<Outcome<{ matched: number; retried: number; remaining: number }>> {
     const guard = await this.#access.guard(caller, "manage");
     if (!guard.ok) return guard;
     const request = outcomeOf(() => parseRedrive(input, Date.now()));
@@ -480,7 +502,12 @@ export class AppQueue extends DurableObject<Env> {
     const { criteria, dryRun } = request.value;
     const matched = this.store.tasks.countFailedMatching(criteria);
     if (dryRun || matched === 0) return ok({ matched, retried: 0, remaining: dryRun ? matched : 0 });
-    const retried = runJob(this.store, guard.value, { kind: "redrive", redrive: criteria, untilMs: criteria.untilMs, cursor: "" });
+    const retried = runJob(this.store, guard.value, {
+      kind: "redrive",
+      redrive: criteria,
+      untilMs: criteria.untilMs,
+      cursor: "",
+    });
     this.#alarm.jobsChanged();
     await this.#afterWrites();
     return ok({ matched, retried, remaining: Math.max(0, matched - retried) });

@@ -11,7 +11,6 @@ import { badRequest } from "../http/errors";
 /** Tasks touched per batch. */
 export const BULK_BATCH = 500;
 
-
 export interface BulkJob {
   kind: "redrive" | "purge";
   redrive?: RedriveCriteria;
@@ -21,7 +20,8 @@ export interface BulkJob {
   cursor: string;
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
 
 const unixSeconds = (value: unknown, field: string): number | null => {
   if (value === undefined || value === null) return null;
@@ -35,18 +35,27 @@ const unixSeconds = (value: unknown, field: string): number | null => {
 export function parseRedrive(input: unknown, nowMs: number): { criteria: RedriveCriteria; dryRun: boolean } {
   if (!isRecord(input)) throw badRequest("invalid_body", "expected a JSON object");
   for (const key of Object.keys(input)) {
-    if (!["state", "since", "until", "status_code", "dry_run"].includes(key)) throw badRequest("unknown_field", `unknown field: ${key}`);
+    if (!["state", "since", "until", "status_code", "dry_run"].includes(key))
+      throw badRequest("unknown_field", `unknown field: ${key}`);
   }
   if (input["state"] !== 11) throw badRequest("invalid_state", "redrive takes failed tasks: state must be 11");
   const statusCode = input["status_code"];
-  if (statusCode !== undefined && statusCode !== null && (typeof statusCode !== "number" || !Number.isInteger(statusCode) || statusCode < 100 || statusCode > 599)) {
+  if (
+    statusCode !== undefined &&
+    statusCode !== null &&
+    (typeof statusCode !== "number" || !Number.isInteger(statusCode) || statusCode < 100 || statusCode > 599)
+  ) {
     throw badRequest("invalid_status_code", "status_code must be an HTTP status");
   }
   const dryRun = input["dry_run"];
-  if (dryRun !== undefined && typeof dryRun !== "boolean") throw badRequest("invalid_dry_run", "dry_run must be true or false");
+  if (dryRun !== undefined && typeof dryRun !== "boolean")
+    throw badRequest("invalid_dry_run", "dry_run must be true or false");
   const sinceMs = unixSeconds(input["since"], "since");
   const untilMs = Math.min(unixSeconds(input["until"], "until") ?? nowMs + 1, nowMs + 1);
-  return { criteria: { sinceMs, untilMs, statusCode: (statusCode as number | undefined) ?? null }, dryRun: dryRun === true };
+  return {
+    criteria: { sinceMs, untilMs, statusCode: (statusCode as number | undefined) ?? null },
+    dryRun: dryRun === true,
+  };
 }
 
 /** `POST /v1/apps/<name>/purge` body: Cloud Tasks' purge drops waiting tasks. */
@@ -74,7 +83,8 @@ export function runJob(store: AppStore, config: AppConfig, job: BulkJob): number
   } else {
     touched = store.tasks.deleteWaiting(job.untilMs, job.cursor, BULK_BATCH);
   }
-  const same = (other: BulkJob) => other.kind === job.kind && other.cursor === job.cursor && other.untilMs === job.untilMs;
+  const same = (other: BulkJob) =>
+    other.kind === job.kind && other.cursor === job.cursor && other.untilMs === job.untilMs;
   const jobs = pendingJobs(store).filter((other) => !same(other));
   if (touched.length === BULK_BATCH) jobs.push({ ...job, cursor: touched[touched.length - 1]! });
   store.meta.set("jobs", JSON.stringify(jobs));

@@ -57,16 +57,29 @@ export function signalOf(outcome: { status: number } | { error: string }): Attem
 }
 
 /** The circuit after an attempt of `taskId` ended with `signal`. */
-export function afterAttempt(circuit: Circuit, breaker: CircuitBreaker, signal: AttemptSignal, detail: string, nowMs: number): Circuit {
+export function afterAttempt(
+  circuit: Circuit,
+  breaker: CircuitBreaker,
+  signal: AttemptSignal,
+  detail: string,
+  nowMs: number,
+): Circuit {
   // Off: nothing to count (and nothing to write), unless a circuit opened before it was turned off.
   if (breaker.failure_threshold === 0 && circuit.state === "closed") return circuit;
   if (signal === "success") return CLOSED;
   if (signal === "neutral") return circuit.state === "half-open" ? CLOSED : circuit; // the origin answered
-  const open = (reason: string): Circuit => ({ state: "open", failures: 0, untilMs: nowMs + breaker.cool_down * 1000, reason, probe: null });
+  const open = (reason: string): Circuit => ({
+    state: "open",
+    failures: 0,
+    untilMs: nowMs + breaker.cool_down * 1000,
+    reason,
+    probe: null,
+  });
   if (circuit.state === "half-open") return open(`probe failed: ${detail}`);
   if (circuit.state === "open") return circuit;
   const failures = circuit.failures + 1;
-  if (breaker.failure_threshold > 0 && failures >= breaker.failure_threshold) return open(`${failures} consecutive failures, last: ${detail}`);
+  if (breaker.failure_threshold > 0 && failures >= breaker.failure_threshold)
+    return open(`${failures} consecutive failures, last: ${detail}`);
   return { ...circuit, failures };
 }
 

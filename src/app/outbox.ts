@@ -121,7 +121,10 @@ export class Outbox {
     if (now < this.#sendRetryAt) return; // backing off a failing queue
     const { tasks, notifications: notificationStore } = this.#store();
     const inFlight = tasks.inFlight();
-    const room = config.state === "Active" ? Math.min(BATCH, windowRoom(inFlight), this.#admission.room(config, now, inFlight)) : 0;
+    const room =
+      config.state === "Active"
+        ? Math.min(BATCH, windowRoom(inFlight), this.#admission.room(config, now, inFlight))
+        : 0;
     const taskIds = room > 0 ? tasks.dueUnsent(now, room) : [];
     const notifications = notificationStore.due(now, now - REDISPATCH_AFTER_MS, BATCH - taskIds.length);
     if (taskIds.length === 0 && notifications.length === 0) return;
@@ -132,7 +135,11 @@ export class Outbox {
 
   /** Messages that never led to an attempt and that no consumer holds: presumed lost. */
   forgetLost(now: number): number {
-    return this.#store().tasks.forgetStaleDispatches(now - REDISPATCH_AFTER_MS, now, (id) => (this.#claims.get(id) ?? 0) > now);
+    return this.#store().tasks.forgetStaleDispatches(
+      now - REDISPATCH_AFTER_MS,
+      now,
+      (id) => (this.#claims.get(id) ?? 0) > now,
+    );
   }
 
   /**

@@ -30,7 +30,6 @@ export function signingSecretsOf(identity: AppIdentity, nowMs: number): string[]
   return previous && until > nowMs ? [identity.signingSecret, previous] : [identity.signingSecret];
 }
 
-
 /** `identity` with a new secret; the current one keeps signing until `nowMs` + the grace. */
 export function rotated(identity: AppIdentity, nowMs: number): AppIdentity {
   return {

@@ -38,7 +38,12 @@ export function isFinalFailure(config: AppConfig, status: number, header: Record
  * How long a 429 or 503 asks to wait (`Retry-After`: seconds, or an HTTP date), in ms from
  * `nowMs`, capped at `maxMs`; null when the response asks nothing. Pure.
  */
-export function retryAfterMs(status: number, header: Record<string, string[]>, nowMs: number, maxMs: number): number | null {
+export function retryAfterMs(
+  status: number,
+  header: Record<string, string[]>,
+  nowMs: number,
+  maxMs: number,
+): number | null {
   if (status !== 429 && status !== 503) return null;
   const value = headerValues(header, "retry-after")?.[0]?.trim();
   if (!value) return null;
@@ -157,7 +162,12 @@ export class StateMachine {
       const success = result.status >= 200 && result.status <= 299;
       const room = responseBodyRoom(task, JSON.stringify(result.header));
       const kept = result.body.byteLength > room ? { ...result, body: result.body.subarray(0, room) } : result;
-      const record: AttemptRecord = { atMs: now, outcome: kept, error: null, retryReason: success ? null : `HTTP ${result.status}` };
+      const record: AttemptRecord = {
+        atMs: now,
+        outcome: kept,
+        error: null,
+        retryReason: success ? null : `HTTP ${result.status}`,
+      };
       if (success) {
         this.end(taskId, 1, 10, now, undefined, record);
         return 10;
@@ -170,7 +180,12 @@ export class StateMachine {
       if (wait !== null) this.#host.hold(now + wait);
       return this.#retryOrFail(task, now, record, wait === null ? 0 : now + wait);
     }
-    const record: AttemptRecord = { atMs: now, outcome: null, error: result.error, retryReason: `${result.error}: ${result.detail}`.slice(0, 200) };
+    const record: AttemptRecord = {
+      atMs: now,
+      outcome: null,
+      error: result.error,
+      retryReason: `${result.error}: ${result.detail}`.slice(0, 200),
+    };
     return this.#retryOrFail(task, now, record);
   }
 
@@ -196,7 +211,12 @@ export class StateMachine {
   attemptLost(task: TaskRow, now: number): void {
     const config = this.#host.config();
     this.#host.attemptEnded("failure", "attempt lost", config ? now - this.#attemptStartedMs(task, config) : 0, now);
-    this.#retryOrFail(task, now, { atMs: now, outcome: null, error: "timeout", retryReason: "attempt lost: no result before its lease ran out" });
+    this.#retryOrFail(task, now, {
+      atMs: now,
+      outcome: null,
+      error: "timeout",
+      retryReason: "attempt lost: no result before its lease ran out",
+    });
   }
 
   /** When the running attempt began: `begin` set its lease to start + timeout + grace. */

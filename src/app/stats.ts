@@ -40,7 +40,12 @@ export function quantile(counts: number[], q: number): number | null {
 }
 
 export function percentiles(counts: number[]): Percentiles {
-  return { count: counts.reduce((sum, n) => sum + n, 0), p50: quantile(counts, 0.5), p90: quantile(counts, 0.9), p99: quantile(counts, 0.99) };
+  return {
+    count: counts.reduce((sum, n) => sum + n, 0),
+    p50: quantile(counts, 0.5),
+    p90: quantile(counts, 0.9),
+    p99: quantile(counts, 0.99),
+  };
 }
 
 /** What is stored (JSON in the object's meta table). */
@@ -53,7 +58,11 @@ export interface StatsState {
   minutes: [number, number, number][];
 }
 
-export const emptyStats = (): StatsState => ({ finish: new Array<number>(BUCKETS).fill(0), attempt: new Array<number>(BUCKETS).fill(0), minutes: [] });
+export const emptyStats = (): StatsState => ({
+  finish: new Array<number>(BUCKETS).fill(0),
+  attempt: new Array<number>(BUCKETS).fill(0),
+  minutes: [],
+});
 
 export class AppStats {
   #state: StatsState;
@@ -73,7 +82,10 @@ export class AppStats {
       slot[1]++;
       if (success) slot[2]++;
     } else {
-      this.#state.minutes = [...this.#state.minutes.filter(([at]) => at > minute - MINUTES), [minute, 1, success ? 1 : 0]];
+      this.#state.minutes = [
+        ...this.#state.minutes.filter(([at]) => at > minute - MINUTES),
+        [minute, 1, success ? 1 : 0],
+      ];
     }
     this.#dirty = true;
   }
@@ -111,7 +123,13 @@ export class AppStats {
 }
 
 /** `GET /v1/apps/<name>/stats`, from the counters, the statistics and one seek for the oldest waiting task. */
-export function statsReport(config: AppConfig, tasks: TaskStore, stats: AppStats, delivery: DeliveryState, now: number): Record<string, unknown> {
+export function statsReport(
+  config: AppConfig,
+  tasks: TaskStore,
+  stats: AppStats,
+  delivery: DeliveryState,
+  now: number,
+): Record<string, unknown> {
   const { resends, ...counts } = tasks.counts();
   const oldest = tasks.oldestWaitingCreatedMs();
   return {

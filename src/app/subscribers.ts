@@ -67,7 +67,11 @@ export class Subscribers {
   accept(now: number): { client: WebSocket; server: WebSocket } {
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.#ctx.acceptWebSocket(server);
-    server.serializeAttachment({ acceptedAt: now, lastMessageAt: now, lastAutoResponseAt: 0 } satisfies SubscriberAttachment);
+    server.serializeAttachment({
+      acceptedAt: now,
+      lastMessageAt: now,
+      lastAutoResponseAt: 0,
+    } satisfies SubscriberAttachment);
     return { client, server };
   }
 
@@ -108,7 +112,8 @@ export class Subscribers {
     if (ws.readyState !== WebSocket.OPEN) return;
     if (typeof message !== "string") return safeClose(ws, 1003, "binary frames are not supported");
     if (message.length > MAX_CLIENT_FRAME_CHARS) return safeClose(ws, 1009, "message too big");
-    if (message.trim().toUpperCase() !== HEARTBEAT) return safeClose(ws, 1008, 'unsupported message: send "OK" as a heartbeat');
+    if (message.trim().toUpperCase() !== HEARTBEAT)
+      return safeClose(ws, 1008, 'unsupported message: send "OK" as a heartbeat');
     const attachment = ws.deserializeAttachment() as SubscriberAttachment | null;
     if (attachment) ws.serializeAttachment({ ...attachment, lastMessageAt: now } satisfies SubscriberAttachment);
     safeSend(ws, HEARTBEAT);

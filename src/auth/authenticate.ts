@@ -43,7 +43,8 @@ export async function identifyCaller(
   bodyIsTask = false,
 ): Promise<Caller> {
   if (env.ADMIN_ACCESS_KEY && env.ADMIN_SECRET_KEY && proof.accessKey === env.ADMIN_ACCESS_KEY) {
-    if (!(await verifyProof(proof, env.ADMIN_SECRET_KEY, body))) throw unauthorized("bad access key or signature", "bad_token");
+    if (!(await verifyProof(proof, env.ADMIN_SECRET_KEY, body)))
+      throw unauthorized("bad access key or signature", "bad_token");
     return ADMIN;
   }
   const app = appOfAccessKey(proof.accessKey);
@@ -52,7 +53,9 @@ export async function identifyCaller(
 }
 
 export function permits(principal: Principal, permission: Permission, app: string | null): boolean {
-  return principal.kind === "admin" || (app !== null && principal.app === app && principal.permissions.includes(permission));
+  return (
+    principal.kind === "admin" || (app !== null && principal.app === app && principal.permissions.includes(permission))
+  );
 }
 
 export const forbidden = (permission: Permission, app: string | null) =>

@@ -55,7 +55,8 @@ export function parseCosAuthorization(header: string): {
   const headerList = fields.get("q-header-list");
   const paramList = fields.get("q-url-param-list");
   const signature = fields.get("q-signature");
-  if (fields.get("q-sign-algorithm") !== "sha1" || !accessKey || headerList === undefined || paramList === undefined) return null;
+  if (fields.get("q-sign-algorithm") !== "sha1" || !accessKey || headerList === undefined || paramList === undefined)
+    return null;
   if (!signTime || !TIME_RANGE.test(signTime) || !keyTime || !TIME_RANGE.test(keyTime)) return null;
   if (!signature || !/^[0-9a-f]{40}$/.test(signature)) return null;
   const list = (value: string) => (value === "" ? [] : value.split(";"));
@@ -75,7 +76,11 @@ function signedPairs(listed: string[], present: [string, string][]): string | nu
 }
 
 /** Reads a request's COS signature: what it covers, or what is wrong with it. No secret needed. */
-export function readCosSignature(request: { method: string; url: URL; headers: Headers }): CosSignature | CosSignatureProblem {
+export function readCosSignature(request: {
+  method: string;
+  url: URL;
+  headers: Headers;
+}): CosSignature | CosSignatureProblem {
   const authorization = parseCosAuthorization(request.headers.get("authorization") ?? "");
   if (!authorization) return "malformed";
   if (!authorization.headerList.includes("host")) return "host_not_signed";
@@ -103,7 +108,12 @@ export function readCosSignature(request: { method: string; url: URL; headers: H
 }
 
 /** The signature over `httpString` under `secretKey`, as a client computes it. */
-export async function cosSignature(secretKey: string, keyTime: string, signTime: string, httpString: string): Promise<string> {
+export async function cosSignature(
+  secretKey: string,
+  keyTime: string,
+  signTime: string,
+  httpString: string,
+): Promise<string> {
   const signKey = bytesToHex(await hmac("SHA-1", secretKey, encoder.encode(keyTime)));
   const digest = bytesToHex(new Uint8Array(await crypto.subtle.digest("SHA-1", encoder.encode(httpString))));
   return bytesToHex(await hmac("SHA-1", signKey, encoder.encode(`sha1\n${signTime}\n${digest}\n`)));
@@ -111,5 +121,8 @@ export async function cosSignature(secretKey: string, keyTime: string, signTime:
 
 /** Whether the request was signed with `secretKey` (constant-time comparison). */
 export async function verifyCosSignature(signature: CosSignature, secretKey: string): Promise<boolean> {
-  return timingSafeEqual(await cosSignature(secretKey, signature.keyTime, signature.signTimeText, signature.httpString), signature.signature);
+  return timingSafeEqual(
+    await cosSignature(secretKey, signature.keyTime, signature.signTimeText, signature.httpString),
+    signature.signature,
+  );
 }

@@ -61,7 +61,8 @@ export function readProof(request: Request, rules: ProofRules): Proof {
   if (!token) throw unauthorized("malformed Authorization: expected 'Qiniu <AccessKey>:<Sign>'");
   const date = request.headers.get("x-qiniu-date");
   if (date === null) {
-    if (rules.requireSignedDate) throw unauthorized("this gateway requires a signed X-Qiniu-Date header", "date_required");
+    if (rules.requireSignedDate)
+      throw unauthorized("this gateway requires a signed X-Qiniu-Date header", "date_required");
   } else {
     const at = parseQiniuDate(date);
     if (at === null || Math.abs(rules.nowMs - at) > REPLAY_WINDOW_MS) {
@@ -69,12 +70,19 @@ export function readProof(request: Request, rules: ProofRules): Proof {
     }
   }
   const qiniuHeaders: [string, string][] = [];
-  for (const [name, value] of request.headers) if (name.toLowerCase().startsWith("x-qiniu-")) qiniuHeaders.push([name, value]);
+  for (const [name, value] of request.headers)
+    if (name.toLowerCase().startsWith("x-qiniu-")) qiniuHeaders.push([name, value]);
   return {
     kind: "token",
     accessKey: token.accessKey,
     sign: token.sign,
-    request: { method: request.method, pathAndQuery: url.pathname + url.search, host, contentType: request.headers.get("content-type"), qiniuHeaders },
+    request: {
+      method: request.method,
+      pathAndQuery: url.pathname + url.search,
+      host,
+      contentType: request.headers.get("content-type"),
+      qiniuHeaders,
+    },
   };
 }
 
@@ -94,9 +102,12 @@ function urlProof(token: UrlToken, nowMs: number): Proof {
 export function readSdkProof(request: Request, nowMs: number): Proof {
   const authorization = request.headers.get("authorization");
   if (authorization === null && request.headers.has("x-auth-token")) {
-    throw unauthorized("X-Auth-Token (IAM) cannot be verified by this gateway: sign the request with an AK/SK pair (SDK-HMAC-SHA256)");
+    throw unauthorized(
+      "X-Auth-Token (IAM) cannot be verified by this gateway: sign the request with an AK/SK pair (SDK-HMAC-SHA256)",
+    );
   }
-  if (authorization === null) throw unauthorized("missing Authorization: sign the request with an AK/SK pair (SDK-HMAC-SHA256)");
+  if (authorization === null)
+    throw unauthorized("missing Authorization: sign the request with an AK/SK pair (SDK-HMAC-SHA256)");
   if (authorization.length > MAX_AUTHORIZATION_CHARS) throw unauthorized("malformed Authorization");
   const signature = readSdkSignature({ method: request.method, url: new URL(request.url), headers: request.headers });
   switch (signature) {
@@ -118,7 +129,8 @@ export function readSdkProof(request: Request, nowMs: number): Proof {
 /** A COS signature whose `q-sign-time` covers now and ends at most 24 hours ahead. */
 export function readCosProof(request: Request, nowMs: number): Proof {
   const authorization = request.headers.get("authorization");
-  if (authorization === null) throw unauthorized("missing Authorization: sign the request as COS does (q-sign-algorithm=sha1&…)");
+  if (authorization === null)
+    throw unauthorized("missing Authorization: sign the request as COS does (q-sign-algorithm=sha1&…)");
   if (authorization.length > MAX_AUTHORIZATION_CHARS * 2) throw unauthorized("malformed Authorization");
   const signature = readCosSignature({ method: request.method, url: new URL(request.url), headers: request.headers });
   switch (signature) {

@@ -60,8 +60,12 @@ function safeDecode(segment: string): string {
 }
 
 /** `SDK-HMAC-SHA256 Access=…, SignedHeaders=…, Signature=…` → its parts, or null. */
-export function parseSdkAuthorization(header: string): { accessKey: string; signedHeaders: string[]; signature: string } | null {
-  const match = /^SDK-HMAC-SHA256\s+Access=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})$/.exec(header.trim());
+export function parseSdkAuthorization(
+  header: string,
+): { accessKey: string; signedHeaders: string[]; signature: string } | null {
+  const match = /^SDK-HMAC-SHA256\s+Access=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})$/.exec(
+    header.trim(),
+  );
   if (!match) return null;
   const signedHeaders = match[2]!.split(";");
   if (signedHeaders.some((name) => !/^[a-z0-9-]+$/.test(name))) return null;
@@ -73,7 +77,11 @@ export function parseSdkAuthorization(header: string): { accessKey: string; sign
  * which the verifier computes), or what is wrong with it. `host` and the date must be signed
  * for the signature to bind the request to this gateway and this moment.
  */
-export function readSdkSignature(request: { method: string; url: URL; headers: Headers }): SdkSignature | SdkSignatureProblem {
+export function readSdkSignature(request: {
+  method: string;
+  url: URL;
+  headers: Headers;
+}): SdkSignature | SdkSignatureProblem {
   const authorization = parseSdkAuthorization(request.headers.get("authorization") ?? "");
   if (!authorization) return "malformed";
   const date = request.headers.get("x-sdk-date");
@@ -112,14 +120,26 @@ async function sha256Hex(data: Uint8Array | string): Promise<string> {
 }
 
 /** The signature for `canonicalHead` + `body` under `secretKey`, as a client computes it. */
-export async function sdkSignature(secretKey: string, date: string, canonicalHead: string, body: Uint8Array): Promise<string> {
+export async function sdkSignature(
+  secretKey: string,
+  date: string,
+  canonicalHead: string,
+  body: Uint8Array,
+): Promise<string> {
   const canonicalRequest = `${canonicalHead}\n${await sha256Hex(body)}`;
   const stringToSign = `${SDK_SIGNING_ALGORITHM}\n${date}\n${await sha256Hex(canonicalRequest)}`;
   return bytesToHex(await hmac("SHA-256", secretKey, encoder.encode(stringToSign)));
 }
 
 /** Whether `signature` was made with `secretKey` over exactly this body (constant-time comparison). */
-export async function verifySdkSignature(signature: SdkSignature, secretKey: string, body: Uint8Array): Promise<boolean> {
+export async function verifySdkSignature(
+  signature: SdkSignature,
+  secretKey: string,
+  body: Uint8Array,
+): Promise<boolean> {
   if (signature.declaredPayloadHash !== null && signature.declaredPayloadHash !== (await sha256Hex(body))) return false;
-  return timingSafeEqual(await sdkSignature(secretKey, signature.date, signature.canonicalHead, body), signature.signature);
+  return timingSafeEqual(
+    await sdkSignature(secretKey, signature.date, signature.canonicalHead, body),
+    signature.signature,
+  );
 }

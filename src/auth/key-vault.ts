@@ -22,7 +22,12 @@ function encryptionKey(master: string): Promise<CryptoKey> {
     key = (async () => {
       const material = await crypto.subtle.importKey("raw", encoder.encode(master), "HKDF", false, ["deriveKey"]);
       return crypto.subtle.deriveKey(
-        { name: "HKDF", hash: "SHA-256", salt: encoder.encode("asyncgate"), info: encoder.encode("access key secrets v1") },
+        {
+          name: "HKDF",
+          hash: "SHA-256",
+          salt: encoder.encode("asyncgate"),
+          info: encoder.encode("access key secrets v1"),
+        },
         material,
         { name: "AES-GCM", length: 256 },
         false,
@@ -38,7 +43,11 @@ function encryptionKey(master: string): Promise<CryptoKey> {
 export async function sealSecret(master: string, accessKey: string, secretKey: string): Promise<ArrayBuffer> {
   const iv = crypto.getRandomValues(new Uint8Array(12));
   const sealed = new Uint8Array(
-    await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: encoder.encode(accessKey) }, await encryptionKey(master), encoder.encode(secretKey)),
+    await crypto.subtle.encrypt(
+      { name: "AES-GCM", iv, additionalData: encoder.encode(accessKey) },
+      await encryptionKey(master),
+      encoder.encode(secretKey),
+    ),
   );
   const out = new Uint8Array(iv.length + sealed.length);
   out.set(iv);

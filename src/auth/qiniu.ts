@@ -73,7 +73,10 @@ export async function verifySignature(parts: SignedParts, secretKey: string, sig
 
 /** Unix ms → `20060102T150405Z`, the form of `X-Qiniu-Date`. */
 export function formatQiniuDate(ms: number): string {
-  return new Date(ms).toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+  return new Date(ms)
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}/, "");
 }
 
 /** `X-Qiniu-Date: 20060102T150405Z` → unix ms, or null when malformed. */

@@ -18,11 +18,17 @@ export const appsCommands: Record<string, Command> = {
   "apps list": {
     usage: "asyncgate apps list [--ids a,b] [--state Active|Paused] [--page N] [--page-size N]",
     summary: "list apps (one page)",
-    options: { ids: { type: "string" }, state: { type: "string" }, page: { type: "string" }, "page-size": { type: "string" } },
+    options: {
+      ids: { type: "string" },
+      state: { type: "string" },
+      page: { type: "string" },
+      "page-size": { type: "string" },
+    },
     args: [0, 0],
     async run({ values, client, out }) {
       const state = string(values, "state");
-      if (state !== undefined && state !== "Active" && state !== "Paused") throw new UsageError("--state must be Active or Paused");
+      if (state !== undefined && state !== "Active" && state !== "Paused")
+        throw new UsageError("--state must be Active or Paused");
       const integer = (name: string) => (values[name] === undefined ? undefined : Number(values[name]));
       const ids = string(values, "ids")?.split(",").filter(Boolean);
       out(json(await client().apps.list({ ids, state, page: integer("page"), pageSize: integer("page-size") })));

@@ -8,7 +8,9 @@ export const consoleCommands: Record<string, Command> = {
     args: [0, 0],
     async run({ env, out }) {
       const { accessKey, secretKey } = keysOf(env);
-      out(`${new URL("/console", endpointOf(env))}#ak=${encodeURIComponent(accessKey)}&sk=${encodeURIComponent(secretKey)}`);
+      out(
+        `${new URL("/console", endpointOf(env))}#ak=${encodeURIComponent(accessKey)}&sk=${encodeURIComponent(secretKey)}`,
+      );
       return 0;
     },
   },

@@ -35,7 +35,8 @@ export const ENDPOINT_DEFAULT = "http://async.localhost:8787";
 /** A flag's duration in seconds (the gateway's own syntax: 10s, 5m, 2h); a usage error when malformed. */
 export function durationFlag(text: string, flag: string): number {
   const seconds = parseDuration(text);
-  if (seconds === null) throw new UsageError(`${flag} must be a duration such as 10s, 5m, 2h (got ${JSON.stringify(text)})`);
+  if (seconds === null)
+    throw new UsageError(`${flag} must be a duration such as 10s, 5m, 2h (got ${JSON.stringify(text)})`);
   return seconds;
 }
 
@@ -60,7 +61,8 @@ export function readJson(value: string, flag: string): Record<string, unknown> {
   const text = value.startsWith("@") ? readFileSync(value.slice(1), "utf8") : value;
   try {
     const parsed: unknown = JSON.parse(text);
-    if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
+    if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed))
+      return parsed as Record<string, unknown>;
   } catch {
     // reported below
   }
@@ -82,7 +84,12 @@ export const json = (value: unknown) => JSON.stringify(value);
 
 /** Whether an error means the gateway could not be reached (not an answer from it). */
 function unreachable(error: unknown): boolean {
-  return !(error instanceof AsyncgateError) && !(error instanceof UsageError) && error instanceof Error && !(error.name === "AbortError");
+  return (
+    !(error instanceof AsyncgateError) &&
+    !(error instanceof UsageError) &&
+    error instanceof Error &&
+    !(error.name === "AbortError")
+  );
 }
 
 function describeUnreachable(error: unknown): string {
@@ -94,14 +101,21 @@ function describeUnreachable(error: unknown): string {
  * Runs `attempt` until it settles with an answer from the gateway, saying on stderr at once,
  * and on every retry, that the gateway cannot be reached.
  */
-export async function whileUnreachable<T>(context: Context, what: string, attempt: () => Promise<T>, deadlineMs = Infinity): Promise<T> {
+export async function whileUnreachable<T>(
+  context: Context,
+  what: string,
+  attempt: () => Promise<T>,
+  deadlineMs = Infinity,
+): Promise<T> {
   for (let failures = 0; ; failures++) {
     try {
       return await attempt();
     } catch (error) {
       if (!unreachable(error) || context.signal.aborted || Date.now() >= deadlineMs) throw error;
       const waitS = Math.max(0.001, Math.min(10, 2 ** failures, (deadlineMs - Date.now()) / 1000));
-      context.err(`asyncgate: cannot reach ${endpointOf(context.env)} (${describeUnreachable(error)}) while ${what}; retrying in ${Math.round(waitS * 10) / 10} s`);
+      context.err(
+        `asyncgate: cannot reach ${endpointOf(context.env)} (${describeUnreachable(error)}) while ${what}; retrying in ${Math.round(waitS * 10) / 10} s`,
+      );
       await new Promise((resolve) => setTimeout(resolve, waitS * 1000));
     }
   }
@@ -112,7 +126,8 @@ export const endpointOf = (env: Record<string, string | undefined>) => env["ASYN
 export function keysOf(env: Record<string, string | undefined>): { accessKey: string; secretKey: string } {
   const accessKey = env["ASYNCGATE_ACCESS_KEY"];
   const secretKey = env["ASYNCGATE_SECRET_KEY"];
-  if (!accessKey || !secretKey) throw new UsageError("set ASYNCGATE_ACCESS_KEY and ASYNCGATE_SECRET_KEY (npm start prints local ones)");
+  if (!accessKey || !secretKey)
+    throw new UsageError("set ASYNCGATE_ACCESS_KEY and ASYNCGATE_SECRET_KEY (npm start prints local ones)");
   return { accessKey, secretKey };
 }
 
@@ -123,5 +138,10 @@ function connectToOf(env: Record<string, string | undefined>): string | undefine
 }
 
 export function clientFromEnv(env: Record<string, string | undefined>): AsyncgateClient {
-  return new AsyncgateClient({ endpoint: endpointOf(env), ...keysOf(env), connectTo: connectToOf(env), appHostSuffix: env["ASYNCGATE_APP_HOST_SUFFIX"] });
+  return new AsyncgateClient({
+    endpoint: endpointOf(env),
+    ...keysOf(env),
+    connectTo: connectToOf(env),
+    appHostSuffix: env["ASYNCGATE_APP_HOST_SUFFIX"],
+  });
 }

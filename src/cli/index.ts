@@ -58,13 +58,22 @@ export async function main(
   const command = COMMANDS[name];
   if (!command) {
     const group = Object.keys(COMMANDS).filter((candidate) => candidate.startsWith(`${argv[0]} `));
-    err(group.length > 0 ? `asyncgate: ${argv[0]} takes one of: ${group.map((c) => c.split(" ")[1]).join(", ")}` : `asyncgate: unknown command ${JSON.stringify(argv[0])}\n\n${GLOBAL_HELP}`);
+    err(
+      group.length > 0
+        ? `asyncgate: ${argv[0]} takes one of: ${group.map((c) => c.split(" ")[1]).join(", ")}`
+        : `asyncgate: unknown command ${JSON.stringify(argv[0])}\n\n${GLOBAL_HELP}`,
+    );
     return 2;
   }
   const rest = argv.slice(name.split(" ").length);
   let parsed: { values: Values; positionals: string[] };
   try {
-    parsed = parseArgs({ args: rest, options: { ...command.options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true }) as typeof parsed;
+    parsed = parseArgs({
+      args: rest,
+      options: { ...command.options, help: { type: "boolean", short: "h" } },
+      allowPositionals: true,
+      strict: true,
+    }) as typeof parsed;
   } catch (error) {
     err(`asyncgate ${name}: ${error instanceof Error ? error.message : String(error)}\n${commandHelp(name, command)}`);
     return 2;
@@ -75,11 +84,21 @@ export async function main(
   }
   const [min, max] = command.args;
   if (parsed.positionals.length < min || parsed.positionals.length > max) {
-    err(`asyncgate ${name}: expected ${min === max ? min : `${min}-${max}`} argument${max === 1 ? "" : "s"}\n${commandHelp(name, command)}`);
+    err(
+      `asyncgate ${name}: expected ${min === max ? min : `${min}-${max}`} argument${max === 1 ? "" : "s"}\n${commandHelp(name, command)}`,
+    );
     return 2;
   }
   let client: AsyncgateClient | null = null;
-  const context: Context = { values: parsed.values, args: parsed.positionals, env, out, err, signal, client: () => (client ??= clientFromEnv(env)) };
+  const context: Context = {
+    values: parsed.values,
+    args: parsed.positionals,
+    env,
+    out,
+    err,
+    signal,
+    client: () => (client ??= clientFromEnv(env)),
+  };
   try {
     return await command.run(context);
   } catch (error) {
@@ -97,11 +116,20 @@ export async function main(
   }
 }
 
-const invokedDirectly = typeof process !== "undefined" && process.argv[1] !== undefined && /(^|[\\/])(cli\.js|cli[\\/]index\.ts|asyncgate)$/.test(process.argv[1]);
+const invokedDirectly =
+  typeof process !== "undefined" &&
+  process.argv[1] !== undefined &&
+  /(^|[\\/])(cli\.js|cli[\\/]index\.ts|asyncgate)$/.test(process.argv[1]);
 if (invokedDirectly) {
   const stop = new AbortController();
   process.once("SIGINT", () => stop.abort());
-  main(process.argv.slice(2), process.env, (line) => console.log(line), (line) => console.error(line), stop.signal).then(
+  main(
+    process.argv.slice(2),
+    process.env,
+    (line) => console.log(line),
+    (line) => console.error(line),
+    stop.signal,
+  ).then(
     (code) => process.exit(code),
     (error: unknown) => {
       console.error(error instanceof Error ? error.message : error);

@@ -9,8 +9,12 @@ export const keysCommands: Record<string, Command> = {
     options: { permissions: { type: "string" } },
     args: [1, 1],
     async run({ values, args, client, out }) {
-      const permissions = string(values, "permissions")?.split(",").map((permission) => permission.trim()).filter(Boolean);
-      if (!permissions?.length) throw new UsageError("--permissions is required: a comma list of submit, query, subscribe, manage");
+      const permissions = string(values, "permissions")
+        ?.split(",")
+        .map((permission) => permission.trim())
+        .filter(Boolean);
+      if (!permissions?.length)
+        throw new UsageError("--permissions is required: a comma list of submit, query, subscribe, manage");
       out(json(await client().keys.create(args[0]!, permissions as Permission[])));
       return 0;
     },

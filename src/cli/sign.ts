@@ -13,9 +13,21 @@ export const signCommands: Record<string, Command> = {
       if (!URL.canParse(url)) throw new UsageError(`not a URL: ${url}`);
       const data = values["data"] === undefined ? undefined : readData(string(values, "data")!);
       const body = typeof data === "string" ? new TextEncoder().encode(data) : data;
-      const headers = await signRequest(keysOf(env), { method, url, headers: headerPairs(values["header"] as string[] | undefined), body });
+      const headers = await signRequest(keysOf(env), {
+        method,
+        url,
+        headers: headerPairs(values["header"] as string[] | undefined),
+        body,
+      });
       const quote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
-      const parts = ["curl", "-i", "-X", method, quote(url), ...Object.entries(headers).flatMap(([name, value]) => ["-H", quote(`${name}: ${value}`)])];
+      const parts = [
+        "curl",
+        "-i",
+        "-X",
+        method,
+        quote(url),
+        ...Object.entries(headers).flatMap(([name, value]) => ["-H", quote(`${name}: ${value}`)]),
+      ];
       if (typeof data === "string") parts.push("--data-binary", quote(data));
       else if (data !== undefined) parts.push("--data-binary", quote(`@${string(values, "data")!.replace(/^@/, "")}`));
       out(parts.join(" "));

@@ -24,15 +24,20 @@ export const submitCommands: Record<string, Command> = {
     args: [2, 2],
     async run(context) {
       const { values, args, client, out } = context;
-      const options: SubmitOptions = { method: string(values, "method") ?? "POST", headers: headerPairs(values["header"] as string[] | undefined) };
+      const options: SubmitOptions = {
+        method: string(values, "method") ?? "POST",
+        headers: headerPairs(values["header"] as string[] | undefined),
+      };
       if (values["data"] !== undefined) options.body = readData(string(values, "data")!);
-      if (values["delay"] !== undefined && values["not-before"] !== undefined) throw new UsageError("give --delay or --not-before, not both");
+      if (values["delay"] !== undefined && values["not-before"] !== undefined)
+        throw new UsageError("give --delay or --not-before, not both");
       if (values["delay"] !== undefined) options.delay = durationFlag(string(values, "delay")!, "--delay");
       const notBefore = timeFlag(values, "not-before");
       if (notBefore !== undefined) options.notBefore = notBefore;
       if (values["dedup"] !== undefined) options.deduplicationId = string(values, "dedup");
       if (values["retries"] !== undefined) options.retries = Number(values["retries"]);
-      if (values["attempt-timeout"] !== undefined) options.timeout = durationFlag(string(values, "attempt-timeout")!, "--attempt-timeout");
+      if (values["attempt-timeout"] !== undefined)
+        options.timeout = durationFlag(string(values, "attempt-timeout")!, "--attempt-timeout");
       if (values["callback"] !== undefined) options.callback = string(values, "callback");
       const submitted = await client().submit(args[0]!, args[1]!, options);
       if (values["wait"]) return waitFor(context, submitted.id);

@@ -1,20 +1,41 @@
 /** `asyncgate tasks …`: list an app's tasks; get, cancel, retry or wait for one. */
 import { TaskState } from "../client/index";
-import { UsageError, durationFlag, json, string, timeFlag, whileUnreachable, type Command, type Context } from "./context";
+import {
+  UsageError,
+  durationFlag,
+  json,
+  string,
+  timeFlag,
+  whileUnreachable,
+  type Command,
+  type Context,
+} from "./context";
 
-const STATE_NAMES: Record<string, number> = { waiting: TaskState.Waiting, doing: TaskState.Doing, success: TaskState.Success, failed: TaskState.Failed };
+const STATE_NAMES: Record<string, number> = {
+  waiting: TaskState.Waiting,
+  doing: TaskState.Doing,
+  success: TaskState.Success,
+  failed: TaskState.Failed,
+};
 
 function taskState(text: string): number {
   const state = STATE_NAMES[text.toLowerCase()] ?? Number(text);
-  if (!Object.values(TaskState).includes(state as 0)) throw new UsageError("--state must be waiting, doing, success, failed (or 0, 1, 10, 11)");
+  if (!Object.values(TaskState).includes(state as 0))
+    throw new UsageError("--state must be waiting, doing, success, failed (or 0, 1, 10, 11)");
   return state;
 }
 
 export const tasksCommands: Record<string, Command> = {
   "tasks list": {
-    usage: "asyncgate tasks list <app> [--state waiting|doing|success|failed] [--after <unix s|ISO time>] [--before <unix s|ISO time>] [--limit N]",
+    usage:
+      "asyncgate tasks list <app> [--state waiting|doing|success|failed] [--after <unix s|ISO time>] [--before <unix s|ISO time>] [--limit N]",
     summary: "an app's tasks, newest first, without bodies (JSON lines)",
-    options: { state: { type: "string" }, after: { type: "string" }, before: { type: "string" }, limit: { type: "string" } },
+    options: {
+      state: { type: "string" },
+      after: { type: "string" },
+      before: { type: "string" },
+      limit: { type: "string" },
+    },
     args: [1, 1],
     async run({ values, args, client, out, signal }) {
       const limit = values["limit"] === undefined ? Infinity : Number(values["limit"]);
@@ -23,7 +44,13 @@ export const tasksCommands: Record<string, Command> = {
       let printed = 0;
       const createdAfter = timeFlag(values, "after");
       const createdBefore = timeFlag(values, "before");
-      for await (const task of client().listTasks(args[0]!, { state, createdAfter, createdBefore, pageSize: Math.min(100, limit), signal })) {
+      for await (const task of client().listTasks(args[0]!, {
+        state,
+        createdAfter,
+        createdBefore,
+        pageSize: Math.min(100, limit),
+        signal,
+      })) {
         out(json(task));
         if (++printed >= limit) break;
       }

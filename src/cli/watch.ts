@@ -10,7 +10,8 @@ export const watchCommands: Record<string, Command> = {
     async run(context) {
       const { values, args, client, out, err, signal } = context;
       const since = values["since"] === undefined ? undefined : Number(values["since"]);
-      if (since !== undefined && !(Number.isInteger(since) && since >= 0)) throw new UsageError("--since must be a result seq (0 or more)");
+      if (since !== undefined && !(Number.isInteger(since) && since >= 0))
+        throw new UsageError("--since must be a result seq (0 or more)");
       let lastSeq = since;
       // The iterator reconnects by itself once connected; an unreachable gateway at the start
       // (or an iterator that gave up) is said on stderr and tried again.

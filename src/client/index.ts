@@ -26,7 +26,13 @@ export type { AppConfig } from "../config/app-config";
 /** An app as the control API shows it: its config and its app host. */
 export type App = AppConfig & { host: string };
 /** What create and update take: any fields, nested policies in part (the rest keep their values). */
-export type AppConfigPatch = { [K in keyof AppConfig]?: AppConfig[K] extends unknown[] ? AppConfig[K] : AppConfig[K] extends object ? Partial<AppConfig[K]> : AppConfig[K] };
+export type AppConfigPatch = {
+  [K in keyof AppConfig]?: AppConfig[K] extends unknown[]
+    ? AppConfig[K]
+    : AppConfig[K] extends object
+      ? Partial<AppConfig[K]>
+      : AppConfig[K];
+};
 export type AppDetails = App & { stats: Record<string, number>; delivery: Record<string, unknown> };
 export type Permission = "submit" | "query" | "subscribe" | "manage";
 export interface AccessKey {
@@ -185,12 +191,23 @@ export class AsyncgateClient {
   }
 
   /** Submits `value` as a JSON body (`Content-Type: application/json`). */
-  async submitJSON(app: string, path: string, value: unknown, options: Omit<SubmitOptions, "body"> = {}): Promise<{ id: string; deduplicated: boolean }> {
-    return this.submit(app, path, { ...options, body: JSON.stringify(value), headers: { "Content-Type": "application/json", ...options.headers } });
+  async submitJSON(
+    app: string,
+    path: string,
+    value: unknown,
+    options: Omit<SubmitOptions, "body"> = {},
+  ): Promise<{ id: string; deduplicated: boolean }> {
+    return this.submit(app, path, {
+      ...options,
+      body: JSON.stringify(value),
+      headers: { "Content-Type": "application/json", ...options.headers },
+    });
   }
 
   async getTask(id: string): Promise<TaskRecord> {
-    return JSON.parse((await this.#call("GET", this.#controlUrl(`/v1/task/${encodeURIComponent(id)}`))).text) as TaskRecord;
+    return JSON.parse(
+      (await this.#call("GET", this.#controlUrl(`/v1/task/${encodeURIComponent(id)}`))).text,
+    ) as TaskRecord;
   }
 
   /** Polls until the task reaches 10 or 11, backing off from `intervalMs` to 2 s. */
@@ -201,7 +218,8 @@ export class AsyncgateClient {
       options.signal?.throwIfAborted();
       const task = await this.getTask(id);
       if (FINISHED.has(task.state)) return task;
-      if (Date.now() + interval > deadline) throw new AsyncgateError(408, "wait_timeout", `task ${id} still in state ${task.state}`, null);
+      if (Date.now() + interval > deadline)
+        throw new AsyncgateError(408, "wait_timeout", `task ${id} still in state ${task.state}`, null);
       await new Promise((resolve) => setTimeout(resolve, interval));
       interval = Math.min(2_000, interval * 1.5);
     }
@@ -209,12 +227,16 @@ export class AsyncgateClient {
 
   /** Cancels a waiting task. */
   async cancel(id: string): Promise<TaskRecord> {
-    return JSON.parse((await this.#call("DELETE", this.#controlUrl(`/v1/task/${encodeURIComponent(id)}`))).text) as TaskRecord;
+    return JSON.parse(
+      (await this.#call("DELETE", this.#controlUrl(`/v1/task/${encodeURIComponent(id)}`))).text,
+    ) as TaskRecord;
   }
 
   /** Runs a failed task again, with a fresh attempt budget. */
   async retry(id: string): Promise<TaskRecord> {
-    return JSON.parse((await this.#call("POST", this.#controlUrl(`/v1/task/${encodeURIComponent(id)}/retry`))).text) as TaskRecord;
+    return JSON.parse(
+      (await this.#call("POST", this.#controlUrl(`/v1/task/${encodeURIComponent(id)}/retry`))).text,
+    ) as TaskRecord;
   }
 
   /** `app`'s tasks, newest first, without bodies: an async iterator that follows the cursors. */
@@ -227,7 +249,10 @@ export class AsyncgateClient {
       if (options.createdAfter !== undefined) query.set("created_after", String(unixSeconds(options.createdAfter)));
       if (options.createdBefore !== undefined) query.set("created_before", String(unixSeconds(options.createdBefore)));
       if (cursor) query.set("cursor", cursor);
-      const page = JSON.parse((await this.#call("GET", this.#controlUrl(`/v1/tasks?${query}`))).text) as { tasks: TaskRecord[]; cursor: string | null };
+      const page = JSON.parse((await this.#call("GET", this.#controlUrl(`/v1/tasks?${query}`))).text) as {
+        tasks: TaskRecord[];
+        cursor: string | null;
+      };
       yield* page.tasks;
       cursor = page.cursor;
     } while (cursor);
@@ -235,34 +260,55 @@ export class AsyncgateClient {
 
   /** App entries: create, list, read, update, pause, resume, delete, rotate the signing secret. */
   readonly apps = {
-    create: async (config: AppConfigPatch & { name: string; origin: string }): Promise<App & { signing_secret: string }> =>
+    create: async (
+      config: AppConfigPatch & { name: string; origin: string },
+    ): Promise<App & { signing_secret: string }> =>
       (await this.request("POST", "/v1/apps", config)) as App & { signing_secret: string },
-    list: async (filter: AppListFilter = {}): Promise<{ total: number; page: number; page_size: number; apps: App[] }> => {
+    list: async (
+      filter: AppListFilter = {},
+    ): Promise<{ total: number; page: number; page_size: number; apps: App[] }> => {
       const query = new URLSearchParams();
       if (filter.ids) query.set("ids", filter.ids.join(","));
       if (filter.state) query.set("state", filter.state);
       if (filter.page) query.set("page", String(filter.page));
       if (filter.pageSize) query.set("page_size", String(filter.pageSize));
       const search = query.size > 0 ? `?${query}` : "";
-      return (await this.request("GET", `/v1/apps${search}`)) as { total: number; page: number; page_size: number; apps: App[] };
+      return (await this.request("GET", `/v1/apps${search}`)) as {
+        total: number;
+        page: number;
+        page_size: number;
+        apps: App[];
+      };
     },
-    get: async (name: string): Promise<AppDetails> => (await this.request("GET", `/v1/apps/${encodeURIComponent(name)}`)) as AppDetails,
-    update: async (name: string, patch: AppConfigPatch): Promise<App> => (await this.request("PATCH", `/v1/apps/${encodeURIComponent(name)}`, patch)) as App,
+    get: async (name: string): Promise<AppDetails> =>
+      (await this.request("GET", `/v1/apps/${encodeURIComponent(name)}`)) as AppDetails,
+    update: async (name: string, patch: AppConfigPatch): Promise<App> =>
+      (await this.request("PATCH", `/v1/apps/${encodeURIComponent(name)}`, patch)) as App,
     pause: (name: string): Promise<App> => this.apps.update(name, { state: "Paused" }),
     resume: (name: string): Promise<App> => this.apps.update(name, { state: "Active" }),
-    delete: async (name: string): Promise<{ deleted: string }> => (await this.request("DELETE", `/v1/apps/${encodeURIComponent(name)}`)) as { deleted: string },
-    stats: async (name: string): Promise<Record<string, unknown>> => (await this.request("GET", `/v1/apps/${encodeURIComponent(name)}/stats`)) as Record<string, unknown>,
+    delete: async (name: string): Promise<{ deleted: string }> =>
+      (await this.request("DELETE", `/v1/apps/${encodeURIComponent(name)}`)) as { deleted: string },
+    stats: async (name: string): Promise<Record<string, unknown>> =>
+      (await this.request("GET", `/v1/apps/${encodeURIComponent(name)}/stats`)) as Record<string, unknown>,
     rotateSigningSecret: async (name: string): Promise<{ signing_secret: string; previous_valid_until: number }> =>
-      (await this.request("POST", `/v1/apps/${encodeURIComponent(name)}/signing-secret/rotate`)) as { signing_secret: string; previous_valid_until: number },
+      (await this.request("POST", `/v1/apps/${encodeURIComponent(name)}/signing-secret/rotate`)) as {
+        signing_secret: string;
+        previous_valid_until: number;
+      },
   };
 
   /** An app's access keys: create (the secret is answered once), list, revoke. */
   readonly keys = {
     create: async (app: string, permissions: Permission[]): Promise<AccessKey & { secret_key: string }> =>
-      (await this.request("POST", `/v1/apps/${encodeURIComponent(app)}/keys`, { permissions })) as AccessKey & { secret_key: string },
-    list: async (app: string): Promise<AccessKey[]> => ((await this.request("GET", `/v1/apps/${encodeURIComponent(app)}/keys`)) as { keys: AccessKey[] }).keys,
+      (await this.request("POST", `/v1/apps/${encodeURIComponent(app)}/keys`, { permissions })) as AccessKey & {
+        secret_key: string;
+      },
+    list: async (app: string): Promise<AccessKey[]> =>
+      ((await this.request("GET", `/v1/apps/${encodeURIComponent(app)}/keys`)) as { keys: AccessKey[] }).keys,
     revoke: async (app: string, accessKey: string): Promise<{ revoked: string }> =>
-      (await this.request("DELETE", `/v1/apps/${encodeURIComponent(app)}/keys/${encodeURIComponent(accessKey)}`)) as { revoked: string },
+      (await this.request("DELETE", `/v1/apps/${encodeURIComponent(app)}/keys/${encodeURIComponent(accessKey)}`)) as {
+        revoked: string;
+      },
   };
 
   /**
@@ -273,7 +319,9 @@ export class AsyncgateClient {
   subscribe(app: string, options: SubscribeOptions = {}): AsyncIterableIterator<TaskResult> {
     const WebSocketImpl = this.#options.WebSocket ?? globalThis.WebSocket;
     if (typeof WebSocketImpl !== "function") {
-      throw new TypeError("no WebSocket here: Node ≥ 22 has one built in; on older Node pass one (e.g. from the ws package) as the WebSocket option");
+      throw new TypeError(
+        "no WebSocket here: Node ≥ 22 has one built in; on older Node pass one (e.g. from the ws package) as the WebSocket option",
+      );
     }
     let checked = false;
     return subscription(async (since) => {
@@ -292,7 +340,11 @@ export class AsyncgateClient {
 
   /** A signed request to the control API; throws {@link AsyncgateError} for any error answer. */
   async request(method: string, pathAndQuery: string, body?: unknown): Promise<unknown> {
-    const response = await this.#call(method, this.#controlUrl(pathAndQuery), body === undefined ? undefined : JSON.stringify(body));
+    const response = await this.#call(
+      method,
+      this.#controlUrl(pathAndQuery),
+      body === undefined ? undefined : JSON.stringify(body),
+    );
     return response.text ? (JSON.parse(response.text) as unknown) : null;
   }
 
@@ -310,9 +362,14 @@ export class AsyncgateClient {
     };
     let response = await signedSend();
     // Busy (429) or unavailable (503): wait as Retry-After says, or back off, a few times.
-    for (let retry = 0; (response.status === 429 || response.status === 503) && retry < (this.#options.retries ?? 3); retry++) {
+    for (
+      let retry = 0;
+      (response.status === 429 || response.status === 503) && retry < (this.#options.retries ?? 3);
+      retry++
+    ) {
       const retryAfter = Number(response.headers.get("retry-after"));
-      const waitMs = Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter * 1000, 60_000) : 250 * 2 ** retry;
+      const waitMs =
+        Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter * 1000, 60_000) : 250 * 2 ** retry;
       await new Promise((resolve) => setTimeout(resolve, waitMs));
       response = await signedSend();
     }

@@ -27,7 +27,8 @@ export function fetchTransport(fetchImpl: typeof fetch = globalThis.fetch.bind(g
       method,
       headers,
       // ArrayBuffer-backed, as DOM's lib (the console's build) wants a body to be.
-      body: method === "GET" || method === "HEAD" || body.byteLength === 0 ? undefined : (body as Uint8Array<ArrayBuffer>),
+      body:
+        method === "GET" || method === "HEAD" || body.byteLength === 0 ? undefined : (body as Uint8Array<ArrayBuffer>),
     });
     return { status: response.status, headers: response.headers, text: await response.text() };
   };
@@ -56,7 +57,11 @@ export function connectToTransport(connectTo: string): Transport {
             for (const [name, value] of Object.entries(res.headers)) {
               if (typeof value === "string") responseHeaders.set(name, value);
             }
-            resolve({ status: res.statusCode ?? 0, headers: responseHeaders, text: new TextDecoder().decode(concatBytes(...chunks)) });
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: responseHeaders,
+              text: new TextDecoder().decode(concatBytes(...chunks)),
+            });
           });
         },
       );

@@ -73,7 +73,14 @@ export function defaultConfig(name: string, origin: string): AppConfig {
     name,
     origin,
     state: "Active",
-    retry: { max_attempts: 5, min_backoff: 1, max_backoff: 3600, max_doublings: 16, max_retry_duration: 0, no_retry_statuses: [] },
+    retry: {
+      max_attempts: 5,
+      min_backoff: 1,
+      max_backoff: 3600,
+      max_doublings: 16,
+      max_retry_duration: 0,
+      no_retry_statuses: [],
+    },
     timeout: 60,
     max_body_bytes: 1_048_576,
     max_subscribers: 100,
@@ -117,7 +124,8 @@ export function applyPatch(current: AppConfig, input: unknown, rules: ConfigRule
         next.origin = checkOrigin(value, rules);
         break;
       case "state":
-        if (value !== "Active" && value !== "Paused") throw badRequest("invalid_state", "state must be Active or Paused");
+        if (value !== "Active" && value !== "Paused")
+          throw badRequest("invalid_state", "state must be Active or Paused");
         next.state = value;
         break;
       case "retry":
@@ -211,9 +219,19 @@ function patchRetry(current: AppRetryPolicy, value: unknown): AppRetryPolicy {
         if (
           !Array.isArray(field) ||
           field.length > 50 ||
-          field.some((status) => typeof status !== "number" || !Number.isInteger(status) || status < 100 || status > 599 || (status >= 200 && status <= 299))
+          field.some(
+            (status) =>
+              typeof status !== "number" ||
+              !Number.isInteger(status) ||
+              status < 100 ||
+              status > 599 ||
+              (status >= 200 && status <= 299),
+          )
         ) {
-          throw badRequest("invalid_no_retry_statuses", "retry.no_retry_statuses must be a list of up to 50 non-2xx HTTP statuses (100-599)");
+          throw badRequest(
+            "invalid_no_retry_statuses",
+            "retry.no_retry_statuses must be a list of up to 50 non-2xx HTTP statuses (100-599)",
+          );
         }
         next.no_retry_statuses = [...new Set(field as number[])].sort((a, b) => a - b);
         break;
@@ -236,13 +254,15 @@ function patchRateLimits(current: RateLimits, value: unknown): RateLimits {
   for (const [key, field] of Object.entries(value)) {
     switch (key) {
       case "max_dispatches_per_second":
-        next.max_dispatches_per_second = field === null ? null : seconds("rate_limits.max_dispatches_per_second", field, { min: 0.001, max: 500 });
+        next.max_dispatches_per_second =
+          field === null ? null : seconds("rate_limits.max_dispatches_per_second", field, { min: 0.001, max: 500 });
         break;
       case "max_burst_size":
         next.max_burst_size = field === null ? null : integer("rate_limits.max_burst_size", field, 1, 1000);
         break;
       case "max_concurrent_dispatches":
-        next.max_concurrent_dispatches = field === null ? null : integer("rate_limits.max_concurrent_dispatches", field, 1, 5000);
+        next.max_concurrent_dispatches =
+          field === null ? null : integer("rate_limits.max_concurrent_dispatches", field, 1, 5000);
         break;
       default:
         throw badRequest("unknown_field", `unknown field: rate_limits.${key}`);
@@ -300,7 +320,14 @@ export const MAX_INVOKE_PATH_CHARS = 1024;
 
 /** `/path[?query]`: printable ASCII without spaces or a fragment, as it goes on the request line. */
 function checkInvokePath(value: unknown): string {
-  if (typeof value !== "string" || !value.startsWith("/") || value.startsWith("//") || value.length > MAX_INVOKE_PATH_CHARS || !/^[\x21-\x7e]+$/.test(value) || value.includes("#")) {
+  if (
+    typeof value !== "string" ||
+    !value.startsWith("/") ||
+    value.startsWith("//") ||
+    value.length > MAX_INVOKE_PATH_CHARS ||
+    !/^[\x21-\x7e]+$/.test(value) ||
+    value.includes("#")
+  ) {
     throw badRequest(
       "invalid_invoke_path",
       `invoke_path must be a path starting with a single '/', optionally with a query, at most ${MAX_INVOKE_PATH_CHARS} printable characters without spaces or '#'`,
@@ -312,12 +339,17 @@ function checkInvokePath(value: unknown): string {
 /** An invoke_path as a recorded request's path and raw query. */
 export function splitInvokePath(invokePath: string): { path: string; raw_query: string } {
   const mark = invokePath.indexOf("?");
-  return mark === -1 ? { path: invokePath, raw_query: "" } : { path: invokePath.slice(0, mark), raw_query: invokePath.slice(mark) };
+  return mark === -1
+    ? { path: invokePath, raw_query: "" }
+    : { path: invokePath.slice(0, mark), raw_query: invokePath.slice(mark) };
 }
 
 function seconds(field: string, value: unknown, range: { min: number; max: number }): number {
   if (typeof value !== "number" || !Number.isFinite(value) || value < range.min || value > range.max) {
-    throw badRequest(`invalid_${field.split(".").pop()}`, `${field} must be a number of seconds in [${range.min}, ${range.max}]`);
+    throw badRequest(
+      `invalid_${field.split(".").pop()}`,
+      `${field} must be a number of seconds in [${range.min}, ${range.max}]`,
+    );
   }
   return value;
 }
@@ -348,7 +380,8 @@ export function checkOrigin(value: unknown, rules: ConfigRules, field = "origin"
   if (url.username || url.password) throw badRequest(code, `${field} must not contain credentials`);
   const isOrigin = field === "origin";
   if (isOrigin && (url.search || url.hash)) throw badRequest(code, `${field} must not have a query or fragment`);
-  if (isGatewayHost(url, rules.gateway)) throw badRequest(code, `${field} must not be the gateway itself (${url.host})`);
+  if (isGatewayHost(url, rules.gateway))
+    throw badRequest(code, `${field} must not be the gateway itself (${url.host})`);
   if (!rules.allowPrivateOrigins && isPrivateHost(url.hostname)) {
     throw badRequest(
       code,

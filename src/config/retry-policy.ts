@@ -31,7 +31,10 @@ export interface AppRetryPolicy extends RetryPolicy {
  */
 export function backoffSeconds(policy: RetryPolicy, retry: number): number {
   const k = Math.max(0, retry - 1);
-  const doubled = k <= policy.max_doublings ? policy.min_backoff * 2 ** k : policy.min_backoff * 2 ** policy.max_doublings * (k - policy.max_doublings + 1);
+  const doubled =
+    k <= policy.max_doublings
+      ? policy.min_backoff * 2 ** k
+      : policy.min_backoff * 2 ** policy.max_doublings * (k - policy.max_doublings + 1);
   return Math.min(doubled, policy.max_backoff);
 }
 

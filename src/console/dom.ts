@@ -4,7 +4,11 @@ export type Child = Node | string | number | null | undefined | false | Child[];
 type Attributes = Record<string, string | number | boolean | null | undefined | ((event: Event) => void)>;
 
 /** `h("button", { class: "primary", onclick: go }, "Go")`: `on*` are listeners, `true` an empty attribute, false/null none. */
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attributes: Attributes = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attributes: Attributes = {},
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) {
     if (typeof value === "function") element.addEventListener(name.slice(2), value);
@@ -19,7 +23,8 @@ export function append(parent: Node, children: Child[]): void {
   for (const child of children) {
     if (Array.isArray(child)) append(parent, child);
     else if (child instanceof Node) parent.appendChild(child);
-    else if (child !== null && child !== undefined && child !== false) parent.appendChild(document.createTextNode(String(child)));
+    else if (child !== null && child !== undefined && child !== false)
+      parent.appendChild(document.createTextNode(String(child)));
   }
 }
 
@@ -43,4 +48,7 @@ export function field(text: string, control: HTMLElement): HTMLLabelElement {
 }
 
 /** A term and its description, for a `<dl>`. */
-export const kv = (label: string, value: Node | string | number): HTMLElement[] => [h("dt", {}, label), h("dd", {}, value)];
+export const kv = (label: string, value: Node | string | number): HTMLElement[] => [
+  h("dt", {}, label),
+  h("dd", {}, value),
+];

@@ -5,7 +5,8 @@ import { h, type Child } from "./dom";
 
 export const STATE_NAMES: Record<number, string> = { 0: "waiting", 1: "doing", 10: "success", 11: "failed" };
 
-export const stateBadge = (state: number): HTMLElement => h("span", { class: `badge s-${state}` }, STATE_NAMES[state] ?? String(state));
+export const stateBadge = (state: number): HTMLElement =>
+  h("span", { class: `badge s-${state}` }, STATE_NAMES[state] ?? String(state));
 
 /** A unix-nanoseconds timestamp as local date and time. */
 export const nanosTime = (ns: number | undefined): string => (ns ? new Date(ns / 1e6).toLocaleString() : "—");
@@ -19,12 +20,15 @@ export function age(seconds: number | null | undefined): string {
   return `${Math.floor(seconds / 86_400)} d ${Math.floor((seconds % 86_400) / 3600)} h`;
 }
 
-export const ms = (value: number | null | undefined): string => (value === null || value === undefined ? "—" : `${Math.round(value)} ms`);
+export const ms = (value: number | null | undefined): string =>
+  value === null || value === undefined ? "—" : `${Math.round(value)} ms`;
 
 /** Submission to final outcome, in ms, when the task has finished. */
-export const latencyMs = (task: TaskRecord): number | null => (task.exec_at && task.state >= 10 ? (task.exec_at - task.created_at) / 1e6 : null);
+export const latencyMs = (task: TaskRecord): number | null =>
+  task.exec_at && task.state >= 10 ? (task.exec_at - task.created_at) / 1e6 : null;
 
-const header = (headers: Record<string, string[]>, name: string): string => headerValues(headers, name)?.join(", ") ?? "";
+const header = (headers: Record<string, string[]>, name: string): string =>
+  headerValues(headers, name)?.join(", ") ?? "";
 
 /** A body as JSON (pretty-printed), text, or hex with a download link for anything else. */
 export function renderBody(base64: string, headers: Record<string, string[]>, fileName: string): Child {
@@ -54,7 +58,12 @@ export function renderBody(base64: string, headers: Record<string, string[]>, fi
   const type = header(headers, "content-type") || "application/octet-stream";
   const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type }));
   return [
-    h("pre", { "data-body": "hex" }, lines.join("\n") + (bytes.byteLength > shown.byteLength ? `\n… ${bytes.byteLength - shown.byteLength} more bytes` : "")),
+    h(
+      "pre",
+      { "data-body": "hex" },
+      lines.join("\n") +
+        (bytes.byteLength > shown.byteLength ? `\n… ${bytes.byteLength - shown.byteLength} more bytes` : ""),
+    ),
     h("a", { class: "button", href: url, download: fileName }, `Download (${bytes.byteLength} bytes)`),
   ];
 }
@@ -66,6 +75,12 @@ export function headerTable(headers: Record<string, string[]>): HTMLElement {
     "table",
     {},
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Header"), h("th", { scope: "col" }, "Value"))),
-    h("tbody", {}, names.map((name) => h("tr", {}, h("td", { class: "mono" }, name), h("td", { class: "mono" }, headers[name]!.join(", "))))),
+    h(
+      "tbody",
+      {},
+      names.map((name) =>
+        h("tr", {}, h("td", { class: "mono" }, name), h("td", { class: "mono" }, headers[name]!.join(", "))),
+      ),
+    ),
   );
 }

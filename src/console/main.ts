@@ -4,7 +4,16 @@
  */
 import { h, replace, type Child } from "./dom";
 import type { Page } from "./page";
-import { clientFor, describe, forgetKeys, isKeyRefused, keysFromFragment, storeKeys, storedKeys, type Keys } from "./session";
+import {
+  clientFor,
+  describe,
+  forgetKeys,
+  isKeyRefused,
+  keysFromFragment,
+  storeKeys,
+  storedKeys,
+  type Keys,
+} from "./session";
 import { renderApp } from "./views/app";
 import { renderApps } from "./views/apps";
 import { renderSignIn } from "./views/sign-in";
@@ -39,7 +48,12 @@ async function signIn(keys: Keys): Promise<void> {
     await clientFor(keys).apps.list({ pageSize: 1 });
   } catch (error) {
     forgetKeys();
-    notify(isKeyRefused(error) ? `The gateway refused these keys: ${describe(error)}` : `Could not sign in: ${describe(error)}`, "error");
+    notify(
+      isKeyRefused(error)
+        ? `The gateway refused these keys: ${describe(error)}`
+        : `Could not sign in: ${describe(error)}`,
+      "error",
+    );
     renderSignIn(view, signIn, keys.accessKey);
     return;
   }
@@ -58,11 +72,17 @@ function route(): void {
   leave();
   const keys = storedKeys();
   if (!keys) return signOut();
-  replace(who, h("span", { class: "mono", title: "access key" }, keys.accessKey), h("button", { type: "button", onclick: () => signOut() }, "Sign out"));
+  replace(
+    who,
+    h("span", { class: "mono", title: "access key" }, keys.accessKey),
+    h("button", { type: "button", onclick: () => signOut() }, "Sign out"),
+  );
   let left = false;
   leaving.push(() => (left = true));
   const fail = (error: unknown) =>
-    isKeyRefused(error) ? signOut(`Signed out: the gateway refused these keys (${describe(error)})`) : notify(describe(error), "error");
+    isKeyRefused(error)
+      ? signOut(`Signed out: the gateway refused these keys (${describe(error)})`)
+      : notify(describe(error), "error");
   const page: Page = {
     client: clientFor(keys),
     keys,
@@ -75,7 +95,11 @@ function route(): void {
         if (!left) fail(error); // left the view: nothing to tell
       }
     },
-    crumbs: (...parts) => replace(crumbs, parts.map(([label, href]): Child => h("span", {}, href ? h("a", { href }, label) : label))),
+    crumbs: (...parts) =>
+      replace(
+        crumbs,
+        parts.map(([label, href]): Child => h("span", {}, href ? h("a", { href }, label) : label)),
+      ),
     onLeave: (stop) => leaving.push(stop),
   };
   const [, section, name] = location.hash.split("/").map(decodeURIComponent);

@@ -38,7 +38,8 @@ export const forgetKeys = () => sessionStorage.removeItem(STORAGE_KEY);
 export const clientFor = (keys: Keys) => new AsyncgateClient({ endpoint: location.origin, ...keys, retries: 1 });
 
 /** Whether `error` says the keys themselves were refused (not a permission on one thing). */
-export const isKeyRefused = (error: unknown): error is AsyncgateError => error instanceof AsyncgateError && error.status === 401;
+export const isKeyRefused = (error: unknown): error is AsyncgateError =>
+  error instanceof AsyncgateError && error.status === 401;
 
 /** An error as one line for a person: the gateway's message and code. */
 export function describe(error: unknown): string {

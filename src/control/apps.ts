@@ -63,7 +63,11 @@ export async function patchApp(request: IRequest, context: ControlContext): Prom
 }
 
 /** Applies a partial config (PATCH semantics) to `name` for a caller with `manage`; the registry's copy follows. */
-export async function updateApp(context: CallerContext & { rules: ConfigRules }, name: string, patch: unknown): Promise<RegisteredApp> {
+export async function updateApp(
+  context: CallerContext & { rules: ConfigRules },
+  name: string,
+  patch: unknown,
+): Promise<RegisteredApp> {
   const caller = await callerFor(context, name, "manage");
   const config = unwrap(await appQueue(context.env, name).patchConfig(caller, patch, context.rules));
   const listed = await registry(context.env).update(config);
@@ -104,7 +108,12 @@ export async function visibleApps(context: CallerContext, filter: AppFilter): Pr
 
 /** Parses `ids` (app names, comma-separated, at most 100); null when absent or empty. */
 export function parseAppIds(ids: string | null, field: string): string[] | null {
-  const names = ids ? ids.split(",").map((id) => id.trim()).filter(Boolean) : null;
+  const names = ids
+    ? ids
+        .split(",")
+        .map((id) => id.trim())
+        .filter(Boolean)
+    : null;
   if (names && (names.length > 100 || names.some((name) => !APP_NAME.test(name)))) {
     throw badRequest(`invalid_${field}`, `${field} must be a comma-separated list of up to 100 app names`);
   }
@@ -112,7 +121,8 @@ export function parseAppIds(ids: string | null, field: string): string[] | null 
 }
 
 export function parseAppState(state: string | null): AppState | null {
-  if (state !== null && state !== "" && state !== "Active" && state !== "Paused") throw badRequest("invalid_state", "state must be Active or Paused");
+  if (state !== null && state !== "" && state !== "Active" && state !== "Paused")
+    throw badRequest("invalid_state", "state must be Active or Paused");
   return state === "" ? null : state;
 }
 
@@ -126,7 +136,12 @@ export async function listApps(request: IRequest, context: ControlContext): Prom
     pageSize: positiveInteger(queryParam(request.query, "page_size"), 10, 100, "page_size"),
   };
   const result = await visibleApps(context, filter);
-  const body = { total: result.total, page: filter.page, page_size: filter.pageSize, apps: result.apps.map((app) => view(app.config, env)) };
+  const body = {
+    total: result.total,
+    page: filter.page,
+    page_size: filter.pageSize,
+    apps: result.apps.map((app) => view(app.config, env)),
+  };
   return jsonResponse(JSON.stringify(body), 200, reqId);
 }
 

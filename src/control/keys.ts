@@ -12,9 +12,14 @@ export async function createKey(request: IRequest, context: ControlContext): Pro
   const name = appName(request);
   const caller = await callerFor(context, name, "manage");
   const input = parseJson(context.body);
-  const permissions = parsePermissions(typeof input === "object" && input !== null ? (input as Record<string, unknown>)["permissions"] : undefined);
+  const permissions = parsePermissions(
+    typeof input === "object" && input !== null ? (input as Record<string, unknown>)["permissions"] : undefined,
+  );
   if (!permissions) {
-    throw badRequest("invalid_permissions", 'permissions must be a non-empty list of "submit", "query", "subscribe", "manage"');
+    throw badRequest(
+      "invalid_permissions",
+      'permissions must be a non-empty list of "submit", "query", "subscribe", "manage"',
+    );
   }
   const created = unwrap(await appQueue(context.env, name).createKey(caller, permissions));
   return jsonResponse(JSON.stringify(created), 201, context.reqId);

@@ -116,7 +116,12 @@ export const errors = (...statuses: number[]) =>
     ]),
   );
 
-export const name = { name: "name", in: "path", required: true, schema: { type: "string", pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" } };
+export const name = {
+  name: "name",
+  in: "path",
+  required: true,
+  schema: { type: "string", pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" },
+};
 export const taskId = { name: "id", in: "path", required: true, schema: { type: "string", pattern: "^[0-9a-f]{32}$" } };
 export const signed = [{ qiniu: [] }];
 
@@ -125,7 +130,13 @@ const retrySchema: Schema = {
   additionalProperties: false,
   description: "Cloud Tasks' retry model; durations in seconds.",
   properties: {
-    max_attempts: { type: "integer", minimum: -1, maximum: 1000, default: 5, description: "Attempts in all, the first included; -1 = unlimited (needs max_retry_duration)." },
+    max_attempts: {
+      type: "integer",
+      minimum: -1,
+      maximum: 1000,
+      default: 5,
+      description: "Attempts in all, the first included; -1 = unlimited (needs max_retry_duration).",
+    },
     min_backoff: seconds("Wait before the first retry.", 0, 86_400, 1),
     max_backoff: seconds("Longest wait between attempts.", 0, 86_400, 3600),
     max_doublings: integer("How many times the wait doubles before it grows linearly.", 0, 32, 16),
@@ -142,15 +153,29 @@ const retrySchema: Schema = {
 
 /** The app config as `POST /v1/apps` takes it (PATCH takes any subset). */
 const appConfigProperties: Record<string, Schema> = {
-  name: { type: "string", pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", description: "A DNS label; the app host is <name><APP_HOST_SUFFIX>." },
-  origin: { type: "string", format: "uri", maxLength: MAX_URL_CHARS, description: "http(s) base URL the recorded requests are replayed against." },
+  name: {
+    type: "string",
+    pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+    description: "A DNS label; the app host is <name><APP_HOST_SUFFIX>.",
+  },
+  origin: {
+    type: "string",
+    format: "uri",
+    maxLength: MAX_URL_CHARS,
+    description: "http(s) base URL the recorded requests are replayed against.",
+  },
   state: { type: "string", enum: ["Active", "Paused"], default: "Active" },
   retry: retrySchema,
   timeout: seconds("Seconds one attempt may take.", 0.001, MAX_TIMEOUT_SECONDS, 60),
   max_body_bytes: integer("Largest accepted request body.", 0, MAX_BODY_BYTES_LIMIT, 1_048_576),
   max_subscribers: integer("WebSocket subscribers at once.", 0, 32_000, 100),
   retention: seconds("Seconds a task (and its deduplication id) is kept.", 60, 31 * 86_400, 604_800),
-  task_headers: { type: "string", enum: ["asyncgate", "cloudtasks", "appengine"], default: "asyncgate", description: "Metadata header names on delivery." },
+  task_headers: {
+    type: "string",
+    enum: ["asyncgate", "cloudtasks", "appengine"],
+    default: "asyncgate",
+    description: "Metadata header names on delivery.",
+  },
   invoke_path: {
     type: "string",
     pattern: "^/(?!/)[\\x21-\\x22\\x24-\\x7e]*$",
@@ -194,7 +219,11 @@ export const schemas: Record<string, Schema> = {
     required: ["error", "code", "req_id"],
     properties: {
       error: { type: "string", description: "What went wrong, for people." },
-      code: { type: "string", anyOf: [{ enum: [...ERROR_CODES] }, { pattern: FIELD_ERROR_CODE }], description: "What went wrong, for programs." },
+      code: {
+        type: "string",
+        anyOf: [{ enum: [...ERROR_CODES] }, { pattern: FIELD_ERROR_CODE }],
+        description: "What went wrong, for programs.",
+      },
       req_id: { type: "string" },
     },
   },
@@ -207,7 +236,10 @@ export const schemas: Record<string, Schema> = {
   AppConfigPatch: {
     type: "object",
     additionalProperties: false,
-    properties: { ...appConfigProperties, host: { type: "string", description: "Ignored: echoed back by clients that PATCH what they GET." } },
+    properties: {
+      ...appConfigProperties,
+      host: { type: "string", description: "Ignored: echoed back by clients that PATCH what they GET." },
+    },
   },
   App: {
     allOf: [
@@ -225,14 +257,24 @@ export const schemas: Record<string, Schema> = {
       request: {
         type: "object",
         required: ["method", "path", "raw_query", "header", "body"],
-        properties: { method: { type: "string" }, path: { type: "string" }, raw_query: { type: "string" }, header: headerMap, body: { type: "string", contentEncoding: "base64" } },
+        properties: {
+          method: { type: "string" },
+          path: { type: "string" },
+          raw_query: { type: "string" },
+          header: headerMap,
+          body: { type: "string", contentEncoding: "base64" },
+        },
       },
       created_at: { type: "integer", description: "Unix nanoseconds." },
       state: { type: "integer", enum: [0, 1, 10, 11], description: "0 waiting, 1 doing, 10 success, 11 failed." },
       response: {
         type: "object",
         required: ["status_code", "header", "body"],
-        properties: { status_code: { type: "integer" }, header: headerMap, body: { type: "string", contentEncoding: "base64" } },
+        properties: {
+          status_code: { type: "integer" },
+          header: headerMap,
+          body: { type: "string", contentEncoding: "base64" },
+        },
       },
       exec_at: { type: "integer", description: "Unix nanoseconds of the last attempt's outcome." },
       attempts: { type: "integer", minimum: 0 },

@@ -4,7 +4,17 @@
  * verified here; an app key by its app's object (see auth/callers.ts).
  */
 import { IttyRouter, type IRequest } from "itty-router";
-import { appStats, createApp, deleteApp, getApp, listApps, patchApp, purgeApp, redriveApp, rotateSigningSecret } from "./apps";
+import {
+  appStats,
+  createApp,
+  deleteApp,
+  getApp,
+  listApps,
+  patchApp,
+  purgeApp,
+  redriveApp,
+  rotateSigningSecret,
+} from "./apps";
 import type { ControlContext } from "./context";
 import { createKey, listKeys, revokeKey } from "./keys";
 import { isWebSocketUpgrade, subscribe } from "./subscribe";
@@ -21,7 +31,11 @@ import { GatewayError, jsonResponse } from "../http/errors";
 const MAX_CONTROL_BODY_BYTES = 256 * 1024;
 
 const methodNotAllowed = (request: IRequest): never => {
-  throw new GatewayError(405, "method_not_allowed", `${request.method} is not allowed on ${new URL(request.url).pathname}`);
+  throw new GatewayError(
+    405,
+    "method_not_allowed",
+    `${request.method} is not allowed on ${new URL(request.url).pathname}`,
+  );
 };
 
 const router = IttyRouter<IRequest, [ControlContext], Response>()
@@ -47,7 +61,9 @@ const router = IttyRouter<IRequest, [ControlContext], Response>()
   .all("/v1/apps/:name/keys/:accessKey", methodNotAllowed)
   .get("/v1/meters", getMeters)
   .all("/v1/meters", methodNotAllowed)
-  .get("/v1/tasks", (request, context) => (isWebSocketUpgrade(request) ? subscribe(request, context) : listTasks(request, context)))
+  .get("/v1/tasks", (request, context) =>
+    isWebSocketUpgrade(request) ? subscribe(request, context) : listTasks(request, context),
+  )
   .all("/v1/tasks", methodNotAllowed)
   .get("/v1/task/:id", getTask)
   .delete("/v1/task/:id", cancelTask)
@@ -66,14 +82,21 @@ export async function handleControl(request: Request, env: Env, reqId: string): 
   // The one unauthenticated route: the API's own description.
   if (new URL(request.url).pathname === "/openapi.json" && (request.method === "GET" || request.method === "HEAD")) {
     openApiJson ??= JSON.stringify(OPENAPI);
-    return jsonResponse(request.method === "HEAD" ? "" : openApiJson, 200, reqId, { "Cache-Control": "public, max-age=300" });
+    return jsonResponse(request.method === "HEAD" ? "" : openApiJson, 200, reqId, {
+      "Cache-Control": "public, max-age=300",
+    });
   }
   const body = await readBody(request, MAX_CONTROL_BODY_BYTES);
   const now = Date.now();
-  const proof = readProof(request, { urlTokenAllowed: isFeedUpgrade(request), requireSignedDate: env.REQUIRE_SIGNED_DATE === "true", nowMs: now });
+  const proof = readProof(request, {
+    urlTokenAllowed: isFeedUpgrade(request),
+    requireSignedDate: env.REQUIRE_SIGNED_DATE === "true",
+    nowMs: now,
+  });
   const caller = await identifyCaller(proof, body, env);
   const host = request.headers.get("host") ?? new URL(request.url).host;
   const response = await router.fetch(request, { env, reqId, caller, body, rules: configRules(env, host) });
-  if (!response) throw new GatewayError(404, "not_found", `no route: ${request.method} ${new URL(request.url).pathname}`);
+  if (!response)
+    throw new GatewayError(404, "not_found", `no route: ${request.method} ${new URL(request.url).pathname}`);
   return response;
 }

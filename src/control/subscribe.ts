@@ -18,7 +18,8 @@ export async function subscribe(request: IRequest, context: ControlContext): Pro
   const app = queryParam(request.query, "app");
   if (!app || !APP_NAME.test(app)) throw badRequest("invalid_app", "app is required and must be an app name");
   const since = queryParam(request.query, "since");
-  if (since !== null && !/^\d{1,15}$/.test(since)) throw badRequest("invalid_since", "since must be a result sequence number");
+  if (since !== null && !/^\d{1,15}$/.test(since))
+    throw badRequest("invalid_since", "since must be a result sequence number");
   authorize(await verifiedPrincipal(context), "subscribe", app);
   const forwarded = new Request(request.url, { headers: request.headers });
   forwarded.headers.set("x-reqid", context.reqId);

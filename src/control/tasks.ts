@@ -16,7 +16,11 @@ const noSuchTask = (id: string) => notFound("task_not_found", `no such task: ${i
  * The app a task id routes to (from the number inside the id) and the caller for it. A key
  * of another app gets the same 404 as an unknown id: ids of other tenants are not confirmed.
  */
-async function taskTarget(request: IRequest, context: ControlContext, permission: Permission): Promise<{ id: string; app: string; caller: Caller }> {
+async function taskTarget(
+  request: IRequest,
+  context: ControlContext,
+  permission: Permission,
+): Promise<{ id: string; app: string; caller: Caller }> {
   const id = request.params["id"] ?? "";
   const number = appNumberOf(id);
   const app = number === null ? null : await appNameOf(context.env, number);
@@ -60,6 +64,8 @@ export async function listTasks(request: IRequest, context: ControlContext): Pro
   const beforeId = createdBefore === null ? null : timePrefix(createdBefore * 1000);
   const below = cursor === null ? beforeId : beforeId === null || cursor < beforeId ? cursor : beforeId;
   const from = createdAfter === null ? null : timePrefix(createdAfter * 1000);
-  const page = unwrap(await appQueue(context.env, app).listTasks(caller, { state: state as TaskState | null, limit, below, from }));
+  const page = unwrap(
+    await appQueue(context.env, app).listTasks(caller, { state: state as TaskState | null, limit, below, from }),
+  );
   return jsonResponse(JSON.stringify(page), 200, context.reqId);
 }

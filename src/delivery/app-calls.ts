@@ -24,7 +24,13 @@ export interface TaskCalls {
 
 export interface NotificationCalls {
   beginNotification(taskId: string, kind: NotificationRef["kind"]): Promise<NotificationDelivery | null>;
-  finishNotification(taskId: string, kind: NotificationRef["kind"], attempt: number, delivered: boolean, detail: string): Promise<void>;
+  finishNotification(
+    taskId: string,
+    kind: NotificationRef["kind"],
+    attempt: number,
+    delivered: boolean,
+    detail: string,
+  ): Promise<void>;
 }
 
 /** What the batcher needs of an app's object stub. */
@@ -85,10 +91,12 @@ class Batch<Item, Answer> {
     if (items.length === 0) return;
     // Through a promise: a send that throws at once (an argument that cannot be serialised)
     // rejects its items like any failed send, and no caller is left waiting.
-    Promise.resolve(items.map(({ item }) => item)).then(this.#send).then(
-      (answers) => items.forEach(({ resolve }, i) => resolve(answers[i]!)),
-      (error: unknown) => items.forEach(({ reject }) => reject(error)),
-    );
+    Promise.resolve(items.map(({ item }) => item))
+      .then(this.#send)
+      .then(
+        (answers) => items.forEach(({ resolve }, i) => resolve(answers[i]!)),
+        (error: unknown) => items.forEach(({ reject }) => reject(error)),
+      );
   }
 }
 
@@ -120,7 +128,9 @@ export class BatchedCalls implements TaskCalls, NotificationCalls {
     this.#begins = new Batch(via((stub, ids: string[]) => stub.beginMany(ids)));
     this.#finishes = new Batch(via((stub, reports: AttemptReport[]) => stub.finishMany(reports)));
     this.#notificationBegins = new Batch(via((stub, refs: NotificationRef[]) => stub.beginNotifications(refs)));
-    this.#notificationFinishes = new Batch(via((stub, reports: NotificationReport[]) => stub.finishNotifications(reports)));
+    this.#notificationFinishes = new Batch(
+      via((stub, reports: NotificationReport[]) => stub.finishNotifications(reports)),
+    );
   }
 
   async begin(taskId: string): Promise<BeginResult> {
@@ -132,7 +142,11 @@ export class BatchedCalls implements TaskCalls, NotificationCalls {
   }
 
   async finish(taskId: string, attempt: number, result: AttemptResult): Promise<FinishResult> {
-    const answer = this.#ended(this.#finishes, { taskId, attempt, result }, result.kind === "response" ? result.body.byteLength : 0);
+    const answer = this.#ended(
+      this.#finishes,
+      { taskId, attempt, result },
+      result.kind === "response" ? result.body.byteLength : 0,
+    );
     const finished = await answer;
     if (!finished) throw new NotStored(`finish of ${taskId} attempt ${attempt} was not stored`);
     return finished;
@@ -146,7 +160,13 @@ export class BatchedCalls implements TaskCalls, NotificationCalls {
     return delivery;
   }
 
-  async finishNotification(taskId: string, kind: NotificationRef["kind"], attempt: number, delivered: boolean, detail: string): Promise<void> {
+  async finishNotification(
+    taskId: string,
+    kind: NotificationRef["kind"],
+    attempt: number,
+    delivered: boolean,
+    detail: string,
+  ): Promise<void> {
     const stored = await this.#ended(this.#notificationFinishes, { taskId, kind, attempt, delivered, detail }, 0);
     if (!stored) throw new NotStored(`the end of notification ${kind} of ${taskId} attempt ${attempt} was not stored`);
   }

@@ -20,7 +20,12 @@ export function isTaskMessage(body: unknown): body is TaskMessage {
   if (typeof app !== "string" || typeof id !== "string") return false;
   if (notify !== undefined && notify !== "callback" && notify !== "notify") return false;
   if (more === undefined) return true;
-  return notify === undefined && Array.isArray(more) && more.length < TASKS_PER_MESSAGE && more.every((item) => typeof item === "string");
+  return (
+    notify === undefined &&
+    Array.isArray(more) &&
+    more.length < TASKS_PER_MESSAGE &&
+    more.every((item) => typeof item === "string")
+  );
 }
 
 /** Tries of a `finish` RPC that fails (the object being reset or overloaded) before the lease takes over. */
@@ -73,7 +78,12 @@ export async function consumeTasks(batch: MessageBatch<unknown>, env: Env): Prom
   };
   const failed = (unit: Unit) => (error: unknown) => {
     // The object could not be reached: let the queue bring the message back.
-    log("error", "message_retried", { app: unit.ref.app, task: unit.id, delivery_attempts: unit.message.attempts }, error);
+    log(
+      "error",
+      "message_retried",
+      { app: unit.ref.app, task: unit.id, delivery_attempts: unit.message.attempts },
+      error,
+    );
     settle(unit, true);
   };
   const calls = new Map<string, BatchedCalls>();
@@ -147,7 +157,14 @@ async function runAttempt(ref: TaskMessage, calls: TaskCalls, env: Env): Promise
 }
 
 /** Reports an attempt's result: the origin has answered, so it is not dropped for a passing failure to reach the object. */
-async function report(ref: TaskMessage, attempt: number, result: AttemptResult, durationMs: number, calls: TaskCalls, env: Env): Promise<void> {
+async function report(
+  ref: TaskMessage,
+  attempt: number,
+  result: AttemptResult,
+  durationMs: number,
+  calls: TaskCalls,
+  env: Env,
+): Promise<void> {
   for (let tries = 1; ; tries++) {
     try {
       // A fresh stub for each retry: a stub that saw the object reset may stay broken.
@@ -166,7 +183,14 @@ async function report(ref: TaskMessage, attempt: number, result: AttemptResult, 
  * One JSON line per attempt (task id, app, attempt, status, duration, what became of the task):
  * failed and retried attempts always, successes too with `LOG_ATTEMPTS = "all"`, none with "none".
  */
-function logAttempt(env: Env, ref: TaskMessage, attempt: number, result: AttemptResult, durationMs: number, state: TaskState | null): void {
+function logAttempt(
+  env: Env,
+  ref: TaskMessage,
+  attempt: number,
+  result: AttemptResult,
+  durationMs: number,
+  state: TaskState | null,
+): void {
   const mode = env.LOG_ATTEMPTS;
   const succeeded = state === 10;
   if (mode === "none" || (succeeded && mode !== "all")) return;
@@ -184,7 +208,11 @@ function logAttempt(env: Env, ref: TaskMessage, attempt: number, result: Attempt
 }
 
 /** One POST of a finished task's record; resolves once the receiver answered, `reported` once the object knows. */
-async function runNotification(ref: TaskMessage, kind: "callback" | "notify", calls: NotificationCalls): Promise<{ reported: Promise<void> }> {
+async function runNotification(
+  ref: TaskMessage,
+  kind: "callback" | "notify",
+  calls: NotificationCalls,
+): Promise<{ reported: Promise<void> }> {
   const begun = await calls.beginNotification(ref.id, kind);
   if (!begun) return { reported: Promise.resolve() };
   const { delivered, detail } = await postNotification(begun);

@@ -43,7 +43,11 @@ const HEADER_NAMES = {
 } as const;
 
 /** Set when the submission asked for it (`Asyncgate-Fail-Fast: true`); Cloud Tasks' HTTP targets have no such header. */
-const FAIL_FAST_HEADER = { asyncgate: "Asyncgate-Fail-Fast", cloudtasks: null, appengine: "X-AppEngine-FailFast" } as const;
+const FAIL_FAST_HEADER = {
+  asyncgate: "Asyncgate-Fail-Fast",
+  cloudtasks: null,
+  appengine: "X-AppEngine-FailFast",
+} as const;
 
 /** The metadata headers of one attempt. Pure. */
 export function metadataHeaders(delivery: Delivery): [string, string][] {
@@ -72,7 +76,8 @@ export async function replay(delivery: Delivery, nowMs: number = Date.now()): Pr
   const { request } = delivery;
   const headers = toHeaders(request.header);
   for (const [name, value] of metadataHeaders(delivery)) headers.set(name, value);
-  for (const [name, value] of await signatureHeaders(delivery.signingSecrets, delivery.taskId, nowMs, request.body)) headers.set(name, value);
+  for (const [name, value] of await signatureHeaders(delivery.signingSecrets, delivery.taskId, nowMs, request.body))
+    headers.set(name, value);
   // The Fetch API forbids a body on GET and HEAD.
   const hasBody = request.method !== "GET" && request.method !== "HEAD" && request.body.byteLength > 0;
   try {

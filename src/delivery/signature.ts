@@ -18,14 +18,26 @@ import { hmac } from "../shared/hmac";
 
 const encoder = new TextEncoder();
 
-export async function deliverySignature(secrets: string[], taskId: string, timestamp: number, body: Uint8Array): Promise<string> {
+export async function deliverySignature(
+  secrets: string[],
+  taskId: string,
+  timestamp: number,
+  body: Uint8Array,
+): Promise<string> {
   const content = concatBytes(encoder.encode(`${taskId}.${timestamp}.`), body);
-  const macs = await Promise.all(secrets.map(async (secret) => `v1=${bytesToHex(await hmac("SHA-256", secret, content))}`));
+  const macs = await Promise.all(
+    secrets.map(async (secret) => `v1=${bytesToHex(await hmac("SHA-256", secret, content))}`),
+  );
   return `t=${timestamp},${macs.join(",")}`;
 }
 
 /** The headers that sign one delivery or notification, in both schemes. */
-export async function signatureHeaders(secrets: string[], taskId: string, nowMs: number, body: Uint8Array): Promise<[string, string][]> {
+export async function signatureHeaders(
+  secrets: string[],
+  taskId: string,
+  nowMs: number,
+  body: Uint8Array,
+): Promise<[string, string][]> {
   const timestamp = Math.floor(nowMs / 1000);
   const signatures = await Promise.all(secrets.map((secret) => webhookSignature(secret, taskId, timestamp, body)));
   return [

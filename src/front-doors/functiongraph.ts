@@ -16,7 +16,15 @@ import { callerFor } from "../control/callers";
 import { readSdkProof } from "../auth/credentials";
 import { readBody } from "../http/body";
 import { configRules } from "../config/rules";
-import { GatewayError, badRequest, describeError, jsonResponse, notFound, unwrap, type ErrorAnswer } from "../http/errors";
+import {
+  GatewayError,
+  badRequest,
+  describeError,
+  jsonResponse,
+  notFound,
+  unwrap,
+  type ErrorAnswer,
+} from "../http/errors";
 import { APP_NAME } from "../http/hosts";
 import { appQueue } from "../app/stubs";
 import { parseSubmitOptions } from "../submit/options";
@@ -31,7 +39,8 @@ export const isFunctionGraphPath = (pathname: string) => pathname.startsWith("/v
 /** The function name of a FunctionGraph URN, or null when `urn` is not one. */
 export function functionNameOf(urn: string): string | null {
   const parts = urn.split(":");
-  if (parts.length < 7 || parts.length > 8 || parts[0] !== "urn" || parts[1] !== "fss" || parts[4] !== "function") return null;
+  if (parts.length < 7 || parts.length > 8 || parts[0] !== "urn" || parts[1] !== "fss" || parts[4] !== "function")
+    return null;
   return parts[6] || null;
 }
 
@@ -45,7 +54,8 @@ function functionGraphStatus(status: number): number {
 /** An error in FunctionGraph's shape; the gateway's own code leads the message. */
 function functionGraphError(answer: ErrorAnswer, reqId: string): Response {
   const body = JSON.stringify({ error_code: `FSS.0${answer.status}`, error_msg: `${answer.code}: ${answer.message}` });
-  const headers: Record<string, string> = answer.retryAfterSeconds === null ? {} : { "Retry-After": String(answer.retryAfterSeconds) };
+  const headers: Record<string, string> =
+    answer.retryAfterSeconds === null ? {} : { "Retry-After": String(answer.retryAfterSeconds) };
   return jsonResponse(body, functionGraphStatus(answer.status), reqId, headers);
 }
 
@@ -71,7 +81,8 @@ async function invokeAsync(request: Request, env: Env, reqId: string): Promise<R
   const url = new URL(request.url);
   const match = INVOCATION_PATH.exec(url.pathname);
   if (!match) throw notFound("not_found", `no route: ${request.method} ${url.pathname}`);
-  if (request.method !== "POST") throw new GatewayError(405, "method_not_allowed", `${request.method} is not allowed on ${url.pathname}`);
+  if (request.method !== "POST")
+    throw new GatewayError(405, "method_not_allowed", `${request.method} is not allowed on ${url.pathname}`);
   const body = await readBody(request, MAX_BODY_BYTES_LIMIT);
   const now = Date.now();
   const proof = readSdkProof(request, now);
@@ -82,7 +93,11 @@ async function invokeAsync(request: Request, env: Env, reqId: string): Promise<R
     throw badRequest("invalid_urn", "the function URN is not valid percent-encoding");
   }
   const app = functionNameOf(urn);
-  if (app === null) throw badRequest("invalid_urn", "expected a function URN: urn:fss:<region>:<project>:function:<package>:<name>[:<version>]");
+  if (app === null)
+    throw badRequest(
+      "invalid_urn",
+      "expected a function URN: urn:fss:<region>:<project>:function:<package>:<name>[:<version>]",
+    );
   if (!APP_NAME.test(app)) throw notFound("app_not_found", `no such function: ${app}`);
   const caller = await callerFor({ env, caller: await identifyCaller(proof, body, env, true), body }, app, "submit");
   try {
@@ -94,7 +109,15 @@ async function invokeAsync(request: Request, env: Env, reqId: string): Promise<R
   const options = parseSubmitOptions(request.headers, now, configRules(env, host));
   const header = headerMap(request.headers, (name) => isRecordedHeader(name) && !isCredentialHeader(name));
   // The path is the app's invoke_path, which its object fills in.
-  const recorded: RecordedRequest = { method: "POST", path: "/", raw_query: "", header: { ...header, "Content-Type": ["application/json"] }, body };
-  const { id } = unwrap(await appQueue(env, app).submit({ caller, reqId, request: recorded, options, toInvokePath: true }));
+  const recorded: RecordedRequest = {
+    method: "POST",
+    path: "/",
+    raw_query: "",
+    header: { ...header, "Content-Type": ["application/json"] },
+    body,
+  };
+  const { id } = unwrap(
+    await appQueue(env, app).submit({ caller, reqId, request: recorded, options, toInvokePath: true }),
+  );
   return jsonResponse(JSON.stringify({ request_id: id }), 202, reqId);
 }

@@ -25,7 +25,12 @@ import type { RegisteredApp } from "../registry/app-registry";
 const MAX_REQUEST_BYTES = 64 * 1024;
 
 const xmlBuilder = new XMLBuilder({ format: false });
-const xmlParser = new XMLParser({ ignoreAttributes: true, parseTagValue: false, trimValues: true, processEntities: true });
+const xmlParser = new XMLParser({
+  ignoreAttributes: true,
+  parseTagValue: false,
+  trimValues: true,
+  processEntities: true,
+});
 
 export const isTencentCiPath = (pathname: string) => pathname === "/docqueue" || pathname.startsWith("/docqueue/");
 
@@ -40,7 +45,8 @@ function xmlResponse(document: unknown, status: number, reqId: string): Response
 function cosError(status: number, code: string): { status: number; code: string } {
   if (status === 401) {
     if (code === "bad_token") return { status: 403, code: "SignatureDoesNotMatch" };
-    if (code === "request_expired" || code === "token_deadline_too_far") return { status: 403, code: "RequestTimeTooSkewed" };
+    if (code === "request_expired" || code === "token_deadline_too_far")
+      return { status: 403, code: "RequestTimeTooSkewed" };
     return { status: 403, code: "AccessDenied" };
   }
   const byStatus: Record<number, string> = {
@@ -67,10 +73,12 @@ export async function handleTencentCi(request: Request, env: Env, reqId: string)
   try {
     const url = new URL(request.url);
     if (url.pathname === "/docqueue") {
-      if (request.method !== "GET") throw new GatewayError(405, "method_not_allowed", `${request.method} is not allowed on /docqueue`);
+      if (request.method !== "GET")
+        throw new GatewayError(405, "method_not_allowed", `${request.method} is not allowed on /docqueue`);
       return await describeQueues(request, env, reqId);
     }
-    if (request.method !== "PUT") throw new GatewayError(405, "method_not_allowed", `${request.method} is not allowed on ${url.pathname}`);
+    if (request.method !== "PUT")
+      throw new GatewayError(405, "method_not_allowed", `${request.method} is not allowed on ${url.pathname}`);
     return await updateQueue(request, env, reqId);
   } catch (error) {
     return tencentError(describeError(error, reqId, "tencent-ci"), reqId);
@@ -89,7 +97,12 @@ function queueOf(app: RegisteredApp) {
     QueueId: config.name,
     Name: config.name,
     State: config.state,
-    NotifyConfig: { Url: config.notify.url ?? "", Type: "Url", Event: config.notify.events.join(","), State: config.notify.state },
+    NotifyConfig: {
+      Url: config.notify.url ?? "",
+      Type: "Url",
+      Event: config.notify.events.join(","),
+      State: config.notify.state,
+    },
     MaxConcurrent: config.rate_limits.max_concurrent_dispatches ?? 0,
     CreateTime: tencentTime(app.createdMs),
     UpdateTime: tencentTime(app.updatedMs),
@@ -98,7 +111,12 @@ function queueOf(app: RegisteredApp) {
 
 async function authenticated(request: Request, env: Env, body: Uint8Array) {
   const proof = readCosProof(request, Date.now());
-  return { env, body, caller: await identifyCaller(proof, body, env), rules: configRules(env, request.headers.get("host") ?? new URL(request.url).host) };
+  return {
+    env,
+    body,
+    caller: await identifyCaller(proof, body, env),
+    rules: configRules(env, request.headers.get("host") ?? new URL(request.url).host),
+  };
 }
 
 async function describeQueues(request: Request, env: Env, reqId: string): Promise<Response> {
@@ -127,7 +145,8 @@ async function describeQueues(request: Request, env: Env, reqId: string): Promis
   return xmlResponse(response, 200, reqId);
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
 
 function text(value: unknown, field: string): string {
   if (value === undefined) return "";
@@ -136,17 +155,24 @@ function text(value: unknown, field: string): string {
 }
 
 /** A Tencent `<Request>` for queue `name` as a PATCH of its app's config. */
-export function queuePatch(document: unknown, name: string, current: Pick<AppConfig, "notify">): Record<string, unknown> {
-  if (!isRecord(document) || !isRecord(document["Request"])) throw badRequest("invalid_request", "expected <Request>…</Request>");
+export function queuePatch(
+  document: unknown,
+  name: string,
+  current: Pick<AppConfig, "notify">,
+): Record<string, unknown> {
+  if (!isRecord(document) || !isRecord(document["Request"]))
+    throw badRequest("invalid_request", "expected <Request>…</Request>");
   const request = document["Request"];
   const patch: Record<string, unknown> = {};
   for (const [field, value] of Object.entries(request)) {
     switch (field) {
       case "Name":
-        if (text(value, "Name") !== name) throw badRequest("invalid_name", `a queue cannot be renamed: Name must be ${name}`);
+        if (text(value, "Name") !== name)
+          throw badRequest("invalid_name", `a queue cannot be renamed: Name must be ${name}`);
         break;
       case "QueueID":
-        if (text(value, "QueueID") !== name) throw badRequest("invalid_queue_id", `QueueID must be the queue in the path (${name})`);
+        if (text(value, "QueueID") !== name)
+          throw badRequest("invalid_queue_id", `QueueID must be the queue in the path (${name})`);
         break;
       case "State":
         patch["state"] = text(value, "State");
@@ -163,7 +189,8 @@ export function queuePatch(document: unknown, name: string, current: Pick<AppCon
 }
 
 function notifyPatch(value: unknown, current: Pick<AppConfig, "notify">): Record<string, unknown> {
-  if (!isRecord(value)) throw badRequest("invalid_notify", "NotifyConfig must hold Url, Type, Event and State elements");
+  if (!isRecord(value))
+    throw badRequest("invalid_notify", "NotifyConfig must hold Url, Type, Event and State elements");
   const notify: Record<string, unknown> = {};
   for (const [field, item] of Object.entries(value)) {
     switch (field) {
@@ -173,10 +200,13 @@ function notifyPatch(value: unknown, current: Pick<AppConfig, "notify">): Record
         break;
       }
       case "Type":
-        if (text(item, "NotifyConfig.Type") !== "Url") throw badRequest("invalid_notify", "NotifyConfig.Type must be Url (callbacks are HTTP)");
+        if (text(item, "NotifyConfig.Type") !== "Url")
+          throw badRequest("invalid_notify", "NotifyConfig.Type must be Url (callbacks are HTTP)");
         break;
       case "Event":
-        notify["events"] = text(item, "NotifyConfig.Event").split(",").map((event) => event.trim());
+        notify["events"] = text(item, "NotifyConfig.Event")
+          .split(",")
+          .map((event) => event.trim());
         break;
       case "State":
         notify["state"] = text(item, "NotifyConfig.State");

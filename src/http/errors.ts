@@ -71,7 +71,8 @@ export interface ErrorAnswer extends ErrorInfo {
  * Each dialect renders it: SPEC §8 JSON ({@link renderError}), or a front door's own shape.
  */
 export function describeError(error: unknown, reqId: string, context: string): ErrorAnswer {
-  if (error instanceof GatewayError) return { status: error.status, code: error.code, message: error.message, retryAfterSeconds: null };
+  if (error instanceof GatewayError)
+    return { status: error.status, code: error.code, message: error.message, retryAfterSeconds: null };
   // Durable Object errors say whether trying again can help (overloaded, reset, moved):
   // that is the platform being busy, not a fault of ours, and the client should retry.
   const flags = error as { retryable?: unknown; overloaded?: unknown } | null;
@@ -86,7 +87,8 @@ export function describeError(error: unknown, reqId: string, context: string): E
 /** Turns anything thrown into a SPEC §8 response. */
 export function renderError(error: unknown, reqId: string, context: string): Response {
   const answer = describeError(error, reqId, context);
-  const headers: Record<string, string> = answer.retryAfterSeconds === null ? {} : { "Retry-After": String(answer.retryAfterSeconds) };
+  const headers: Record<string, string> =
+    answer.retryAfterSeconds === null ? {} : { "Retry-After": String(answer.retryAfterSeconds) };
   return jsonResponse(errorBody(answer, reqId), answer.status, reqId, headers);
 }
 

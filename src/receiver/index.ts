@@ -17,7 +17,8 @@
 import { base64ToBytes, bytesToBase64, concatBytes, timingSafeEqual } from "../shared/encoding";
 import { hmacWithKey } from "../shared/hmac";
 
-export type WebhookVerificationErrorCode = "missing_headers" | "invalid_timestamp" | "timestamp_out_of_tolerance" | "invalid_signature";
+export type WebhookVerificationErrorCode =
+  "missing_headers" | "invalid_timestamp" | "timestamp_out_of_tolerance" | "invalid_signature";
 
 export class WebhookVerificationError extends Error {
   override name = "WebhookVerificationError";
@@ -69,7 +70,12 @@ export function secretKeyBytes(secret: string): Uint8Array {
 }
 
 /** `v1,<base64>` for `id`, `timestamp` and `body` under `secret`: what the gateway sends. */
-export async function webhookSignature(secret: string, id: string, timestamp: number, body: Uint8Array): Promise<string> {
+export async function webhookSignature(
+  secret: string,
+  id: string,
+  timestamp: number,
+  body: Uint8Array,
+): Promise<string> {
   const content = concatBytes(encoder.encode(`${id}.${timestamp}.`), body);
   return `v1,${bytesToBase64(await hmacWithKey("SHA-256", `whsec:${secret}`, () => secretKeyBytes(secret), content))}`;
 }
@@ -89,16 +95,28 @@ export class Receiver {
     const timestampText = header(input.headers, "webhook-timestamp");
     const signatures = header(input.headers, "webhook-signature");
     if (!id || !timestampText || !signatures) {
-      throw new WebhookVerificationError("missing_headers", "webhook-id, webhook-timestamp and webhook-signature are required");
+      throw new WebhookVerificationError(
+        "missing_headers",
+        "webhook-id, webhook-timestamp and webhook-signature are required",
+      );
     }
-    if (!/^\d{1,12}$/.test(timestampText.trim())) throw new WebhookVerificationError("invalid_timestamp", "webhook-timestamp is not unix seconds");
+    if (!/^\d{1,12}$/.test(timestampText.trim()))
+      throw new WebhookVerificationError("invalid_timestamp", "webhook-timestamp is not unix seconds");
     const timestamp = Number(timestampText.trim());
     const now = input.nowSeconds ?? Math.floor(Date.now() / 1000);
     const tolerance = input.toleranceSeconds ?? 300;
     if (Math.abs(now - timestamp) > tolerance) {
-      throw new WebhookVerificationError("timestamp_out_of_tolerance", `webhook-timestamp is more than ${tolerance} s from now`);
+      throw new WebhookVerificationError(
+        "timestamp_out_of_tolerance",
+        `webhook-timestamp is more than ${tolerance} s from now`,
+      );
     }
-    const body = typeof input.body === "string" ? encoder.encode(input.body) : input.body instanceof Uint8Array ? input.body : new Uint8Array(input.body);
+    const body =
+      typeof input.body === "string"
+        ? encoder.encode(input.body)
+        : input.body instanceof Uint8Array
+          ? input.body
+          : new Uint8Array(input.body);
     const offered = signatures.split(" ").filter((entry) => entry.startsWith("v1,"));
     for (const secret of this.#secrets) {
       const expected = await webhookSignature(secret, id, timestamp, body);

@@ -117,10 +117,17 @@ export class AppRegistry extends DurableObject<Env> {
         (query.page - 1) * query.pageSize,
       )
       .toArray();
-    const apps = rows.map((row) => ({ config: normalizeConfig(JSON.parse(row.config) as AppConfig), createdMs: row.created_ms, updatedMs: row.updated_ms }));
+    const apps = rows.map((row) => ({
+      config: normalizeConfig(JSON.parse(row.config) as AppConfig),
+      createdMs: row.created_ms,
+      updatedMs: row.updated_ms,
+    }));
     if (!query.names) return { total, apps };
     const found = this.#sql
-      .exec<{ name: string }>("SELECT name FROM apps WHERE name IN (SELECT value FROM json_each(?))", JSON.stringify(query.names))
+      .exec<{ name: string }>(
+        "SELECT name FROM apps WHERE name IN (SELECT value FROM json_each(?))",
+        JSON.stringify(query.names),
+      )
       .toArray()
       .map((row) => row.name);
     return { total, apps, found };

@@ -14,7 +14,12 @@ function errorFields(error: unknown, withStack: boolean): LogFields {
 }
 
 export function log(level: LogLevel, event: string, fields: LogFields = {}, error?: unknown): void {
-  const line = JSON.stringify({ level, event, ...fields, ...(error === undefined ? {} : errorFields(error, level === "error")) });
+  const line = JSON.stringify({
+    level,
+    event,
+    ...fields,
+    ...(error === undefined ? {} : errorFields(error, level === "error")),
+  });
   if (level === "error") console.error(line);
   else if (level === "warn") console.warn(line);
   else console.log(line);

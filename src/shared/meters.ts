@@ -66,7 +66,8 @@ export function meterRequests(objectClass: { prototype: object }, exclude: strin
   const prototype = objectClass.prototype;
   for (const name of Object.getOwnPropertyNames(prototype)) {
     const descriptor = Object.getOwnPropertyDescriptor(prototype, name);
-    if (name === "constructor" || exclude.includes(name) || !descriptor || typeof descriptor.value !== "function") continue;
+    if (name === "constructor" || exclude.includes(name) || !descriptor || typeof descriptor.value !== "function")
+      continue;
     const method = descriptor.value as (...args: unknown[]) => unknown;
     Object.defineProperty(prototype, name, {
       ...descriptor,

@@ -57,7 +57,8 @@ export interface TaskMessage {
 export const TASKS_PER_MESSAGE = 10;
 
 /** Every task a message names. */
-export const taskIdsOf = (message: TaskMessage): string[] => (message.more ? [message.id, ...message.more] : [message.id]);
+export const taskIdsOf = (message: TaskMessage): string[] =>
+  message.more ? [message.id, ...message.more] : [message.id];
 
 /** One POST of a finished task's record to a callback or the app's notify url. */
 export interface NotificationDelivery {
@@ -98,7 +99,10 @@ export interface Delivery {
 
 export type BeginResult =
   | { run: true; delivery: Delivery }
-  | { run: false; reason: "app_not_found" | "task_not_found" | "finished" | "running" | "not_due" | "paused" | "deferred" }
+  | {
+      run: false;
+      reason: "app_not_found" | "task_not_found" | "finished" | "running" | "not_due" | "paused" | "deferred";
+    }
   /** Only from `beginMany`: this task's begin could not be stored (its neighbours' were); try it again. */
   | { run: false; reason: "error" };
 

@@ -32,7 +32,11 @@ export async function handleSubmit(request: Request, app: string, env: Env, reqI
   if (!APP_NAME.test(app)) throw notFound("app_not_found", `no such app: ${app}`);
   const body = await readBody(request, MAX_BODY_BYTES_LIMIT);
   const now = Date.now();
-  const proof = readProof(request, { urlTokenAllowed: false, requireSignedDate: env.REQUIRE_SIGNED_DATE === "true", nowMs: now });
+  const proof = readProof(request, {
+    urlTokenAllowed: false,
+    requireSignedDate: env.REQUIRE_SIGNED_DATE === "true",
+    nowMs: now,
+  });
   // The admin is verified here; a key of this app inside the submit RPC, by the object that holds it.
   // A key of another app is verified by its own app (401 when forged), then refused.
   const caller = await callerFor({ env, caller: await identifyCaller(proof, body, env, true), body }, app, "submit");

@@ -8,7 +8,6 @@ import type { ConfigRules } from "../config/rules";
 import { parseDuration } from "../shared/duration";
 import type { SubmitOptions } from "../app/contract";
 
-
 /** Longest delay accepted: a task must be able to run within the longest retention. */
 const MAX_DELAY_SECONDS = 31 * 86_400;
 
@@ -24,7 +23,10 @@ export function parseSubmitOptions(headers: Headers, nowMs: number, rules: Confi
   if (delay !== null) {
     const seconds = parseDuration(delay);
     if (seconds === null || seconds > MAX_DELAY_SECONDS) {
-      throw badRequest("invalid_header", "Asyncgate-Delay must be seconds or a duration such as 10s, 5m, 2h (at most 31d)");
+      throw badRequest(
+        "invalid_header",
+        "Asyncgate-Delay must be seconds or a duration such as 10s, 5m, 2h (at most 31d)",
+      );
     }
     notBeforeMs = nowMs + Math.round(seconds * 1000);
   }
@@ -33,7 +35,8 @@ export function parseSubmitOptions(headers: Headers, nowMs: number, rules: Confi
       throw badRequest("invalid_header", "Asyncgate-Not-Before must be unix seconds");
     }
     const at = Number(notBefore) * 1000;
-    if (at - nowMs > MAX_DELAY_SECONDS * 1000) throw badRequest("invalid_header", "Asyncgate-Not-Before is more than 31 days ahead");
+    if (at - nowMs > MAX_DELAY_SECONDS * 1000)
+      throw badRequest("invalid_header", "Asyncgate-Not-Before is more than 31 days ahead");
     notBeforeMs = Math.max(nowMs, at);
   }
 
@@ -45,7 +48,8 @@ export function parseSubmitOptions(headers: Headers, nowMs: number, rules: Confi
   let maxAttempts: number | null = null;
   const retries = headers.get("asyncgate-retries");
   if (retries !== null) {
-    if (!/^\d{1,3}$/.test(retries.trim())) throw badRequest("invalid_header", "Asyncgate-Retries must be an integer 0-999");
+    if (!/^\d{1,3}$/.test(retries.trim()))
+      throw badRequest("invalid_header", "Asyncgate-Retries must be an integer 0-999");
     maxAttempts = Number(retries) + 1;
   }
 

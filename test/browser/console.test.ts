@@ -28,11 +28,15 @@ describe("web console in Chromium", () => {
     `${base()}/console#ak=${encodeURIComponent(keys.accessKey)}&sk=${encodeURIComponent(keys.secretKey)}`;
 
   const submit = async (path: string, headers: Record<string, string> = {}) => {
-    const response = await signedCall(port, `shop.async.localhost:${port}`, "POST", path, { body: JSON.stringify({ hello: "console" }), headers });
+    const response = await signedCall(port, `shop.async.localhost:${port}`, "POST", path, {
+      body: JSON.stringify({ hello: "console" }),
+      headers,
+    });
     expect(response.status).toBe(202);
     return response.json<{ id: string }>().id;
   };
-  const appState = async (name: string) => (await signedCall(port, control(), "GET", `/v1/apps/${name}`)).json<{ state: string }>().state;
+  const appState = async (name: string) =>
+    (await signedCall(port, control(), "GET", `/v1/apps/${name}`)).json<{ state: string }>().state;
   const shoot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `console-${name}.png`), fullPage: true });
   const watchErrors = (target: Page, sink: string[]) => {
     target.on("pageerror", (error) => sink.push(`pageerror: ${error.message}`));
@@ -42,19 +46,32 @@ describe("web console in Chromium", () => {
   };
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: install Debian's package (apt-get install chromium) or set CHROMIUM_PATH`);
+    if (!existsSync(CHROMIUM))
+      throw new Error(
+        `no Chromium at ${CHROMIUM}: install Debian's package (apt-get install chromium) or set CHROMIUM_PATH`,
+      );
     mkdirSync(ARTIFACTS, { recursive: true });
     origin = await startOrigin({ quiet: true });
     port = await freePort();
     gateway = await startGateway({ port, persistTo });
     for (const name of ["shop", "billing"]) {
-      const created = await signedCall(port, control(), "POST", "/v1/apps", { body: JSON.stringify({ name, origin: origin.url }) });
+      const created = await signedCall(port, control(), "POST", "/v1/apps", {
+        body: JSON.stringify({ name, origin: origin.url }),
+      });
       expect(created.status).toBe(201);
     }
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       // No network here: Chromium's own background connections would only fail.
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
     });
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     page = await context.newPage();
@@ -90,7 +107,10 @@ describe("web console in Chromium", () => {
     await page.locator("tr[data-app='shop']").waitFor();
     await page.locator("tr[data-app='billing']").waitFor();
     expect(new URL(page.url()).hash).toBe("#/apps");
-    expect(await page.evaluate("({ session: sessionStorage.length, local: localStorage.length })")).toEqual({ session: 1, local: 0 });
+    expect(await page.evaluate("({ session: sessionStorage.length, local: localStorage.length })")).toEqual({
+      session: 1,
+      local: 0,
+    });
     expect(await page.locator("tr[data-app='shop'] .badge").textContent()).toBe("Active");
     await shoot("apps");
   });
@@ -119,12 +139,20 @@ describe("web console in Chromium", () => {
 
   it("shows a binary request body as hex, and its download is the same bytes", async () => {
     const bytes = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 7) % 256));
-    const response = await signedCall(port, `shop.async.localhost:${port}`, "PUT", "/blob", { body: bytes, headers: { "content-type": "application/octet-stream" } });
+    const response = await signedCall(port, `shop.async.localhost:${port}`, "PUT", "/blob", {
+      body: bytes,
+      headers: { "content-type": "application/octet-stream" },
+    });
     const { id } = response.json<{ id: string }>();
     await page.goto(`${base()}/console#/tasks/${id}`);
     const hex = await page.locator("section[aria-labelledby='request-heading'] pre[data-body='hex']").textContent();
-    expect(hex!.split("\n")[0]).toBe(`000000  ${[...bytes.subarray(0, 16)].map((byte) => byte.toString(16).padStart(2, "0")).join(" ")}`);
-    const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Download (300 bytes)" }).click()]);
+    expect(hex!.split("\n")[0]).toBe(
+      `000000  ${[...bytes.subarray(0, 16)].map((byte) => byte.toString(16).padStart(2, "0")).join(" ")}`,
+    );
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("link", { name: "Download (300 bytes)" }).click(),
+    ]);
     const saved = await download.path();
     expect(Buffer.compare((await import("node:fs")).readFileSync(saved), bytes)).toBe(0);
   });
@@ -140,12 +168,18 @@ describe("web console in Chromium", () => {
     await shoot("app-failed");
     await row.getByRole("button", { name: `Retry ${id}` }).click();
     await page.locator(`tr[data-task-id='${id}'][data-state='10']`).waitFor({ timeout: 5000 });
-    const task = (await signedCall(port, control(), "GET", `/v1/task/${id}`)).json<{ state: number; attempts: number }>();
+    const task = (await signedCall(port, control(), "GET", `/v1/task/${id}`)).json<{
+      state: number;
+      attempts: number;
+    }>();
     expect(task.state).toBe(10);
   });
 
   it("redrives the failed tasks after a dry run and a confirmation", async () => {
-    const ids = [await submit("/status/500", { "Asyncgate-Retries": "0" }), await submit("/status/500", { "Asyncgate-Retries": "0" })];
+    const ids = [
+      await submit("/status/500", { "Asyncgate-Retries": "0" }),
+      await submit("/status/500", { "Asyncgate-Retries": "0" }),
+    ];
     for (const id of ids) await page.locator(`tr[data-task-id='${id}'][data-state='11']`).waitFor({ timeout: 5000 });
     let asked = "";
     page.once("dialog", (dialog) => {
@@ -157,7 +191,13 @@ describe("web console in Chromium", () => {
     expect(asked).toBe("Retry 2 failed tasks of shop with a fresh attempt budget?");
     // Each runs again, with a fresh budget of the app's attempts (the origin still answers 500).
     for (const id of ids) {
-      await expect.poll(async () => (await signedCall(port, control(), "GET", `/v1/task/${id}`)).json<{ attempts: number }>().attempts, { timeout: 5000 }).toBeGreaterThanOrEqual(2);
+      await expect
+        .poll(
+          async () =>
+            (await signedCall(port, control(), "GET", `/v1/task/${id}`)).json<{ attempts: number }>().attempts,
+          { timeout: 5000 },
+        )
+        .toBeGreaterThanOrEqual(2);
     }
   });
 
@@ -175,14 +215,19 @@ describe("web console in Chromium", () => {
     await page.getByLabel("Name", { exact: true }).fill("made-here");
     await page.getByLabel("Origin", { exact: true }).fill(origin.url);
     await page.getByRole("button", { name: "Create app" }).click();
-    await page.locator(".secret code").filter({ hasText: /^whsec_/ }).waitFor();
+    await page
+      .locator(".secret code")
+      .filter({ hasText: /^whsec_/ })
+      .waitFor();
     await page.locator("tr[data-app='made-here']").waitFor();
 
     await page.getByRole("link", { name: "made-here", exact: true }).click();
     await page.getByLabel("Attempt timeout (s)").fill("42");
     await page.getByRole("button", { name: "Save" }).click();
     await page.locator("dd", { hasText: "42 s" }).waitFor();
-    expect((await signedCall(port, control(), "GET", "/v1/apps/made-here")).json<{ timeout: number }>().timeout).toBe(42);
+    expect((await signedCall(port, control(), "GET", "/v1/apps/made-here")).json<{ timeout: number }>().timeout).toBe(
+      42,
+    );
 
     // Paused, a submitted task waits: Cancel beside it.
     await page.getByRole("button", { name: "Pause", exact: true }).click();

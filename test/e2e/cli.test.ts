@@ -29,9 +29,15 @@ describe("the asyncgate CLI under wrangler dev", () => {
   });
 
   /** Runs `asyncgate <args>` to its end (or kills it after `killAfterMs`). */
-  function cli(args: string[], options: { env?: Record<string, string>; stdin?: string; killAfterMs?: number; until?: RegExp } = {}): Promise<Run> {
+  function cli(
+    args: string[],
+    options: { env?: Record<string, string>; stdin?: string; killAfterMs?: number; until?: RegExp } = {},
+  ): Promise<Run> {
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ["dist/cli.js", ...args], { env: (options.env ?? env()) as NodeJS.ProcessEnv, stdio: ["pipe", "pipe", "pipe"] });
+      const child = spawn(process.execPath, ["dist/cli.js", ...args], {
+        env: (options.env ?? env()) as NodeJS.ProcessEnv,
+        stdio: ["pipe", "pipe", "pipe"],
+      });
       let stdout = "";
       let stderr = "";
       const stop = () => child.kill("SIGINT");
@@ -57,7 +63,12 @@ describe("the asyncgate CLI under wrangler dev", () => {
     return run.stdout;
   };
   const jsonOf = <T = Record<string, unknown>>(stdout: string) => JSON.parse(stdout) as T;
-  const lines = <T = Record<string, unknown>>(stdout: string) => stdout.trim().split("\n").filter(Boolean).map((line) => JSON.parse(line) as T);
+  const lines = <T = Record<string, unknown>>(stdout: string) =>
+    stdout
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as T);
 
   beforeAll(async () => {
     // The CLI as published: built from these sources.
@@ -76,8 +87,18 @@ describe("the asyncgate CLI under wrangler dev", () => {
   it("--help works without keys, for the CLI and for every command; no command is a usage error", async () => {
     const keyless = { PATH: process.env["PATH"] ?? "" };
     const global = await ok(["--help"], { env: keyless });
-    for (const command of ["apps create", "keys revoke", "tasks wait", "submit", "watch", "sign", "console"]) expect(global).toContain(command);
-    for (const command of ["apps create", "apps list", "keys create", "tasks list", "submit", "watch", "sign", "console"]) {
+    for (const command of ["apps create", "keys revoke", "tasks wait", "submit", "watch", "sign", "console"])
+      expect(global).toContain(command);
+    for (const command of [
+      "apps create",
+      "apps list",
+      "keys create",
+      "tasks list",
+      "submit",
+      "watch",
+      "sign",
+      "console",
+    ]) {
       const help = await ok([...command.split(" "), "--help"], { env: keyless });
       expect(help).toMatch(/^usage: asyncgate /);
     }
@@ -106,7 +127,9 @@ describe("the asyncgate CLI under wrangler dev", () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("409 app_exists");
 
-    const listed = jsonOf<{ total: number; apps: { name: string }[] }>(await ok(["apps", "list", "--state", "Active", "--page-size", "5"]));
+    const listed = jsonOf<{ total: number; apps: { name: string }[] }>(
+      await ok(["apps", "list", "--state", "Active", "--page-size", "5"]),
+    );
     expect(listed.apps.map((app) => app.name)).toContain("cliapp");
     expect((await cli(["apps", "list", "--state", "Sleeping"])).code).toBe(2);
 
@@ -116,14 +139,18 @@ describe("the asyncgate CLI under wrangler dev", () => {
     expect(missing.stderr).toContain("404 app_not_found");
 
     writeFileSync(join(scratch, "patch.json"), '{"timeout": 30}');
-    expect(jsonOf(await ok(["apps", "update", "cliapp", "--set", `@${join(scratch, "patch.json")}`]))).toMatchObject({ timeout: 30 });
+    expect(jsonOf(await ok(["apps", "update", "cliapp", "--set", `@${join(scratch, "patch.json")}`]))).toMatchObject({
+      timeout: 30,
+    });
     const badPatch = await cli(["apps", "update", "cliapp", "--set", '{"colour": "red"}']);
     expect(badPatch.code).toBe(1);
     expect(badPatch.stderr).toContain("400 unknown_field");
 
     expect(jsonOf(await ok(["apps", "pause", "cliapp"]))).toMatchObject({ state: "Paused" });
     expect(jsonOf(await ok(["apps", "resume", "cliapp"]))).toMatchObject({ state: "Active" });
-    expect(jsonOf(await ok(["apps", "rotate-secret", "cliapp"]))).toMatchObject({ signing_secret: expect.stringMatching(/^whsec_/) });
+    expect(jsonOf(await ok(["apps", "rotate-secret", "cliapp"]))).toMatchObject({
+      signing_secret: expect.stringMatching(/^whsec_/),
+    });
 
     await ok(["apps", "create", "doomed", "--origin", origin.url]);
     expect(jsonOf(await ok(["apps", "delete", "doomed"]))).toEqual({ deleted: "doomed" });
@@ -132,13 +159,17 @@ describe("the asyncgate CLI under wrangler dev", () => {
 
   it("keys: create, list, revoke; a key without permissions is a usage error", async () => {
     await cli(["apps", "create", "keyapp", "--origin", origin.url]);
-    const key = jsonOf<{ access_key: string; secret_key: string }>(await ok(["keys", "create", "keyapp", "--permissions", "submit,query"]));
+    const key = jsonOf<{ access_key: string; secret_key: string }>(
+      await ok(["keys", "create", "keyapp", "--permissions", "submit,query"]),
+    );
     expect(key.access_key).toMatch(/^keyapp\./);
     const listed = jsonOf<{ access_key: string }[]>(await ok(["keys", "list", "keyapp"]));
     expect(listed.map((entry) => entry.access_key)).toEqual([key.access_key]);
     // The key works for the CLI too.
     const asKey = env({ ASYNCGATE_ACCESS_KEY: key.access_key, ASYNCGATE_SECRET_KEY: key.secret_key });
-    expect(jsonOf(await ok(["submit", "keyapp", "/k", "--data", "{}"], { env: asKey }))).toMatchObject({ id: expect.any(String) });
+    expect(jsonOf(await ok(["submit", "keyapp", "/k", "--data", "{}"], { env: asKey }))).toMatchObject({
+      id: expect.any(String),
+    });
     expect(jsonOf(await ok(["keys", "revoke", "keyapp", key.access_key]))).toEqual({ revoked: key.access_key });
     const revoked = await cli(["submit", "keyapp", "/k", "--data", "{}"], { env: asKey });
     expect(revoked.code).toBe(1);
@@ -159,18 +190,36 @@ describe("the asyncgate CLI under wrangler dev", () => {
     expect(Buffer.from(received!.body, "base64").toString()).toBe('{"a":1}');
 
     writeFileSync(join(scratch, "body.bin"), Buffer.from([0, 1, 2, 255]));
-    const fromFile = jsonOf<{ id: string }>(await ok(["submit", "subapp", "/file", "--data", `@${join(scratch, "body.bin")}`, "-H", "Content-Type: application/octet-stream"]));
-    const fromStdin = jsonOf<{ id: string }>(await ok(["submit", "subapp", "/stdin", "--data", "-"], { stdin: "piped body" }));
+    const fromFile = jsonOf<{ id: string }>(
+      await ok([
+        "submit",
+        "subapp",
+        "/file",
+        "--data",
+        `@${join(scratch, "body.bin")}`,
+        "-H",
+        "Content-Type: application/octet-stream",
+      ]),
+    );
+    const fromStdin = jsonOf<{ id: string }>(
+      await ok(["submit", "subapp", "/stdin", "--data", "-"], { stdin: "piped body" }),
+    );
     for (const [id, body] of [
       [fromFile.id, Buffer.from([0, 1, 2, 255])],
       [fromStdin.id, Buffer.from("piped body")],
     ] as const) {
-      const task = jsonOf<{ state: number; request: { body: string } }>(await ok(["tasks", "wait", id, "--timeout", "20s"]));
+      const task = jsonOf<{ state: number; request: { body: string } }>(
+        await ok(["tasks", "wait", id, "--timeout", "20s"]),
+      );
       expect(Buffer.from(task.request.body, "base64")).toEqual(body);
     }
 
-    const delayed = jsonOf<{ id: string }>(await ok(["submit", "subapp", "/later", "--delay", "1h", "--dedup", "order-7"]));
-    const duplicate = jsonOf<{ id: string; deduplicated: boolean }>(await ok(["submit", "subapp", "/later", "--delay", "1h", "--dedup", "order-7"]));
+    const delayed = jsonOf<{ id: string }>(
+      await ok(["submit", "subapp", "/later", "--delay", "1h", "--dedup", "order-7"]),
+    );
+    const duplicate = jsonOf<{ id: string; deduplicated: boolean }>(
+      await ok(["submit", "subapp", "/later", "--delay", "1h", "--dedup", "order-7"]),
+    );
     expect(duplicate).toEqual({ id: delayed.id, deduplicated: true });
     expect(jsonOf(await ok(["tasks", "get", delayed.id]))).toMatchObject({ id: delayed.id, state: 0 });
 
@@ -185,8 +234,11 @@ describe("the asyncgate CLI under wrangler dev", () => {
   it("tasks: list (JSON lines, filtered, limited), get, cancel, retry, wait; errors for unknown ids", async () => {
     await cli(["apps", "create", "taskapp", "--origin", origin.url]);
     const done = [];
-    for (let i = 0; i < 3; i++) done.push(jsonOf<{ id: string }>(await ok(["submit", "taskapp", `/t${i}`, "--data", "{}", "--wait"])).id);
-    const listed = lines<{ id: string; state: number }>(await ok(["tasks", "list", "taskapp", "--state", "success", "--limit", "2"]));
+    for (let i = 0; i < 3; i++)
+      done.push(jsonOf<{ id: string }>(await ok(["submit", "taskapp", `/t${i}`, "--data", "{}", "--wait"])).id);
+    const listed = lines<{ id: string; state: number }>(
+      await ok(["tasks", "list", "taskapp", "--state", "success", "--limit", "2"]),
+    );
     expect(listed.map((task) => task.id)).toEqual([done[2], done[1]]);
     expect(listed.every((task) => task.state === 10)).toBe(true);
     expect((await cli(["tasks", "list", "taskapp", "--state", "sleeping"])).code).toBe(2);
@@ -200,7 +252,11 @@ describe("the asyncgate CLI under wrangler dev", () => {
     expect(jsonOf(await ok(["tasks", "retry", waiting]))).toMatchObject({ id: waiting, state: 0 });
     expect(jsonOf(await ok(["tasks", "wait", waiting, "--timeout", "20s"]))).toMatchObject({ id: waiting, state: 10 });
     const unknown = "01aa8888888888888888888888888888";
-    for (const command of [["tasks", "get", unknown], ["tasks", "retry", unknown], ["tasks", "wait", unknown]]) {
+    for (const command of [
+      ["tasks", "get", unknown],
+      ["tasks", "retry", unknown],
+      ["tasks", "wait", unknown],
+    ]) {
       const run = await cli(command);
       expect(run.code).toBe(1);
       expect(run.stderr).toContain("404 task_not_found");
@@ -221,14 +277,18 @@ describe("the asyncgate CLI under wrangler dev", () => {
     expect(unreachable.stderr).toMatch(/cannot reach http:\/\/async\.localhost:\d+ \(ECONNREFUSED\)/);
     expect(unreachable.stderr.match(/cannot reach/g)!.length).toBeGreaterThanOrEqual(2);
     expect(Date.now() - started).toBeLessThan(10_000);
-    const waitNowhere = await cli(["tasks", "wait", "01aa8888888888888888888888888888", "--timeout", "2s"], { env: nowhere });
+    const waitNowhere = await cli(["tasks", "wait", "01aa8888888888888888888888888888", "--timeout", "2s"], {
+      env: nowhere,
+    });
     expect(waitNowhere.code).toBe(1);
     expect(waitNowhere.stderr).toContain("cannot reach");
   });
 
   it("sign prints a curl command that works; console prints a URL with the keys in its fragment", async () => {
     const curl = await ok(["sign", "GET", `http://127.0.0.1:${port}/v1/apps?page_size=1`]);
-    expect(curl).toMatch(/^curl -i -X GET 'http:\/\/127\.0\.0\.1:\d+\/v1\/apps\?page_size=1' -H 'X-Qiniu-Date: \d{8}T\d{6}Z' -H 'Authorization: Qiniu /);
+    expect(curl).toMatch(
+      /^curl -i -X GET 'http:\/\/127\.0\.0\.1:\d+\/v1\/apps\?page_size=1' -H 'X-Qiniu-Date: \d{8}T\d{6}Z' -H 'Authorization: Qiniu /,
+    );
     const answer = execFileSync("sh", ["-c", `${curl.trim()} -s -o /dev/null -w '%{http_code}'`]).toString();
     expect(answer).toBe("200");
     expect((await cli(["sign", "GET", "not a url"])).code).toBe(2);

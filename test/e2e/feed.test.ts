@@ -28,7 +28,9 @@ describe("live feed end to end", () => {
       ...E2E_KEYS,
     });
     for (const name of ["beat", "sdk", "plainfeed"]) {
-      const created = await signedCall(port, `localhost:${port}`, "POST", "/v1/apps", { body: JSON.stringify({ name, origin: origin.url }) });
+      const created = await signedCall(port, `localhost:${port}`, "POST", "/v1/apps", {
+        body: JSON.stringify({ name, origin: origin.url }),
+      });
       expect(created.status).toBe(201);
     }
   });
@@ -44,7 +46,10 @@ describe("live feed end to end", () => {
     const url = `http://localhost:${port}/v1/tasks?app=${app}`;
     const mac = new qiniu.auth.digest.Mac(E2E_KEYS.accessKey, E2E_KEYS.secretKey);
     const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/tasks?app=${app}`, {
-      headers: { host: `localhost:${port}`, authorization: qiniu.util.generateAccessTokenV2(mac, url, "GET", "", undefined, {}) },
+      headers: {
+        host: `localhost:${port}`,
+        authorization: qiniu.util.generateAccessTokenV2(mac, url, "GET", "", undefined, {}),
+      },
     });
     const opened = new Promise<number>((resolve, reject) => {
       ws.once("open", () => resolve(Date.now()));
@@ -72,13 +77,23 @@ describe("live feed end to end", () => {
     raw.ws.on("message", (data) => frames.push(data.toString()));
     const ids: string[] = [];
     for (let i = 0; i < 2; i++) {
-      const submitted = await signedCall(port, `plainfeed.async.localhost:${port}`, "POST", `/plain/${i}`, { body: "{}" });
+      const submitted = await signedCall(port, `plainfeed.async.localhost:${port}`, "POST", `/plain/${i}`, {
+        body: "{}",
+      });
       ids.push(submitted.json<{ id: string }>().id);
     }
     await vi.waitUntil(() => frames.length >= 2, { timeout: 20_000, interval: 50 });
     raw.ws.close(1000);
     const records = frames.map((frame) => JSON.parse(frame) as Record<string, unknown>);
-    expect(records.every((record) => !("type" in record) && typeof record["id"] === "string" && record["state"] === 10 && typeof record["seq"] === "number")).toBe(true);
+    expect(
+      records.every(
+        (record) =>
+          !("type" in record) &&
+          typeof record["id"] === "string" &&
+          record["state"] === 10 &&
+          typeof record["seq"] === "number",
+      ),
+    ).toBe(true);
     expect(records.map((record) => record["id"]).sort()).toEqual([...ids].sort());
   }, 30_000);
 
@@ -115,7 +130,8 @@ describe("live feed end to end", () => {
     const submitted: string[] = [];
     const seen: TaskResult[] = [];
     const submitBatch = async (count: number) => {
-      for (let i = 0; i < count; i++) submitted.push((await client.submit("sdk", `/item/${submitted.length}`, { body: "{}" })).id);
+      for (let i = 0; i < count; i++)
+        submitted.push((await client.submit("sdk", `/item/${submitted.length}`, { body: "{}" })).id);
     };
     const settle = async () => {
       for (const id of submitted) expect((await client.waitForTask(id, { timeoutMs: 20_000 })).state).toBe(10);
@@ -136,7 +152,11 @@ describe("live feed end to end", () => {
     await settle();
 
     // The restarted consumer resumes from its last seq; the server restarts under it.
-    const second = client.subscribe("sdk", { since: seen[seen.length - 1]!.seq, heartbeatMs: 5_000, reconnect: { minMs: 200, maxMs: 1_000 } });
+    const second = client.subscribe("sdk", {
+      since: seen[seen.length - 1]!.seq,
+      heartbeatMs: 5_000,
+      reconnect: { minMs: 200, maxMs: 1_000 },
+    });
     for (let i = 0; i < 5; i++) seen.push((await second.next()).value as TaskResult);
     await gateway.stop();
     gateway = await startGateway({ port, persistTo });

@@ -61,7 +61,15 @@ describe("the seeds' front doors under wrangler dev", () => {
     origin = await startOrigin({ quiet: true });
     port = await freePort();
     gateway = await startGateway({ port, persistTo });
-    expect((await admin("POST", "/v1/apps", { name: "fgdemo", origin: origin.url, invoke_path: "/fg/invoke?source=functiongraph" })).status).toBe(201);
+    expect(
+      (
+        await admin("POST", "/v1/apps", {
+          name: "fgdemo",
+          origin: origin.url,
+          invoke_path: "/fg/invoke?source=functiongraph",
+        })
+      ).status,
+    ).toBe(201);
     expect((await admin("POST", "/v1/apps", { name: "other", origin: origin.url })).status).toBe(201);
     expect((await admin("POST", "/v1/apps", { name: "paused", origin: origin.url, state: "Paused" })).status).toBe(201);
   }, 120_000);
@@ -76,7 +84,10 @@ describe("the seeds' front doors under wrangler dev", () => {
     const URN = (fn: string) => `urn:fss:cn-north-4:0123456789abcdef:function:default:${fn}:latest`;
 
     function client(keys: Keys): FunctionGraphClient {
-      const credentials = new BasicCredentials().withAk(keys.accessKey).withSk(keys.secretKey).withProjectId("0123456789abcdef");
+      const credentials = new BasicCredentials()
+        .withAk(keys.accessKey)
+        .withSk(keys.secretKey)
+        .withProjectId("0123456789abcdef");
       return FunctionGraphClient.newBuilder().withCredential(credentials).withEndpoint(`http://${control()}`).build();
     }
 
@@ -87,11 +98,16 @@ describe("the seeds' front doors under wrangler dev", () => {
       // The seed's value is a string; the SDK's typings say object, its code sends any JSON.
       request.withBody({ body: '{"k":"v"}' } as unknown as Record<string, object>);
       // The SDK resolves with the response's JSON fields (and httpStatusCode), not a class instance.
-      return client(keys).asyncInvokeFunction(request) as unknown as Promise<{ httpStatusCode: number; request_id?: string }>;
+      return client(keys).asyncInvokeFunction(request) as unknown as Promise<{
+        httpStatusCode: number;
+        request_id?: string;
+      }>;
     }
 
     /** The SDK's error for a refused call: status, FunctionGraph error code and message. */
-    async function refusal(call: Promise<unknown>): Promise<{ httpStatusCode: number; errorCode: string; errorMsg: string; requestId: string }> {
+    async function refusal(
+      call: Promise<unknown>,
+    ): Promise<{ httpStatusCode: number; errorCode: string; errorMsg: string; requestId: string }> {
       try {
         await call;
       } catch (error) {
@@ -143,18 +159,26 @@ describe("the seeds' front doors under wrangler dev", () => {
 
     it("an IAM X-Auth-Token is refused with 401 saying that AK/SK signing is required", async () => {
       const path = `/v2/0123456789abcdef/fgs/functions/${URN("fgdemo")}/invocations-async`;
-      const answer = await new Promise<{ status: number; body: string; type: string | undefined }>((resolve, reject) => {
-        const req = httpRequest(
-          { host: "127.0.0.1", port, method: "POST", path, headers: { host: control(), "content-type": "application/json", "x-auth-token": "MIIZ-token" } },
-          (res) => {
-            let body = "";
-            res.on("data", (chunk: Buffer) => (body += chunk.toString()));
-            res.on("end", () => resolve({ status: res.statusCode ?? 0, body, type: res.headers["content-type"] }));
-          },
-        );
-        req.on("error", reject);
-        req.end('{"k":"v"}');
-      });
+      const answer = await new Promise<{ status: number; body: string; type: string | undefined }>(
+        (resolve, reject) => {
+          const req = httpRequest(
+            {
+              host: "127.0.0.1",
+              port,
+              method: "POST",
+              path,
+              headers: { host: control(), "content-type": "application/json", "x-auth-token": "MIIZ-token" },
+            },
+            (res) => {
+              let body = "";
+              res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+              res.on("end", () => resolve({ status: res.statusCode ?? 0, body, type: res.headers["content-type"] }));
+            },
+          );
+          req.on("error", reject);
+          req.end('{"k":"v"}');
+        },
+      );
       expect(answer.status).toBe(401);
       expect(answer.type).toBe("application/json");
       const body = JSON.parse(answer.body) as { error_code: string; error_msg: string };
@@ -180,12 +204,16 @@ describe("the seeds' front doors under wrangler dev", () => {
       QueueList?: Queue | Queue[];
       NonExistPIDs?: string | string[];
     }
-    const list = <T>(value: T | T[] | undefined): T[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
+    const list = <T>(value: T | T[] | undefined): T[] =>
+      value === undefined ? [] : Array.isArray(value) ? value : [value];
 
     const cosFor = (keys: Keys) => new COS({ SecretId: keys.accessKey, SecretKey: keys.secretKey });
 
     /** Seed 001's describeDocProcessQueue, pointed at the gateway. */
-    function describeQueues(keys: Keys, query: { queueIds?: string; state?: string; pageNumber?: string; pageSize?: string }) {
+    function describeQueues(
+      keys: Keys,
+      query: { queueIds?: string; state?: string; pageNumber?: string; pageSize?: string },
+    ) {
       const key = "docqueue";
       return new Promise<DescribeResponse>((resolve, reject) => {
         cosFor(keys).request(
@@ -193,7 +221,12 @@ describe("the seeds' front doors under wrangler dev", () => {
             Method: "GET",
             Key: key,
             Url: `http://${control()}/${key}`,
-            Query: { queueIds: query.queueIds ?? "", state: query.state ?? "", pageNumber: query.pageNumber ?? "", pageSize: query.pageSize ?? "" },
+            Query: {
+              queueIds: query.queueIds ?? "",
+              state: query.state ?? "",
+              pageNumber: query.pageNumber ?? "",
+              pageSize: query.pageSize ?? "",
+            },
           },
           (err, data) => (err ? reject(err) : resolve((data as unknown as { Response: DescribeResponse }).Response)),
         );
@@ -204,12 +237,20 @@ describe("the seeds' front doors under wrangler dev", () => {
     function updateQueue(keys: Keys, queueId: string, state: string, notify: { Url: string; State: string }) {
       const key = `docqueue/${queueId}`;
       const body = COS.util.json2xml({
-        Request: { Name: queueId, QueueID: queueId, State: state, NotifyConfig: { Url: notify.Url, Type: "Url", Event: "TaskFinish", State: notify.State } },
+        Request: {
+          Name: queueId,
+          QueueID: queueId,
+          State: state,
+          NotifyConfig: { Url: notify.Url, Type: "Url", Event: "TaskFinish", State: notify.State },
+        },
       });
       return new Promise<{ RequestId: string; Queue: Queue }>((resolve, reject) => {
         cosFor(keys).request(
           { Method: "PUT", Key: key, Url: `http://${control()}/${key}`, Body: body, ContentType: "application/xml" },
-          (err, data) => (err ? reject(err) : resolve((data as unknown as { Response: { RequestId: string; Queue: Queue } }).Response)),
+          (err, data) =>
+            err
+              ? reject(err)
+              : resolve((data as unknown as { Response: { RequestId: string; Queue: Queue } }).Response),
         );
       });
     }
@@ -230,7 +271,11 @@ describe("the seeds' front doors under wrangler dev", () => {
       expect(all.PageNumber).toBe("1");
       expect(all.PageSize).toBe("10");
       const first = list(all.QueueList)[0]!;
-      expect(first).toMatchObject({ Name: "fgdemo", State: "Active", NotifyConfig: { Url: "", Type: "Url", Event: "TaskFinish", State: "Off" } });
+      expect(first).toMatchObject({
+        Name: "fgdemo",
+        State: "Active",
+        NotifyConfig: { Url: "", Type: "Url", Event: "TaskFinish", State: "Off" },
+      });
       expect(first.CreateTime).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+0000$/);
 
       const active = await describeQueues(E2E_KEYS, { state: "Active" });
@@ -250,13 +295,23 @@ describe("the seeds' front doors under wrangler dev", () => {
 
     it("updates State and NotifyConfig, and the change is visible through GET /v1/apps/<name>", async () => {
       const updated = await updateQueue(E2E_KEYS, "other", "Paused", { Url: `${origin.url}/notify`, State: "On" });
-      expect(updated.Queue).toMatchObject({ QueueId: "other", State: "Paused", NotifyConfig: { Url: `${origin.url}/notify`, State: "On" } });
-      const seen = (await admin("GET", "/v1/apps/other")).json<{ state: string; notify: { url: string; state: string; events: string[] } }>();
+      expect(updated.Queue).toMatchObject({
+        QueueId: "other",
+        State: "Paused",
+        NotifyConfig: { Url: `${origin.url}/notify`, State: "On" },
+      });
+      const seen = (await admin("GET", "/v1/apps/other")).json<{
+        state: string;
+        notify: { url: string; state: string; events: string[] };
+      }>();
       expect(seen.state).toBe("Paused");
       expect(seen.notify).toEqual({ url: `${origin.url}/notify`, state: "On", events: ["TaskFinish"] });
 
       await updateQueue(E2E_KEYS, "other", "Active", { Url: "", State: "Off" });
-      const restored = (await admin("GET", "/v1/apps/other")).json<{ state: string; notify: { url: string | null; state: string } }>();
+      const restored = (await admin("GET", "/v1/apps/other")).json<{
+        state: string;
+        notify: { url: string | null; state: string };
+      }>();
       expect(restored).toMatchObject({ state: "Active", notify: { url: null, state: "Off" } });
     });
 
@@ -266,15 +321,25 @@ describe("the seeds' front doors under wrangler dev", () => {
       expect(list(seen.QueueList).map((queue) => queue.QueueId)).toEqual(["paused"]);
       const updated = await updateQueue(manager, "paused", "Paused", { Url: "", State: "Off" });
       expect(updated.Queue.QueueId).toBe("paused");
-      expect(await cosRefusal(updateQueue(manager, "other", "Paused", { Url: "", State: "Off" }))).toMatchObject({ statusCode: 404, code: "NoSuchResource" });
+      expect(await cosRefusal(updateQueue(manager, "other", "Paused", { Url: "", State: "Off" }))).toMatchObject({
+        statusCode: 404,
+        code: "NoSuchResource",
+      });
       const submitter = await createKey("paused", ["submit"]);
       expect(await cosRefusal(describeQueues(submitter, {}))).toMatchObject({ statusCode: 403, code: "AccessDenied" });
     });
 
     it("a wrong SecretKey is refused with Tencent's XML error and 403", async () => {
-      const error = await cosRefusal(describeQueues({ accessKey: E2E_KEYS.accessKey, secretKey: "not-the-secret" }, {}));
+      const error = await cosRefusal(
+        describeQueues({ accessKey: E2E_KEYS.accessKey, secretKey: "not-the-secret" }, {}),
+      );
       expect(error).toMatchObject({ statusCode: 403, code: "SignatureDoesNotMatch" });
-      const update = await cosRefusal(updateQueue({ accessKey: E2E_KEYS.accessKey, secretKey: "not-the-secret" }, "other", "Paused", { Url: "", State: "Off" }));
+      const update = await cosRefusal(
+        updateQueue({ accessKey: E2E_KEYS.accessKey, secretKey: "not-the-secret" }, "other", "Paused", {
+          Url: "",
+          State: "Off",
+        }),
+      );
       expect(update).toMatchObject({ statusCode: 403, code: "SignatureDoesNotMatch" });
       expect((await admin("GET", "/v1/apps/other")).json<{ state: string }>().state).toBe("Active");
     });

@@ -41,7 +41,10 @@ describe("wrangler dev end to end", () => {
     return response.json<Task>();
   };
   const waitForState = (id: string, state: number) =>
-    vi.waitUntil(async () => ((await getTask(id)).state === state ? getTask(id) : undefined), { timeout: 20_000, interval: 100 });
+    vi.waitUntil(async () => ((await getTask(id)).state === state ? getTask(id) : undefined), {
+      timeout: 20_000,
+      interval: 100,
+    });
 
   it("create app → submit → origin gets the exact request with metadata → GET shows 10 and the response", async () => {
     const created = await signedCall(port, control(), "POST", "/v1/apps", {
@@ -52,10 +55,16 @@ describe("wrangler dev end to end", () => {
     expect(host).toBe("e2e.async.localhost");
 
     const body = JSON.stringify({ order: 42, note: "häagen-dazs" });
-    const submitted = await signedCall(port, `e2e.async.localhost:${port}`, "POST", "/orders/%C3%A9t%C3%A9?priority=high&x=1&x=2", {
-      body,
-      headers: { "content-type": "application/json; charset=utf-8", "x-request-tag": "e2e" },
-    });
+    const submitted = await signedCall(
+      port,
+      `e2e.async.localhost:${port}`,
+      "POST",
+      "/orders/%C3%A9t%C3%A9?priority=high&x=1&x=2",
+      {
+        body,
+        headers: { "content-type": "application/json; charset=utf-8", "x-request-tag": "e2e" },
+      },
+    );
     expect(submitted.status).toBe(202);
     expect(submitted.headers["x-reqid"]).toBeTruthy();
     const { id } = submitted.json<{ id: string }>();
@@ -63,7 +72,11 @@ describe("wrangler dev end to end", () => {
 
     const task = await waitForState(id, 10);
     expect(task.attempts).toBe(1);
-    expect(task.request).toMatchObject({ method: "POST", path: "/orders/%C3%A9t%C3%A9", raw_query: "?priority=high&x=1&x=2" });
+    expect(task.request).toMatchObject({
+      method: "POST",
+      path: "/orders/%C3%A9t%C3%A9",
+      raw_query: "?priority=high&x=1&x=2",
+    });
     expect(Buffer.from(task.request.body, "base64").toString("utf8")).toBe(body);
     expect(task.response?.status_code).toBe(200);
 
@@ -94,7 +107,9 @@ describe("wrangler dev end to end", () => {
   });
 
   it("retries a failing origin and records the final success", async () => {
-    const submitted = await signedCall(port, `e2e.async.localhost:${port}`, "POST", `/flaky/e2e-${Date.now()}/2`, { body: "{}" });
+    const submitted = await signedCall(port, `e2e.async.localhost:${port}`, "POST", `/flaky/e2e-${Date.now()}/2`, {
+      body: "{}",
+    });
     expect(submitted.status).toBe(202);
     const task = await waitForState(submitted.json<{ id: string }>().id, 10);
     expect(task.attempts).toBe(3);

@@ -24,16 +24,23 @@ describe("limits across a restart of wrangler dev", () => {
     gateway = await startGateway({ port, persistTo });
     const control = `localhost:${port}`;
     const created = await signedCall(port, control, "POST", "/v1/apps", {
-      body: JSON.stringify({ name: "limited", origin: origin.url, rate_limits: { max_dispatches_per_second: 0.2, max_burst_size: 1 } }),
+      body: JSON.stringify({
+        name: "limited",
+        origin: origin.url,
+        rate_limits: { max_dispatches_per_second: 0.2, max_burst_size: 1 },
+      }),
     });
     expect(created.status).toBe(201);
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
-      const submitted = await signedCall(port, `limited.async.localhost:${port}`, "POST", `/limited/${i}`, { body: "{}" });
+      const submitted = await signedCall(port, `limited.async.localhost:${port}`, "POST", `/limited/${i}`, {
+        body: "{}",
+      });
       expect(submitted.status).toBe(202);
       ids.push(submitted.json<{ id: string }>().id);
     }
-    const arrivals = () => origin!.received.filter((request) => String(request.url).startsWith("/limited/")).map((request) => request.at);
+    const arrivals = () =>
+      origin!.received.filter((request) => String(request.url).startsWith("/limited/")).map((request) => request.at);
     await vi.waitUntil(() => arrivals().length >= 1, { timeout: 10_000, interval: 50 });
     await gateway.stop();
     gateway = await startGateway({ port, persistTo });

@@ -37,16 +37,28 @@ describe("the OpenAPI document under wrangler dev", () => {
     const served = await signedCall(port, control(), "GET", "/openapi.json", { unsigned: true });
     expect(served.status).toBe(200);
     document = served.json<Document>();
-    expect((await signedCall(port, control(), "POST", "/v1/apps", { body: JSON.stringify({ name: "walk", origin: origin.url }) })).status).toBe(201);
+    expect(
+      (
+        await signedCall(port, control(), "POST", "/v1/apps", {
+          body: JSON.stringify({ name: "walk", origin: origin.url }),
+        })
+      ).status,
+    ).toBe(201);
     const submit = async (path: string, headers: Record<string, string> = {}) =>
-      (await signedCall(port, `walk.async.localhost:${port}`, "POST", path, { body: "{}", headers })).json<{ id: string }>().id;
+      (await signedCall(port, `walk.async.localhost:${port}`, "POST", path, { body: "{}", headers })).json<{
+        id: string;
+      }>().id;
     fixtures["waiting"] = await submit("/later", { "asyncgate-delay": "1h" });
     fixtures["failed"] = await submit("/no-retry/500");
-    const key = await signedCall(port, control(), "POST", "/v1/apps/walk/keys", { body: JSON.stringify({ permissions: ["query"] }) });
+    const key = await signedCall(port, control(), "POST", "/v1/apps/walk/keys", {
+      body: JSON.stringify({ permissions: ["query"] }),
+    });
     fixtures["accessKey"] = key.json<{ access_key: string }>().access_key;
     // The failed task has failed before the walk retries it.
     for (let i = 0; i < 100; i++) {
-      const task = (await signedCall(port, control(), "GET", `/v1/task/${fixtures["failed"]}`)).json<{ state: number }>();
+      const task = (await signedCall(port, control(), "GET", `/v1/task/${fixtures["failed"]}`)).json<{
+        state: number;
+      }>();
       if (task.state === 11) break;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -59,7 +71,9 @@ describe("the OpenAPI document under wrangler dev", () => {
   });
 
   it("is served without credentials and is valid OpenAPI 3.1", async () => {
-    const result = await new Validator().validate(structuredClone(document) as unknown as Parameters<Validator["validate"]>[0]);
+    const result = await new Validator().validate(
+      structuredClone(document) as unknown as Parameters<Validator["validate"]>[0],
+    );
     expect(result.errors ?? []).toEqual([]);
     expect(result.valid).toBe(true);
   });
@@ -67,7 +81,8 @@ describe("the OpenAPI document under wrangler dev", () => {
   it("every documented operation answers with a documented status and body", async () => {
     const ajv = new Ajv2020({ strict: false });
     addFormats(ajv);
-    for (const [name, schema] of Object.entries(document.components.schemas)) ajv.addSchema(schema, `#/components/schemas/${name}`);
+    for (const [name, schema] of Object.entries(document.components.schemas))
+      ajv.addSchema(schema, `#/components/schemas/${name}`);
     const urn = "urn:fss:cn-north-4:p1:function:default:walk:latest";
     const concrete = (template: string, method: string) =>
       template
@@ -90,9 +105,21 @@ describe("the OpenAPI document under wrangler dev", () => {
     // Deletions last (the task and the key, then the purge of waiting tasks, then the app), so
     // every other operation finds what it needs.
     const order = (path: string, method: string) =>
-      path === "/v1/apps/{name}" && method === "delete" ? 3 : path === "/v1/apps/{name}/purge" ? 2 : method === "delete" ? 1 : 0;
+      path === "/v1/apps/{name}" && method === "delete"
+        ? 3
+        : path === "/v1/apps/{name}/purge"
+          ? 2
+          : method === "delete"
+            ? 1
+            : 0;
     const operations = Object.entries(document.paths)
-      .flatMap(([path, item]) => METHODS.filter((method) => method in item).map((method) => ({ path, method, operation: item[method] as Operation })))
+      .flatMap(([path, item]) =>
+        METHODS.filter((method) => method in item).map((method) => ({
+          path,
+          method,
+          operation: item[method] as Operation,
+        })),
+      )
       .sort((a, b) => order(a.path, a.method) - order(b.path, b.method));
     expect(operations.length).toBe(22);
 
@@ -101,9 +128,12 @@ describe("the OpenAPI document under wrangler dev", () => {
       const key = `${method} ${path}`;
       const frontDoor = path.startsWith("/v2/") || path.startsWith("/docqueue");
       const host = path === "/{path}" ? `walk.async.localhost:${port}` : control();
-      const body = bodies[key] ?? (path.startsWith("/docqueue/") ? "<Request><State>Paused</State></Request>" : undefined);
+      const body =
+        bodies[key] ?? (path.startsWith("/docqueue/") ? "<Request><State>Paused</State></Request>" : undefined);
       // Required query parameters get the walk's values (the one there is: the app).
-      const required = ((operation as { parameters?: { name: string; in: string; required?: boolean }[] }).parameters ?? []).filter((p) => p.in === "query" && p.required);
+      const required = (
+        (operation as { parameters?: { name: string; in: string; required?: boolean }[] }).parameters ?? []
+      ).filter((p) => p.in === "query" && p.required);
       const search = required.length ? `?${required.map((p) => `${p.name}=walk`).join("&")}` : "";
       const response = await signedCall(port, host, method.toUpperCase(), concrete(path, method) + search, {
         ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
@@ -111,12 +141,20 @@ describe("the OpenAPI document under wrangler dev", () => {
         unsigned: frontDoor || path === "/openapi.json",
       });
       const documented = operation.responses[String(response.status)];
-      expect({ operation: key, status: response.status, documented: Boolean(documented) }).toEqual({ operation: key, status: response.status, documented: true });
+      expect({ operation: key, status: response.status, documented: Boolean(documented) }).toEqual({
+        operation: key,
+        status: response.status,
+        documented: true,
+      });
       const schema = documented?.content?.["application/json"]?.schema;
       if (schema && response.status !== 101) {
         const validate = ajv.compile(schema);
         const valid = validate(response.json());
-        expect({ operation: key, status: response.status, errors: valid ? null : validate.errors }).toEqual({ operation: key, status: response.status, errors: null });
+        expect({ operation: key, status: response.status, errors: valid ? null : validate.errors }).toEqual({
+          operation: key,
+          status: response.status,
+          errors: null,
+        });
       }
       walked.push(`${key} → ${response.status}`);
     }

@@ -34,7 +34,12 @@ describe("tenancy under wrangler dev", () => {
   async function createKey(app: string, permissions: Permission[]): Promise<Keys> {
     const response = await admin("POST", `/v1/apps/${app}/keys`, { permissions });
     expect(response.status).toBe(201);
-    const created = response.json<{ access_key: string; secret_key: string; permissions: string[]; created_at: number }>();
+    const created = response.json<{
+      access_key: string;
+      secret_key: string;
+      permissions: string[];
+      created_at: number;
+    }>();
     expect(created.permissions).toEqual(permissions);
     expect(created.access_key.startsWith(`${app}.`)).toBe(true);
     return { accessKey: created.access_key, secretKey: created.secret_key };
@@ -42,7 +47,10 @@ describe("tenancy under wrangler dev", () => {
 
   /** A waiting task (delayed an hour) of `app`, submitted by the admin. */
   async function waitingTask(app: string): Promise<string> {
-    const response = await signedCall(port, appHost(app), "POST", "/job", { body: "{}", headers: { "asyncgate-delay": "1h" } });
+    const response = await signedCall(port, appHost(app), "POST", "/job", {
+      body: "{}",
+      headers: { "asyncgate-delay": "1h" },
+    });
     expect(response.status).toBe(202);
     return response.json<{ id: string }>().id;
   }
@@ -86,16 +94,35 @@ describe("tenancy under wrangler dev", () => {
    * Each operation: the permission it needs, how to run it against `app` with `keys`, the status
    * when allowed, and the status a key of another app gets (404 for task ids: no existence oracle).
    */
-  const operations: { name: string; needs: Permission; allowed: number; otherApp: number; run: (keys: Keys, app: string) => Promise<number> }[] = [
+  const operations: {
+    name: string;
+    needs: Permission;
+    allowed: number;
+    otherApp: number;
+    run: (keys: Keys, app: string) => Promise<number>;
+  }[] = [
     {
       name: "submit",
       needs: "submit",
       allowed: 202,
       otherApp: 403,
-      run: async (keys, app) => (await signedCall(port, appHost(app), "POST", "/job", { keys, body: '{"n":1}' })).status,
+      run: async (keys, app) =>
+        (await signedCall(port, appHost(app), "POST", "/job", { keys, body: '{"n":1}' })).status,
     },
-    { name: "get task", needs: "query", allowed: 200, otherApp: 404, run: async (keys, app) => (await as(keys, "GET", `/v1/task/${await waitingTask(app)}`)).status },
-    { name: "list tasks", needs: "query", allowed: 200, otherApp: 403, run: async (keys, app) => (await as(keys, "GET", `/v1/tasks?app=${app}`)).status },
+    {
+      name: "get task",
+      needs: "query",
+      allowed: 200,
+      otherApp: 404,
+      run: async (keys, app) => (await as(keys, "GET", `/v1/task/${await waitingTask(app)}`)).status,
+    },
+    {
+      name: "list tasks",
+      needs: "query",
+      allowed: 200,
+      otherApp: 403,
+      run: async (keys, app) => (await as(keys, "GET", `/v1/tasks?app=${app}`)).status,
+    },
     {
       name: "cancel task",
       needs: "manage",
@@ -111,10 +138,34 @@ describe("tenancy under wrangler dev", () => {
       otherApp: 404,
       run: async (keys, app) => (await as(keys, "POST", `/v1/task/${await waitingTask(app)}/retry`)).status,
     },
-    { name: "subscribe", needs: "subscribe", allowed: 101, otherApp: 403, run: (keys, app) => upgradeStatus(keys, app) },
-    { name: "get app", needs: "manage", allowed: 200, otherApp: 403, run: async (keys, app) => (await as(keys, "GET", `/v1/apps/${app}`)).status },
-    { name: "patch app", needs: "manage", allowed: 200, otherApp: 403, run: async (keys, app) => (await as(keys, "PATCH", `/v1/apps/${app}`, { timeout: 60 })).status },
-    { name: "list keys", needs: "manage", allowed: 200, otherApp: 403, run: async (keys, app) => (await as(keys, "GET", `/v1/apps/${app}/keys`)).status },
+    {
+      name: "subscribe",
+      needs: "subscribe",
+      allowed: 101,
+      otherApp: 403,
+      run: (keys, app) => upgradeStatus(keys, app),
+    },
+    {
+      name: "get app",
+      needs: "manage",
+      allowed: 200,
+      otherApp: 403,
+      run: async (keys, app) => (await as(keys, "GET", `/v1/apps/${app}`)).status,
+    },
+    {
+      name: "patch app",
+      needs: "manage",
+      allowed: 200,
+      otherApp: 403,
+      run: async (keys, app) => (await as(keys, "PATCH", `/v1/apps/${app}`, { timeout: 60 })).status,
+    },
+    {
+      name: "list keys",
+      needs: "manage",
+      allowed: 200,
+      otherApp: 403,
+      run: async (keys, app) => (await as(keys, "GET", `/v1/apps/${app}/keys`)).status,
+    },
     {
       name: "create key",
       needs: "manage",
@@ -123,7 +174,13 @@ describe("tenancy under wrangler dev", () => {
       run: async (keys, app) => (await as(keys, "POST", `/v1/apps/${app}/keys`, { permissions: ["query"] })).status,
     },
   ];
-  const keySets: Permission[][] = [["submit"], ["query"], ["subscribe"], ["manage"], ["submit", "query", "subscribe", "manage"]];
+  const keySets: Permission[][] = [
+    ["submit"],
+    ["query"],
+    ["subscribe"],
+    ["manage"],
+    ["submit", "query", "subscribe", "manage"],
+  ];
 
   it("the matrix: every permission set × every operation, on its own app and on another", async () => {
     const rows: string[] = [];
@@ -133,7 +190,9 @@ describe("tenancy under wrangler dev", () => {
         const own = await operation.run(keys, "alpha");
         const other = await operation.run(keys, "beta");
         const expectedOwn = permissions.includes(operation.needs) ? operation.allowed : 403;
-        rows.push(`${permissions.join("+")} ${operation.name}: own ${own}/${expectedOwn}, other ${other}/${operation.otherApp}`);
+        rows.push(
+          `${permissions.join("+")} ${operation.name}: own ${own}/${expectedOwn}, other ${other}/${operation.otherApp}`,
+        );
         expect({ keys: permissions, operation: operation.name, own, other }).toEqual({
           keys: permissions,
           operation: operation.name,

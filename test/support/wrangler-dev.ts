@@ -65,7 +65,14 @@ export async function startGateway(options: { port: number; persistTo: string })
       "--show-interactive-dev-session=false",
     ],
     {
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", X_LOCAL_OBSERVABILITY: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "true", NO_COLOR: "1" },
+      env: {
+        ...process.env,
+        WRANGLER_SEND_METRICS: "false",
+        X_LOCAL_OBSERVABILITY: "false",
+        CLOUDFLARE_CF_FETCH_ENABLED: "false",
+        CI: "true",
+        NO_COLOR: "1",
+      },
       stdio: ["ignore", "pipe", "pipe"],
       // Its own process group, so stopping it stops workerd too.
       detached: true,
@@ -145,7 +152,14 @@ export async function signedCall(
     const mac = new qiniu.auth.digest.Mac(keys.accessKey, keys.secretKey);
     const contentType = headers["content-type"] ?? "";
     const signedBody = contentType === "application/octet-stream" ? undefined : body.toString("utf8");
-    headers["authorization"] = qiniu.util.generateAccessTokenV2(mac, `http://${host}${pathAndQuery}`, method, contentType, signedBody, headers);
+    headers["authorization"] = qiniu.util.generateAccessTokenV2(
+      mac,
+      `http://${host}${pathAndQuery}`,
+      method,
+      contentType,
+      signedBody,
+      headers,
+    );
   }
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: "127.0.0.1", port, method, path: pathAndQuery, headers }, (res) => {
@@ -153,7 +167,12 @@ export async function signedCall(
       res.on("data", (chunk: Buffer) => chunks.push(chunk));
       res.on("end", () => {
         const data = Buffer.concat(chunks);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data, json: <T>() => JSON.parse(data.toString("utf8")) as T });
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: data,
+          json: <T>() => JSON.parse(data.toString("utf8")) as T,
+        });
       });
       // A response cut off mid-body (the gateway killed) ends with "close" and no "end".
       res.on("error", reject);
@@ -162,7 +181,9 @@ export async function signedCall(
       });
     });
     req.on("error", reject);
-    req.setTimeout(options.timeoutMs ?? 30_000, () => req.destroy(new Error(`no response in ${options.timeoutMs ?? 30_000} ms`)));
+    req.setTimeout(options.timeoutMs ?? 30_000, () =>
+      req.destroy(new Error(`no response in ${options.timeoutMs ?? 30_000} ms`)),
+    );
     req.end(body);
   });
 }

@@ -2,20 +2,35 @@
 // which items go in which RPC, and when.
 import { describe, expect, it, vi } from "vitest";
 import { BatchedCalls, FINISH_BATCH, FINISH_WAIT_MS, NotStored, type BatchTarget } from "../../src/delivery/app-calls";
-import type { AttemptReport, AttemptResult, BeginResult, NotificationRef, NotificationReport } from "../../src/shared/types";
+import type {
+  AttemptReport,
+  AttemptResult,
+  BeginResult,
+  NotificationRef,
+  NotificationReport,
+} from "../../src/shared/types";
 
 const ok: AttemptResult = { kind: "response", status: 200, header: {}, body: new Uint8Array(10) };
 
 function recorder(options: { notStored?: string[] } = {}) {
   const calls: { method: string; items: unknown[] }[] = [];
   const target: BatchTarget = {
-    beginMany: async (ids) => (calls.push({ method: "beginMany", items: ids }), ids.map((taskId, i): BeginResult => ({ run: true, delivery: { taskId, attempt: i + 1 } as never }))),
+    beginMany: async (ids) => (
+      calls.push({ method: "beginMany", items: ids }),
+      ids.map((taskId, i): BeginResult => ({ run: true, delivery: { taskId, attempt: i + 1 } as never }))
+    ),
     finishMany: async (reports: AttemptReport[]) => (
       calls.push({ method: "finishMany", items: reports.map((r) => r.taskId) }),
       reports.map((r) => (options.notStored?.includes(r.taskId) ? null : { applied: true, state: 10 as const }))
     ),
-    beginNotifications: async (refs: NotificationRef[]) => (calls.push({ method: "beginNotifications", items: refs.map((r) => r.taskId) }), refs.map((r) => ({ taskId: r.taskId, attempt: 1 }) as never)),
-    finishNotifications: async (reports: NotificationReport[]) => (calls.push({ method: "finishNotifications", items: reports.map((r) => r.taskId) }), reports.map(() => true)),
+    beginNotifications: async (refs: NotificationRef[]) => (
+      calls.push({ method: "beginNotifications", items: refs.map((r) => r.taskId) }),
+      refs.map((r) => ({ taskId: r.taskId, attempt: 1 }) as never)
+    ),
+    finishNotifications: async (reports: NotificationReport[]) => (
+      calls.push({ method: "finishNotifications", items: reports.map((r) => r.taskId) }),
+      reports.map(() => true)
+    ),
   };
   return { calls, target };
 }
@@ -43,7 +58,9 @@ describe("BatchedCalls", () => {
     expect(calls.filter((call) => call.method === "finishMany")).toEqual([]);
     const third = batched.finish("c", 1, ok); // the last one running: all go
     await Promise.all([first, second, third]);
-    expect(calls.filter((call) => call.method === "finishMany")).toEqual([{ method: "finishMany", items: ["a", "b", "c"] }]);
+    expect(calls.filter((call) => call.method === "finishMany")).toEqual([
+      { method: "finishMany", items: ["a", "b", "c"] },
+    ]);
     await batched.begin("d");
     await batched.finish("d", 1, ok);
     expect(calls.at(-1)).toEqual({ method: "finishMany", items: ["d"] });
@@ -88,7 +105,10 @@ describe("BatchedCalls", () => {
     const batched = new BatchedCalls(() => target);
     const begun = await Promise.all(["a", "b"].map((id) => batched.beginNotification(id, "callback")));
     expect(begun.every((delivery) => delivery !== null)).toBe(true);
-    await Promise.all([batched.finishNotification("a", "callback", 1, true, "200"), batched.finishNotification("b", "callback", 1, false, "500")]);
+    await Promise.all([
+      batched.finishNotification("a", "callback", 1, true, "200"),
+      batched.finishNotification("b", "callback", 1, false, "500"),
+    ]);
     expect(calls).toEqual([
       { method: "beginNotifications", items: ["a", "b"] },
       { method: "finishNotifications", items: ["a", "b"] },
@@ -131,7 +151,10 @@ describe("BatchedCalls after a failed call", () => {
 
   it("a notification end the object could not store rejects with NotStored", async () => {
     const { target } = recorder();
-    const batched = new BatchedCalls(() => ({ ...target, finishNotifications: async (reports) => reports.map(() => false) }));
+    const batched = new BatchedCalls(() => ({
+      ...target,
+      finishNotifications: async (reports) => reports.map(() => false),
+    }));
     await batched.beginNotification("a", "notify");
     await expect(batched.finishNotification("a", "notify", 1, true, "200")).rejects.toBeInstanceOf(NotStored);
   });

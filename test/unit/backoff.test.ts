@@ -4,12 +4,17 @@ import { backoffSeconds, jitteredBackoffSeconds, mayRetry } from "../../src/conf
 import { defaultConfig } from "../../src/config/app-config";
 import type { RetryPolicy } from "../../src/config/retry-policy";
 
-const policy = (overrides: Partial<RetryPolicy>): RetryPolicy => ({ ...defaultConfig("a", "https://x.example").retry, ...overrides });
+const policy = (overrides: Partial<RetryPolicy>): RetryPolicy => ({
+  ...defaultConfig("a", "https://x.example").retry,
+  ...overrides,
+});
 
 describe("backoffSeconds", () => {
   it("follows Cloud Tasks' documented example (min 10, max 300, doublings 3)", () => {
     const p = policy({ min_backoff: 10, max_backoff: 300, max_doublings: 3 });
-    expect([1, 2, 3, 4, 5, 6, 7, 8].map((retry) => backoffSeconds(p, retry))).toEqual([10, 20, 40, 80, 160, 240, 300, 300]);
+    expect([1, 2, 3, 4, 5, 6, 7, 8].map((retry) => backoffSeconds(p, retry))).toEqual([
+      10, 20, 40, 80, 160, 240, 300, 300,
+    ]);
   });
   it.each([
     [policy({}), 1, 1],

@@ -10,7 +10,12 @@ describe("AsyncgateClient signing", () => {
       seen.push(new Request(input, init));
       return new Response(JSON.stringify({ id: "0".repeat(32), tasks: [], cursor: null }), { status: 202 });
     }) as typeof fetch;
-    const client = new AsyncgateClient({ endpoint: "https://async.example.com", accessKey: "ak", secretKey: "sk", fetch: fakeFetch });
+    const client = new AsyncgateClient({
+      endpoint: "https://async.example.com",
+      accessKey: "ak",
+      secretKey: "sk",
+      fetch: fakeFetch,
+    });
     await client.submit("shop", "/orders", { body: '{"n":1}' });
     await client.request("GET", "/v1/tasks?app=shop");
     expect(seen.length).toBe(2);

@@ -13,7 +13,12 @@ function scripted(script: Script) {
     seen.push(request);
     return script(request, seen.length - 1);
   }) as typeof globalThis.fetch;
-  const client = new AsyncgateClient({ endpoint: "https://async.example.com", accessKey: "ak", secretKey: "sk", fetch });
+  const client = new AsyncgateClient({
+    endpoint: "https://async.example.com",
+    accessKey: "ak",
+    secretKey: "sk",
+    fetch,
+  });
   return { client, seen };
 }
 
@@ -42,13 +47,24 @@ describe("AsyncgateClient", () => {
     expect(error).toBeInstanceOf(AsyncgateError);
     expect(error).toMatchObject({ status: 503, code: "unavailable" });
     expect(seen).toHaveLength(4);
-    const noRetries = new AsyncgateClient({ endpoint: "https://async.example.com", accessKey: "ak", secretKey: "sk", retries: 0, fetch: (async () => json({ error: "x", code: "unavailable" }, 503)) as typeof fetch });
+    const noRetries = new AsyncgateClient({
+      endpoint: "https://async.example.com",
+      accessKey: "ak",
+      secretKey: "sk",
+      retries: 0,
+      fetch: (async () => json({ error: "x", code: "unavailable" }, 503)) as typeof fetch,
+    });
     await expect(noRetries.getTask("a".repeat(32))).rejects.toMatchObject({ status: 503 });
   });
 
   it("submitJSON, notBefore and failFast set their headers; the app host is the endpoint's", async () => {
     const { client, seen } = scripted(() => json({ id: "b".repeat(32) }, 202));
-    await client.submitJSON("shop", "/orders", { n: 1 }, { notBefore: new Date(1_900_000_000_000), failFast: true, deduplicationId: "o-1" });
+    await client.submitJSON(
+      "shop",
+      "/orders",
+      { n: 1 },
+      { notBefore: new Date(1_900_000_000_000), failFast: true, deduplicationId: "o-1" },
+    );
     const [request] = seen;
     expect(request!.url).toBe("https://shop.async.example.com/orders");
     expect(request!.headers.get("content-type")).toBe("application/json");
@@ -86,7 +102,12 @@ describe("AsyncgateClient", () => {
     expect(decodeBody(base64)).toEqual(new TextEncoder().encode('{"a":1}'));
     expect(bodyText(base64)).toBe('{"a":1}');
     expect(bodyJSON(base64)).toEqual({ a: 1 });
-    const client = new AsyncgateClient({ endpoint: "https://async.example.com", accessKey: "ak", secretKey: "sk", WebSocket: undefined as unknown as typeof WebSocket });
+    const client = new AsyncgateClient({
+      endpoint: "https://async.example.com",
+      accessKey: "ak",
+      secretKey: "sk",
+      WebSocket: undefined as unknown as typeof WebSocket,
+    });
     const original = globalThis.WebSocket;
     try {
       (globalThis as { WebSocket?: unknown }).WebSocket = undefined;

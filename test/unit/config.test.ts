@@ -50,13 +50,18 @@ describe("createConfig", () => {
 });
 
 describe("origins, callbacks and notify urls", () => {
-  it.each(["http://localhost.:3000", "http://x.internal./", "http://LOCALHOST../", "http://10.0.0.1./", "http://printer.lan."])(
-    "refuses the trailing-dot form of private name %s when deployed",
-    (origin) => {
-      expect(codeOf(() => createConfig({ name: "a", origin }, deployed))).toBe("400 invalid_origin");
-      expect(codeOf(() => applyPatch(defaultConfig("a", "https://a.example.com"), { notify: { url: origin } }, deployed))).toBe("400 invalid_url");
-    },
-  );
+  it.each([
+    "http://localhost.:3000",
+    "http://x.internal./",
+    "http://LOCALHOST../",
+    "http://10.0.0.1./",
+    "http://printer.lan.",
+  ])("refuses the trailing-dot form of private name %s when deployed", (origin) => {
+    expect(codeOf(() => createConfig({ name: "a", origin }, deployed))).toBe("400 invalid_origin");
+    expect(
+      codeOf(() => applyPatch(defaultConfig("a", "https://a.example.com"), { notify: { url: origin } }, deployed)),
+    ).toBe("400 invalid_url");
+  });
   it.each([
     "https://shop.async.example.com",
     "https://shop.async.example.com.:443/x",
@@ -66,18 +71,28 @@ describe("origins, callbacks and notify urls", () => {
   ])("refuses the gateway's own host %s, deployed and locally", (url) => {
     for (const rules of [deployed, local]) {
       expect(codeOf(() => createConfig({ name: "a", origin: url }, rules))).toBe("400 invalid_origin");
-      expect(codeOf(() => parseSubmitOptions(new Headers({ "asyncgate-callback": url }), 0, rules))).toBe("400 invalid_callback");
+      expect(codeOf(() => parseSubmitOptions(new Headers({ "asyncgate-callback": url }), 0, rules))).toBe(
+        "400 invalid_callback",
+      );
     }
   });
   it("accepts the control host's name on another port, and other hosts of the domain", () => {
-    expect(createConfig({ name: "a", origin: "https://gw.example.com" }, deployed).origin).toBe("https://gw.example.com");
-    expect(createConfig({ name: "a", origin: "https://api.example.com" }, deployed).origin).toBe("https://api.example.com");
+    expect(createConfig({ name: "a", origin: "https://gw.example.com" }, deployed).origin).toBe(
+      "https://gw.example.com",
+    );
+    expect(createConfig({ name: "a", origin: "https://api.example.com" }, deployed).origin).toBe(
+      "https://api.example.com",
+    );
   });
   it("refuses URLs over 2 KiB for origins, callbacks and notify urls", () => {
     const long = `https://api.example.com/${"a".repeat(2048)}`;
     expect(codeOf(() => createConfig({ name: "a", origin: long }, deployed))).toBe("400 invalid_origin");
-    expect(codeOf(() => parseSubmitOptions(new Headers({ "asyncgate-callback": long }), 0, deployed))).toBe("400 invalid_callback");
-    expect(codeOf(() => applyPatch(defaultConfig("a", "https://a.example.com"), { notify: { url: long } }, deployed))).toBe("400 invalid_url");
+    expect(codeOf(() => parseSubmitOptions(new Headers({ "asyncgate-callback": long }), 0, deployed))).toBe(
+      "400 invalid_callback",
+    );
+    expect(
+      codeOf(() => applyPatch(defaultConfig("a", "https://a.example.com"), { notify: { url: long } }, deployed)),
+    ).toBe("400 invalid_url");
     const fits = `https://api.example.com/${"a".repeat(2000)}`;
     expect(parseSubmitOptions(new Headers({ "asyncgate-callback": fits }), 0, deployed).callback).toBe(fits);
   });

@@ -32,7 +32,9 @@ describe("deploy scripts", () => {
       expect(command).toBe(`node scripts/deploy.mjs ${environment}`);
       expect(ENVIRONMENTS).toContain(environment);
     }
-    expect(Object.values(packageJson.scripts).some((command) => /wrangler deploy(?!.*--env)/.test(command))).toBe(false);
+    expect(Object.values(packageJson.scripts).some((command) => /wrangler deploy(?!.*--env)/.test(command))).toBe(
+      false,
+    );
   });
 
   it("no environment shares the top-level (local) Worker name, nor another's", () => {
@@ -55,8 +57,22 @@ describe("deploy scripts", () => {
   it("wrangler's dry run of the production environment carries production settings, not local ones", () => {
     const run = spawnSync(
       process.execPath,
-      ["node_modules/wrangler/bin/wrangler.js", "deploy", "-c", "wrangler.toml", "--env", "production", "--dry-run", "--outdir", outdir],
-      { encoding: "utf8", env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" }, timeout: 90_000 },
+      [
+        "node_modules/wrangler/bin/wrangler.js",
+        "deploy",
+        "-c",
+        "wrangler.toml",
+        "--env",
+        "production",
+        "--dry-run",
+        "--outdir",
+        outdir,
+      ],
+      {
+        encoding: "utf8",
+        env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+        timeout: 90_000,
+      },
     );
     const output = run.stdout + run.stderr;
     expect(run.status, output).toBe(0);

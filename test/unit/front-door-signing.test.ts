@@ -18,7 +18,11 @@ interface Received {
   body: string;
 }
 
-const toRequest = (received: Received) => ({ method: received.method, url: new URL(received.url), headers: new Headers(received.headers) });
+const toRequest = (received: Received) => ({
+  method: received.method,
+  url: new URL(received.url),
+  headers: new Headers(received.headers),
+});
 
 describe("FunctionGraph SDK-HMAC-SHA256", () => {
   const AK = "vector-ak";
@@ -34,11 +38,22 @@ describe("FunctionGraph SDK-HMAC-SHA256", () => {
     const headers: Record<string, string> = { "Content-Type": "application/json", "X-Project-Id": "proj1" };
     if (options.date) headers["X-Sdk-Date"] = options.date;
     const signed = AKSKSigner.sign(
-      { method: "POST", endpoint: `http://gw.example.com:8787${path}`, headers, queryParams: options.query ?? {}, data },
+      {
+        method: "POST",
+        endpoint: `http://gw.example.com:8787${path}`,
+        headers,
+        queryParams: options.query ?? {},
+        data,
+      },
       credential,
     ) as Record<string, string>;
     const lower = Object.fromEntries(Object.entries(signed).map(([name, value]) => [name.toLowerCase(), value]));
-    return { method: "POST", url: `http://gw.example.com:8787${path}${search}`, headers: lower, body: JSON.stringify(data) };
+    return {
+      method: "POST",
+      url: `http://gw.example.com:8787${path}${search}`,
+      headers: lower,
+      body: JSON.stringify(data),
+    };
   }
 
   async function verifies(received: Received, secret = SK): Promise<boolean> {
@@ -80,9 +95,30 @@ describe("FunctionGraph SDK-HMAC-SHA256", () => {
     ["a signed header", (r) => ({ ...r, headers: { ...r.headers, "x-project-id": "proj2" } })],
     ["host", (r) => ({ ...r, headers: { ...r.headers, host: "evil.example.com:8787" } })],
     ["date", (r) => ({ ...r, headers: { ...r.headers, "x-sdk-date": "20300101T000000Z" } })],
-    ["signed header list", (r) => ({ ...r, headers: { ...r.headers, authorization: r.headers["authorization"]!.replace("content-type;", "") } })],
-    ["signature", (r) => ({ ...r, headers: { ...r.headers, authorization: r.headers["authorization"]!.replace(/Signature=(.)/, (_m, c: string) => `Signature=${c === "0" ? "1" : "0"}`) } })],
-    ["payload hash (declared unsigned)", (r) => ({ ...r, headers: { ...r.headers, "x-sdk-content-sha256": "UNSIGNED-PAYLOAD" } })],
+    [
+      "signed header list",
+      (r) => ({
+        ...r,
+        headers: { ...r.headers, authorization: r.headers["authorization"]!.replace("content-type;", "") },
+      }),
+    ],
+    [
+      "signature",
+      (r) => ({
+        ...r,
+        headers: {
+          ...r.headers,
+          authorization: r.headers["authorization"]!.replace(
+            /Signature=(.)/,
+            (_m, c: string) => `Signature=${c === "0" ? "1" : "0"}`,
+          ),
+        },
+      }),
+    ],
+    [
+      "payload hash (declared unsigned)",
+      (r) => ({ ...r, headers: { ...r.headers, "x-sdk-content-sha256": "UNSIGNED-PAYLOAD" } }),
+    ],
   ];
 
   it.each(tampers)("refuses a request with its %s changed", async (_field, tamper) => {
@@ -96,8 +132,12 @@ describe("FunctionGraph SDK-HMAC-SHA256", () => {
     const { "x-sdk-date": _date, ...withoutDate } = received.headers;
     expect(readSdkSignature(toRequest({ ...received, headers: withoutDate }))).toBe("date_missing");
     const hostless = received.headers["authorization"]!.replace("host;", "");
-    expect(readSdkSignature(toRequest({ ...received, headers: { ...received.headers, authorization: hostless } }))).toBe("host_not_signed");
-    expect(readSdkSignature(toRequest({ ...received, headers: { ...received.headers, authorization: "Bearer x" } }))).toBe("malformed");
+    expect(
+      readSdkSignature(toRequest({ ...received, headers: { ...received.headers, authorization: hostless } })),
+    ).toBe("host_not_signed");
+    expect(
+      readSdkSignature(toRequest({ ...received, headers: { ...received.headers, authorization: "Bearer x" } })),
+    ).toBe("malformed");
   });
 
   it("the wrong secret key does not verify", async () => {
@@ -111,18 +151,43 @@ describe("Tencent COS request signing", () => {
   const KeyTime = "1795688181;1795689081";
 
   /** What cos.request sends: the SDK's Authorization over the Key, query and signed headers. */
-  function cosRequest(method: "GET" | "PUT", key: string, query: Record<string, string>, headers: Record<string, string>, body = ""): Received {
-    const authorization = COS.getAuthorization({ SecretId, SecretKey, Method: method, Key: key, Query: query, Headers: headers, KeyTime }) as string;
+  function cosRequest(
+    method: "GET" | "PUT",
+    key: string,
+    query: Record<string, string>,
+    headers: Record<string, string>,
+    body = "",
+  ): Received {
+    const authorization = COS.getAuthorization({
+      SecretId,
+      SecretKey,
+      Method: method,
+      Key: key,
+      Query: query,
+      Headers: headers,
+      KeyTime,
+    }) as string;
     const search = Object.keys(query).length ? `?${new URLSearchParams(query)}` : "";
     const lower = Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
     return { method, url: `http://gw.example.com:8787/${key}${search}`, headers: { ...lower, authorization }, body };
   }
 
   const describeRequest = () =>
-    cosRequest("GET", "docqueue", { queueIds: "a,b", state: "Active", pageNumber: "", pageSize: "" }, { Host: "gw.example.com:8787" });
+    cosRequest(
+      "GET",
+      "docqueue",
+      { queueIds: "a,b", state: "Active", pageNumber: "", pageSize: "" },
+      { Host: "gw.example.com:8787" },
+    );
   const updateRequest = () => {
     const body = "<Request><Name>a</Name><QueueID>a</QueueID><State>Paused</State></Request>";
-    return cosRequest("PUT", "docqueue/a", {}, { Host: "gw.example.com:8787", "Content-Type": "application/xml", "Content-Length": String(body.length) }, body);
+    return cosRequest(
+      "PUT",
+      "docqueue/a",
+      {},
+      { Host: "gw.example.com:8787", "Content-Type": "application/xml", "Content-Length": String(body.length) },
+      body,
+    );
   };
 
   async function verifies(received: Received, secret = SecretKey): Promise<boolean> {
@@ -157,9 +222,42 @@ describe("Tencent COS request signing", () => {
     ["query value", describeRequest, (r) => ({ ...r, url: r.url.replace("state=Active", "state=Paused") })],
     ["host", describeRequest, (r) => ({ ...r, headers: { ...r.headers, host: "evil.example.com:8787" } })],
     ["content length", updateRequest, (r) => ({ ...r, headers: { ...r.headers, "content-length": "1" } })],
-    ["sign time", describeRequest, (r) => ({ ...r, headers: { ...r.headers, authorization: r.headers["authorization"]!.replace("q-sign-time=1795688181", "q-sign-time=1795688182") } })],
-    ["key time", describeRequest, (r) => ({ ...r, headers: { ...r.headers, authorization: r.headers["authorization"]!.replace("q-key-time=1795688181", "q-key-time=1795688182") } })],
-    ["signature", describeRequest, (r) => ({ ...r, headers: { ...r.headers, authorization: r.headers["authorization"]!.replace(/q-signature=(.)/, (_m, c: string) => `q-signature=${c === "0" ? "1" : "0"}`) } })],
+    [
+      "sign time",
+      describeRequest,
+      (r) => ({
+        ...r,
+        headers: {
+          ...r.headers,
+          authorization: r.headers["authorization"]!.replace("q-sign-time=1795688181", "q-sign-time=1795688182"),
+        },
+      }),
+    ],
+    [
+      "key time",
+      describeRequest,
+      (r) => ({
+        ...r,
+        headers: {
+          ...r.headers,
+          authorization: r.headers["authorization"]!.replace("q-key-time=1795688181", "q-key-time=1795688182"),
+        },
+      }),
+    ],
+    [
+      "signature",
+      describeRequest,
+      (r) => ({
+        ...r,
+        headers: {
+          ...r.headers,
+          authorization: r.headers["authorization"]!.replace(
+            /q-signature=(.)/,
+            (_m, c: string) => `q-signature=${c === "0" ? "1" : "0"}`,
+          ),
+        },
+      }),
+    ],
   ];
 
   it.each(tampers)("refuses a request with its %s changed", async (_field, make, tamper) => {
@@ -173,7 +271,11 @@ describe("Tencent COS request signing", () => {
     expect(readCosSignature(toRequest({ ...received, url: `${received.url}&extra=1` }))).toBe("param_not_signed");
     const hostless = cosRequest("GET", "docqueue", {}, {});
     expect(readCosSignature(toRequest(hostless))).toBe("host_not_signed");
-    expect(readCosSignature(toRequest({ ...received, headers: { ...received.headers, authorization: "q-sign-algorithm=md5" } }))).toBe("malformed");
+    expect(
+      readCosSignature(
+        toRequest({ ...received, headers: { ...received.headers, authorization: "q-sign-algorithm=md5" } }),
+      ),
+    ).toBe("malformed");
   });
 
   it("the wrong secret key does not verify", async () => {
@@ -181,4 +283,3 @@ describe("Tencent COS request signing", () => {
     expect(await verifyCosSignature(signature, `${SecretKey}x`)).toBe(false);
   });
 });
-

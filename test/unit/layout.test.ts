@@ -17,9 +17,14 @@ function filesUnder(dir: string): string[] {
 
 const sources = filesUnder("src").filter((path) => /\.(ts|mjs|js)$/.test(path) && !path.endsWith(".d.ts"));
 const readme = readFileSync("README.md", "utf8");
-const sourceMap = readme.slice(readme.indexOf("## Source map"), readme.indexOf("\n## ", readme.indexOf("## Source map") + 1));
+const sourceMap = readme.slice(
+  readme.indexOf("## Source map"),
+  readme.indexOf("\n## ", readme.indexOf("## Source map") + 1),
+);
 /** The paths the map's first column names (a row may name several, comma-separated). */
-const mapped = [...sourceMap.matchAll(/^\| (`[^|]+`) \|/gm)].flatMap((row) => [...row[1]!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!));
+const mapped = [...sourceMap.matchAll(/^\| (`[^|]+`) \|/gm)].flatMap((row) =>
+  [...row[1]!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!),
+);
 
 describe("layout", () => {
   it("every source file is in the README's source map", () => {
@@ -29,7 +34,9 @@ describe("layout", () => {
   });
 
   it("every file the source map names exists", () => {
-    const missing = mapped.filter((entry) => (entry.endsWith("/*") ? !existsSync(entry.slice(0, -2)) : !existsSync(entry)));
+    const missing = mapped.filter((entry) =>
+      entry.endsWith("/*") ? !existsSync(entry.slice(0, -2)) : !existsSync(entry),
+    );
     expect(missing).toEqual([]);
   });
 

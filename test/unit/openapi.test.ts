@@ -13,9 +13,21 @@ import type { ConfigRules } from "../../src/config/rules";
 import { ERROR_CODES, FIELD_ERROR_CODE, OPENAPI } from "../../src/control/openapi";
 import { GatewayError } from "../../src/http/errors";
 
-type Schema = { type?: string | string[]; properties?: Record<string, Schema>; minimum?: number; maximum?: number; enum?: unknown[]; default?: unknown; oneOf?: Schema[]; additionalProperties?: unknown };
+type Schema = {
+  type?: string | string[];
+  properties?: Record<string, Schema>;
+  minimum?: number;
+  maximum?: number;
+  enum?: unknown[];
+  default?: unknown;
+  oneOf?: Schema[];
+  additionalProperties?: unknown;
+};
 
-const rules: ConfigRules = { allowPrivateOrigins: false, gateway: { appHostSuffix: ".async.example.com", controlHosts: ["async.example.com"] } };
+const rules: ConfigRules = {
+  allowPrivateOrigins: false,
+  gateway: { appHostSuffix: ".async.example.com", controlHosts: ["async.example.com"] },
+};
 const base = () => createConfig({ name: "app", origin: "https://backend.example.com" }, rules);
 const schemas = OPENAPI.components.schemas as unknown as Record<string, Schema>;
 const configSchema = schemas["AppConfigInput"]!;
@@ -36,17 +48,22 @@ function leaves(schema: Schema, path: string[] = []): { path: string[]; schema: 
   return Object.entries(schema.properties ?? {}).flatMap(([key, child]) => {
     if (child.properties) return leaves(child, [...path, key]);
     const inner = child.oneOf?.find((option) => option.type !== "null");
-    return [{ path: [...path, key], schema: inner ? { ...inner, default: child.default } : child, nullable: Boolean(inner) }];
+    return [
+      { path: [...path, key], schema: inner ? { ...inner, default: child.default } : child, nullable: Boolean(inner) },
+    ];
   });
 }
 
 const nested = (path: string[], value: unknown): Record<string, unknown> =>
   path.reduceRight<unknown>((inner, key) => ({ [key]: inner }), value) as Record<string, unknown>;
-const valueAt = (object: unknown, path: string[]) => path.reduce<unknown>((inner, key) => (inner as Record<string, unknown>)[key], object);
+const valueAt = (object: unknown, path: string[]) =>
+  path.reduce<unknown>((inner, key) => (inner as Record<string, unknown>)[key], object);
 
 describe("the OpenAPI document", () => {
   it("is valid OpenAPI 3.1", async () => {
-    const result = await new Validator().validate(structuredClone(OPENAPI) as unknown as Parameters<Validator["validate"]>[0]);
+    const result = await new Validator().validate(
+      structuredClone(OPENAPI) as unknown as Parameters<Validator["validate"]>[0],
+    );
     expect(result.errors ?? []).toEqual([]);
     expect(result.valid).toBe(true);
     expect(OPENAPI.openapi).toBe("3.1.0");
@@ -56,11 +73,17 @@ describe("the OpenAPI document", () => {
     const defaults = defaultConfig("app", "https://backend.example.com");
     const fields = leaves(configSchema).filter((leaf) => leaf.path[0] !== "name" && leaf.path[0] !== "origin");
     const documented = fields.map((leaf) => leaf.path.join("."));
-    const actual = leaves({ properties: Object.fromEntries(Object.entries(defaults).map(([key, value]) => [key, toSchema(value)])) })
+    const actual = leaves({
+      properties: Object.fromEntries(Object.entries(defaults).map(([key, value]) => [key, toSchema(value)])),
+    })
       .map((leaf) => leaf.path.join("."))
       .filter((path) => path !== "name" && path !== "origin");
     expect(documented.sort()).toEqual(actual.sort());
-    for (const leaf of fields) expect({ field: leaf.path.join("."), default: leaf.schema.default }).toEqual({ field: leaf.path.join("."), default: valueAt(defaults, leaf.path) });
+    for (const leaf of fields)
+      expect({ field: leaf.path.join("."), default: leaf.schema.default }).toEqual({
+        field: leaf.path.join("."),
+        default: valueAt(defaults, leaf.path),
+      });
   });
 
   it("bounds and enums are the validation's: the edges accepted, one step beyond refused", () => {
@@ -70,13 +93,16 @@ describe("the OpenAPI document", () => {
       "retry.max_backoff": { retry: { min_backoff: 0, max_attempts: 2 }, retention: 31 * 86_400 },
       "retry.max_attempts": { retry: { max_backoff: 1, max_retry_duration: 60 }, retention: 31 * 86_400 },
       "retry.max_retry_duration": { retention: 31 * 86_400 },
-      "retention": { retry: { max_attempts: 1 } },
+      retention: { retry: { max_attempts: 1 } },
       "notify.state": { notify: { url: "https://hooks.example.com/x" } },
     };
     const merge = (a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> => {
       const out: Record<string, unknown> = { ...a };
       for (const [key, value] of Object.entries(b)) {
-        out[key] = typeof value === "object" && value !== null && !Array.isArray(value) && typeof out[key] === "object" ? merge(out[key] as Record<string, unknown>, value as Record<string, unknown>) : value;
+        out[key] =
+          typeof value === "object" && value !== null && !Array.isArray(value) && typeof out[key] === "object"
+            ? merge(out[key] as Record<string, unknown>, value as Record<string, unknown>)
+            : value;
       }
       return out;
     };
@@ -89,17 +115,32 @@ describe("the OpenAPI document", () => {
       if (minimum !== undefined && maximum !== undefined) {
         const step = type === "integer" ? 1 : 0.0001;
         const lowest = field === "retry.max_attempts" ? 1 : minimum; // -1 (unlimited) is the one value below 1
-        expect({ field, at: lowest, outcome: outcome(patch(lowest)) }).toEqual({ field, at: lowest, outcome: "accepted" });
+        expect({ field, at: lowest, outcome: outcome(patch(lowest)) }).toEqual({
+          field,
+          at: lowest,
+          outcome: "accepted",
+        });
         // A retry duration of the longest retention passes its own check, then meets the
         // cross-field rule (a task could still retry when its retention ends).
         const atMaximum = field === "retry.max_retry_duration" ? "400 retention_too_short" : "accepted";
-        expect({ field, at: maximum, outcome: outcome(patch(maximum)) }).toEqual({ field, at: maximum, outcome: atMaximum });
-        expect({ field, beyond: maximum + step, outcome: outcome(patch(maximum + step)) }).toMatchObject({ field, outcome: expect.stringMatching(/^400 /) });
-        expect({ field, below: minimum - step, outcome: outcome(patch(minimum - step)) }).toMatchObject({ field, outcome: expect.stringMatching(/^400 /) });
+        expect({ field, at: maximum, outcome: outcome(patch(maximum)) }).toEqual({
+          field,
+          at: maximum,
+          outcome: atMaximum,
+        });
+        expect({ field, beyond: maximum + step, outcome: outcome(patch(maximum + step)) }).toMatchObject({
+          field,
+          outcome: expect.stringMatching(/^400 /),
+        });
+        expect({ field, below: minimum - step, outcome: outcome(patch(minimum - step)) }).toMatchObject({
+          field,
+          outcome: expect.stringMatching(/^400 /),
+        });
         checked++;
       }
       if (leaf.schema.enum) {
-        for (const value of leaf.schema.enum) expect({ field, value, outcome: outcome(patch(value)) }).toEqual({ field, value, outcome: "accepted" });
+        for (const value of leaf.schema.enum)
+          expect({ field, value, outcome: outcome(patch(value)) }).toEqual({ field, value, outcome: "accepted" });
         if (type !== "array") expect(outcome(patch("NotAnEnumValue"))).toMatch(/^400 /);
         checked++;
       }
@@ -117,7 +158,12 @@ describe("the OpenAPI document", () => {
     const validate = ajv.compile({ $ref: "#/components/schemas/App" });
     const full = applyPatch(
       base(),
-      { notify: { url: "https://hooks.example.com/x", state: "On" }, rate_limits: { max_dispatches_per_second: 2, max_burst_size: 4, max_concurrent_dispatches: 3 }, task_headers: "appengine", invoke_path: "/fg?x=1" },
+      {
+        notify: { url: "https://hooks.example.com/x", state: "On" },
+        rate_limits: { max_dispatches_per_second: 2, max_burst_size: 4, max_concurrent_dispatches: 3 },
+        task_headers: "appengine",
+        invoke_path: "/fg?x=1",
+      },
       rules,
     );
     for (const config of [base(), full]) {
@@ -127,7 +173,9 @@ describe("the OpenAPI document", () => {
 
   it("lists every error code the sources answer with", () => {
     const files = (dir: string): string[] =>
-      readdirSync(dir, { withFileTypes: true }).flatMap((entry) => (entry.isDirectory() ? files(join(dir, entry.name)) : entry.name.endsWith(".ts") ? [join(dir, entry.name)] : []));
+      readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+        entry.isDirectory() ? files(join(dir, entry.name)) : entry.name.endsWith(".ts") ? [join(dir, entry.name)] : [],
+      );
     const codes = new Set<string>();
     const patterns = [
       /(?:badRequest|notFound)\(\s*"([a-z_]+)"/g,
@@ -142,7 +190,9 @@ describe("the OpenAPI document", () => {
     }
     expect(codes.size).toBeGreaterThan(30);
     const fieldCode = new RegExp(FIELD_ERROR_CODE);
-    const missing = [...codes].filter((code) => !(ERROR_CODES as readonly string[]).includes(code) && !fieldCode.test(code));
+    const missing = [...codes].filter(
+      (code) => !(ERROR_CODES as readonly string[]).includes(code) && !fieldCode.test(code),
+    );
     expect(missing).toEqual([]);
   });
 });

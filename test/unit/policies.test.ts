@@ -2,7 +2,16 @@
 // is read and capped, and how no_retry_statuses is validated.
 import { describe, expect, it } from "vitest";
 import { applyPatch, defaultConfig } from "../../src/config/app-config";
-import { CLOSED, admitThrough, afterAttempt, burstOf, circuitRoom, refill, signalOf, tokensAt } from "../../src/app/limits";
+import {
+  CLOSED,
+  admitThrough,
+  afterAttempt,
+  burstOf,
+  circuitRoom,
+  refill,
+  signalOf,
+  tokensAt,
+} from "../../src/app/limits";
 import { isFinalFailure, retryAfterMs } from "../../src/app/state-machine";
 
 const rules = { allowPrivateOrigins: false, gateway: { appHostSuffix: ".async.example.com", controlHosts: [] } };
@@ -43,11 +52,16 @@ describe("retryAfterMs", () => {
 
 describe("no_retry_statuses", () => {
   it("accepts non-2xx statuses, sorted and without repeats", () => {
-    expect(applyPatch(base, { retry: { no_retry_statuses: [410, 404, 404] } }, rules).retry.no_retry_statuses).toEqual([404, 410]);
+    expect(applyPatch(base, { retry: { no_retry_statuses: [410, 404, 404] } }, rules).retry.no_retry_statuses).toEqual([
+      404, 410,
+    ]);
   });
-  it.each([[[200]], [[99]], [[600]], [["404"]], ["404"], [Array.from({ length: 51 }, (_, i) => 400 + i)]])("refuses %j", (value) => {
-    expect(() => applyPatch(base, { retry: { no_retry_statuses: value } }, rules)).toThrow(/no_retry_statuses/);
-  });
+  it.each([[[200]], [[99]], [[600]], [["404"]], ["404"], [Array.from({ length: 51 }, (_, i) => 400 + i)]])(
+    "refuses %j",
+    (value) => {
+      expect(() => applyPatch(base, { retry: { no_retry_statuses: value } }, rules)).toThrow(/no_retry_statuses/);
+    },
+  );
 });
 
 describe("token bucket", () => {
@@ -86,11 +100,15 @@ describe("circuit breaker", () => {
     expect(probing).toMatchObject({ admitted: true, circuit: { state: "half-open", probe: "a" } });
     expect(admitThrough(probing.circuit, "b", 10_001).admitted).toBe(false);
     expect(afterAttempt(probing.circuit, breaker, "success", "", 10_100)).toEqual(CLOSED);
-    expect(afterAttempt(probing.circuit, breaker, "failure", "HTTP 500", 10_100)).toMatchObject({ state: "open", untilMs: 20_100 });
+    expect(afterAttempt(probing.circuit, breaker, "failure", "HTTP 500", 10_100)).toMatchObject({
+      state: "open",
+      untilMs: 20_100,
+    });
   });
   it("never opens with a threshold of 0, and then counts nothing", () => {
     let circuit = CLOSED;
-    for (let i = 0; i < 100; i++) circuit = afterAttempt(circuit, { failure_threshold: 0, cool_down: 1 }, "failure", "x", i);
+    for (let i = 0; i < 100; i++)
+      circuit = afterAttempt(circuit, { failure_threshold: 0, cool_down: 1 }, "failure", "x", i);
     expect(circuit.state).toBe("closed");
     expect(circuit).toBe(CLOSED);
   });

@@ -11,7 +11,14 @@ const nextSecret = `whsec_${Buffer.from("fedcba9876543210fedcba9876543210").toSt
 function signed(body: string, at = new Date(), withSecret = secret) {
   const id = "01a2134573220000000133d9a175df51";
   const signature = new Webhook(withSecret).sign(id, at, body);
-  return { body, headers: { "webhook-id": id, "webhook-timestamp": String(Math.floor(at.getTime() / 1000)), "webhook-signature": signature } };
+  return {
+    body,
+    headers: {
+      "webhook-id": id,
+      "webhook-timestamp": String(Math.floor(at.getTime() / 1000)),
+      "webhook-signature": signature,
+    },
+  };
 }
 
 async function code(promise: Promise<unknown>): Promise<string> {
@@ -30,19 +37,29 @@ describe("Receiver (asyncgate/receiver)", () => {
   it("accepts what standardwebhooks signs: string, bytes, Headers or a plain record", async () => {
     const request = signed('{"a":1}');
     expect(await receiver.verify(request)).toBe(true);
-    expect(await receiver.verify({ body: new TextEncoder().encode(request.body), headers: new Headers(request.headers) })).toBe(true);
-    const upper = Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name.toUpperCase(), value]));
+    expect(
+      await receiver.verify({ body: new TextEncoder().encode(request.body), headers: new Headers(request.headers) }),
+    ).toBe(true);
+    const upper = Object.fromEntries(
+      Object.entries(request.headers).map(([name, value]) => [name.toUpperCase(), value]),
+    );
     expect(await receiver.verify({ body: request.body, headers: upper })).toBe(true);
   });
 
   it("refuses a tampered body, a stale or future timestamp, another secret and missing headers", async () => {
     const request = signed('{"a":1}');
     expect(await code(receiver.verify({ ...request, body: '{"a":2}' }))).toBe("invalid_signature");
-    expect(await code(receiver.verify(signed('{"a":1}', new Date(Date.now() - 10 * 60_000))))).toBe("timestamp_out_of_tolerance");
-    expect(await code(receiver.verify(signed('{"a":1}', new Date(Date.now() + 10 * 60_000))))).toBe("timestamp_out_of_tolerance");
+    expect(await code(receiver.verify(signed('{"a":1}', new Date(Date.now() - 10 * 60_000))))).toBe(
+      "timestamp_out_of_tolerance",
+    );
+    expect(await code(receiver.verify(signed('{"a":1}', new Date(Date.now() + 10 * 60_000))))).toBe(
+      "timestamp_out_of_tolerance",
+    );
     expect(await code(receiver.verify(signed('{"a":1}', new Date(), nextSecret)))).toBe("invalid_signature");
     expect(await code(receiver.verify({ body: "{}", headers: {} }))).toBe("missing_headers");
-    expect(await code(receiver.verify({ ...request, headers: { ...request.headers, "webhook-timestamp": "soon" } }))).toBe("invalid_timestamp");
+    expect(
+      await code(receiver.verify({ ...request, headers: { ...request.headers, "webhook-timestamp": "soon" } })),
+    ).toBe("invalid_timestamp");
   });
 
   it("accepts the next secret during a rotation, and either of two signatures", async () => {
@@ -50,7 +67,13 @@ describe("Receiver (asyncgate/receiver)", () => {
     expect(await rotating.verify(signed("x", new Date(), nextSecret))).toBe(true);
     const both = signed("x");
     const second = signed("x", new Date(Number(both.headers["webhook-timestamp"]) * 1000), nextSecret);
-    const twoSignatures = { ...both, headers: { ...both.headers, "webhook-signature": `${second.headers["webhook-signature"]} ${both.headers["webhook-signature"]}` } };
+    const twoSignatures = {
+      ...both,
+      headers: {
+        ...both.headers,
+        "webhook-signature": `${second.headers["webhook-signature"]} ${both.headers["webhook-signature"]}`,
+      },
+    };
     expect(await receiver.verify(twoSignatures)).toBe(true);
   });
 

@@ -35,7 +35,10 @@ describe("recordHeaders", () => {
   });
 
   it("round-trips through replay byte for byte", () => {
-    const original = new Headers([["accept", "text/html, application/json;q=0.9"], ["x-q", '"a, b", c']]);
+    const original = new Headers([
+      ["accept", "text/html, application/json;q=0.9"],
+      ["x-q", '"a, b", c'],
+    ]);
     const replayed = toHeaders(recordHeaders(original));
     expect(replayed.get("accept")).toBe(original.get("accept"));
     expect(replayed.get("x-q")).toBe(original.get("x-q"));

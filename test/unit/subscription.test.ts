@@ -61,13 +61,18 @@ describe("subscription", () => {
 
   it("starts from `since` when given, and refuses heartbeats at or over 15 s", async () => {
     const sinces: (number | null)[] = [];
-    const iterator = subscription(async (since) => {
-      sinces.push(since);
-      return new FakeSocket() as unknown as WebSocket;
-    }, { since: 41 });
+    const iterator = subscription(
+      async (since) => {
+        sinces.push(since);
+        return new FakeSocket() as unknown as WebSocket;
+      },
+      { since: 41 },
+    );
     await tick();
     expect(sinces).toEqual([41]);
     await iterator.return!();
-    expect(() => subscription(async () => new FakeSocket() as unknown as WebSocket, { heartbeatMs: 15_000 })).toThrow(RangeError);
+    expect(() => subscription(async () => new FakeSocket() as unknown as WebSocket, { heartbeatMs: 15_000 })).toThrow(
+      RangeError,
+    );
   });
 });

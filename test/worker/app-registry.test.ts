@@ -9,7 +9,9 @@ describe("app registry", () => {
   it("a name held by the registry but never configured is not stuck: create takes it, delete frees it", async () => {
     const stuck = uniqueApp("stuck");
     expect((await registry(env).register(defaultConfig(stuck, env.TEST_ORIGIN))).ok).toBe(true);
-    expect((await call(`${CONTROL}/v1/apps`, { body: JSON.stringify({ name: stuck, origin: env.TEST_ORIGIN }) })).status).toBe(201);
+    expect(
+      (await call(`${CONTROL}/v1/apps`, { body: JSON.stringify({ name: stuck, origin: env.TEST_ORIGIN }) })).status,
+    ).toBe(201);
     const other = uniqueApp("stuck2");
     expect((await registry(env).register(defaultConfig(other, env.TEST_ORIGIN))).ok).toBe(true);
     expect((await call(`${CONTROL}/v1/apps/${other}`, { method: "DELETE" })).status).toBe(404);

@@ -10,7 +10,18 @@ import { formatQiniuDate } from "../../src/auth/qiniu";
 import { signUrl } from "../../src/auth/url-token";
 import worker from "../../src/index";
 import { appQueue } from "../../src/app/stubs";
-import { CONTROL, appUrl, call, createApp, getTask, received, signedRequest, submit, uniqueApp, waitForState } from "./helpers";
+import {
+  CONTROL,
+  appUrl,
+  call,
+  createApp,
+  getTask,
+  received,
+  signedRequest,
+  submit,
+  uniqueApp,
+  waitForState,
+} from "./helpers";
 
 async function expectError(response: Response, status: number, code?: string): Promise<void> {
   const body = (await response.json()) as { error: string; code: string; req_id: string };
@@ -46,7 +57,10 @@ describe("malformed credentials", () => {
     ["bad characters", "Qiniu ak:sig nature"],
   ])("%s → 401 JSON on the control and the app host", async (_name, authorization) => {
     for (const url of [`${CONTROL}/v1/apps`, appUrl(app, "/x")]) {
-      const request = new Request(url, { method: url.startsWith(CONTROL) ? "GET" : "POST", headers: { authorization, host: new URL(url).host } });
+      const request = new Request(url, {
+        method: url.startsWith(CONTROL) ? "GET" : "POST",
+        headers: { authorization, host: new URL(url).host },
+      });
       await expectError(await exports.default.fetch(request), 401);
     }
   });
@@ -70,9 +84,15 @@ describe("URL tokens", () => {
       ["POST", appUrl(app, "/x")],
     ] as const) {
       const signed = await sign(url, inAnHour());
-      await expectError(await exports.default.fetch(new Request(signed, { method, headers: { host: new URL(url).host } })), 401, "unauthorized");
+      await expectError(
+        await exports.default.fetch(new Request(signed, { method, headers: { host: new URL(url).host } })),
+        401,
+        "unauthorized",
+      );
     }
-    const upgrade = await exports.default.fetch(new Request(await sign(base(), inAnHour()), { headers: { upgrade: "websocket" } }));
+    const upgrade = await exports.default.fetch(
+      new Request(await sign(base(), inAnHour()), { headers: { upgrade: "websocket" } }),
+    );
     expect(upgrade.status).toBe(101);
     upgrade.webSocket!.accept();
     upgrade.webSocket!.close(1000);
@@ -80,14 +100,18 @@ describe("URL tokens", () => {
 
   it("may not be valid for more than 24 hours", async () => {
     const tooFar = Math.floor(Date.now() / 1000) + 24 * 3600 + 60;
-    const response = await exports.default.fetch(new Request(await sign(base(), tooFar), { headers: { upgrade: "websocket" } }));
+    const response = await exports.default.fetch(
+      new Request(await sign(base(), tooFar), { headers: { upgrade: "websocket" } }),
+    );
     await expectError(response, 401, "token_deadline_too_far");
   });
 
   it("of an app key with subscribe open its app's feed, and not another app's", async () => {
     const keys = await createKey(app, ["subscribe"]);
     const good = await exports.default.fetch(
-      new Request(await signUrl(base(), inAnHour(), keys.accessKey, keys.secretKey), { headers: { upgrade: "websocket" } }),
+      new Request(await signUrl(base(), inAnHour(), keys.accessKey, keys.secretKey), {
+        headers: { upgrade: "websocket" },
+      }),
     );
     expect(good.status).toBe(101);
     good.webSocket!.accept();
@@ -96,12 +120,16 @@ describe("URL tokens", () => {
     await createApp(other);
     const otherUrl = `${CONTROL}/v1/tasks?app=${other}`;
     const refused = await exports.default.fetch(
-      new Request(await signUrl(otherUrl, inAnHour(), keys.accessKey, keys.secretKey), { headers: { upgrade: "websocket" } }),
+      new Request(await signUrl(otherUrl, inAnHour(), keys.accessKey, keys.secretKey), {
+        headers: { upgrade: "websocket" },
+      }),
     );
     await expectError(refused, 403, "forbidden");
     const queryOnly = await createKey(app, ["query"]);
     const noPermission = await exports.default.fetch(
-      new Request(await signUrl(base(), inAnHour(), queryOnly.accessKey, queryOnly.secretKey), { headers: { upgrade: "websocket" } }),
+      new Request(await signUrl(base(), inAnHour(), queryOnly.accessKey, queryOnly.secretKey), {
+        headers: { upgrade: "websocket" },
+      }),
     );
     await expectError(noPermission, 403, "forbidden");
   });
@@ -114,7 +142,10 @@ describe("URL tokens", () => {
     const [delivery] = await received(id);
     expect(delivery!.url).toBe("/deliver?a=1&b=two");
     const onlyToken = await sign(appUrl(app, "/bare"), inAnHour());
-    const bare = await submit(app, new URL(onlyToken).pathname + new URL(onlyToken).search, { body: "{}", headers: { "asyncgate-delay": "1h" } });
+    const bare = await submit(app, new URL(onlyToken).pathname + new URL(onlyToken).search, {
+      body: "{}",
+      headers: { "asyncgate-delay": "1h" },
+    });
     expect((await getTask(bare)).request.raw_query).toBe("");
   });
 });
@@ -125,21 +156,30 @@ describe("the replay window", () => {
     await createApp(app);
   });
   /** The Worker with REQUIRE_SIGNED_DATE turned on. */
-  const strict = (request: Request) => worker.fetch(request as Parameters<typeof worker.fetch>[0], { ...env, REQUIRE_SIGNED_DATE: "true" });
+  const strict = (request: Request) =>
+    worker.fetch(request as Parameters<typeof worker.fetch>[0], { ...env, REQUIRE_SIGNED_DATE: "true" });
 
   it("REQUIRE_SIGNED_DATE=true refuses requests without a signed X-Qiniu-Date, on both hosts", async () => {
     await expectError(await strict(await signedRequest(`${CONTROL}/v1/apps`)), 401, "date_required");
     await expectError(await strict(await signedRequest(appUrl(app, "/x"), { body: "{}" })), 401, "date_required");
     const dated = await signedRequest(`${CONTROL}/v1/apps`, { headers: { "x-qiniu-date": qiniuDate(Date.now()) } });
     expect((await strict(dated)).status).toBe(200);
-    const datedSubmit = await signedRequest(appUrl(app, "/x"), { body: "{}", headers: { "x-qiniu-date": qiniuDate(Date.now()) } });
+    const datedSubmit = await signedRequest(appUrl(app, "/x"), {
+      body: "{}",
+      headers: { "x-qiniu-date": qiniuDate(Date.now()) },
+    });
     expect((await strict(datedSubmit)).status).toBe(202);
   });
 
   it("a date more than 15 minutes off is refused with or without the setting; the date is signed", async () => {
-    const stale = await signedRequest(appUrl(app, "/x"), { body: "{}", headers: { "x-qiniu-date": qiniuDate(Date.now() - 16 * 60_000) } });
+    const stale = await signedRequest(appUrl(app, "/x"), {
+      body: "{}",
+      headers: { "x-qiniu-date": qiniuDate(Date.now() - 16 * 60_000) },
+    });
     await expectError(await exports.default.fetch(stale), 401, "request_expired");
-    const ahead = await signedRequest(`${CONTROL}/v1/apps`, { headers: { "x-qiniu-date": qiniuDate(Date.now() + 16 * 60_000) } });
+    const ahead = await signedRequest(`${CONTROL}/v1/apps`, {
+      headers: { "x-qiniu-date": qiniuDate(Date.now() + 16 * 60_000) },
+    });
     await expectError(await strict(ahead), 401, "request_expired");
     // Changing the date after signing breaks the signature.
     const signed = await signedRequest(`${CONTROL}/v1/apps`, { headers: { "x-qiniu-date": qiniuDate(Date.now()) } });
@@ -174,7 +214,14 @@ describe("app keys", () => {
   });
 
   it("400 for bad permission lists", async () => {
-    for (const body of ['{"permissions":[]}', '{"permissions":["root"]}', '{"permissions":["query","query"]}', '{"permissions":"query"}', "{}", "[]"]) {
+    for (const body of [
+      '{"permissions":[]}',
+      '{"permissions":["root"]}',
+      '{"permissions":["query","query"]}',
+      '{"permissions":"query"}',
+      "{}",
+      "[]",
+    ]) {
       await expectError(await call(`${CONTROL}/v1/apps/${app}/keys`, { body }), 400, "invalid_permissions");
     }
   });
@@ -182,7 +229,12 @@ describe("app keys", () => {
   it("stores secrets sealed: the table holds no secret, and it opens only under the master secret with its own access key", async () => {
     const keys = await createKey(app, ["query"]);
     const row = await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) =>
-      state.storage.sql.exec<{ sealed_secret: ArrayBuffer }>("SELECT sealed_secret FROM access_keys WHERE access_key = ?", keys.accessKey).one(),
+      state.storage.sql
+        .exec<{ sealed_secret: ArrayBuffer }>(
+          "SELECT sealed_secret FROM access_keys WHERE access_key = ?",
+          keys.accessKey,
+        )
+        .one(),
     );
     const sealed = row.sealed_secret;
     expect(new TextDecoder("latin1").decode(sealed)).not.toContain(keys.secretKey);

@@ -5,38 +5,55 @@ import { REPLAY_PAGE_BYTES, openStore } from "../../src/app/store";
 import { appQueue } from "../../src/app/stubs";
 import { newTaskId } from "../../src/shared/task-id";
 import type { TaskRecord } from "../../src/shared/types";
-import { CONTROL, call, createApp, insertResults, metered, newTask, signedRequest, sql, testAppQueue, uniqueApp } from "./helpers";
+import {
+  CONTROL,
+  call,
+  createApp,
+  insertResults,
+  metered,
+  newTask,
+  signedRequest,
+  sql,
+  testAppQueue,
+  uniqueApp,
+} from "./helpers";
 
 describe("bounded reads", () => {
-  it("a resume from since=0 over 50 MB of results arrives whole and in order, reading at most ~8 MB per turn", { timeout: 30_000 }, async () => {
-    const app = uniqueApp("replay");
-    await createApp(app);
-    const count = 80;
-    const bodyBytes = 650_000; // 80 × 650 KB ≈ 52 MB of results
-    await sql(app)((storage) => insertResults(openStore(storage).tasks, storage, count, bodyBytes));
-    const response = await exports.default.fetch(await signedRequest(`${CONTROL}/v1/tasks?app=${app}&since=0`, { headers: { upgrade: "websocket" } }));
-    expect(response.status).toBe(101);
-    const ws = response.webSocket!;
-    const results: (TaskRecord & { seq: number })[] = [];
-    const all = new Promise<void>((resolve) =>
-      ws.addEventListener("message", (event) => {
-        const frame = JSON.parse(event.data as string) as (TaskRecord & { seq: number }) | { type: string };
-        if ("type" in frame) return;
-        results.push(frame);
-        if (results.length === count) resolve();
-      }),
-    );
-    ws.accept();
-    await all;
-    ws.close(1000);
-    expect(results.map((result) => result.seq)).toEqual(Array.from({ length: count }, (_, i) => i + 1));
-    for (const result of results) expect(atob(result.response!.body).length).toBe(bodyBytes);
-    const page = await testAppQueue(app).replayReadMeter();
-    // One page never reads more than the budget plus one row (a row alone may exceed what is left).
-    expect(page.bytes).toBeGreaterThan(0);
-    expect(page.bytes).toBeLessThanOrEqual(REPLAY_PAGE_BYTES + bodyBytes + 4096);
-    expect(page.rows).toBeLessThan(count);
-  });
+  it(
+    "a resume from since=0 over 50 MB of results arrives whole and in order, reading at most ~8 MB per turn",
+    { timeout: 30_000 },
+    async () => {
+      const app = uniqueApp("replay");
+      await createApp(app);
+      const count = 80;
+      const bodyBytes = 650_000; // 80 × 650 KB ≈ 52 MB of results
+      await sql(app)((storage) => insertResults(openStore(storage).tasks, storage, count, bodyBytes));
+      const response = await exports.default.fetch(
+        await signedRequest(`${CONTROL}/v1/tasks?app=${app}&since=0`, { headers: { upgrade: "websocket" } }),
+      );
+      expect(response.status).toBe(101);
+      const ws = response.webSocket!;
+      const results: (TaskRecord & { seq: number })[] = [];
+      const all = new Promise<void>((resolve) =>
+        ws.addEventListener("message", (event) => {
+          const frame = JSON.parse(event.data as string) as (TaskRecord & { seq: number }) | { type: string };
+          if ("type" in frame) return;
+          results.push(frame);
+          if (results.length === count) resolve();
+        }),
+      );
+      ws.accept();
+      await all;
+      ws.close(1000);
+      expect(results.map((result) => result.seq)).toEqual(Array.from({ length: count }, (_, i) => i + 1));
+      for (const result of results) expect(atob(result.response!.body).length).toBe(bodyBytes);
+      const page = await testAppQueue(app).replayReadMeter();
+      // One page never reads more than the budget plus one row (a row alone may exceed what is left).
+      expect(page.bytes).toBeGreaterThan(0);
+      expect(page.bytes).toBeLessThanOrEqual(REPLAY_PAGE_BYTES + bodyBytes + 4096);
+      expect(page.rows).toBeLessThan(count);
+    },
+  );
 
   it("listings read no bodies, page by a primary-key range, and filter by state through that state's index", async () => {
     const app = uniqueApp("list");
@@ -48,7 +65,10 @@ describe("bounded reads", () => {
       for (let i = 0; i < 5; i++) {
         const id = newTaskId(1, Date.now() + i);
         store.insert(
-          newTask(id, Date.now(), { etaMs: Date.now() + 60_000, request: { method: "GET", path: "/w", raw_query: "", header: {}, body: new Uint8Array(1000) } }),
+          newTask(id, Date.now(), {
+            etaMs: Date.now() + 60_000,
+            request: { method: "GET", path: "/w", raw_query: "", header: {}, body: new Uint8Array(1000) },
+          }),
         );
       }
       const first = store.list(null, 10, null);
@@ -99,8 +119,12 @@ describe("bounded reads", () => {
     expect([...first.tasks, ...second.tasks].map((task) => task.id)).toEqual(all.tasks.map((task) => task.id));
     expect(second.cursor).toBeNull();
     // Each bound alone.
-    expect((await list(`created_after=${seconds(base + 4 * hour)}`)).tasks.map((task) => task.id)).toEqual(ids.slice(12).reverse());
-    expect((await list(`created_before=${seconds(base + hour)}`)).tasks.map((task) => task.id)).toEqual(ids.slice(0, 3).reverse());
+    expect((await list(`created_after=${seconds(base + 4 * hour)}`)).tasks.map((task) => task.id)).toEqual(
+      ids.slice(12).reverse(),
+    );
+    expect((await list(`created_before=${seconds(base + hour)}`)).tasks.map((task) => task.id)).toEqual(
+      ids.slice(0, 3).reverse(),
+    );
     // With a state filter too, and a window with nothing in it.
     expect((await list(`state=0&${window}`)).tasks.length).toBe(6);
     expect((await list(`created_after=${seconds(base + 5 * hour)}`)).tasks).toEqual([]);
@@ -124,7 +148,12 @@ describe("bounded reads", () => {
       for (const id of ids.slice(0, 12)) store.markDoing(id, 1, now, now + 60_000, false);
       for (const id of ids.slice(3, 7)) store.markFinished(id, 1, 10, now);
       for (const id of ids.slice(7, 12)) store.markFinished(id, 1, 11, now);
-      for (const [state, count] of [[1, 3], [10, 4], [11, 5], [0, 288]] as const) {
+      for (const [state, count] of [
+        [1, 3],
+        [10, 4],
+        [11, 5],
+        [0, 288],
+      ] as const) {
         meter.reset();
         const page = store.list(state, 10, null);
         expect(page.length).toBe(Math.min(10, count));
@@ -143,7 +172,8 @@ describe("bounded reads", () => {
       const meter = metered(storage);
       const store = openStore(meter.sql).notifications;
       const now = Date.now();
-      for (let i = 0; i < 2000; i++) store.add(newTaskId(1, now + i), "notify", "https://example.com/n", now + 60_000 + i);
+      for (let i = 0; i < 2000; i++)
+        store.add(newTaskId(1, now + i), "notify", "https://example.com/n", now + 60_000 + i);
       // Two due now, one sent long ago (its message lost), one sent just now.
       store.add("due-1", "callback", "https://example.com/c", now - 10);
       store.add("due-2", "callback", "https://example.com/c", now - 5);

@@ -6,7 +6,19 @@ import type { AppQueue } from "../../src/app/app-queue";
 import { openStore } from "../../src/app/store";
 import { appQueue } from "../../src/app/stubs";
 import type { AttemptResult } from "../../src/shared/types";
-import { CONTROL, call, createApp, finishParked, getTask, insertResults, makeDue, metered, parkedTask, sql, uniqueApp } from "./helpers";
+import {
+  CONTROL,
+  call,
+  createApp,
+  finishParked,
+  getTask,
+  insertResults,
+  makeDue,
+  metered,
+  parkedTask,
+  sql,
+  uniqueApp,
+} from "./helpers";
 
 const err500: AttemptResult = { kind: "response", status: 500, header: {}, body: new Uint8Array() };
 
@@ -21,7 +33,9 @@ describe("counters", () => {
       meter.reset();
       const counts = store.counts();
       expect(meter.rowsRead()).toBeLessThanOrEqual(6);
-      const truth = storage.exec<{ state: number; n: number }>("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state").toArray();
+      const truth = storage
+        .exec<{ state: number; n: number }>("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state")
+        .toArray();
       expect(counts["success"]).toBe(truth.find((row) => row.state === 10)?.n);
     });
     // Through transitions and deletion, the counters follow.
@@ -30,7 +44,9 @@ describe("counters", () => {
     await stub.begin(id);
     await stub.finish(id, 1, err500);
     const app2 = (await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { stats: Record<string, number> };
-    const truth = await sql(app)((storage) => storage.exec<{ state: number; n: number }>("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state").toArray());
+    const truth = await sql(app)((storage) =>
+      storage.exec<{ state: number; n: number }>("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state").toArray(),
+    );
     const count = (state: number) => truth.find((row) => row.state === state)?.n ?? 0;
     expect(app2.stats).toMatchObject({ waiting: count(0), doing: count(1), success: count(10), failed: count(11) });
   });
@@ -45,10 +61,18 @@ describe("counters", () => {
       steps.push(step);
       const { counters, truth } = await sql(app)((storage) => ({
         counters: openStore(storage).tasks.counts(),
-        truth: storage.exec<{ state: number; n: number }>("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state").toArray(),
+        truth: storage
+          .exec<{ state: number; n: number }>("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state")
+          .toArray(),
       }));
       const count = (state: number) => truth.find((row) => row.state === state)?.n ?? 0;
-      expect({ step, waiting: counters["waiting"], doing: counters["doing"], success: counters["success"], failed: counters["failed"] }).toEqual({
+      expect({
+        step,
+        waiting: counters["waiting"],
+        doing: counters["doing"],
+        success: counters["success"],
+        failed: counters["failed"],
+      }).toEqual({
         step,
         waiting: count(0),
         doing: count(1),
@@ -58,7 +82,9 @@ describe("counters", () => {
       // The queue window's count of messages out, kept in memory, agrees with the table too
       // (both read in one turn of the object: the consumer may begin a task between two calls).
       const { kept, counted } = await runInDurableObject(appQueue(env, app), async (instance: AppQueue, state) => {
-        const counted = state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks WHERE state = 0 AND dispatched_ms IS NOT NULL").one().n;
+        const counted = state.storage.sql
+          .exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks WHERE state = 0 AND dispatched_ms IS NOT NULL")
+          .one().n;
         const stats = await instance.stats({ kind: "admin" });
         return { counted, kept: stats.ok ? (stats.value["in_flight"] as number) : -1 };
       });

@@ -23,8 +23,11 @@ async function deadLetters(bodies: unknown[]) {
 }
 
 const dispatchedOf = (app: string, id: string) =>
-  runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) =>
-    state.storage.sql.exec<{ dispatched_ms: number | null }>("SELECT dispatched_ms FROM tasks WHERE id = ?", id).one().dispatched_ms,
+  runInDurableObject(
+    appQueue(env, app),
+    (_instance: AppQueue, state) =>
+      state.storage.sql.exec<{ dispatched_ms: number | null }>("SELECT dispatched_ms FROM tasks WHERE id = ?", id).one()
+        .dispatched_ms,
   );
 
 describe("the dead-letter queue", () => {
@@ -38,7 +41,9 @@ describe("the dead-letter queue", () => {
     const result = await deadLetters([{ app, id } satisfies TaskMessage]);
     expect(result.explicitAcks).toEqual(["dl0"]);
     // One structured line says what became of it.
-    const lines = warnings.mock.calls.map(([line]) => JSON.parse(String(line)) as Record<string, unknown>).filter((line) => line["event"] === "dead_letter");
+    const lines = warnings.mock.calls
+      .map(([line]) => JSON.parse(String(line)) as Record<string, unknown>)
+      .filter((line) => line["event"] === "dead_letter");
     warnings.mockRestore();
     expect(lines).toEqual([{ level: "warn", event: "dead_letter", app, task: id, kind: "task", action: "resent" }]);
     const after = await dispatchedOf(app, id);

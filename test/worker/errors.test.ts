@@ -23,7 +23,11 @@ describe("authentication", () => {
   });
 
   it("401 for an unknown key or a wrong signature", async () => {
-    await expectError(await call(`${CONTROL}/v1/apps`, { keys: { accessKey: "nobody", secretKey: "x" } }), 401, "bad_token");
+    await expectError(
+      await call(`${CONTROL}/v1/apps`, { keys: { accessKey: "nobody", secretKey: "x" } }),
+      401,
+      "bad_token",
+    );
     await expectError(
       await call(`${CONTROL}/v1/apps`, { keys: { accessKey: env.ADMIN_ACCESS_KEY, secretKey: "wrong" } }),
       401,
@@ -38,7 +42,11 @@ describe("authentication", () => {
   });
 
   it("401 for an X-Qiniu-Date outside the 15-minute window; accepted inside it", async () => {
-    const format = (ms: number) => new Date(ms).toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+    const format = (ms: number) =>
+      new Date(ms)
+        .toISOString()
+        .replace(/[-:]/g, "")
+        .replace(/\.\d{3}/, "");
     const stale = format(Date.now() - 16 * 60_000);
     await expectError(await call(`${CONTROL}/v1/apps`, { headers: { "x-qiniu-date": stale } }), 401, "request_expired");
     expect((await call(`${CONTROL}/v1/apps`, { headers: { "x-qiniu-date": format(Date.now()) } })).status).toBe(200);
@@ -63,8 +71,16 @@ describe("submission errors", () => {
   });
 
   it("400 for a bad control header, and no task is created", async () => {
-    await expectError(await call(appUrl(app, "/x"), { body: "{}", headers: { "asyncgate-delay": "tomorrow" } }), 400, "invalid_header");
-    await expectError(await call(appUrl(app, "/x"), { body: "{}", headers: { "asyncgate-callback": "ftp://x" } }), 400, "invalid_callback");
+    await expectError(
+      await call(appUrl(app, "/x"), { body: "{}", headers: { "asyncgate-delay": "tomorrow" } }),
+      400,
+      "invalid_header",
+    );
+    await expectError(
+      await call(appUrl(app, "/x"), { body: "{}", headers: { "asyncgate-callback": "ftp://x" } }),
+      400,
+      "invalid_callback",
+    );
     const list = (await (await call(`${CONTROL}/v1/tasks?app=${app}`)).json()) as { tasks: unknown[] };
     expect(list.tasks.length).toBe(1);
   });
@@ -98,12 +114,20 @@ describe("control API errors", () => {
   it("409 for an existing app name", async () => {
     const name = uniqueApp("dup");
     await createApp(name);
-    await expectError(await call(`${CONTROL}/v1/apps`, { body: JSON.stringify({ name, origin: env.TEST_ORIGIN }) }), 409, "app_exists");
+    await expectError(
+      await call(`${CONTROL}/v1/apps`, { body: JSON.stringify({ name, origin: env.TEST_ORIGIN }) }),
+      409,
+      "app_exists",
+    );
   });
 
   it("400 for bad JSON, bad config and bad query parameters", async () => {
     await expectError(await call(`${CONTROL}/v1/apps`, { body: "{not json" }), 400, "invalid_json");
-    await expectError(await call(`${CONTROL}/v1/apps`, { body: '{"name":"x","origin":"gopher://x"}' }), 400, "invalid_origin");
+    await expectError(
+      await call(`${CONTROL}/v1/apps`, { body: '{"name":"x","origin":"gopher://x"}' }),
+      400,
+      "invalid_origin",
+    );
     await expectError(await call(`${CONTROL}/v1/apps?page_size=101`), 400, "invalid_page_size");
     await expectError(await call(`${CONTROL}/v1/apps?state=Sleeping`), 400, "invalid_state");
     await expectError(await call(`${CONTROL}/v1/tasks`), 400, "invalid_app");
@@ -111,7 +135,11 @@ describe("control API errors", () => {
     await expectError(await call(`${CONTROL}/v1/tasks?app=x&cursor=zz`), 400, "invalid_cursor");
     const name = uniqueApp("patch");
     await createApp(name);
-    await expectError(await call(`${CONTROL}/v1/apps/${name}`, { method: "PATCH", body: '{"retry":{"max_attempts":"many"}}' }), 400, "invalid_max_attempts");
+    await expectError(
+      await call(`${CONTROL}/v1/apps/${name}`, { method: "PATCH", body: '{"retry":{"max_attempts":"many"}}' }),
+      400,
+      "invalid_max_attempts",
+    );
     await expectError(await call(`${CONTROL}/v1/tasks?app=${uniqueApp("nope")}`), 404, "app_not_found");
   });
 
@@ -130,17 +158,29 @@ describe("apps", () => {
     const a = uniqueApp("la");
     const b = uniqueApp("lb");
     const created = await createApp(a);
-    expect(created).toMatchObject({ name: a, state: "Active", timeout: 60, host: `${a}.async.localhost`, retry: { max_attempts: 5 } });
+    expect(created).toMatchObject({
+      name: a,
+      state: "Active",
+      timeout: 60,
+      host: `${a}.async.localhost`,
+      retry: { max_attempts: 5 },
+    });
     expect(created["signing_secret"]).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
     await createApp(b);
     const got = (await (await call(`${CONTROL}/v1/apps/${a}`)).json()) as Record<string, unknown>;
     expect(got["signing_secret"]).toBeUndefined();
     const patched = await call(`${CONTROL}/v1/apps/${b}`, { method: "PATCH", body: '{"state":"Paused","timeout":5}' });
     expect(await patched.json()).toMatchObject({ name: b, state: "Paused", timeout: 5 });
-    const list = (await (await call(`${CONTROL}/v1/apps?ids=${a},${b}&state=Paused`)).json()) as { total: number; apps: { name: string }[] };
+    const list = (await (await call(`${CONTROL}/v1/apps?ids=${a},${b}&state=Paused`)).json()) as {
+      total: number;
+      apps: { name: string }[];
+    };
     expect(list.total).toBe(1);
     expect(list.apps.map((app) => app.name)).toEqual([b]);
-    const paged = (await (await call(`${CONTROL}/v1/apps?ids=${a},${b}&page=2&page_size=1`)).json()) as { total: number; apps: { name: string }[] };
+    const paged = (await (await call(`${CONTROL}/v1/apps?ids=${a},${b}&page=2&page_size=1`)).json()) as {
+      total: number;
+      apps: { name: string }[];
+    };
     expect(paged.total).toBe(2);
     expect(paged.apps.length).toBe(1);
   });

@@ -22,9 +22,17 @@ interface FrontDoorInit {
 async function invocation(url: string, init: FrontDoorInit & { dateMs?: number } = {}): Promise<Response> {
   const keys = init.keys ?? ADMIN();
   const body = encoder.encode(init.body ?? '{"k":"v"}');
-  const headers = new Headers({ "content-type": "application/json", host: new URL(url).host, "x-sdk-date": formatQiniuDate(init.dateMs ?? Date.now()), ...init.headers });
+  const headers = new Headers({
+    "content-type": "application/json",
+    host: new URL(url).host,
+    "x-sdk-date": formatQiniuDate(init.dateMs ?? Date.now()),
+    ...init.headers,
+  });
   const method = init.method ?? "POST";
-  headers.set("authorization", `SDK-HMAC-SHA256 Access=${keys.accessKey}, SignedHeaders=content-type;host;x-sdk-date, Signature=${"0".repeat(64)}`);
+  headers.set(
+    "authorization",
+    `SDK-HMAC-SHA256 Access=${keys.accessKey}, SignedHeaders=content-type;host;x-sdk-date, Signature=${"0".repeat(64)}`,
+  );
   const read = readSdkSignature({ method, url: new URL(url), headers });
   if (typeof read !== "string") {
     const signature = await sdkSignature(keys.secretKey, read.date, read.canonicalHead, body);
@@ -42,7 +50,10 @@ async function docqueue(url: string, init: FrontDoorInit & { signTime?: string }
   const nowS = Math.floor(Date.now() / 1000);
   const time = init.signTime ?? `${nowS - 1};${nowS + 900}`;
   const params = [...new Set([...parsed.searchParams.keys()].map((name) => name.toLowerCase()))].sort().join(";");
-  headers.set("authorization", `q-sign-algorithm=sha1&q-ak=${keys.accessKey}&q-sign-time=${time}&q-key-time=${time}&q-header-list=host&q-url-param-list=${params}&q-signature=${"0".repeat(40)}`);
+  headers.set(
+    "authorization",
+    `q-sign-algorithm=sha1&q-ak=${keys.accessKey}&q-sign-time=${time}&q-key-time=${time}&q-header-list=host&q-url-param-list=${params}&q-signature=${"0".repeat(40)}`,
+  );
   const read = readCosSignature({ method, url: parsed, headers });
   if (typeof read !== "string") {
     const signature = await cosSignature(keys.secretKey, read.keyTime, read.signTimeText, read.httpString);
@@ -98,21 +109,39 @@ describe("FunctionGraph front door: bad input", () => {
   });
 
   it("malformed URNs and paths are 400 or 404, never 500", async () => {
-    expect(await fgError(await invocation(`${CONTROL}/v2/p1/fgs/functions/not-a-urn/invocations-async`))).toMatchObject({ status: 400, error_code: "FSS.0400" });
-    expect(await fgError(await invocation(`${CONTROL}/v2/p1/fgs/functions/%E0%A4/invocations-async`))).toMatchObject({ status: 400 });
-    expect(await fgError(await invocation(invokeUrl("Upper_Case")))).toMatchObject({ status: 404, error_code: "FSS.0404" });
+    expect(await fgError(await invocation(`${CONTROL}/v2/p1/fgs/functions/not-a-urn/invocations-async`))).toMatchObject(
+      { status: 400, error_code: "FSS.0400" },
+    );
+    expect(await fgError(await invocation(`${CONTROL}/v2/p1/fgs/functions/%E0%A4/invocations-async`))).toMatchObject({
+      status: 400,
+    });
+    expect(await fgError(await invocation(invokeUrl("Upper_Case")))).toMatchObject({
+      status: 404,
+      error_code: "FSS.0404",
+    });
     expect(await fgError(await invocation(`${CONTROL}/v2/p1/fgs/functions`))).toMatchObject({ status: 404 });
   });
 
   it("a body over the largest task is 400 FSS.0413", async () => {
-    const error = await fgError(await invocation(invokeUrl(app), { body: JSON.stringify({ pad: "x".repeat(1_900_000) }) }));
+    const error = await fgError(
+      await invocation(invokeUrl(app), { body: JSON.stringify({ pad: "x".repeat(1_900_000) }) }),
+    );
     expect(error).toMatchObject({ status: 400, error_code: "FSS.0413" });
   });
 
   it("garbage Authorization values are 401 in FunctionGraph's shape", async () => {
-    for (const authorization of ["SDK-HMAC-SHA256", "SDK-HMAC-SHA256 Access=a, SignedHeaders=x, Signature=zz", `Qiniu a:b`, "x".repeat(2000)]) {
+    for (const authorization of [
+      "SDK-HMAC-SHA256",
+      "SDK-HMAC-SHA256 Access=a, SignedHeaders=x, Signature=zz",
+      `Qiniu a:b`,
+      "x".repeat(2000),
+    ]) {
       const response = await exports.default.fetch(
-        new Request(invokeUrl(app), { method: "POST", headers: { authorization, "x-sdk-date": formatQiniuDate(Date.now()), "content-type": "application/json" }, body: "{}" }),
+        new Request(invokeUrl(app), {
+          method: "POST",
+          headers: { authorization, "x-sdk-date": formatQiniuDate(Date.now()), "content-type": "application/json" },
+          body: "{}",
+        }),
       );
       expect(await fgError(response)).toMatchObject({ status: 401, error_code: "FSS.0401" });
     }
@@ -120,7 +149,10 @@ describe("FunctionGraph front door: bad input", () => {
 
   it("an invoke_path that is not a path is refused at PATCH", async () => {
     for (const invoke_path of ["relative", "//host/x", "/with space", "/frag#x", 7]) {
-      const response = await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: JSON.stringify({ invoke_path }) });
+      const response = await call(`${CONTROL}/v1/apps/${app}`, {
+        method: "PATCH",
+        body: JSON.stringify({ invoke_path }),
+      });
       expect(response.status).toBe(400);
       expect(((await response.json()) as { code: string }).code).toBe("invalid_invoke_path");
     }
@@ -134,7 +166,11 @@ describe("Tencent CI front door: bad input", () => {
   });
 
   const update = (xml: string) =>
-    docqueue(`${CONTROL}/docqueue/${app}`, { method: "PUT", body: xml, headers: { "content-type": "application/xml" } });
+    docqueue(`${CONTROL}/docqueue/${app}`, {
+      method: "PUT",
+      body: xml,
+      headers: { "content-type": "application/xml" },
+    });
   const stateOf = async () => ((await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { state: string }).state;
 
   it("answers a signed describe (the baseline every case below departs from)", async () => {
@@ -153,14 +189,26 @@ describe("Tencent CI front door: bad input", () => {
 
   it("an expired or far-future signature is 403 RequestTimeTooSkewed", async () => {
     const nowS = Math.floor(Date.now() / 1000);
-    expect(await cosError(await docqueue(`${CONTROL}/docqueue`, { signTime: `${nowS - 7200};${nowS - 3600}` }))).toEqual({ status: 403, code: "RequestTimeTooSkewed" });
-    expect(await cosError(await docqueue(`${CONTROL}/docqueue`, { signTime: `${nowS};${nowS + 3 * 86_400}` }))).toEqual({ status: 403, code: "RequestTimeTooSkewed" });
+    expect(
+      await cosError(await docqueue(`${CONTROL}/docqueue`, { signTime: `${nowS - 7200};${nowS - 3600}` })),
+    ).toEqual({ status: 403, code: "RequestTimeTooSkewed" });
+    expect(await cosError(await docqueue(`${CONTROL}/docqueue`, { signTime: `${nowS};${nowS + 3 * 86_400}` }))).toEqual(
+      { status: 403, code: "RequestTimeTooSkewed" },
+    );
   });
 
   it("unsigned requests and other methods are refused in Tencent's shape", async () => {
-    expect(await cosError(await exports.default.fetch(new Request(`${CONTROL}/docqueue`)))).toEqual({ status: 403, code: "AccessDenied" });
-    expect(await cosError(await docqueue(`${CONTROL}/docqueue`, { method: "POST", body: "<Request/>" }))).toEqual({ status: 405, code: "MethodNotAllowed" });
-    expect(await cosError(await docqueue(`${CONTROL}/docqueue/%E0%A4`, { method: "PUT", body: "<Request/>" }))).toMatchObject({ status: 403 });
+    expect(await cosError(await exports.default.fetch(new Request(`${CONTROL}/docqueue`)))).toEqual({
+      status: 403,
+      code: "AccessDenied",
+    });
+    expect(await cosError(await docqueue(`${CONTROL}/docqueue`, { method: "POST", body: "<Request/>" }))).toEqual({
+      status: 405,
+      code: "MethodNotAllowed",
+    });
+    expect(
+      await cosError(await docqueue(`${CONTROL}/docqueue/%E0%A4`, { method: "PUT", body: "<Request/>" })),
+    ).toMatchObject({ status: 403 });
   });
 
   it.each([
@@ -169,17 +217,32 @@ describe("Tencent CI front door: bad input", () => {
     ["an unknown element", "<Request><State>Paused</State><Colour>red</Colour></Request>", "InvalidArgument"],
     ["a rename", "<Request><Name>renamed</Name><State>Paused</State></Request>", "InvalidArgument"],
     ["another queue's id", "<Request><QueueID>other</QueueID><State>Paused</State></Request>", "InvalidArgument"],
-    ["a notify type other than Url", "<Request><State>Paused</State><NotifyConfig><Type>TDMQ</Type></NotifyConfig></Request>", "InvalidArgument"],
-    ["notifications on without a Url", "<Request><State>Paused</State><NotifyConfig><State>On</State></NotifyConfig></Request>", "InvalidArgument"],
+    [
+      "a notify type other than Url",
+      "<Request><State>Paused</State><NotifyConfig><Type>TDMQ</Type></NotifyConfig></Request>",
+      "InvalidArgument",
+    ],
+    [
+      "notifications on without a Url",
+      "<Request><State>Paused</State><NotifyConfig><State>On</State></NotifyConfig></Request>",
+      "InvalidArgument",
+    ],
     ["a nested State", "<Request><State><A>1</A></State></Request>", "InvalidArgument"],
-    ["an entity expansion", '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><Request><State>&c;</State></Request>', "InvalidArgument"],
+    [
+      "an entity expansion",
+      '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><Request><State>&c;</State></Request>',
+      "InvalidArgument",
+    ],
   ])("an update with %s is a 400 XML error and changes nothing", async (_case, xml, code) => {
     expect(await cosError(await update(xml))).toEqual({ status: 400, code });
     expect(await stateOf()).toBe("Active");
   });
 
   it("an update of an unknown queue is 404 NoSuchResource", async () => {
-    const response = await docqueue(`${CONTROL}/docqueue/no-such-queue`, { method: "PUT", body: "<Request><State>Paused</State></Request>" });
+    const response = await docqueue(`${CONTROL}/docqueue/no-such-queue`, {
+      method: "PUT",
+      body: "<Request><State>Paused</State></Request>",
+    });
     expect(await cosError(response)).toEqual({ status: 404, code: "NoSuchResource" });
   });
 });

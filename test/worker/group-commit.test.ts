@@ -10,12 +10,18 @@ describe("group commit isolation", () => {
     const app = uniqueApp("iso");
     await createApp(app, { state: "Paused" });
     await sql(app)((storage) =>
-      storage.exec("CREATE TRIGGER poison BEFORE INSERT ON tasks WHEN NEW.path = '/poison' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"),
+      storage.exec(
+        "CREATE TRIGGER poison BEFORE INSERT ON tasks WHEN NEW.path = '/poison' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END",
+      ),
     );
     const stub = appQueue(env, app);
     const input = (path: string) => submitInput(path);
     // Submitted in one turn: one group, one transaction.
-    const [first, poisoned, last] = await Promise.all([stub.submit(input("/ok1")), stub.submit(input("/poison")), stub.submit(input("/ok2"))]);
+    const [first, poisoned, last] = await Promise.all([
+      stub.submit(input("/ok1")),
+      stub.submit(input("/poison")),
+      stub.submit(input("/ok2")),
+    ]);
     expect(first.ok && last.ok).toBe(true);
     expect(poisoned).toMatchObject({ ok: false, error: { status: 503, code: "unavailable" } });
     if (first.ok && last.ok) {
@@ -39,22 +45,37 @@ describe("group commit isolation", () => {
       if (!begun.run) throw new Error(begun.reason);
       attempts.push(begun.delivery.attempt);
     }
-    const before = await sql(app)((storage) => Number(storage.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'seq'").toArray()[0]?.value ?? "0"));
+    const before = await sql(app)((storage) =>
+      Number(storage.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'seq'").toArray()[0]?.value ?? "0"),
+    );
     await sql(app)((storage) =>
-      storage.exec("CREATE TRIGGER poison BEFORE UPDATE OF state ON tasks WHEN NEW.path = '/poison' AND NEW.state = 10 BEGIN SELECT RAISE(ABORT, 'poisoned finish'); END"),
+      storage.exec(
+        "CREATE TRIGGER poison BEFORE UPDATE OF state ON tasks WHEN NEW.path = '/poison' AND NEW.state = 10 BEGIN SELECT RAISE(ABORT, 'poisoned finish'); END",
+      ),
     );
     // One turn: one group, one transaction, a savepoint each.
     await Promise.allSettled(ids.map((id, i) => stub.finish(id, attempts[i]!, ok)));
-    const seqs = await sql(app)((storage) => storage.exec<{ path: string; seq: number | null }>("SELECT path, seq FROM tasks ORDER BY path").toArray());
-    const meta = await sql(app)((storage) => Number(storage.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'seq'").one().value));
+    const seqs = await sql(app)((storage) =>
+      storage.exec<{ path: string; seq: number | null }>("SELECT path, seq FROM tasks ORDER BY path").toArray(),
+    );
+    const meta = await sql(app)((storage) =>
+      Number(storage.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'seq'").one().value),
+    );
     expect(seqs.find((row) => row.path === "/poison")!.seq).toBeNull();
-    expect(seqs.filter((row) => row.path !== "/poison").map((row) => row.seq).sort()).toEqual([before + 1, before + 2]);
+    expect(
+      seqs
+        .filter((row) => row.path !== "/poison")
+        .map((row) => row.seq)
+        .sort(),
+    ).toEqual([before + 1, before + 2]);
     expect(meta).toBe(before + 2);
     // The next result continues from there: no seq handed out twice, none skipped.
     await sql(app)((storage) => storage.exec("DROP TRIGGER poison"));
     const next = await finishParked(app, "/d");
     expect((await getTask(next)) as unknown as { state: number }).toMatchObject({ state: 10 });
-    const last = await sql(app)((storage) => storage.exec<{ seq: number }>("SELECT seq FROM tasks WHERE id = ?", next).one().seq);
+    const last = await sql(app)(
+      (storage) => storage.exec<{ seq: number }>("SELECT seq FROM tasks WHERE id = ?", next).one().seq,
+    );
     expect(last).toBe(before + 3);
   });
 
@@ -62,7 +83,9 @@ describe("group commit isolation", () => {
     const app = uniqueApp("full");
     await createApp(app);
     await sql(app)((storage) =>
-      storage.exec("CREATE TRIGGER full BEFORE INSERT ON tasks BEGIN SELECT RAISE(ABORT, 'SQLITE_FULL: database or disk is full'); END"),
+      storage.exec(
+        "CREATE TRIGGER full BEFORE INSERT ON tasks BEGIN SELECT RAISE(ABORT, 'SQLITE_FULL: database or disk is full'); END",
+      ),
     );
     const response = await call(`http://${app}.async.localhost/x`, { body: "{}" });
     expect(response.status).toBe(507);
@@ -80,11 +103,15 @@ describe("group commit isolation", () => {
     const stub = appQueue(env, app);
     const id = await parkedTask(app);
     await stub.begin(id);
-    expect(await stub.finish(id, 1, { kind: "response", status: 201, header: { "X-A": ["1"] }, body: new Uint8Array(10) })).toEqual({ applied: true, state: 10 });
+    expect(
+      await stub.finish(id, 1, { kind: "response", status: 201, header: { "X-A": ["1"] }, body: new Uint8Array(10) }),
+    ).toEqual({ applied: true, state: 10 });
     const task = await getTask(id);
     expect(task).toMatchObject({ state: 10, attempts: 1, response: { status_code: 201, body: "" } });
     // Written once in the end: the statistics count the attempt once.
-    const stats = (await (await call(`${CONTROL}/v1/apps/${app}/stats`)).json()) as { last_hour: { attempts: number; successes: number } };
+    const stats = (await (await call(`${CONTROL}/v1/apps/${app}/stats`)).json()) as {
+      last_hour: { attempts: number; successes: number };
+    };
     expect(stats.last_hour).toEqual({ attempts: 1, successes: 1 });
   });
 });

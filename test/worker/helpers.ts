@@ -56,7 +56,9 @@ export async function call(url: string, init: SignedInit = {}): Promise<Response
 }
 
 export async function createApp(name: string, config: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
-  const response = await call(`${CONTROL}/v1/apps`, { body: JSON.stringify({ name, origin: env.TEST_ORIGIN, ...config }) });
+  const response = await call(`${CONTROL}/v1/apps`, {
+    body: JSON.stringify({ name, origin: env.TEST_ORIGIN, ...config }),
+  });
   if (response.status !== 201) throw new Error(`createApp ${name}: ${response.status} ${await response.text()}`);
   return response.json();
 }
@@ -120,7 +122,12 @@ export async function parkedTask(app: string, path = "/parked"): Promise<string>
 /** Makes a waiting task due now, marked as already dispatched so the outbox leaves it alone. */
 export async function makeDue(app: string, id: string): Promise<void> {
   await runInDurableObject(appQueue(env, app), (instance: TestAppQueue, state) => {
-    state.storage.sql.exec("UPDATE tasks SET eta_ms = ?, dispatched_ms = ? WHERE id = ?", Date.now() - 1, Date.now(), id);
+    state.storage.sql.exec(
+      "UPDATE tasks SET eta_ms = ?, dispatched_ms = ? WHERE id = ?",
+      Date.now() - 1,
+      Date.now(),
+      id,
+    );
     instance.resetCaches(); // the write bypassed the store
   });
 }
@@ -153,14 +160,21 @@ export async function finishParked(app: string, path = "/r"): Promise<string> {
 }
 
 /** Runs `run` inside the app's object, on its SQLite storage, in one turn. */
-export const sql = (app: string) => <T>(run: (sql: SqlStorage, instance: TestAppQueue) => T) =>
-  runInDurableObject(appQueue(env, app), (instance: TestAppQueue, state) => run(state.storage.sql, instance));
+export const sql =
+  (app: string) =>
+  <T>(run: (sql: SqlStorage, instance: TestAppQueue) => T) =>
+    runInDurableObject(appQueue(env, app), (instance: TestAppQueue, state) => run(state.storage.sql, instance));
 
 /** The app's object as the tests run it (test/worker/entry.ts): with TestAppQueue's hooks. */
 export const testAppQueue = (app: string) => appQueue(env, app) as unknown as DurableObjectStub<TestAppQueue>;
 
 /** A SqlStorage that counts the rows its cursors read. */
-export function metered(inner: SqlStorage): { sql: SqlStorage; rowsRead: () => number; rowsWritten: () => number; reset: () => void } {
+export function metered(inner: SqlStorage): {
+  sql: SqlStorage;
+  rowsRead: () => number;
+  rowsWritten: () => number;
+  reset: () => void;
+} {
   let cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
   const sql = new Proxy(inner, {
     get(target, property) {
@@ -185,8 +199,16 @@ export function insertResults(store: TaskStore, sql: SqlStorage, count: number, 
   const body = new Uint8Array(bodyBytes).fill(7);
   for (let i = 0; i < count; i++) {
     const id = newTaskId(1, Date.now() - 1000 + i);
-    store.insert(newTask(id, Date.now(), { request: { method: "POST", path: `/r/${i}`, raw_query: "", header: {}, body: new Uint8Array() } }));
-    sql.exec("UPDATE tasks SET response_status = 200, response_header = '{}', response_body = ? WHERE id = ?", body.slice().buffer, id);
+    store.insert(
+      newTask(id, Date.now(), {
+        request: { method: "POST", path: `/r/${i}`, raw_query: "", header: {}, body: new Uint8Array() },
+      }),
+    );
+    sql.exec(
+      "UPDATE tasks SET response_status = 200, response_header = '{}', response_body = ? WHERE id = ?",
+      body.slice().buffer,
+      id,
+    );
     store.markFinished(id, 0, 10, Date.now());
   }
 }

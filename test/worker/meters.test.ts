@@ -24,7 +24,9 @@ describe("cost meters", () => {
       await new Promise((resolve) => setTimeout(resolve, 20));
       after = await read(app);
     }
-    const delta = Object.fromEntries(Object.entries(after.meters).map(([key, value]) => [key, value - before.meters[key]!]));
+    const delta = Object.fromEntries(
+      Object.entries(after.meters).map(([key, value]) => [key, value - before.meters[key]!]),
+    );
     expect(delta["do_requests"]).toBeGreaterThanOrEqual(3); // submit, begin, finish (+ claim, the meters reads)
     expect(delta["sql_rows_written"]).toBeGreaterThanOrEqual(3);
     expect(delta["sql_rows_read"]).toBeGreaterThanOrEqual(1);
@@ -37,8 +39,12 @@ describe("cost meters", () => {
   it("is the admin's only", async () => {
     const app = uniqueApp("meterkey");
     await createApp(app);
-    const key = (await (await call(`${CONTROL}/v1/apps/${app}/keys`, { body: JSON.stringify({ permissions: ["manage"] }) })).json()) as { access_key: string; secret_key: string };
-    const refused = await call(`${CONTROL}/v1/meters?apps=${app}`, { keys: { accessKey: key.access_key, secretKey: key.secret_key } });
+    const key = (await (
+      await call(`${CONTROL}/v1/apps/${app}/keys`, { body: JSON.stringify({ permissions: ["manage"] }) })
+    ).json()) as { access_key: string; secret_key: string };
+    const refused = await call(`${CONTROL}/v1/meters?apps=${app}`, {
+      keys: { accessKey: key.access_key, secretKey: key.secret_key },
+    });
     expect(refused.status).toBe(403);
     expect((await call(`${CONTROL}/v1/meters?apps=Bad_Name`)).status).toBe(400);
   });

@@ -16,14 +16,34 @@ describe("migration", () => {
       for (const id of ids) store.insert(newTask(id, now));
       store.markFinished(ids[0]!, 0, 11, now);
       storage.exec("DROP INDEX tasks_waiting; DROP INDEX tasks_failed; DROP INDEX tasks_succeeded");
-      storage.exec("CREATE INDEX tasks_by_state ON tasks(state, id); CREATE INDEX tasks_by_finish ON tasks(finished_ms) WHERE finished_ms IS NOT NULL");
+      storage.exec(
+        "CREATE INDEX tasks_by_state ON tasks(state, id); CREATE INDEX tasks_by_finish ON tasks(finished_ms) WHERE finished_ms IS NOT NULL",
+      );
       // Stores from before the schema was versioned keep no version.
       storage.exec("DELETE FROM meta WHERE key = 'schema_version'");
       const reopened = openStore(storage).tasks;
-      const indexes = storage.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks' AND name LIKE 'tasks_%' ORDER BY name").toArray();
-      return { indexes: indexes.map((row) => row.name), counts: reopened.counts(), failed: reopened.list(11, 10, null).length, waiting: reopened.list(0, 10, null).length };
+      const indexes = storage
+        .exec<{ name: string }>(
+          "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks' AND name LIKE 'tasks_%' ORDER BY name",
+        )
+        .toArray();
+      return {
+        indexes: indexes.map((row) => row.name),
+        counts: reopened.counts(),
+        failed: reopened.list(11, 10, null).length,
+        waiting: reopened.list(0, 10, null).length,
+      };
     });
-    expect(after.indexes).toEqual(["tasks_by_dedup", "tasks_by_seq", "tasks_failed", "tasks_in_flight", "tasks_outbox", "tasks_running", "tasks_succeeded", "tasks_waiting"]);
+    expect(after.indexes).toEqual([
+      "tasks_by_dedup",
+      "tasks_by_seq",
+      "tasks_failed",
+      "tasks_in_flight",
+      "tasks_outbox",
+      "tasks_running",
+      "tasks_succeeded",
+      "tasks_waiting",
+    ]);
     expect(after).toMatchObject({ counts: { waiting: 4, failed: 1 }, failed: 1, waiting: 4 });
   });
 
@@ -34,8 +54,12 @@ describe("migration", () => {
       storage.exec("DROP INDEX tasks_waiting");
       const meter = metered(storage);
       openStore(meter.sql);
-      const indexes = storage.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'tasks_waiting'").toArray();
-      const version = storage.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").one().value;
+      const indexes = storage
+        .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'tasks_waiting'")
+        .toArray();
+      const version = storage
+        .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'schema_version'")
+        .one().value;
       // Put back what the test took, so the object's own queries still find their index.
       storage.exec("CREATE INDEX tasks_waiting ON tasks(id) WHERE state = 0");
       return { rebuilt: indexes.length, written: meter.rowsWritten(), version: Number(version) };

@@ -24,7 +24,10 @@ describe("notifications", () => {
   it("POSTs the signed record to Asyncgate-Callback when the task finishes", async () => {
     const app = uniqueApp("cb");
     const created = await createApp(app);
-    const id = await submit(app, "/work", { body: "{}", headers: { "asyncgate-callback": `${env.TEST_ORIGIN}/callback/ok?ref=1` } });
+    const id = await submit(app, "/work", {
+      body: "{}",
+      headers: { "asyncgate-callback": `${env.TEST_ORIGIN}/callback/ok?ref=1` },
+    });
     await waitForState(id, [10]);
     const [callback] = await receivedOn(id, "/callback/ok", 1);
     expect(callback!.method).toBe("POST");
@@ -43,17 +46,27 @@ describe("notifications", () => {
     const app = uniqueApp("cbretry");
     await createApp(app);
     const key = crypto.randomUUID();
-    const id = await submit(app, "/work", { body: "{}", headers: { "asyncgate-callback": `${env.TEST_ORIGIN}/flaky/${key}/1` } });
+    const id = await submit(app, "/work", {
+      body: "{}",
+      headers: { "asyncgate-callback": `${env.TEST_ORIGIN}/flaky/${key}/1` },
+    });
     const attempts = await receivedOn(id, `/flaky/${key}`, 2);
     expect(attempts.length).toBe(2);
   });
 
   it("notifies the app's notify url of failed tasks too, also while paused", async () => {
     const app = uniqueApp("ntf");
-    await createApp(app, { retry: { max_attempts: 1 }, notify: { url: `${env.TEST_ORIGIN}/notify/${app}`, state: "On" } });
+    await createApp(app, {
+      retry: { max_attempts: 1 },
+      notify: { url: `${env.TEST_ORIGIN}/notify/${app}`, state: "On" },
+    });
     const failed = await submit(app, "/status/500", { body: "{}" });
     const [notification] = await receivedOn(failed, `/notify/${app}`, 1);
-    expect(JSON.parse(decodeText(notification!.body))).toMatchObject({ id: failed, state: 11, response: { status_code: 500 } });
+    expect(JSON.parse(decodeText(notification!.body))).toMatchObject({
+      id: failed,
+      state: 11,
+      response: { status_code: 500 },
+    });
 
     expect((await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: '{"state":"Paused"}' })).status).toBe(200);
     const waiting = await submit(app, "/never", { body: "{}" });

@@ -14,11 +14,19 @@ describe("outbox", () => {
     const held = await parkedTask(app, "/held");
     const lost = await parkedTask(app, "/lost");
     const stale = Date.now() - 5 * 60_000;
-    await sql(app)((storage) => storage.exec("UPDATE tasks SET dispatched_ms = ? WHERE id IN (?, ?)", stale, held, lost));
+    await sql(app)((storage) =>
+      storage.exec("UPDATE tasks SET dispatched_ms = ? WHERE id IN (?, ?)", stale, held, lost),
+    );
     await stub.claim([held], 100);
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     const rows = await sql(app)((storage) =>
-      storage.exec<{ id: string; dispatched_ms: number | null; state: number }>("SELECT id, dispatched_ms, state FROM tasks WHERE id IN (?, ?)", held, lost).toArray(),
+      storage
+        .exec<{ id: string; dispatched_ms: number | null; state: number }>(
+          "SELECT id, dispatched_ms, state FROM tasks WHERE id IN (?, ?)",
+          held,
+          lost,
+        )
+        .toArray(),
     );
     // The held one keeps a message (its stale mark moved to now); the lost one was sent afresh.
     expect(rows.find((row) => row.id === held)!.dispatched_ms).toBeGreaterThan(stale);

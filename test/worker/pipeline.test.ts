@@ -22,7 +22,18 @@ describe("submit → deliver → record", () => {
     expect(reqId).toBeTruthy();
 
     const task = await waitForState(id, [10]);
-    expect(Object.keys(task)).toEqual(["id", "req_id", "app", "request", "created_at", "state", "response", "exec_at", "attempts", "error"]);
+    expect(Object.keys(task)).toEqual([
+      "id",
+      "req_id",
+      "app",
+      "request",
+      "created_at",
+      "state",
+      "response",
+      "exec_at",
+      "attempts",
+      "error",
+    ]);
     expect(task).toMatchObject({ id, req_id: reqId, app, state: 10, attempts: 1, error: null });
     expect(task.request).toMatchObject({ method: "POST", path: "/orders", raw_query: "?x=1" });
     expect(task.response?.status_code).toBe(200);
@@ -94,7 +105,10 @@ describe("submit → deliver → record", () => {
   });
 
   it("a per-attempt timeout fails the attempt with error timeout", async () => {
-    const id = await submit(app, "/sleep/3000", { body: "{}", headers: { "asyncgate-timeout": "200ms", "asyncgate-retries": "0" } });
+    const id = await submit(app, "/sleep/3000", {
+      body: "{}",
+      headers: { "asyncgate-timeout": "200ms", "asyncgate-retries": "0" },
+    });
     const task = await waitForState(id, [11]);
     expect(task.attempts).toBe(1);
     expect(task.error).toBe("timeout");
@@ -130,12 +144,18 @@ describe("submit → deliver → record", () => {
   });
 
   it("lists tasks newest first with a cursor", async () => {
-    const ids = [await submit(app, "/l1", { body: "{}" }), await submit(app, "/l2", { body: "{}" }), await submit(app, "/l3", { body: "{}" })];
+    const ids = [
+      await submit(app, "/l1", { body: "{}" }),
+      await submit(app, "/l2", { body: "{}" }),
+      await submit(app, "/l3", { body: "{}" }),
+    ];
     const first = await call(`${CONTROL}/v1/tasks?app=${app}&limit=2`);
     expect(first.status).toBe(200);
     const page1 = (await first.json()) as { tasks: { id: string }[]; cursor: string };
     expect(page1.tasks.map((t) => t.id)).toEqual([ids[2], ids[1]]);
-    const page2 = (await (await call(`${CONTROL}/v1/tasks?app=${app}&limit=2&cursor=${page1.cursor}`)).json()) as { tasks: { id: string }[] };
+    const page2 = (await (await call(`${CONTROL}/v1/tasks?app=${app}&limit=2&cursor=${page1.cursor}`)).json()) as {
+      tasks: { id: string }[];
+    };
     expect(page2.tasks[0]!.id).toBe(ids[0]);
   });
 
@@ -146,7 +166,10 @@ describe("submit → deliver → record", () => {
   async function secondDelivery(taskHeaders: string, spoofed: Record<string, string>) {
     const app = uniqueApp(taskHeaders.slice(0, 3));
     await createApp(app, { task_headers: taskHeaders, retry: { min_backoff: 0.05, max_backoff: 0.1 } });
-    const id = await submit(app, `/flaky/${app}/1`, { body: "{}", headers: { "asyncgate-delay": "1", "asyncgate-fail-fast": "true", ...spoofed } });
+    const id = await submit(app, `/flaky/${app}/1`, {
+      body: "{}",
+      headers: { "asyncgate-delay": "1", "asyncgate-fail-fast": "true", ...spoofed },
+    });
     const task = await waitForState(id, [10]);
     const deliveries = await received(id);
     expect(deliveries.length).toBe(2);
@@ -154,7 +177,10 @@ describe("submit → deliver → record", () => {
   }
 
   it("uses Cloud Tasks' header names when the app asks for them: all seven, no client copies", async () => {
-    const { app, id, task, first, second } = await secondDelivery("cloudtasks", { "x-cloudtasks-taskname": "spoofed", "x-cloudtasks-taskpreviousresponse": "200" });
+    const { app, id, task, first, second } = await secondDelivery("cloudtasks", {
+      "x-cloudtasks-taskname": "spoofed",
+      "x-cloudtasks-taskpreviousresponse": "200",
+    });
     expect(second).toMatchObject({
       "x-cloudtasks-taskname": id,
       "x-cloudtasks-queuename": app,
@@ -171,7 +197,10 @@ describe("submit → deliver → record", () => {
   });
 
   it("uses App Engine's header names (seed 003) when the app asks for them: every one it documents, FailFast when asked", async () => {
-    const { app, id, task, first, second } = await secondDelivery("appengine", { "x-appengine-taskname": "spoofed", "x-appengine-taskpreviousresponse": "200" });
+    const { app, id, task, first, second } = await secondDelivery("appengine", {
+      "x-appengine-taskname": "spoofed",
+      "x-appengine-taskpreviousresponse": "200",
+    });
     // Seed 003's table: always present ...
     expect(second).toMatchObject({
       "x-appengine-queuename": app,
@@ -182,8 +211,16 @@ describe("submit → deliver → record", () => {
     const eta = Number(second["x-appengine-tasketa"]);
     expect(eta).toBeGreaterThanOrEqual(Math.floor(task.created_at / 1e9));
     // ... and those that may be: previous response, retry reason, fail fast.
-    expect(second).toMatchObject({ "x-appengine-taskpreviousresponse": "503", "x-appengine-taskretryreason": "HTTP 503", "x-appengine-failfast": "true" });
-    expect(first).toMatchObject({ "x-appengine-taskretrycount": "0", "x-appengine-taskexecutioncount": "0", "x-appengine-failfast": "true" });
+    expect(second).toMatchObject({
+      "x-appengine-taskpreviousresponse": "503",
+      "x-appengine-taskretryreason": "HTTP 503",
+      "x-appengine-failfast": "true",
+    });
+    expect(first).toMatchObject({
+      "x-appengine-taskretrycount": "0",
+      "x-appengine-taskexecutioncount": "0",
+      "x-appengine-failfast": "true",
+    });
     expect(first["x-appengine-taskpreviousresponse"]).toBeUndefined();
     expect(second["asyncgate-task-id"]).toBeUndefined();
   });

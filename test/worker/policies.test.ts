@@ -78,11 +78,16 @@ describe("rate limits", () => {
 describe("circuit breaker", () => {
   it("opens after repeated failures, probes after the cool-down, closes when the probe succeeds", async () => {
     const app = uniqueApp("circuit");
-    await createApp(app, { circuit_breaker: { failure_threshold: 2, cool_down: 1 }, retry: { max_attempts: 10, min_backoff: 0.05, max_backoff: 0.1 } });
+    await createApp(app, {
+      circuit_breaker: { failure_threshold: 2, cool_down: 1 },
+      retry: { max_attempts: 10, min_backoff: 0.05, max_backoff: 0.1 },
+    });
     const id = await submit(app, `/flaky/${app}/3`, { body: "{}" });
     const opened = await vi.waitUntil(
       async () => {
-        const record = (await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { delivery: { state: string; reason: string; until: number } };
+        const record = (await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as {
+          delivery: { state: string; reason: string; until: number };
+        };
         return record.delivery.state === "open" ? record.delivery : undefined;
       },
       { timeout: 5000, interval: 20 },
@@ -103,19 +108,27 @@ describe("redrive and purge", () => {
   it("a dry run counts; a redrive re-runs each matching failed task exactly once", async () => {
     const app = uniqueApp("redrive");
     await createApp(app, { retry: { max_attempts: 1 } });
-    const flaky = await Promise.all(Array.from({ length: 5 }, (_, i) => submit(app, `/flaky/${app}-${i}/1`, { body: "{}" })));
+    const flaky = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => submit(app, `/flaky/${app}-${i}/1`, { body: "{}" })),
+    );
     const missing = await Promise.all(Array.from({ length: 3 }, () => submit(app, "/status/404", { body: "{}" })));
     for (const id of [...flaky, ...missing]) await waitForState(id, [11]);
-    const dry = await call(`${CONTROL}/v1/apps/${app}/redrive`, { body: JSON.stringify({ state: 11, status_code: 503, dry_run: true }) });
+    const dry = await call(`${CONTROL}/v1/apps/${app}/redrive`, {
+      body: JSON.stringify({ state: 11, status_code: 503, dry_run: true }),
+    });
     expect(await dry.json()).toEqual({ matched: 5, retried: 0, remaining: 5 });
-    const run = await call(`${CONTROL}/v1/apps/${app}/redrive`, { body: JSON.stringify({ state: 11, status_code: 503 }) });
+    const run = await call(`${CONTROL}/v1/apps/${app}/redrive`, {
+      body: JSON.stringify({ state: 11, status_code: 503 }),
+    });
     expect(await run.json()).toEqual({ matched: 5, retried: 5, remaining: 0 });
     for (const id of flaky) {
       expect(await waitForState(id, [10])).toMatchObject({ attempts: 2 });
       expect((await received(id)).length).toBe(2);
     }
     for (const id of missing) expect((await received(id)).length).toBe(1);
-    const again = await call(`${CONTROL}/v1/apps/${app}/redrive`, { body: JSON.stringify({ state: 11, status_code: 503 }) });
+    const again = await call(`${CONTROL}/v1/apps/${app}/redrive`, {
+      body: JSON.stringify({ state: 11, status_code: 503 }),
+    });
     expect(await again.json()).toMatchObject({ matched: 0 });
   });
 
@@ -136,12 +149,19 @@ describe("redrive and purge", () => {
     const waiting = total - failed;
     const redriven = await call(`${CONTROL}/v1/apps/${app}/redrive`, { body: '{"state":11}' });
     expect(await redriven.json()).toEqual({ matched: failed, retried: BULK_BATCH, remaining: failed - BULK_BATCH });
-    const stats = async () => ((await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { stats: Record<string, number> }).stats;
-    await vi.waitUntil(async () => (await runDurableObjectAlarm(appQueue(env, app)), (await stats())["failed"] === 0), { timeout: 10_000, interval: 20 });
+    const stats = async () =>
+      ((await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { stats: Record<string, number> }).stats;
+    await vi.waitUntil(async () => (await runDurableObjectAlarm(appQueue(env, app)), (await stats())["failed"] === 0), {
+      timeout: 10_000,
+      interval: 20,
+    });
     expect((await stats())["waiting"]).toBe(total);
     const purged = await call(`${CONTROL}/v1/apps/${app}/purge`, { body: '{"state":0}' });
     expect(await purged.json()).toEqual({ deleted: BULK_BATCH, remaining: total - BULK_BATCH });
-    await vi.waitUntil(async () => (await runDurableObjectAlarm(appQueue(env, app)), (await stats())["waiting"] === 0), { timeout: 10_000, interval: 20 });
+    await vi.waitUntil(
+      async () => (await runDurableObjectAlarm(appQueue(env, app)), (await stats())["waiting"] === 0),
+      { timeout: 10_000, interval: 20 },
+    );
     expect(waiting).toBeGreaterThan(0);
   });
 
@@ -177,7 +197,10 @@ describe("stats", () => {
       oldest_waiting_age: number;
       last_minute: { attempts: number; successes: number };
       last_hour: { attempts: number; successes: number };
-      latency_ms: { attempt: { count: number; p50: number; p90: number; p99: number }; submit_to_finish: { count: number } };
+      latency_ms: {
+        attempt: { count: number; p50: number; p90: number; p99: number };
+        submit_to_finish: { count: number };
+      };
       resends: number;
       rate_limits: Record<string, unknown>;
       delivery: { state: string };
@@ -197,7 +220,8 @@ describe("stats", () => {
     expect(stats.counts).toEqual({ waiting: 1, doing: 0, success: 20, failed: 0 });
     expect(stats.oldest_waiting_age).toBeLessThan(60);
     // last_minute is the current clock minute: a run that crossed a minute boundary counts fewer there.
-    if (Math.floor(Date.now() / 60_000) === startedMinute) expect(stats.last_minute).toEqual({ attempts: 20, successes: 20 });
+    if (Math.floor(Date.now() / 60_000) === startedMinute)
+      expect(stats.last_minute).toEqual({ attempts: 20, successes: 20 });
     else expect(stats.last_minute.attempts).toBeLessThanOrEqual(20);
     expect(stats.last_hour).toEqual({ attempts: 20, successes: 20 });
     expect(stats.resends).toBe(0);

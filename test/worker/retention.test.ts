@@ -17,21 +17,31 @@ describe("retention against what is accepted", () => {
     expect(refused.status).toBe(400);
     expect(await refused.json()).toMatchObject({ code: "delay_exceeds_retention" });
     const notBefore = String(Math.floor(Date.now() / 1000) + 7200);
-    const refusedAt = await call(`http://${app}.async.localhost/x`, { body: "{}", headers: { "asyncgate-not-before": notBefore } });
+    const refusedAt = await call(`http://${app}.async.localhost/x`, {
+      body: "{}",
+      headers: { "asyncgate-not-before": notBefore },
+    });
     expect(await refusedAt.json()).toMatchObject({ code: "delay_exceeds_retention" });
-    expect((await call(`http://${app}.async.localhost/x`, { body: "{}", headers: { "asyncgate-delay": "30m" } })).status).toBe(202);
+    expect(
+      (await call(`http://${app}.async.localhost/x`, { body: "{}", headers: { "asyncgate-delay": "30m" } })).status,
+    ).toBe(202);
   });
 
   it("a retry policy that can outlive retention is refused at create and at PATCH", async () => {
     const app = uniqueApp("rts");
     const long = { max_attempts: 100, min_backoff: 60, max_backoff: 3600 };
-    const created = await call(`${CONTROL}/v1/apps`, { body: JSON.stringify({ name: app, origin: env.TEST_ORIGIN, retention: 3600, retry: long }) });
+    const created = await call(`${CONTROL}/v1/apps`, {
+      body: JSON.stringify({ name: app, origin: env.TEST_ORIGIN, retention: 3600, retry: long }),
+    });
     expect(created.status).toBe(400);
     expect(await created.json()).toMatchObject({ code: "retention_too_short" });
     await createApp(app, { retention: 3600 });
     const patched = await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: JSON.stringify({ retry: long }) });
     expect(await patched.json()).toMatchObject({ code: "retention_too_short" });
-    const duration = await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: JSON.stringify({ retry: { max_retry_duration: 7200 } }) });
+    const duration = await call(`${CONTROL}/v1/apps/${app}`, {
+      method: "PATCH",
+      body: JSON.stringify({ retry: { max_retry_duration: 7200 } }),
+    });
     expect(await duration.json()).toMatchObject({ code: "retention_too_short" });
   });
 });
@@ -52,7 +62,10 @@ describe("deleting past retention", () => {
       const first = store.deleteFinishedBefore(now - 60_000, 3);
       const second = store.deleteFinishedBefore(now - 60_000, 3);
       const third = store.deleteFinishedBefore(now - 60_000, 3);
-      const left = storage.exec<{ id: string }>("SELECT id FROM tasks ORDER BY id").toArray().map((row) => row.id);
+      const left = storage
+        .exec<{ id: string }>("SELECT id FROM tasks ORDER BY id")
+        .toArray()
+        .map((row) => row.id);
       // 100 newer results behind: a pass with nothing more to delete stops at the first of them.
       for (let i = 0; i < 100; i++) {
         const id = newTaskId(1, now + i);
@@ -78,7 +91,11 @@ describe("deleting past retention", () => {
     const stub = appQueue(env, app);
     const id = await finishParked(app);
     await sql(app)((storage) => {
-      storage.exec("INSERT INTO notifications (task_id, kind, url, eta_ms) VALUES (?, 'callback', 'http://127.0.0.1:9/cb', ?)", id, Date.now() + 3_600_000);
+      storage.exec(
+        "INSERT INTO notifications (task_id, kind, url, eta_ms) VALUES (?, 'callback', 'http://127.0.0.1:9/cb', ?)",
+        id,
+        Date.now() + 3_600_000,
+      );
       storage.exec("UPDATE tasks SET finished_ms = ? WHERE id = ?", Date.now() - 120_000, id);
     });
     await runDurableObjectAlarm(stub);
@@ -89,23 +106,31 @@ describe("deleting past retention", () => {
     expect((await call(`${CONTROL}/v1/task/${id}`)).status).toBe(404);
   });
 
-  it(`retention works in batches of ${RETENTION_BATCH}: each alarm expires and deletes a bounded number, all expire in the end`, { timeout: 20_000 }, async () => {
-    const app = uniqueApp("batch");
-    await createApp(app, { retention: 60, state: "Paused" });
-    const total = RETENTION_BATCH * 2 + 100;
-    const bounded = await sql(app)((storage) => {
-      const store = openStore(storage).tasks;
-      const old = Date.now() - 120_000;
-      for (let i = 0; i < total; i++) {
-        store.insert(newTask(newTaskId(1, old + i), old + i, { etaMs: old }));
-      }
-      const expiring = store.unfinishedCreatedBefore(Date.now() - 60_000, RETENTION_BATCH);
-      for (const task of expiring) store.markFinished(task.id, task.state, 11, old + 1, "expired");
-      return { expiring: expiring.length, deleted: store.deleteFinishedBefore(Date.now() - 60_000, RETENTION_BATCH) };
-    });
-    expect(bounded).toEqual({ expiring: RETENTION_BATCH, deleted: { deleted: RETENTION_BATCH, more: true } });
-    await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => state.storage.setAlarm(Date.now()));
-    const remaining = () => sql(app)((storage) => storage.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks WHERE state = 0").one().n);
-    await vi.waitUntil(async () => (await runDurableObjectAlarm(appQueue(env, app)), (await remaining()) === 0), { timeout: 10_000, interval: 50 });
-  });
+  it(
+    `retention works in batches of ${RETENTION_BATCH}: each alarm expires and deletes a bounded number, all expire in the end`,
+    { timeout: 20_000 },
+    async () => {
+      const app = uniqueApp("batch");
+      await createApp(app, { retention: 60, state: "Paused" });
+      const total = RETENTION_BATCH * 2 + 100;
+      const bounded = await sql(app)((storage) => {
+        const store = openStore(storage).tasks;
+        const old = Date.now() - 120_000;
+        for (let i = 0; i < total; i++) {
+          store.insert(newTask(newTaskId(1, old + i), old + i, { etaMs: old }));
+        }
+        const expiring = store.unfinishedCreatedBefore(Date.now() - 60_000, RETENTION_BATCH);
+        for (const task of expiring) store.markFinished(task.id, task.state, 11, old + 1, "expired");
+        return { expiring: expiring.length, deleted: store.deleteFinishedBefore(Date.now() - 60_000, RETENTION_BATCH) };
+      });
+      expect(bounded).toEqual({ expiring: RETENTION_BATCH, deleted: { deleted: RETENTION_BATCH, more: true } });
+      await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => state.storage.setAlarm(Date.now()));
+      const remaining = () =>
+        sql(app)((storage) => storage.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks WHERE state = 0").one().n);
+      await vi.waitUntil(async () => (await runDurableObjectAlarm(appQueue(env, app)), (await remaining()) === 0), {
+        timeout: 10_000,
+        interval: 50,
+      });
+    },
+  );
 });

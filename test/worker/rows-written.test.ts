@@ -28,7 +28,9 @@ describe("rows written", () => {
         // those it removes: out of tasks_waiting and tasks_in_flight costs nothing).
         begin: step(() => store.markDoing(id, 1, now, now + 60_000, true)),
         // The row with the attempt's record (one write, not two), into tasks_succeeded and tasks_by_seq.
-        finish: step(() => store.markFinished(id, 1, 10, now, undefined, { atMs: now, outcome, error: null, retryReason: null })),
+        finish: step(() =>
+          store.markFinished(id, 1, 10, now, undefined, { atMs: now, outcome, error: null, retryReason: null }),
+        ),
       };
       store.closeCountBatch();
       return rows;
@@ -39,7 +41,8 @@ describe("rows written", () => {
   it("a task submitted to an active app and delivered writes at most 11 rows in all, counters and seqs included", async () => {
     const app = uniqueApp("allin");
     await createApp(app);
-    const meters = async () => ((await (await call(`${CONTROL}/v1/meters?apps=${app}`)).json()) as { meters: Record<string, number> }).meters;
+    const meters = async () =>
+      ((await (await call(`${CONTROL}/v1/meters?apps=${app}`)).json()) as { meters: Record<string, number> }).meters;
     const before = await meters();
     const ids = await Promise.all(Array.from({ length: 60 }, (_, i) => submit(app, `/allin/${i}`, { body: "{}" })));
     for (const id of ids) await waitForState(id, [10]);

@@ -16,7 +16,21 @@ import { DISPATCH_WINDOW } from "../../src/app/outbox";
 import { appQueue } from "../../src/app/stubs";
 import { deliverTask } from "../../src/delivery/consumer";
 import { TASKS_PER_MESSAGE, type AttemptResult } from "../../src/shared/types";
-import { CONTROL, call, createApp, finishParked, getTask, makeDue, parkedTask, received, sql, submit, submitInput, uniqueApp, waitForState } from "./helpers";
+import {
+  CONTROL,
+  call,
+  createApp,
+  finishParked,
+  getTask,
+  makeDue,
+  parkedTask,
+  received,
+  sql,
+  submit,
+  submitInput,
+  uniqueApp,
+  waitForState,
+} from "./helpers";
 
 /** The Worker as the runtime sees it: messages of any shape may arrive. */
 const worker = entry as ExportedHandler<Env, unknown> & { queue: NonNullable<ExportedHandler<Env, unknown>["queue"]> };
@@ -25,8 +39,9 @@ const ok200: AttemptResult = { kind: "response", status: 200, header: {}, body: 
 const err500: AttemptResult = { kind: "response", status: 500, header: {}, body: new Uint8Array() };
 
 async function row(app: string, id: string): Promise<Record<string, SqlStorageValue> | undefined> {
-  return runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) =>
-    state.storage.sql.exec("SELECT * FROM tasks WHERE id = ?", id).toArray()[0],
+  return runInDurableObject(
+    appQueue(env, app),
+    (_instance: AppQueue, state) => state.storage.sql.exec("SELECT * FROM tasks WHERE id = ?", id).toArray()[0],
   );
 }
 
@@ -109,11 +124,21 @@ describe("queue consumer", () => {
     const b = await parkedTask(second, "/m4");
     const batch = createMessageBatch<unknown>("asyncgate-tasks", [
       // A repeated id and an unknown one inside a message; the same task again in another message.
-      { id: "many", timestamp: new Date(), attempts: 1, body: { app: first, id: a[0], more: [a[1], a[2], a[1], "0".repeat(32)] } },
+      {
+        id: "many",
+        timestamp: new Date(),
+        attempts: 1,
+        body: { app: first, id: a[0], more: [a[1], a[2], a[1], "0".repeat(32)] },
+      },
       { id: "again", timestamp: new Date(), attempts: 1, body: { app: first, id: a[2] } },
       { id: "other", timestamp: new Date(), attempts: 1, body: { app: second, id: b } },
       // Over the limit of tasks per message: malformed, acked, nothing run.
-      { id: "toolong", timestamp: new Date(), attempts: 1, body: { app: second, id: b, more: Array.from({ length: 10 }, () => b) } },
+      {
+        id: "toolong",
+        timestamp: new Date(),
+        attempts: 1,
+        body: { app: second, id: b, more: Array.from({ length: 10 }, () => b) },
+      },
     ]);
     const ctx = createExecutionContext();
     await worker.queue(batch, env, ctx);
@@ -130,9 +155,15 @@ describe("queue consumer", () => {
     const app = uniqueApp("pack");
     await createApp(app, { state: "Paused" });
     for (let i = 0; i < 25; i++) await submit(app, `/p${i}`, { body: "{}" });
-    const before = ((await (await call(`${CONTROL}/v1/meters?apps=${app}`)).json()) as { meters: Record<string, number> }).meters;
-    expect((await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: JSON.stringify({ state: "Active" }) })).status).toBe(200);
-    const after = ((await (await call(`${CONTROL}/v1/meters?apps=${app}`)).json()) as { meters: Record<string, number> }).meters;
+    const before = (
+      (await (await call(`${CONTROL}/v1/meters?apps=${app}`)).json()) as { meters: Record<string, number> }
+    ).meters;
+    expect(
+      (await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: JSON.stringify({ state: "Active" }) })).status,
+    ).toBe(200);
+    const after = (
+      (await (await call(`${CONTROL}/v1/meters?apps=${app}`)).json()) as { meters: Record<string, number> }
+    ).meters;
     // Resuming sends the 25 waiting tasks at once: three messages (10 + 10 + 5).
     expect(after["queue_writes"]! - before["queue_writes"]!).toBe(3);
   });
@@ -195,7 +226,10 @@ describe("control of tasks", () => {
     const key = crypto.randomUUID();
     const id = await submit(app, `/flaky/${key}/1`, { body: "{}" });
     expect((await waitForState(id, [11])).response?.status_code).toBe(503);
-    const notFailed = await call(`${CONTROL}/v1/task/${await submit(app, "/delayed", { body: "{}", headers: { "asyncgate-delay": "1h" } })}/retry`, { method: "POST" });
+    const notFailed = await call(
+      `${CONTROL}/v1/task/${await submit(app, "/delayed", { body: "{}", headers: { "asyncgate-delay": "1h" } })}/retry`,
+      { method: "POST" },
+    );
     expect(notFailed.status).toBe(409);
     const retried = await call(`${CONTROL}/v1/task/${id}/retry`, { method: "POST" });
     expect(retried.status).toBe(200);
@@ -207,12 +241,16 @@ describe("control of tasks", () => {
   it("pausing holds new deliveries; resuming starts them", async () => {
     const paused = uniqueApp("pause");
     await createApp(paused);
-    expect((await call(`${CONTROL}/v1/apps/${paused}`, { method: "PATCH", body: '{"state":"Paused"}' })).status).toBe(200);
+    expect((await call(`${CONTROL}/v1/apps/${paused}`, { method: "PATCH", body: '{"state":"Paused"}' })).status).toBe(
+      200,
+    );
     const id = await submit(paused, "/held", { body: "{}" });
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect((await getTask(id)).state).toBe(0);
     expect(await received(id)).toEqual([]);
-    expect((await call(`${CONTROL}/v1/apps/${paused}`, { method: "PATCH", body: '{"state":"Active"}' })).status).toBe(200);
+    expect((await call(`${CONTROL}/v1/apps/${paused}`, { method: "PATCH", body: '{"state":"Active"}' })).status).toBe(
+      200,
+    );
     await waitForState(id, [10]);
   });
 
@@ -226,7 +264,9 @@ describe("control of tasks", () => {
     // Paused, the retried task waits: it must not be a result while it does.
     await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: '{"state":"Paused"}' });
     expect((await call(`${CONTROL}/v1/task/${id}/retry`, { method: "POST" })).status).toBe(200);
-    const seq = await sql(app)((storage) => storage.exec<{ seq: number | null }>("SELECT seq FROM tasks WHERE id = ?", id).one().seq);
+    const seq = await sql(app)(
+      (storage) => storage.exec<{ seq: number | null }>("SELECT seq FROM tasks WHERE id = ?", id).one().seq,
+    );
     expect(seq).toBeNull();
     await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: '{"state":"Active"}' });
     const done = await waitForState(id, [10]);
@@ -301,17 +341,20 @@ describe("dispatch window", () => {
     await createApp(app, { state: "Paused" });
     const stub = appQueue(env, app);
     const backlog = DISPATCH_WINDOW + 150;
-    await Promise.all(
-      Array.from({ length: backlog }, (_, i) =>
-        stub.submit(submitInput(`/w/${i}`)),
-      ),
-    );
-    const queueWrites = async () => ((await (await call(`${CONTROL}/v1/meters?apps=${app}`)).json()) as { meters: Record<string, number> }).meters["queue_writes"]!;
+    await Promise.all(Array.from({ length: backlog }, (_, i) => stub.submit(submitInput(`/w/${i}`))));
+    const queueWrites = async () =>
+      ((await (await call(`${CONTROL}/v1/meters?apps=${app}`)).json()) as { meters: Record<string, number> }).meters[
+        "queue_writes"
+      ]!;
     const writesBefore = await queueWrites();
     expect((await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: '{"state":"Active"}' })).status).toBe(200);
     const inFlight = () =>
-      runInDurableObject(stub, (_instance: AppQueue, state) =>
-        state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks WHERE state = 0 AND dispatched_ms IS NOT NULL").one().n,
+      runInDurableObject(
+        stub,
+        (_instance: AppQueue, state) =>
+          state.storage.sql
+            .exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks WHERE state = 0 AND dispatched_ms IS NOT NULL")
+            .one().n,
       );
     let most = 0;
     await vi.waitUntil(
@@ -355,8 +398,10 @@ describe("eviction", () => {
 });
 
 describe("batched begin / finish", () => {
-  const meter = async (app: string) => ((await (await call(`${CONTROL}/v1/meters?apps=${app}`)).json()) as { meters: Record<string, number> }).meters;
-  const messages = (app: string, ids: string[], prefix: string) => ids.map((id, i) => ({ id: `${prefix}${i}`, timestamp: new Date(), attempts: 1, body: { app, id } }));
+  const meter = async (app: string) =>
+    ((await (await call(`${CONTROL}/v1/meters?apps=${app}`)).json()) as { meters: Record<string, number> }).meters;
+  const messages = (app: string, ids: string[], prefix: string) =>
+    ids.map((id, i) => ({ id: `${prefix}${i}`, timestamp: new Date(), attempts: 1, body: { app, id } }));
   const consume = async (batchMessages: Parameters<typeof createMessageBatch<unknown>>[1]) => {
     const batch = createMessageBatch<unknown>("asyncgate-tasks", batchMessages);
     const ctx = createExecutionContext();
@@ -372,7 +417,12 @@ describe("batched begin / finish", () => {
     // c's finish arrives before its begin: ignored, in the same batch as real ones.
     expect(await stub.finishMany([{ taskId: c, attempt: 1, result: ok200 }])).toEqual([{ applied: false, state: 0 }]);
     const begun = await stub.beginMany([a, b, a, "0".repeat(32)]);
-    expect(begun.map((result) => (result.run ? `run ${result.delivery.attempt}` : result.reason))).toEqual(["run 1", "run 1", "running", "task_not_found"]);
+    expect(begun.map((result) => (result.run ? `run ${result.delivery.attempt}` : result.reason))).toEqual([
+      "run 1",
+      "run 1",
+      "running",
+      "task_not_found",
+    ]);
     const finished = await stub.finishMany([
       { taskId: a, attempt: 1, result: ok200 },
       { taskId: b, attempt: 1, result: err500 },
@@ -388,12 +438,22 @@ describe("batched begin / finish", () => {
     ]);
     // a is finished, b waits out its backoff, c was never begun: a second batch runs only c.
     const again = await stub.beginMany([a, b, c]);
-    expect(again.map((result) => (result.run ? `run ${result.delivery.attempt}` : result.reason))).toEqual(["finished", "not_due", "run 1"]);
+    expect(again.map((result) => (result.run ? `run ${result.delivery.attempt}` : result.reason))).toEqual([
+      "finished",
+      "not_due",
+      "run 1",
+    ]);
     // b's attempt 1 reported late, after its retry began: not counted twice.
     await makeDue(app, b);
     const retried = await stub.beginMany([b]);
     expect(retried[0]!.run && retried[0]!.delivery.attempt).toBe(2);
-    expect(await stub.finishMany([{ taskId: b, attempt: 1, result: ok200 }, { taskId: c, attempt: 1, result: ok200 }, { taskId: b, attempt: 2, result: ok200 }])).toEqual([
+    expect(
+      await stub.finishMany([
+        { taskId: b, attempt: 1, result: ok200 },
+        { taskId: c, attempt: 1, result: ok200 },
+        { taskId: b, attempt: 2, result: ok200 },
+      ]),
+    ).toEqual([
       { applied: false, state: 1 },
       { applied: true, state: 10 },
       { applied: true, state: 10 },
@@ -408,7 +468,10 @@ describe("batched begin / finish", () => {
     const ids: string[] = [];
     for (let i = 0; i < 14; i++) ids.push(await parkedTask(app, `/sleep/${20 + (i % 3) * 10}`));
     // Overlapping batches, one in reverse order: duplicates across batches and out of order.
-    const [first, second] = await Promise.all([consume(messages(app, ids, "x")), consume(messages(app, [...ids].reverse(), "y"))]);
+    const [first, second] = await Promise.all([
+      consume(messages(app, ids, "x")),
+      consume(messages(app, [...ids].reverse(), "y")),
+    ]);
     expect(first.explicitAcks.length + second.explicitAcks.length).toBe(28);
     expect([...first.retryMessages, ...second.retryMessages]).toEqual([]);
     for (const id of ids) {
@@ -434,8 +497,12 @@ describe("batched begin / finish", () => {
     // The meters are the isolate's (every object of this test file runs in it): the batch's total.
     const before = await meter(apps[0]!);
     // Interleaved: app 0, app 1, app 2, app 0, …
-    const interleaved = Array.from({ length: 12 }, (_, i) => apps.map((app) => ({ app, id: ids.get(app)![i]! }))).flat();
-    const result = await consume(interleaved.map(({ app, id }, i) => ({ id: `m${i}`, timestamp: new Date(), attempts: 1, body: { app, id } })));
+    const interleaved = Array.from({ length: 12 }, (_, i) =>
+      apps.map((app) => ({ app, id: ids.get(app)![i]! })),
+    ).flat();
+    const result = await consume(
+      interleaved.map(({ app, id }, i) => ({ id: `m${i}`, timestamp: new Date(), attempts: 1, body: { app, id } })),
+    );
     expect(result.explicitAcks.length).toBe(36);
     expect(result.retryMessages).toEqual([]);
     const requests = (await meter(apps[0]!))["do_requests"]! - before["do_requests"]!;

@@ -29,13 +29,22 @@ async function upgrade(app: string, query = "", init: { unsigned?: boolean; url?
 
 async function subscribe(app: string, query = ""): Promise<Subscriber> {
   const response = await upgrade(app, query);
-  if (response.status !== 101 || !response.webSocket) throw new Error(`upgrade: ${response.status} ${await response.text()}`);
+  if (response.status !== 101 || !response.webSocket)
+    throw new Error(`upgrade: ${response.status} ${await response.text()}`);
   return attach(response.webSocket);
 }
 
 function attach(ws: WebSocket): Subscriber {
-  const subscriber: Subscriber = { ws, hello: [], results: [], texts: [], closed: Promise.resolve({ code: 0, reason: "" }) };
-  subscriber.closed = new Promise((resolve) => ws.addEventListener("close", (event) => resolve({ code: event.code, reason: event.reason })));
+  const subscriber: Subscriber = {
+    ws,
+    hello: [],
+    results: [],
+    texts: [],
+    closed: Promise.resolve({ code: 0, reason: "" }),
+  };
+  subscriber.closed = new Promise((resolve) =>
+    ws.addEventListener("close", (event) => resolve({ code: event.code, reason: event.reason })),
+  );
   ws.addEventListener("message", (event) => {
     const text = event.data as string;
     if (text === "OK") return subscriber.texts.push(text);
@@ -52,7 +61,11 @@ async function age(app: string, ms: number[]): Promise<void> {
   await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => {
     state.getWebSockets().forEach((ws, i) => {
       const at = Date.now() - (ms[i] ?? ms[0]!);
-      ws.serializeAttachment({ acceptedAt: at, lastMessageAt: at, lastAutoResponseAt: 0 } satisfies SubscriberAttachment);
+      ws.serializeAttachment({
+        acceptedAt: at,
+        lastMessageAt: at,
+        lastAutoResponseAt: 0,
+      } satisfies SubscriberAttachment);
     });
   });
 }
@@ -101,19 +114,25 @@ describe("live results", () => {
     await age(app, [14_000, 10_000, 5_000]);
     const before = Date.now();
     expect(await runDurableObjectAlarm(appQueue(env, app))).toBe(true);
-    const alarm = await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => state.storage.getAlarm());
+    const alarm = await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) =>
+      state.storage.getAlarm(),
+    );
     // The earliest deadline: 14 s old → due in ~1 s (+ slack), not the others'.
     expect(alarm).not.toBeNull();
     expect(alarm! - before).toBeGreaterThan(800);
     expect(alarm! - before).toBeLessThan(1_600);
-    const open = await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => state.getWebSockets().length);
+    const open = await runInDurableObject(
+      appQueue(env, app),
+      (_instance: AppQueue, state) => state.getWebSockets().length,
+    );
     expect(open).toBe(3);
     await age(app, [15_500, 10_000, 16_000]);
     await runDurableObjectAlarm(appQueue(env, app));
     expect(await subscribers[0]!.closed).toEqual({ code: 4408, reason: "heartbeat timeout" });
     expect(await subscribers[2]!.closed).toEqual({ code: 4408, reason: "heartbeat timeout" });
-    const remaining = await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) =>
-      state.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN).length,
+    const remaining = await runInDurableObject(
+      appQueue(env, app),
+      (_instance: AppQueue, state) => state.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN).length,
     );
     expect(remaining).toBe(1);
   });
@@ -157,7 +176,9 @@ describe("live results", () => {
     await createApp(app);
     const id = await submit(app, "/again", { body: "{}" });
     await waitForState(id, [10]);
-    const seq = await sql(app)((storage) => storage.exec<{ seq: number }>("SELECT seq FROM tasks WHERE id = ?", id).one().seq);
+    const seq = await sql(app)(
+      (storage) => storage.exec<{ seq: number }>("SELECT seq FROM tasks WHERE id = ?", id).one().seq,
+    );
     expect(seq).toBe(4);
   });
 
@@ -197,15 +218,30 @@ describe("live results", () => {
     await createApp(app);
     const base = `${CONTROL}/v1/tasks?app=${app}`;
     const deadline = Math.floor(Date.now() / 1000) + 60;
-    const good = await upgrade(app, "", { unsigned: true, url: (await signUrl(base.replace("http:", "ws:"), deadline, env.ADMIN_ACCESS_KEY, env.ADMIN_SECRET_KEY)).replace("ws:", "http:") });
+    const good = await upgrade(app, "", {
+      unsigned: true,
+      url: (await signUrl(base.replace("http:", "ws:"), deadline, env.ADMIN_ACCESS_KEY, env.ADMIN_SECRET_KEY)).replace(
+        "ws:",
+        "http:",
+      ),
+    });
     expect(good.status).toBe(101);
     attach(good.webSocket!).ws.close(1000);
-    const expired = await upgrade(app, "", { unsigned: true, url: await signUrl(base, deadline - 120, env.ADMIN_ACCESS_KEY, env.ADMIN_SECRET_KEY) });
+    const expired = await upgrade(app, "", {
+      unsigned: true,
+      url: await signUrl(base, deadline - 120, env.ADMIN_ACCESS_KEY, env.ADMIN_SECRET_KEY),
+    });
     expect(expired.status).toBe(401);
     expect(await expired.json()).toMatchObject({ code: "request_expired" });
-    const forged = await upgrade(app, "", { unsigned: true, url: await signUrl(base, deadline, env.ADMIN_ACCESS_KEY, "wrong") });
+    const forged = await upgrade(app, "", {
+      unsigned: true,
+      url: await signUrl(base, deadline, env.ADMIN_ACCESS_KEY, "wrong"),
+    });
     expect(forged.status).toBe(401);
-    const otherApp = await upgrade(app, "", { unsigned: true, url: (await signUrl(base, deadline, env.ADMIN_ACCESS_KEY, env.ADMIN_SECRET_KEY)).replace(app, uniqueApp("x")) });
+    const otherApp = await upgrade(app, "", {
+      unsigned: true,
+      url: (await signUrl(base, deadline, env.ADMIN_ACCESS_KEY, env.ADMIN_SECRET_KEY)).replace(app, uniqueApp("x")),
+    });
     expect(otherApp.status).toBe(401);
   });
 

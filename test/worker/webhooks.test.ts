@@ -21,7 +21,12 @@ async function deliveredFor(taskId: string): Promise<Delivered> {
   const requests = await received(taskId);
   expect(requests.length).toBeGreaterThanOrEqual(1);
   const last = requests[requests.length - 1]!;
-  const headers = Object.fromEntries(Object.entries(last.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(", ") : String(value)]));
+  const headers = Object.fromEntries(
+    Object.entries(last.headers).map(([name, value]) => [
+      name,
+      Array.isArray(value) ? value.join(", ") : String(value),
+    ]),
+  );
   return { headers, body: new TextDecoder().decode(Uint8Array.from(atob(last.body), (c) => c.charCodeAt(0))) };
 }
 
@@ -65,19 +70,32 @@ describe("deliveries in Standard Webhooks form", () => {
     expect(await refusal(new Receiver({ signingSecret: secret }).verify(tampered))).toBe("invalid_signature");
 
     const timestamp = Number(delivered.headers["webhook-timestamp"]);
-    expect(await refusal(new Receiver({ signingSecret: secret }).verify({ ...delivered, nowSeconds: timestamp + 600 }))).toBe("timestamp_out_of_tolerance");
-    expect(await new Receiver({ signingSecret: secret }).verify({ ...delivered, nowSeconds: timestamp + 600, toleranceSeconds: 900 })).toBe(true);
+    expect(
+      await refusal(new Receiver({ signingSecret: secret }).verify({ ...delivered, nowSeconds: timestamp + 600 })),
+    ).toBe("timestamp_out_of_tolerance");
+    expect(
+      await new Receiver({ signingSecret: secret }).verify({
+        ...delivered,
+        nowSeconds: timestamp + 600,
+        toleranceSeconds: 900,
+      }),
+    ).toBe(true);
 
     const otherSecret = (await createApp(uniqueApp("wh")))["signing_secret"] as string;
     expect(await refusal(new Receiver({ signingSecret: otherSecret }).verify(delivered))).toBe("invalid_signature");
     const { "webhook-id": _id, ...withoutId } = delivered.headers;
-    expect(await refusal(new Receiver({ signingSecret: secret }).verify({ ...delivered, headers: withoutId }))).toBe("missing_headers");
+    expect(await refusal(new Receiver({ signingSecret: secret }).verify({ ...delivered, headers: withoutId }))).toBe(
+      "missing_headers",
+    );
   });
 
   it("a callback notification carries the same signatures", async () => {
     const app = uniqueApp("whcb");
     const secret = (await createApp(app))["signing_secret"] as string;
-    const id = await submit(app, "/job", { body: "{}", headers: { "asyncgate-callback": `${env.TEST_ORIGIN}/callback` } });
+    const id = await submit(app, "/job", {
+      body: "{}",
+      headers: { "asyncgate-callback": `${env.TEST_ORIGIN}/callback` },
+    });
     await waitForState(id, [10]);
     let callback: { headers: Record<string, string | string[]>; body: string; url: string } | undefined;
     for (let i = 0; i < 100 && !callback; i++) {
@@ -109,7 +127,9 @@ describe("deliveries in Standard Webhooks form", () => {
 
     // The grace has passed: the old secret signs no more.
     await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => {
-      const identity = JSON.parse(state.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'identity'").one().value) as AppIdentity;
+      const identity = JSON.parse(
+        state.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'identity'").one().value,
+      ) as AppIdentity;
       identity.previousSigningSecretUntilMs = Date.now() - 1;
       state.storage.sql.exec("UPDATE meta SET value = ? WHERE key = 'identity'", JSON.stringify(identity));
     });
@@ -118,15 +138,22 @@ describe("deliveries in Standard Webhooks form", () => {
     expect(after.headers["webhook-signature"]!.split(" ")).toHaveLength(1);
     expect(await refusal(new Receiver({ signingSecret: old }).verify(after))).toBe("invalid_signature");
     expect(() => new Webhook(old).verify(after.body, after.headers)).toThrow();
-    expect(await new Receiver({ signingSecret: old, nextSigningSecret: rotated.signing_secret }).verify(after)).toBe(true);
+    expect(await new Receiver({ signingSecret: old, nextSigningSecret: rotated.signing_secret }).verify(after)).toBe(
+      true,
+    );
   });
 
   it("rotating needs manage; the new secret is never shown again", async () => {
     const app = uniqueApp("rotkey");
     await createApp(app);
-    const keyResponse = await call(`${CONTROL}/v1/apps/${app}/keys`, { body: JSON.stringify({ permissions: ["submit"] }) });
+    const keyResponse = await call(`${CONTROL}/v1/apps/${app}/keys`, {
+      body: JSON.stringify({ permissions: ["submit"] }),
+    });
     const key = (await keyResponse.json()) as { access_key: string; secret_key: string };
-    const refused = await call(`${CONTROL}/v1/apps/${app}/signing-secret/rotate`, { method: "POST", keys: { accessKey: key.access_key, secretKey: key.secret_key } });
+    const refused = await call(`${CONTROL}/v1/apps/${app}/signing-secret/rotate`, {
+      method: "POST",
+      keys: { accessKey: key.access_key, secretKey: key.secret_key },
+    });
     expect(refused.status).toBe(403);
     await call(`${CONTROL}/v1/apps/${app}/signing-secret/rotate`, { method: "POST" });
     const shown = await (await call(`${CONTROL}/v1/apps/${app}`)).text();

@@ -18,7 +18,8 @@ export class NotificationStore {
   #anyNotification: boolean | null = null;
 
   #hasNotifications(): boolean {
-    this.#anyNotification ??= this.#sql.exec<{ any: number }>("SELECT EXISTS (SELECT 1 FROM notifications) AS any").one().any === 1;
+    this.#anyNotification ??=
+      this.#sql.exec<{ any: number }>("SELECT EXISTS (SELECT 1 FROM notifications) AS any").one().any === 1;
     return this.#anyNotification;
   }
 
@@ -37,7 +38,9 @@ export class NotificationStore {
 
   get(taskId: string, kind: NotificationKind): NotificationRow | null {
     return (
-      this.#sql.exec<NotificationRow>("SELECT * FROM notifications WHERE task_id = ? AND kind = ?", taskId, kind).toArray()[0] ?? null
+      this.#sql
+        .exec<NotificationRow>("SELECT * FROM notifications WHERE task_id = ? AND kind = ?", taskId, kind)
+        .toArray()[0] ?? null
     );
   }
 
@@ -53,7 +56,12 @@ export class NotificationStore {
   }
 
   reschedule(taskId: string, kind: NotificationKind, etaMs: number): void {
-    this.#sql.exec("UPDATE notifications SET eta_ms = ?, dispatched_ms = NULL WHERE task_id = ? AND kind = ?", etaMs, taskId, kind);
+    this.#sql.exec(
+      "UPDATE notifications SET eta_ms = ?, dispatched_ms = NULL WHERE task_id = ? AND kind = ?",
+      etaMs,
+      taskId,
+      kind,
+    );
   }
 
   delete(taskId: string, kind: NotificationKind): void {
@@ -85,13 +93,22 @@ export class NotificationStore {
 
   markDispatched(rows: NotificationRow[], nowMs: number): void {
     for (const row of rows) {
-      this.#sql.exec("UPDATE notifications SET dispatched_ms = ? WHERE task_id = ? AND kind = ?", nowMs, row.task_id, row.kind);
+      this.#sql.exec(
+        "UPDATE notifications SET dispatched_ms = ? WHERE task_id = ? AND kind = ?",
+        nowMs,
+        row.task_id,
+        row.kind,
+      );
     }
   }
 
   clearDispatched(rows: NotificationRow[]): void {
     for (const row of rows) {
-      this.#sql.exec("UPDATE notifications SET dispatched_ms = NULL WHERE task_id = ? AND kind = ?", row.task_id, row.kind);
+      this.#sql.exec(
+        "UPDATE notifications SET dispatched_ms = NULL WHERE task_id = ? AND kind = ?",
+        row.task_id,
+        row.kind,
+      );
     }
   }
 

@@ -94,7 +94,6 @@ CREATE TABLE IF NOT EXISTS access_keys (
 );
 `;
 
-
 /** The steps, in order: step n brings a store from version n to n + 1. */
 const MIGRATIONS: ((sql: SqlStorage) => void)[] = [
   (sql) => {

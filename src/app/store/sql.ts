@@ -13,24 +13,47 @@ export const SUMMARY_COLUMNS = `id, req_id, method, path, raw_query, header, X''
 
 /** Roughly how many bytes a row holds in memory. */
 export const rowBytes = (row: TaskRow) =>
-  row.body.byteLength + (row.response_body?.byteLength ?? 0) + row.header.length + (row.response_header?.length ?? 0) + row.path.length + row.raw_query.length + 256;
+  row.body.byteLength +
+  (row.response_body?.byteLength ?? 0) +
+  row.header.length +
+  (row.response_header?.length ?? 0) +
+  row.path.length +
+  row.raw_query.length +
+  256;
 
 /**
  * The partial index that holds the tasks of a state, by id. Running tasks are in tasks_running
  * (by lease): a listing of them sorts what it holds, at most the queue window and the
  * consumers' attempts.
  */
-export const STATE_INDEX: Record<TaskState, string> = { 0: "tasks_waiting", 1: "tasks_running", 10: "tasks_succeeded", 11: "tasks_failed" };
+export const STATE_INDEX: Record<TaskState, string> = {
+  0: "tasks_waiting",
+  1: "tasks_running",
+  10: "tasks_succeeded",
+  11: "tasks_failed",
+};
 
 /** The SET terms recording `attempt` (and a task's final `error`, which wins over the attempt's). */
-export function attemptAssignments(attempt: AttemptRecord, finalError?: string): { set: string; values: SqlStorageValue[] } {
+export function attemptAssignments(
+  attempt: AttemptRecord,
+  finalError?: string,
+): { set: string; values: SqlStorageValue[] } {
   const { outcome } = attempt;
   const error = finalError ?? (outcome ? null : attempt.error);
-  if (!outcome) return { set: "error = ?, exec_ms = ?, retry_reason = ?", values: [error, attempt.atMs, attempt.retryReason] };
+  if (!outcome)
+    return { set: "error = ?, exec_ms = ?, retry_reason = ?", values: [error, attempt.atMs, attempt.retryReason] };
   return {
     set: `executions = executions + 1, last_status = ?, response_status = ?, response_header = ?, response_body = ?,
       error = ?, exec_ms = ?, retry_reason = ?`,
-    values: [outcome.status, outcome.status, JSON.stringify(outcome.header), blob(outcome.body), error, attempt.atMs, attempt.retryReason],
+    values: [
+      outcome.status,
+      outcome.status,
+      JSON.stringify(outcome.header),
+      blob(outcome.body),
+      error,
+      attempt.atMs,
+      attempt.retryReason,
+    ],
   };
 }
 

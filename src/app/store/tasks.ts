@@ -8,7 +8,15 @@ import { createdMsOf, timePrefix } from "../../shared/task-id";
 import type { TaskState } from "../../shared/types";
 import type { MetaStore } from "./meta";
 import type { AttemptRecord, NewTask, ReadMeter, RedriveCriteria, TaskRow } from "./rows";
-import { FAILED_MATCHING, STATE_INDEX, SUMMARY_COLUMNS, attemptAssignments, blob, failedMatchingBindings, rowBytes } from "./sql";
+import {
+  FAILED_MATCHING,
+  STATE_INDEX,
+  SUMMARY_COLUMNS,
+  attemptAssignments,
+  blob,
+  failedMatchingBindings,
+  rowBytes,
+} from "./sql";
 
 /** How much one turn of the resume replay may read: the object has 128 MB in all. */
 export const REPLAY_PAGE_BYTES = 8 * 1024 * 1024;
@@ -52,7 +60,8 @@ export class TaskStore {
       for (const [state, delta] of changes) this.#countBatch.set(state, (this.#countBatch.get(state) ?? 0) + delta);
       return;
     }
-    for (const [state, delta] of changes) this.#sql.exec("UPDATE task_counts SET n = n + ? WHERE state = ?", delta, state);
+    for (const [state, delta] of changes)
+      this.#sql.exec("UPDATE task_counts SET n = n + ? WHERE state = ?", delta, state);
   }
 
   /** Count changes from now on are gathered, to be written by {@link closeCountBatch} in the same transaction. */
@@ -191,7 +200,12 @@ export class TaskStore {
   /** 1 → 0 (a failed attempt), to run again at `etaMs`; the attempt's record in the same write. */
   markWaiting(id: string, etaMs: number, attempt: AttemptRecord): void {
     const record = attemptAssignments(attempt);
-    this.#sql.exec(`UPDATE tasks SET state = 0, eta_ms = ?, lease_ms = NULL, dispatched_ms = NULL, ${record.set} WHERE id = ?`, etaMs, ...record.values, id);
+    this.#sql.exec(
+      `UPDATE tasks SET state = 0, eta_ms = ?, lease_ms = NULL, dispatched_ms = NULL, ${record.set} WHERE id = ?`,
+      etaMs,
+      ...record.values,
+      id,
+    );
     this.#counted(1, 0);
   }
 
@@ -199,7 +213,14 @@ export class TaskStore {
    * `from` (0 or 1) → 10 or 11, with the next result sequence number; `attempt`, when an attempt
    * ended it, is recorded in the same write (one row write, not two).
    */
-  markFinished(id: string, from: TaskState, state: 10 | 11, nowMs: number, error?: string, attempt?: AttemptRecord): number {
+  markFinished(
+    id: string,
+    from: TaskState,
+    state: 10 | 11,
+    nowMs: number,
+    error?: string,
+    attempt?: AttemptRecord,
+  ): number {
     // A waiting task ends (canceled, expired) perhaps with a message out: it leaves the window.
     if (from === 0) this.clearDispatched([id]);
     const seq = this.nextSeq();
@@ -253,7 +274,10 @@ export class TaskStore {
    */
   forgetStaleDispatches(beforeMs: number, nowMs: number, isClaimed: (id: string) => boolean): number {
     const stale = this.#sql
-      .exec<{ id: string }>("SELECT id FROM tasks INDEXED BY tasks_in_flight WHERE state = 0 AND dispatched_ms IS NOT NULL AND dispatched_ms < ?", beforeMs)
+      .exec<{ id: string }>(
+        "SELECT id FROM tasks INDEXED BY tasks_in_flight WHERE state = 0 AND dispatched_ms IS NOT NULL AND dispatched_ms < ?",
+        beforeMs,
+      )
       .toArray();
     let resent = 0;
     for (const { id } of stale) {
@@ -272,14 +296,22 @@ export class TaskStore {
   /** Marks waiting tasks without a message as sent (others are left as they are). */
   markDispatched(ids: string[], nowMs: number): void {
     for (const id of ids) {
-      const marked = this.#sql.exec("UPDATE tasks SET dispatched_ms = ? WHERE id = ? AND state = 0 AND dispatched_ms IS NULL RETURNING id", nowMs, id).toArray();
+      const marked = this.#sql
+        .exec(
+          "UPDATE tasks SET dispatched_ms = ? WHERE id = ? AND state = 0 AND dispatched_ms IS NULL RETURNING id",
+          nowMs,
+          id,
+        )
+        .toArray();
       this.#inFlightBy(marked.length);
     }
   }
 
   clearDispatched(ids: string[]): void {
     for (const id of ids) {
-      const cleared = this.#sql.exec("UPDATE tasks SET dispatched_ms = NULL WHERE id = ? AND dispatched_ms IS NOT NULL RETURNING state", id).toArray();
+      const cleared = this.#sql
+        .exec("UPDATE tasks SET dispatched_ms = NULL WHERE id = ? AND dispatched_ms IS NOT NULL RETURNING state", id)
+        .toArray();
       if (cleared[0]?.["state"] === 0) this.#inFlightBy(-1);
     }
   }
@@ -292,7 +324,9 @@ export class TaskStore {
 
   inFlight(): number {
     this.#inFlight ??= this.#sql
-      .exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_in_flight WHERE state = 0 AND dispatched_ms IS NOT NULL")
+      .exec<{ n: number }>(
+        "SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_in_flight WHERE state = 0 AND dispatched_ms IS NOT NULL",
+      )
       .one().n;
     return this.#inFlight;
   }
@@ -302,13 +336,22 @@ export class TaskStore {
   /** Up to `limit` failed tasks matching a redrive, after `cursor` in id order. */
   failedMatching(criteria: RedriveCriteria, cursor: string, limit: number): string[] {
     return this.#sql
-      .exec<{ id: string }>(`SELECT id FROM tasks INDEXED BY tasks_failed WHERE ${FAILED_MATCHING} ORDER BY id LIMIT ?4`, ...failedMatchingBindings(criteria, cursor), limit)
+      .exec<{ id: string }>(
+        `SELECT id FROM tasks INDEXED BY tasks_failed WHERE ${FAILED_MATCHING} ORDER BY id LIMIT ?4`,
+        ...failedMatchingBindings(criteria, cursor),
+        limit,
+      )
       .toArray()
       .map((row) => row.id);
   }
 
   countFailedMatching(criteria: RedriveCriteria): number {
-    return this.#sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_failed WHERE ${FAILED_MATCHING}`, ...failedMatchingBindings(criteria, "")).one().n;
+    return this.#sql
+      .exec<{ n: number }>(
+        `SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_failed WHERE ${FAILED_MATCHING}`,
+        ...failedMatchingBindings(criteria, ""),
+      )
+      .one().n;
   }
 
   /** Deletes up to `limit` waiting tasks created before `untilMs`, after `cursor`; answers the ids. */
@@ -336,19 +379,25 @@ export class TaskStore {
    * tasks (few) are read whole from tasks_running, which is ordered by lease.
    */
   #oldestCreatedMs(states: TaskState[]): number | null {
-    const seeks = states.map((state) => `SELECT MIN(id) AS id FROM tasks INDEXED BY ${STATE_INDEX[state]} WHERE state = ${state}`).join(" UNION ALL ");
+    const seeks = states
+      .map((state) => `SELECT MIN(id) AS id FROM tasks INDEXED BY ${STATE_INDEX[state]} WHERE state = ${state}`)
+      .join(" UNION ALL ");
     const row = this.#sql.exec<{ id: string | null }>(`SELECT MIN(id) AS id FROM (${seeks})`).one();
     return row.id === null ? null : createdMsOf(row.id);
   }
 
   /** Attempts running now. */
   runningCount(): number {
-    return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_running WHERE state = 1").one().n;
+    return this.#sql
+      .exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_running WHERE state = 1")
+      .one().n;
   }
 
   /** Running attempts whose lease ran out: their consumer is gone. */
   expiredLeases(nowMs: number): TaskRow[] {
-    return this.#sql.exec<TaskRow>("SELECT * FROM tasks INDEXED BY tasks_running WHERE state = 1 AND lease_ms <= ?", nowMs).toArray();
+    return this.#sql
+      .exec<TaskRow>("SELECT * FROM tasks INDEXED BY tasks_running WHERE state = 1 AND lease_ms <= ?", nowMs)
+      .toArray();
   }
 
   /** Up to `limit` unfinished tasks created before `beforeMs`: past retention, they expire. */
@@ -397,7 +446,12 @@ export class TaskStore {
     // RETURNING counts tasks (rowsWritten would count index rows too); in chunks under SQLite's bound-parameter limit.
     for (let i = 0; i < ids.length; i += 100) {
       const chunk = ids.slice(i, i + 100);
-      const rows = this.#sql.exec<{ state: TaskState }>(`DELETE FROM tasks WHERE id IN (${chunk.map(() => "?").join(",")}) RETURNING state`, ...chunk).toArray();
+      const rows = this.#sql
+        .exec<{ state: TaskState }>(
+          `DELETE FROM tasks WHERE id IN (${chunk.map(() => "?").join(",")}) RETURNING state`,
+          ...chunk,
+        )
+        .toArray();
       deleted += rows.length;
       succeeded += rows.filter((row) => row.state === 10).length;
     }
@@ -485,8 +539,8 @@ export class TaskStore {
     const params: string[] = [];
     // The state as a literal: a partial index serves only a query whose terms imply its own.
     if (state !== null) clauses.push(`state = ${Number(state)}`);
-    if (below !== null) clauses.push("id < ?"), params.push(below);
-    if (from !== null) clauses.push("id >= ?"), params.push(from);
+    if (below !== null) (clauses.push("id < ?"), params.push(below));
+    if (from !== null) (clauses.push("id >= ?"), params.push(from));
     return this.#sql
       .exec<TaskRow>(
         `SELECT ${SUMMARY_COLUMNS} FROM tasks ${state === null ? "" : `INDEXED BY ${STATE_INDEX[state]}`}
@@ -499,7 +553,13 @@ export class TaskStore {
 
   /** Task counts by state, from the counters (four rows read, whatever the table holds). */
   counts(): Record<string, number> {
-    const counts: Record<string, number> = { waiting: 0, doing: 0, success: 0, failed: 0, resends: Number(this.#meta.get("resends") ?? "0") };
+    const counts: Record<string, number> = {
+      waiting: 0,
+      doing: 0,
+      success: 0,
+      failed: 0,
+      resends: Number(this.#meta.get("resends") ?? "0"),
+    };
     const names: Record<number, string> = { 0: "waiting", 1: "doing", 10: "success", 11: "failed" };
     for (const row of this.#sql.exec<{ state: number; n: number }>("SELECT state, n FROM task_counts")) {
       counts[names[row.state] ?? String(row.state)] = row.n;

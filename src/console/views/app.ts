@@ -30,7 +30,12 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
   const counts = h("dl", { class: "counts" });
   const feedState = h("span", { class: "muted", "data-feed": "connecting" }, "live feed: connecting…");
   const chips = h("div", { class: "results", "aria-label": "Latest results, newest last" });
-  const sparkline = svg("svg", { class: "sparkline", viewBox: "0 0 220 36", role: "img", "aria-label": "Latency of the latest results" });
+  const sparkline = svg("svg", {
+    class: "sparkline",
+    viewBox: "0 0 220 36",
+    role: "img",
+    "aria-label": "Latency of the latest results",
+  });
   const sparkLabel = h("span", { class: "muted" });
   const rows = h("tbody", {});
   const more = h("button", { type: "button", hidden: true }, "Load more");
@@ -42,7 +47,6 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
   let filter: Filter = { state: undefined, createdAfter: undefined, createdBefore: undefined };
   let cursorPages: AsyncIterator<TaskRecord> | null = null;
 
-
   // ---- the app's settings and state ---------------------------------------------------
   const loadApp = async () => {
     const app = await page.client.apps.get(name);
@@ -52,15 +56,36 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
       kv("Host", h("span", { class: "mono" }, app.host)),
       kv("Origin", h("span", { class: "mono" }, app.origin)),
       kv("Attempt timeout", `${app.timeout} s`),
-      kv("Retry", `${app.retry.max_attempts === -1 ? "unlimited" : app.retry.max_attempts} attempts, backoff ${app.retry.min_backoff}–${app.retry.max_backoff} s`),
+      kv(
+        "Retry",
+        `${app.retry.max_attempts === -1 ? "unlimited" : app.retry.max_attempts} attempts, backoff ${app.retry.min_backoff}–${app.retry.max_backoff} s`,
+      ),
       kv("Notify", app.notify.state === "On" && app.notify.url ? h("span", { class: "mono" }, app.notify.url) : "off"),
       kv("Retention", age(app.retention)),
     );
     replace(
       actions,
       app.state === "Active"
-        ? h("button", { type: "button", onclick: page.guard(async () => (await page.client.apps.pause(name), page.notify(`${name} paused`), await loadApp())) }, "Pause")
-        : h("button", { type: "button", onclick: page.guard(async () => (await page.client.apps.resume(name), page.notify(`${name} resumed`), await loadApp())) }, "Resume"),
+        ? h(
+            "button",
+            {
+              type: "button",
+              onclick: page.guard(
+                async () => (await page.client.apps.pause(name), page.notify(`${name} paused`), await loadApp()),
+              ),
+            },
+            "Pause",
+          )
+        : h(
+            "button",
+            {
+              type: "button",
+              onclick: page.guard(
+                async () => (await page.client.apps.resume(name), page.notify(`${name} resumed`), await loadApp()),
+              ),
+            },
+            "Resume",
+          ),
       h("button", { type: "button", onclick: page.guard(redrive) }, "Redrive failed…"),
       h(
         "button",
@@ -84,19 +109,36 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
     const path = `/v1/apps/${encodeURIComponent(name)}/redrive`;
     const { matched } = (await page.client.request("POST", path, { state: 11, dry_run: true })) as { matched: number };
     if (matched === 0) return page.notify("No failed tasks to redrive");
-    if (!confirm(`Retry ${matched} failed task${matched === 1 ? "" : "s"} of ${name} with a fresh attempt budget?`)) return;
-    const { retried, remaining } = (await page.client.request("POST", path, { state: 11 })) as { retried: number; remaining?: number };
-    page.notify(`${retried} task${retried === 1 ? "" : "s"} redriven${remaining ? `, ${remaining} left (run it again)` : ""}`);
+    if (!confirm(`Retry ${matched} failed task${matched === 1 ? "" : "s"} of ${name} with a fresh attempt budget?`))
+      return;
+    const { retried, remaining } = (await page.client.request("POST", path, { state: 11 })) as {
+      retried: number;
+      remaining?: number;
+    };
+    page.notify(
+      `${retried} task${retried === 1 ? "" : "s"} redriven${remaining ? `, ${remaining} left (run it again)` : ""}`,
+    );
     await loadTasks();
   };
 
   const renderEdit = (app: AppDetails) => {
     const origin = h("input", { name: "origin", type: "url", required: true, value: app.origin });
     const timeout = h("input", { name: "timeout", type: "number", min: 1, max: 900, value: app.timeout });
-    const attempts = h("input", { name: "max_attempts", type: "number", min: -1, max: 1000, value: app.retry.max_attempts });
+    const attempts = h("input", {
+      name: "max_attempts",
+      type: "number",
+      min: -1,
+      max: 1000,
+      value: app.retry.max_attempts,
+    });
     const minBackoff = h("input", { name: "min_backoff", type: "number", min: 0, value: app.retry.min_backoff });
     const maxBackoff = h("input", { name: "max_backoff", type: "number", min: 0, value: app.retry.max_backoff });
-    const notifyUrl = h("input", { name: "notify_url", type: "url", value: app.notify.url ?? "", placeholder: "https://… (empty: off)" });
+    const notifyUrl = h("input", {
+      name: "notify_url",
+      type: "url",
+      value: app.notify.url ?? "",
+      placeholder: "https://… (empty: off)",
+    });
     replace(
       editCard,
       h("h2", { id: "edit-heading" }, "Settings"),
@@ -112,7 +154,11 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
               await page.client.apps.update(name, {
                 origin: origin.value,
                 timeout: Number(timeout.value),
-                retry: { max_attempts: Number(attempts.value), min_backoff: Number(minBackoff.value), max_backoff: Number(maxBackoff.value) },
+                retry: {
+                  max_attempts: Number(attempts.value),
+                  min_backoff: Number(minBackoff.value),
+                  max_backoff: Number(maxBackoff.value),
+                },
                 notify: url ? { url, state: "On" } : { state: "Off" },
               });
               page.notify(`${name} saved`);
@@ -132,17 +178,25 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
   };
 
   const loadCounts = async () => {
-    const stats = (await page.client.apps.stats(name)) as { counts: Record<string, number>; oldest_waiting_age: number | null; in_flight?: number };
-    const box = (label: string, value: string | number, attributes = {}) => h("div", {}, h("dt", {}, label), h("dd", attributes, value));
+    const stats = (await page.client.apps.stats(name)) as {
+      counts: Record<string, number>;
+      oldest_waiting_age: number | null;
+      in_flight?: number;
+    };
+    const box = (label: string, value: string | number, attributes = {}) =>
+      h("div", {}, h("dt", {}, label), h("dd", attributes, value));
     replace(
       counts,
-      ["waiting", "doing", "success", "failed"].map((state) => box(state, stats.counts[state] ?? 0, { "data-count": state })),
+      ["waiting", "doing", "success", "failed"].map((state) =>
+        box(state, stats.counts[state] ?? 0, { "data-count": state }),
+      ),
       box("oldest waiting", age(stats.oldest_waiting_age)),
     );
   };
   /** Counts follow the feed: read again shortly after results arrive (once per burst). */
   let countsDue: ReturnType<typeof setTimeout> | undefined;
-  const countsSoon = () => (countsDue ??= setTimeout(() => ((countsDue = undefined), void loadCounts().catch(() => undefined)), 500));
+  const countsSoon = () =>
+    (countsDue ??= setTimeout(() => ((countsDue = undefined), void loadCounts().catch(() => undefined)), 500));
   page.onLeave(() => clearTimeout(countsDue));
 
   // ---- tasks ---------------------------------------------------------------------------
@@ -165,8 +219,18 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
       h(
         "td",
         {},
-        task.state === 11 && h("button", { type: "button", "aria-label": `Retry ${task.id}`, onclick: page.guard(() => retryTask(task.id)) }, "Retry"),
-        task.state === 0 && h("button", { type: "button", "aria-label": `Cancel ${task.id}`, onclick: page.guard(() => cancelTask(task.id)) }, "Cancel"),
+        task.state === 11 &&
+          h(
+            "button",
+            { type: "button", "aria-label": `Retry ${task.id}`, onclick: page.guard(() => retryTask(task.id)) },
+            "Retry",
+          ),
+        task.state === 0 &&
+          h(
+            "button",
+            { type: "button", "aria-label": `Cancel ${task.id}`, onclick: page.guard(() => cancelTask(task.id)) },
+            "Cancel",
+          ),
       ),
     );
 
@@ -219,7 +283,8 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
     for (const task of shown) {
       if (!rows.querySelector(`tr[data-task-id="${task.id}"]`)) rows.append(taskRow(finished.get(task.id) ?? task));
     }
-    if (!rows.firstChild) rows.append(h("tr", { "data-empty": true }, h("td", { colspan: 8, class: "muted" }, "No tasks match.")));
+    if (!rows.firstChild)
+      rows.append(h("tr", { "data-empty": true }, h("td", { colspan: 8, class: "muted" }, "No tasks match.")));
     more.hidden = cursorPages === null;
   };
 
@@ -239,7 +304,8 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
   );
   const after = h("input", { name: "created_after", type: "datetime-local" });
   const before = h("input", { name: "created_before", type: "datetime-local" });
-  const seconds = (input: HTMLInputElement) => (input.value ? Math.floor(new Date(input.value).getTime() / 1000) : undefined);
+  const seconds = (input: HTMLInputElement) =>
+    input.value ? Math.floor(new Date(input.value).getTime() / 1000) : undefined;
   const filterForm = h(
     "form",
     {
@@ -247,7 +313,11 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
       "aria-label": "Filter tasks",
       onsubmit: (event) => {
         event.preventDefault();
-        filter = { state: stateSelect.value === "" ? undefined : Number(stateSelect.value), createdAfter: seconds(after), createdBefore: seconds(before) };
+        filter = {
+          state: stateSelect.value === "" ? undefined : Number(stateSelect.value),
+          createdAfter: seconds(after),
+          createdBefore: seconds(before),
+        };
         void page.guard(loadTasks)();
       },
     },
@@ -265,15 +335,23 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
     finished.set(result.id, result);
     const action = pendingActions.get(result.id);
     if (action) action.superseded = true;
-    replace(chips, results.map((r) => h("span", { class: `s-${r.state}`, title: `${r.id} ${STATE_NAMES[r.state]}` })));
+    replace(
+      chips,
+      results.map((r) => h("span", { class: `s-${r.state}`, title: `${r.id} ${STATE_NAMES[r.state]}` })),
+    );
     const latencies = results.map(latencyMs).filter((value): value is number => value !== null);
     const top = Math.max(1, ...latencies);
     const x = (i: number) => (latencies.length === 1 ? 110 : (i / (latencies.length - 1)) * 216 + 2);
     const points = latencies.map((value, i) => `${x(i).toFixed(1)},${(35 - (value / top) * 32).toFixed(1)}`);
     const last = points[points.length - 1]?.split(",");
-    sparkline.replaceChildren(svg("polyline", { points: points.join(" ") }), ...(last ? [svg("circle", { cx: last[0]!, cy: last[1]!, r: 2.5 })] : []));
+    sparkline.replaceChildren(
+      svg("polyline", { points: points.join(" ") }),
+      ...(last ? [svg("circle", { cx: last[0]!, cy: last[1]!, r: 2.5 })] : []),
+    );
     const sorted = [...latencies].sort((a, b) => a - b);
-    sparkLabel.textContent = sorted.length ? `latest ${ms(latencies[latencies.length - 1])}, median ${ms(sorted[Math.floor(sorted.length / 2)])}, max ${ms(top)}` : "";
+    sparkLabel.textContent = sorted.length
+      ? `latest ${ms(latencies[latencies.length - 1])}, median ${ms(sorted[Math.floor(sorted.length / 2)])}, max ${ms(top)}`
+      : "";
     upsert(result);
     countsSoon();
   };
@@ -341,6 +419,9 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
     void page.guard(follow)();
     await Promise.all([loadCounts(), loadTasks()]);
   })();
-  const timer = setInterval(() => document.visibilityState === "visible" && void loadCounts().catch(() => undefined), REFRESH_MS);
+  const timer = setInterval(
+    () => document.visibilityState === "visible" && void loadCounts().catch(() => undefined),
+    REFRESH_MS,
+  );
   page.onLeave(() => clearInterval(timer));
 }

@@ -25,15 +25,35 @@ export function renderApps(view: HTMLElement, page: Page): void {
   const load = page.guard(async () => {
     const list = await page.client.apps.list({ page: pageNumber, pageSize: PAGE_SIZE });
     total.textContent = `${list.total} app${list.total === 1 ? "" : "s"}`;
-    const stats = await Promise.all(list.apps.map((app) => page.client.apps.stats(app.name).then((value) => value as unknown as AppStats, () => null)));
-    replace(rows, list.apps.length ? list.apps.map((app, i) => appRow(app, stats[i] ?? null)) : h("tr", {}, h("td", { colspan: 10, class: "muted" }, "No apps yet: create one below.")));
+    const stats = await Promise.all(
+      list.apps.map((app) =>
+        page.client.apps.stats(app.name).then(
+          (value) => value as unknown as AppStats,
+          () => null,
+        ),
+      ),
+    );
+    replace(
+      rows,
+      list.apps.length
+        ? list.apps.map((app, i) => appRow(app, stats[i] ?? null))
+        : h("tr", {}, h("td", { colspan: 10, class: "muted" }, "No apps yet: create one below.")),
+    );
     const pages = Math.max(1, Math.ceil(list.total / PAGE_SIZE));
     replace(
       pager,
       pages > 1 && [
-        h("button", { type: "button", disabled: pageNumber <= 1, onclick: () => ((pageNumber -= 1), void load()) }, "Previous"),
+        h(
+          "button",
+          { type: "button", disabled: pageNumber <= 1, onclick: () => ((pageNumber -= 1), void load()) },
+          "Previous",
+        ),
         h("span", {}, `page ${pageNumber} of ${pages}`),
-        h("button", { type: "button", disabled: pageNumber >= pages, onclick: () => ((pageNumber += 1), void load()) }, "Next"),
+        h(
+          "button",
+          { type: "button", disabled: pageNumber >= pages, onclick: () => ((pageNumber += 1), void load()) },
+          "Next",
+        ),
       ],
     );
   });
@@ -54,9 +74,19 @@ export function renderApps(view: HTMLElement, page: Page): void {
       { "data-app": app.name },
       h("td", {}, h("a", { href: `#/apps/${encodeURIComponent(app.name)}` }, app.name)),
       h("td", {}, h("span", { class: `badge ${app.state}` }, app.state)),
-      ["waiting", "doing", "success", "failed"].map((state) => h("td", { class: `num ${state === "doing" || state === "success" ? "hide-narrow" : ""}` }, counts[state] ?? "—")),
+      ["waiting", "doing", "success", "failed"].map((state) =>
+        h(
+          "td",
+          { class: `num ${state === "doing" || state === "success" ? "hide-narrow" : ""}` },
+          counts[state] ?? "—",
+        ),
+      ),
       h("td", { class: "num hide-narrow" }, age(stats?.oldest_waiting_age)),
-      h("td", { class: "num hide-narrow" }, hour && hour.attempts > 0 ? `${((100 * hour.successes) / hour.attempts).toFixed(1)} %` : "—"),
+      h(
+        "td",
+        { class: "num hide-narrow" },
+        hour && hour.attempts > 0 ? `${((100 * hour.successes) / hour.attempts).toFixed(1)} %` : "—",
+      ),
       h("td", { class: "num hide-narrow" }, latency?.count ? `${ms(latency.p50)} / ${ms(latency.p99)}` : "—"),
       h(
         "td",
@@ -65,8 +95,24 @@ export function renderApps(view: HTMLElement, page: Page): void {
           "div",
           { class: "actions" },
           app.state === "Active"
-            ? h("button", { type: "button", "aria-label": `Pause ${app.name}`, onclick: act(`${app.name} paused`, () => page.client.apps.pause(app.name)) }, "Pause")
-            : h("button", { type: "button", "aria-label": `Resume ${app.name}`, onclick: act(`${app.name} resumed`, () => page.client.apps.resume(app.name)) }, "Resume"),
+            ? h(
+                "button",
+                {
+                  type: "button",
+                  "aria-label": `Pause ${app.name}`,
+                  onclick: act(`${app.name} paused`, () => page.client.apps.pause(app.name)),
+                },
+                "Pause",
+              )
+            : h(
+                "button",
+                {
+                  type: "button",
+                  "aria-label": `Resume ${app.name}`,
+                  onclick: act(`${app.name} resumed`, () => page.client.apps.resume(app.name)),
+                },
+                "Resume",
+              ),
           h(
             "button",
             {
@@ -74,7 +120,8 @@ export function renderApps(view: HTMLElement, page: Page): void {
               class: "danger",
               "aria-label": `Delete ${app.name}`,
               onclick: () => {
-                if (confirm(`Delete ${app.name} and all its tasks? This cannot be undone.`)) void act(`${app.name} deleted`, () => page.client.apps.delete(app.name))();
+                if (confirm(`Delete ${app.name} and all its tasks? This cannot be undone.`))
+                  void act(`${app.name} deleted`, () => page.client.apps.delete(app.name))();
               },
             },
             "Delete",
@@ -85,8 +132,20 @@ export function renderApps(view: HTMLElement, page: Page): void {
   };
 
   const secret = h("div", {});
-  const name = h("input", { name: "name", required: true, pattern: "[a-z0-9]([a-z0-9\\-]{0,61}[a-z0-9])?", title: "lowercase letters, digits and hyphens", spellcheck: "false", placeholder: "shop" });
-  const origin = h("input", { name: "origin", type: "url", required: true, placeholder: "https://backend.example.com" });
+  const name = h("input", {
+    name: "name",
+    required: true,
+    pattern: "[a-z0-9]([a-z0-9\\-]{0,61}[a-z0-9])?",
+    title: "lowercase letters, digits and hyphens",
+    spellcheck: "false",
+    placeholder: "shop",
+  });
+  const origin = h("input", {
+    name: "origin",
+    type: "url",
+    required: true,
+    placeholder: "https://backend.example.com",
+  });
   const attempts = h("input", { name: "max_attempts", type: "number", min: 1, max: 100, value: 5 });
   const timeout = h("input", { name: "timeout", type: "number", min: 1, max: 900, value: 60 });
   const create = h(
@@ -97,7 +156,12 @@ export function renderApps(view: HTMLElement, page: Page): void {
       onsubmit: (event) => {
         event.preventDefault();
         void page.guard(async () => {
-          const created = await page.client.apps.create({ name: name.value, origin: origin.value, timeout: Number(timeout.value), retry: { max_attempts: Number(attempts.value) } });
+          const created = await page.client.apps.create({
+            name: name.value,
+            origin: origin.value,
+            timeout: Number(timeout.value),
+            retry: { max_attempts: Number(attempts.value) },
+          });
           replace(
             secret,
             h(
@@ -152,7 +216,12 @@ export function renderApps(view: HTMLElement, page: Page): void {
       pager,
     ),
     secret,
-    h("section", { class: "card", "aria-labelledby": "create-heading" }, h("h2", { id: "create-heading" }, "Create an app"), create),
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "create-heading" },
+      h("h2", { id: "create-heading" }, "Create an app"),
+      create,
+    ),
   );
   void load();
   const timer = setInterval(() => document.visibilityState === "visible" && void load(), REFRESH_MS);

@@ -23,7 +23,15 @@ export function renderTask(view: HTMLElement, page: Page, id: string): void {
   const show = (task: TaskRecord) => {
     clearTimeout(timer);
     page.crumbs(["Apps", "#/apps"], [task.app, `#/apps/${encodeURIComponent(task.app)}`], [task.id]);
-    const copy = h("button", { type: "button", "aria-label": "Copy task id", onclick: () => void navigator.clipboard?.writeText(task.id).then(() => page.notify("Task id copied")) }, "Copy");
+    const copy = h(
+      "button",
+      {
+        type: "button",
+        "aria-label": "Copy task id",
+        onclick: () => void navigator.clipboard?.writeText(task.id).then(() => page.notify("Task id copied")),
+      },
+      "Copy",
+    );
     const latency = latencyMs(task);
     replace(
       view,
@@ -48,8 +56,22 @@ export function renderTask(view: HTMLElement, page: Page, id: string): void {
         h(
           "p",
           { class: "actions" },
-          task.state === 11 && h("button", { type: "button", class: "primary", onclick: act("Queued again with a fresh attempt budget", () => page.client.retry(task.id)) }, "Retry"),
-          task.state === 0 && h("button", { type: "button", class: "danger", onclick: act("Canceled", () => page.client.cancel(task.id)) }, "Cancel"),
+          task.state === 11 &&
+            h(
+              "button",
+              {
+                type: "button",
+                class: "primary",
+                onclick: act("Queued again with a fresh attempt budget", () => page.client.retry(task.id)),
+              },
+              "Retry",
+            ),
+          task.state === 0 &&
+            h(
+              "button",
+              { type: "button", class: "danger", onclick: act("Canceled", () => page.client.cancel(task.id)) },
+              "Cancel",
+            ),
         ),
       ),
       h(
@@ -62,11 +84,23 @@ export function renderTask(view: HTMLElement, page: Page, id: string): void {
       ),
       h(
         "section",
-        { class: "card", "aria-labelledby": "response-heading", "data-response": task.response ? task.response.status_code : "none" },
+        {
+          class: "card",
+          "aria-labelledby": "response-heading",
+          "data-response": task.response ? task.response.status_code : "none",
+        },
         h("h2", { id: "response-heading" }, "Response"),
         task.response
-          ? [h("p", {}, `Status ${task.response.status_code}`), headerTable(task.response.header), renderBody(task.response.body, task.response.header, `${task.id}-response.bin`)]
-          : h("p", { class: "muted" }, task.state >= 10 ? "No response from the origin." : `No response yet (${STATE_NAMES[task.state]}).`),
+          ? [
+              h("p", {}, `Status ${task.response.status_code}`),
+              headerTable(task.response.header),
+              renderBody(task.response.body, task.response.header, `${task.id}-response.bin`),
+            ]
+          : h(
+              "p",
+              { class: "muted" },
+              task.state >= 10 ? "No response from the origin." : `No response yet (${STATE_NAMES[task.state]}).`,
+            ),
       ),
     );
     if (task.state < 10 && !left) timer = setTimeout(() => void load(), POLL_MS);
