@@ -135,12 +135,6 @@ async function claimBatch(units: Unit[], env: Env): Promise<void> {
   );
 }
 
-/** One task's attempt, with a begin and a finish RPC of its own. */
-export async function deliverTask(ref: TaskMessage, env: Env): Promise<void> {
-  const { reported } = await runAttempt(ref, appQueue(env, ref.app), env);
-  await reported;
-}
-
 /**
  * Begins `ref`'s attempt and replays it to the origin; resolves once the origin has answered,
  * with `reported` settling when the object has its result.

@@ -14,8 +14,8 @@ import entry from "../../src/index";
 import type { AppQueue } from "../../src/app/app-queue";
 import { DISPATCH_WINDOW } from "../../src/app/outbox";
 import { appQueue } from "../../src/app/stubs";
-import { deliverTask } from "../../src/delivery/consumer";
-import { TASKS_PER_MESSAGE, type AttemptResult } from "../../src/shared/types";
+import { consumeTasks } from "../../src/delivery/consumer";
+import { TASKS_PER_MESSAGE, type AttemptReport, type AttemptResult } from "../../src/shared/types";
 import {
   CONTROL,
   call,
@@ -186,23 +186,29 @@ describe("queue consumer", () => {
       ...env,
       APP_QUEUE: {
         idFromName: (name: string) => env.APP_QUEUE.idFromName(name),
-        // The two methods a delivery calls; finish fails twice as an object being reset would.
+        // What a consumer batch calls; the finish fails twice (the batched one, then the retry's
+        // own), as an object being reset would.
         get: (objectId: DurableObjectId) => {
           const real = env.APP_QUEUE.get(objectId);
+          const resetTwice = async <T>(call: () => Promise<T>): Promise<T> => {
+            if (failures < 2) {
+              failures++;
+              throw new Error("Durable Object reset because its code was updated.");
+            }
+            return call();
+          };
           return {
-            begin: (taskId: string) => real.begin(taskId),
-            finish: async (taskId: string, attempt: number, result: AttemptResult) => {
-              if (failures < 2) {
-                failures++;
-                throw new Error("Durable Object reset because its code was updated.");
-              }
-              return real.finish(taskId, attempt, result);
-            },
+            claim: (taskIds: string[], batchSize: number) => real.claim(taskIds, batchSize),
+            beginMany: (taskIds: string[]) => real.beginMany(taskIds),
+            finishMany: (reports: AttemptReport[]) => resetTwice(() => real.finishMany(reports)),
+            finish: (taskId: string, attempt: number, result: AttemptResult) =>
+              resetTwice(() => real.finish(taskId, attempt, result)),
           };
         },
       },
     } as unknown as Env;
-    await deliverTask({ app, id }, flakyEnv);
+    const message = { id: `frpc-${id}`, timestamp: new Date(), attempts: 1, body: { app, id } };
+    await consumeTasks(createMessageBatch<unknown>("asyncgate-tasks", [message]), flakyEnv);
     expect(failures).toBe(2);
     expect((await getTask(id)).state).toBe(10);
   });
