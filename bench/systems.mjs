@@ -9,6 +9,10 @@ import { join } from "node:path";
 import { build } from "esbuild";
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
+
+// wrangler logs where the required secrets came from ("Using secrets defined in process.env") to
+// stdout, which `npm run bench -- --json` keeps for its JSON document: only its warnings show.
+process.env["WRANGLER_LOG"] ??= "warn";
 import { tree } from "./proc.mjs";
 
 export const KEYS = { accessKey: "bench-ak", secretKey: "bench-sk" };

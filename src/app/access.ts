@@ -39,6 +39,17 @@ export class Access {
     return ok(principal);
   }
 
+  /**
+   * Who submits: the admin, or a key with `submit`, and with `query` too when the task sets a
+   * callback (the callback receives the task's record, the origin's response included).
+   */
+  async submitter(caller: Caller, taskBody: Uint8Array, wantsCallback: boolean): Promise<Outcome<Principal>> {
+    const auth = await this.authorize(caller, "submit", taskBody);
+    if (!auth.ok || !wantsCallback || auth.value.kind === "admin" || auth.value.permissions.includes("query"))
+      return auth;
+    return fail(403, "forbidden", `this key may not set a callback on app ${auth.value.app}: that needs query`);
+  }
+
   /** The one guard of the control methods: the caller may do `permission`, and the object is an app (its config). */
   async guard(caller: Caller, permission: Permission, missing = APP_NOT_FOUND): Promise<Outcome<AppConfig>> {
     const auth = await this.authorize(caller, permission);

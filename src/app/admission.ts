@@ -116,6 +116,28 @@ export class Admission {
     );
   }
 
+  /**
+   * Whether sending waits for the circuit's probe: half-open (the probe runs; its end sends
+   * again) or open past its cool-down with the probe's message out (its begin sends again).
+   * Neither needs the alarm, which would otherwise fire again at once until the probe came.
+   */
+  awaitingProbe(now: number, inFlight: number): boolean {
+    const circuit = this.circuit();
+    return circuit.state === "half-open" || (circuit.state === "open" && now >= circuit.untilMs && inFlight > 0);
+  }
+
+  /**
+   * Task `taskId` ended without its attempt ending (expired by retention while running): were
+   * it the circuit's probe, the circuit would wait for it forever. It opens again, due at once,
+   * so the next task is the probe.
+   */
+  release(taskId: string, now: number): void {
+    const circuit = this.circuit();
+    if (circuit.state === "half-open" && circuit.probe === taskId) {
+      this.#circuit.set({ ...circuit, state: "open", untilMs: now, probe: null });
+    }
+  }
+
   /** Whether `max_concurrent_dispatches` is taken up by running attempts and messages in flight. */
   concurrencyFull(config: AppConfig, inFlight: number): boolean {
     const maxConcurrent = config.rate_limits.max_concurrent_dispatches;

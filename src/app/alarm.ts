@@ -101,7 +101,8 @@ export class Alarm {
       // half the object's CPU while draining a backlog.)
       const retentionAt = this.#retentionAt;
       if (retentionAt !== undefined && retentionAt !== null && retentionAt <= now) this.#retentionAt = undefined;
-      for (const task of store.tasks.expiredLeases(now)) host.machine.attemptLost(task, now);
+      // Bounded too: a lease still expired after this batch keeps the next alarm due at once.
+      for (const task of store.tasks.expiredLeases(now, RETENTION_BATCH)) host.machine.attemptLost(task, now);
       // One batch of each bulk job (redrive, purge); what remains waits for the next alarm.
       for (const job of pendingJobs(store)) runJob(store, config, job);
       this.#jobsPending = undefined;

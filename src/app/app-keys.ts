@@ -52,7 +52,7 @@ export class AppKeys {
     const count = this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM access_keys").one().n;
     if (count >= MAX_KEYS_PER_APP)
       return fail(409, "too_many_keys", `an app holds at most ${MAX_KEYS_PER_APP} keys; revoke one first`);
-    const accessKey = newAccessKey(app);
+    const accessKey = await newAccessKey(app, this.#master);
     const secretKey = newSecretKey();
     const sealed = await sealSecret(this.#master, accessKey, secretKey);
     this.#sql.exec(

@@ -1,19 +1,14 @@
 /**
- * AppQueue: one Durable Object per app. It owns the app's config, its task records and the
- * outbox that feeds the Cloudflare Queue, in SQLite. This class is the shell: it holds the
- * helpers (store, admission, outbox, state machine, subscribers, group commit) and answers its
- * callers, grouped below by who calls: the Worker's submit path, the queue consumer, the
- * control API, the live feed, and the alarm.
+ * AppQueue: one Durable Object per app, owning its config, task records and outbox in SQLite. A
+ * shell: each duty has a helper (store, access, admission, outbox, state machine, feed, alarm),
+ * and the methods below are grouped by caller: submit, the queue consumer, control, feed, alarm.
  *
- * Durability: a task is answered with its id only after the insert commits. The queue message
- * is sent right after the insert with no `await` between, so the object's output gate holds
- * the send until the write is durable; the row is marked dispatched in the same transaction.
- * Should the send fail (or the message be lost, as local Queues lose theirs on restart), the
- * alarm sends it again.
- *
- * Queues deliver at least once and in no order, so `begin` and `finish` are an idempotent state
- * machine keyed by the attempt number: a duplicate message never re-runs a finished task, and a
- * stale `finish` never counts twice.
+ * Durability: a task is answered with its id only after the insert commits. Its queue message is
+ * sent right after the insert with no `await` between, so the output gate holds the send until
+ * the write is durable; a failed send (or a message lost, as local Queues lose theirs on restart)
+ * is sent again by the alarm. Queues deliver at least once and in no order, so `begin` and
+ * `finish` are an idempotent state machine keyed by the attempt number: a duplicate message never
+ * re-runs a finished task, and a stale `finish` never counts twice.
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Permission } from "../auth/access-keys";
@@ -50,7 +45,7 @@ import { rotated, signingSecretsOf, type AppIdentity } from "./signing-secrets";
 import { StateMachine } from "./state-machine";
 import { AppStats, statsReport } from "./stats";
 import { openStore, toRecord, type AppStore } from "./store";
-import { Subscribers } from "./subscribers";
+import { KEY_REVOKED_CLOSE_CODE, Subscribers } from "./subscribers";
 
 export class AppQueue extends DurableObject<Env> {
   /** The app's SQLite tables (replaced when the app is deleted: deleteAll drops them). */
@@ -99,6 +94,7 @@ export class AppQueue extends DurableObject<Env> {
         this.#appStats().attemptEnded(durationMs, signal === "success", now);
       },
       taskFinished: (latencyMs) => this.#appStats().taskFinished(latencyMs),
+      released: (taskId, now) => this.#admission.release(taskId, now),
       announce: (task, seq) => {
         // Subscribers hear of it once the writes are committed.
         if (this.#config && this.#subscribers.open().length > 0) {
@@ -154,11 +150,13 @@ export class AppQueue extends DurableObject<Env> {
   #open(): void {
     const metered = meteredSql(this.ctx.storage.sql);
     this.#settleSql = metered.settle;
-    this.store = openStore(metered.sql);
+    // An object that is no app (a name never created, or deleted) stays without tables: a request
+    // that finds no app writes nothing (configure creates them).
+    this.store = openStore(metered.sql, { create: false });
     this.#keys = new AppKeys(metered.sql, masterSecret(this.env));
     this.#stats = undefined;
-    const config = this.store.meta.get("config");
-    const identity = this.store.meta.get("identity");
+    const config = this.store.exists() ? this.store.meta.get("config") : null;
+    const identity = this.store.exists() ? this.store.meta.get("identity") : null;
     this.#config = config ? normalizeConfig(JSON.parse(config) as AppConfig) : null;
     this.#identity = identity ? (JSON.parse(identity) as AppIdentity) : null;
   }
@@ -178,10 +176,8 @@ export class AppQueue extends DurableObject<Env> {
    * commit is made, and the caller answered after both.
    */
   async submit(input: SubmitInput): Promise<Outcome<Submitted>> {
-    if (input.caller.kind !== "admin") {
-      const auth = await this.#access.authorize(input.caller, "submit", input.request.body);
-      if (!auth.ok) return auth;
-    }
+    const auth = await this.#access.submitter(input.caller, input.request.body, input.options.callback !== null);
+    if (!auth.ok) return auth;
     // This submission's savepoint rolled back: nothing of it was written, nothing accepted is lost.
     return this.#group.run(() => this.#accept(input, Date.now())).catch((error: unknown) => storageFailure(error));
   }
@@ -316,6 +312,7 @@ export class AppQueue extends DurableObject<Env> {
   /** Makes this object the app `config.name`. 409 when it already is an app. */
   async configure(config: AppConfig, identity: AppIdentity): Promise<Outcome<AppConfig>> {
     if (this.#config) return fail(409, "app_exists", `app ${config.name} already exists`);
+    this.store.create();
     this.store.meta.set("config", JSON.stringify(config));
     this.store.meta.set("identity", JSON.stringify(identity));
     this.#config = normalizeConfig(config);
@@ -407,6 +404,7 @@ export class AppQueue extends DurableObject<Env> {
     this.#alarm.forget();
     this.#admission.reset();
     this.#outbox.reset();
+    this.store.create();
     this.store.tasks.setSeq(seq);
     return ok(null);
   }
@@ -435,6 +433,7 @@ export class AppQueue extends DurableObject<Env> {
     const guard = await this.#access.guard(caller, "manage");
     if (!guard.ok) return guard;
     if (!this.#keys.revoke(accessKey)) return fail(404, "key_not_found", `no such key: ${accessKey}`);
+    this.#subscribers.closeOpenedBy(accessKey, KEY_REVOKED_CLOSE_CODE, "access key revoked");
     return ok({ revoked: accessKey });
   }
 

@@ -82,6 +82,8 @@ export function runJob(store: AppStore, config: AppConfig, job: BulkJob): number
     for (const id of touched) store.tasks.resetForRetry(id, now, config.retry.max_attempts);
   } else {
     touched = store.tasks.deleteWaiting(job.untilMs, job.cursor, BULK_BATCH);
+    // A purged task that had finished once (and was retried) may still have a notification to send.
+    store.notifications.deleteForTasks(touched);
   }
   const same = (other: BulkJob) =>
     other.kind === job.kind && other.cursor === job.cursor && other.untilMs === job.untilMs;

@@ -10,6 +10,9 @@ import type { TaskStore } from "./store";
 import { toRecord } from "./store";
 import type { Subscribers } from "./subscribers";
 
+/** Set by the Worker on the upgrade it hands the object: the access key that opened the feed (none for the admin). */
+export const OPENED_BY_HEADER = "asyncgate-opened-by";
+
 export class Feed {
   readonly #subscribers: Subscribers;
   readonly #tasks: () => TaskStore;
@@ -43,7 +46,7 @@ export class Feed {
     const params = new URL(request.url).searchParams;
     const sinceText = params.get("since");
     const since = sinceText === null ? null : Number(sinceText);
-    const { client, server } = this.#subscribers.accept(now);
+    const { client, server } = this.#subscribers.accept(now, request.headers.get(OPENED_BY_HEADER));
     // Qiniu's feed sends task records and nothing else. A client that resumes (since=) or asks
     // (hello=1) first gets the latest seq so far, so it knows where a later resume starts.
     if (since !== null || params.get("hello") === "1") {

@@ -165,7 +165,10 @@ export class Outbox {
    */
   sendingWake(config: AppConfig, now: number): { blocked: boolean; notBefore: number } {
     const inFlight = this.#store().tasks.inFlight();
-    const blocked = windowRoom(inFlight) === 0 || this.#admission.concurrencyFull(config, inFlight);
+    const blocked =
+      windowRoom(inFlight) === 0 ||
+      this.#admission.concurrencyFull(config, inFlight) ||
+      this.#admission.awaitingProbe(now, inFlight);
     return { blocked, notBefore: Math.max(this.#sendRetryAt, this.#admission.openAt(config, now, inFlight)) };
   }
 

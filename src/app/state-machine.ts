@@ -73,6 +73,8 @@ export interface MachineHost {
   attemptEnded(signal: AttemptSignal, detail: string, durationMs: number, now: number): void;
   /** A task finished `latencyMs` after it was submitted. */
   taskFinished(latencyMs: number): void;
+  /** A running task ended without its attempt ending (expired): what the attempt held is let go. */
+  released(taskId: string, now: number): void;
 }
 
 export class StateMachine {
@@ -197,6 +199,7 @@ export class StateMachine {
     const config = this.#host.config()!;
     const { tasks: store, notifications } = this.#host.store();
     const seq = store.markFinished(taskId, from, state, now, error, attempt);
+    if (from === 1 && !attempt) this.#host.released(taskId, now);
     const task = store.get(taskId);
     if (!task) return;
     this.#host.announce(task, seq);

@@ -42,6 +42,12 @@ function safeSend(ws: WebSocket, message: string): void {
   }
 }
 
+/** The tag of the sockets a key opened. */
+const openedByTag = (accessKey: string) => `key:${accessKey}`;
+
+/** Close code for the feeds of a revoked key. */
+export const KEY_REVOKED_CLOSE_CODE = 4403;
+
 export class Subscribers {
   readonly #ctx: DurableObjectState;
 
@@ -64,15 +70,23 @@ export class Subscribers {
   readonly #replaying = new Set<WebSocket>();
 
   /** Accepts a subscriber; returns the client end (for the 101) and the server end. */
-  accept(now: number): { client: WebSocket; server: WebSocket } {
+  accept(now: number, openedBy: string | null = null): { client: WebSocket; server: WebSocket } {
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-    this.#ctx.acceptWebSocket(server);
+    // Tagged with the key that opened it (tags survive hibernation), so revoking the key finds it.
+    this.#ctx.acceptWebSocket(server, openedBy ? [openedByTag(openedBy)] : []);
     server.serializeAttachment({
       acceptedAt: now,
       lastMessageAt: now,
       lastAutoResponseAt: 0,
     } satisfies SubscriberAttachment);
     return { client, server };
+  }
+
+  /** Closes every subscriber the access key opened (it was revoked): answers how many. */
+  closeOpenedBy(accessKey: string, code: number, reason: string): number {
+    const sockets = this.#ctx.getWebSockets(openedByTag(accessKey));
+    for (const ws of sockets) this.onClose(ws, code, reason);
+    return sockets.length;
   }
 
   /** Sends to one subscriber; false when it is gone. */
@@ -106,14 +120,14 @@ export class Subscribers {
     }
   }
 
-  /** A frame that reached the object: the heartbeat (not matched exactly by auto-response), or a protocol error. */
+  /** A frame that reached the object: the heartbeat while the auto-response is not set up, or a protocol error. */
   onMessage(ws: WebSocket, message: string | ArrayBuffer, now: number): void {
     // Frames the client sent before it saw our close (of a bad frame, a reap) still arrive: ignore them.
     if (ws.readyState !== WebSocket.OPEN) return;
     if (typeof message !== "string") return safeClose(ws, 1003, "binary frames are not supported");
     if (message.length > MAX_CLIENT_FRAME_CHARS) return safeClose(ws, 1009, "message too big");
-    if (message.trim().toUpperCase() !== HEARTBEAT)
-      return safeClose(ws, 1008, 'unsupported message: send "OK" as a heartbeat');
+    // Exactly "OK", as the auto-response matches it: anything else is a protocol error (README).
+    if (message !== HEARTBEAT) return safeClose(ws, 1008, 'unsupported message: send "OK" as a heartbeat');
     const attachment = ws.deserializeAttachment() as SubscriberAttachment | null;
     if (attachment) ws.serializeAttachment({ ...attachment, lastMessageAt: now } satisfies SubscriberAttachment);
     safeSend(ws, HEARTBEAT);

@@ -1,10 +1,13 @@
 /**
  * Who sent a request, and what they may do. The gateway's admin pair (wrangler secrets
  * ADMIN_ACCESS_KEY / ADMIN_SECRET_KEY) may do everything and is verified in the Worker.
- * An app key (`<app>.<hex>`) is verified by its app's object, which holds its secret:
- * when the request is for that same app, inside the one RPC the request makes anyway.
+ * An app key (`<app>.<hex>`) is checked here to be one the gateway made (its MAC, see
+ * access-keys.ts), then verified by its app's object, which holds its secret: when the
+ * request is for that same app, inside the one RPC the request makes anyway. Nothing that
+ * fails here reaches an object.
  */
-import { appOfAccessKey, type Permission } from "./access-keys";
+import { appOfAccessKey, isGenuineAccessKey, type Permission } from "./access-keys";
+import { masterSecret } from "./key-vault";
 import { unauthorized, verifyProof, type Proof } from "./credentials";
 import { GatewayError } from "../http/errors";
 
@@ -35,11 +38,20 @@ export type Caller =
 
 export const ADMIN: Caller & Principal = { kind: "admin" };
 
+/** What identifying a caller reads of the Worker's env. */
+export interface CallerEnv {
+  ADMIN_ACCESS_KEY?: string;
+  ADMIN_SECRET_KEY?: string;
+  KEY_ENCRYPTION_SECRET?: string;
+  /** "true": keys made before keys carried a MAC (2026-12-03) still reach their app's object. */
+  LEGACY_ACCESS_KEYS?: string;
+}
+
 /** Verifies an admin proof here; for an app key, names the app whose object will verify it. */
 export async function identifyCaller(
   proof: Proof,
   body: Uint8Array,
-  env: { ADMIN_ACCESS_KEY?: string; ADMIN_SECRET_KEY?: string },
+  env: CallerEnv,
   bodyIsTask = false,
 ): Promise<Caller> {
   if (env.ADMIN_ACCESS_KEY && env.ADMIN_SECRET_KEY && proof.accessKey === env.ADMIN_ACCESS_KEY) {
@@ -49,6 +61,8 @@ export async function identifyCaller(
   }
   const app = appOfAccessKey(proof.accessKey);
   if (app === null) throw unauthorized("bad access key or signature", "bad_token");
+  const genuine = await isGenuineAccessKey(proof.accessKey, masterSecret(env));
+  if (!genuine && env.LEGACY_ACCESS_KEYS !== "true") throw unauthorized("bad access key or signature", "bad_token");
   return { kind: "key", app, proof, body: bodyIsTask ? null : body };
 }
 

@@ -10,6 +10,7 @@ import { verifiedPrincipal } from "./callers";
 import { authorize } from "../auth/authenticate";
 import { GatewayError, badRequest } from "../http/errors";
 import { APP_NAME } from "../http/hosts";
+import { OPENED_BY_HEADER } from "../app/feed";
 import { appQueue } from "../app/stubs";
 
 export const isWebSocketUpgrade = (request: Request) => request.headers.get("upgrade")?.toLowerCase() === "websocket";
@@ -20,11 +21,18 @@ export async function subscribe(request: IRequest, context: ControlContext): Pro
   const since = queryParam(request.query, "since");
   if (since !== null && !/^\d{1,15}$/.test(since))
     throw badRequest("invalid_since", "since must be a result sequence number");
-  authorize(await verifiedPrincipal(context), "subscribe", app);
+  const principal = await verifiedPrincipal(context);
+  authorize(principal, "subscribe", app);
   const forwarded = new Request(request.url, { headers: request.headers });
   forwarded.headers.set("x-reqid", context.reqId);
+  // Which key opened the feed, so revoking the key closes it (the client's own value never passes).
+  forwarded.headers.delete(OPENED_BY_HEADER);
+  if (principal.kind === "key") forwarded.headers.set(OPENED_BY_HEADER, principal.accessKey);
   const response = await appQueue(context.env, app).fetch(forwarded);
-  if (response.status === 101) return response;
+  // The object's 101 carries the socket; the upgrade answers with the request's id like any response.
+  if (response.status === 101) {
+    return new Response(null, { status: 101, webSocket: response.webSocket, headers: { "X-Reqid": context.reqId } });
+  }
   const { code, error } = (await response.json()) as { code: string; error: string };
   throw new GatewayError(response.status, code, error);
 }

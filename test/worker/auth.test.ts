@@ -190,6 +190,24 @@ describe("the replay window", () => {
 });
 
 describe("app keys", () => {
+  it("a key without query cannot set a callback (the callback would read the origin's response)", async () => {
+    const app = uniqueApp("cbperm");
+    await createApp(app);
+    const submitter = await createKey(app, ["submit"]);
+    const reader = await createKey(app, ["submit", "query"]);
+    const withCallback = (keys: { accessKey: string; secretKey: string }) =>
+      call(appUrl(app, "/cb"), {
+        method: "POST",
+        body: "{}",
+        keys,
+        headers: { "asyncgate-callback": `${env.TEST_ORIGIN}/hook` },
+      });
+    await expectError(await withCallback(submitter), 403, "forbidden");
+    expect((await withCallback(reader)).status).toBe(202);
+    // Without a callback the submit-only key submits as before.
+    expect((await call(appUrl(app, "/plain"), { method: "POST", body: "{}", keys: submitter })).status).toBe(202);
+  });
+
   const app = uniqueApp("keys");
   beforeAll(async () => {
     await createApp(app);

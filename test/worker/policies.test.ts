@@ -1,14 +1,15 @@
 // Proves delivery policies inside workerd with the real origin: statuses that are never retried,
 // an origin's own "do not retry", and Retry-After holding the whole app.
 import { env } from "cloudflare:workers";
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import type { AppQueue } from "../../src/app/app-queue";
 import { BULK_BATCH } from "../../src/app/bulk";
 import { openStore } from "../../src/app/store";
 import { appQueue } from "../../src/app/stubs";
 import { newTaskId } from "../../src/shared/task-id";
-import { CONTROL, call, createApp, newTask, received, submit, uniqueApp, waitForState } from "./helpers";
+import type { TestAppQueue } from "./test-app-queue";
+import { CONTROL, call, createApp, newTask, parkedTask, received, submit, uniqueApp, waitForState } from "./helpers";
 
 describe("status rules", () => {
   it("a 404 listed in no_retry_statuses is delivered once and ends the task as 11", async () => {
@@ -102,9 +103,93 @@ describe("circuit breaker", () => {
     const closed = (await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { delivery: { state: string } };
     expect(closed.delivery.state).toBe("closed");
   }, 20_000);
+
+  it("while its probe is out, the circuit does not re-arm the alarm at once: the object is not woken in a loop", async () => {
+    const app = uniqueApp("probeloop");
+    await createApp(app, {
+      circuit_breaker: { failure_threshold: 1, cool_down: 1 },
+      retry: { max_attempts: 5, min_backoff: 600, max_backoff: 600 },
+    });
+    const stub = appQueue(env, app);
+    // One failed attempt opens the circuit (its task retries in 10 minutes).
+    const first = await parkedTask(app);
+    expect((await stub.begin(first)).run).toBe(true);
+    await stub.finish(first, 1, { kind: "response", status: 503, header: {}, body: new Uint8Array() });
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // the cool-down
+    // The probe runs (begun here, so no consumer finishes it), and another task waits, due now.
+    const probe = await parkedTask(app);
+    expect((await stub.begin(probe)).run).toBe(true);
+    await submit(app, "/waits", { body: "{}" });
+    const delivery = (await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { delivery: { state: string } };
+    expect(delivery.delivery.state).toBe("half-open");
+    // Over a second the object is not woken (each alarm is a metered request); before, its alarm
+    // fired again at once, over and over, until the probe ended.
+    const requests = async () => {
+      const response = await call(`${CONTROL}/v1/meters?apps=${app}`);
+      return ((await response.json()) as { meters: { do_requests: number } }).meters.do_requests;
+    };
+    const before = await requests();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect((await requests()) - before).toBeLessThanOrEqual(2); // the meters calls themselves
+    // The next wake-up is the probe's lease (timeout + 30 s), not now.
+    const alarmAt = await runInDurableObject(stub, (_instance: AppQueue, state) => state.storage.getAlarm());
+    expect(alarmAt).not.toBeNull();
+    expect(alarmAt! - Date.now()).toBeGreaterThan(20_000);
+  });
+
+  it("a probe that expires by retention lets the circuit probe again and close", async () => {
+    const app = uniqueApp("probeexp");
+    await createApp(app, {
+      retention: 60,
+      circuit_breaker: { failure_threshold: 1, cool_down: 1 },
+      retry: { max_attempts: 2, min_backoff: 1, max_backoff: 1 },
+    });
+    const stub = appQueue(env, app);
+    // A task older than the retention, running as the circuit's probe.
+    const probe = await runInDurableObject(stub, (_instance: AppQueue, state) => {
+      const { tasks, meta } = openStore(state.storage.sql);
+      const { number } = JSON.parse(meta.get("identity")!) as { number: number };
+      const createdMs = Date.now() - 120_000;
+      const id = newTaskId(number, createdMs);
+      tasks.insert(newTask(id, createdMs, { etaMs: createdMs }));
+      tasks.markDoing(id, 1, Date.now(), Date.now() + 600_000, false);
+      const circuit = { state: "half-open", failures: 0, untilMs: Date.now() - 1000, reason: "test", probe: id };
+      meta.set("circuit", JSON.stringify(circuit));
+      return id;
+    });
+    await evictDurableObject(stub); // woken again, the object reads what was written and re-arms its alarm
+    expect((await waitForState(probe, [11])).error).toBe("expired");
+    const id = await submit(app, "/after-expiry", { body: "{}" });
+    expect(await waitForState(id, [10])).toMatchObject({ attempts: 1 });
+    const closed = (await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { delivery: { state: string } };
+    expect(closed.delivery.state).toBe("closed");
+  }, 20_000);
 });
 
 describe("redrive and purge", () => {
+  it("purging a task that finished once and was retried drops its pending notification too", async () => {
+    const app = uniqueApp("purgentf");
+    await createApp(app, { state: "Paused" });
+    const id = await runInDurableObject(appQueue(env, app), (instance: TestAppQueue, state) => {
+      const { tasks, notifications, meta } = openStore(state.storage.sql);
+      const { number } = JSON.parse(meta.get("identity")!) as { number: number };
+      const now = Date.now();
+      const taskId = newTaskId(number, now);
+      tasks.insert(newTask(taskId, now, { etaMs: now }));
+      tasks.markFinished(taskId, 0, 11, now);
+      notifications.add(taskId, "callback", `${env.TEST_ORIGIN}/hook`, now + 600_000);
+      tasks.resetForRetry(taskId, now, 1);
+      instance.resetCaches();
+      return taskId;
+    });
+    const purged = await call(`${CONTROL}/v1/apps/${app}/purge`, { body: JSON.stringify({ state: 0 }) });
+    expect(await purged.json()).toMatchObject({ deleted: 1 });
+    const left = await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) =>
+      state.storage.sql.exec("SELECT task_id FROM notifications WHERE task_id = ?", id).toArray(),
+    );
+    expect(left).toEqual([]);
+  });
+
   it("a dry run counts; a redrive re-runs each matching failed task exactly once", async () => {
     const app = uniqueApp("redrive");
     await createApp(app, { retry: { max_attempts: 1 } });

@@ -7,6 +7,7 @@ import { RETENTION_BATCH } from "../../src/app/alarm";
 import { openStore } from "../../src/app/store";
 import { appQueue } from "../../src/app/stubs";
 import { newTaskId } from "../../src/shared/task-id";
+import type { TestAppQueue } from "./test-app-queue";
 import { CONTROL, call, createApp, finishParked, getTask, metered, newTask, sql, uniqueApp } from "./helpers";
 
 describe("retention against what is accepted", () => {
@@ -131,6 +132,36 @@ describe("deleting past retention", () => {
         timeout: 10_000,
         interval: 50,
       });
+    },
+  );
+});
+
+describe("the alarm's bounded duties", () => {
+  it(
+    `expires at most ${RETENTION_BATCH} lost leases per alarm, the rest in the next`,
+    { timeout: 20_000 },
+    async () => {
+      const app = uniqueApp("leases");
+      await createApp(app, { state: "Paused", retry: { max_attempts: 1 } });
+      const total = RETENTION_BATCH + 100;
+      const counts = await runInDurableObject(appQueue(env, app), async (instance: TestAppQueue, state) => {
+        const store = openStore(state.storage.sql).tasks;
+        const now = Date.now();
+        for (let i = 0; i < total; i++) {
+          const id = newTaskId(1, now + i);
+          store.insert(newTask(id, now, { etaMs: now }));
+          store.markDoing(id, 1, now - 60_000, now - 1000, false); // running, its lease run out
+        }
+        instance.resetCaches();
+        const running = () =>
+          state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks WHERE state = 1").one().n;
+        // One alarm's pass, in this turn of the object (no other alarm can run in between).
+        await instance.alarm();
+        const afterOne = running();
+        await instance.alarm();
+        return { afterOne, afterTwo: running() };
+      });
+      expect(counts).toEqual({ afterOne: 100, afterTwo: 0 });
     },
   );
 });

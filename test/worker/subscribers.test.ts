@@ -205,12 +205,50 @@ describe("live results", () => {
     expect((await subscriber.closed).code).toBe(code);
   });
 
-  it("answers a heartbeat that is not the exact auto-response text, and counts it as life", async () => {
+  it("revoking a key closes the feeds it opened (4403), and only those", async () => {
+    const app = uniqueApp("revoke");
+    await createApp(app);
+    const created = (await (
+      await call(`${CONTROL}/v1/apps/${app}/keys`, { body: JSON.stringify({ permissions: ["subscribe"] }) })
+    ).json()) as { access_key: string; secret_key: string };
+    const keys = { accessKey: created.access_key, secretKey: created.secret_key };
+    const request = await signedRequest(`${CONTROL}/v1/tasks?app=${app}`, { headers: { upgrade: "websocket" }, keys });
+    const response = await exports.default.fetch(request);
+    expect(response.status).toBe(101);
+    const byKey = attach(response.webSocket!);
+    const byAdmin = await subscribe(app);
+    // A client cannot claim to be another key's feed: the Worker sets who opened it.
+    const spoofing = await signedRequest(`${CONTROL}/v1/tasks?app=${app}`, {
+      headers: { upgrade: "websocket", "asyncgate-opened-by": created.access_key },
+    });
+    const spoofed = attach((await exports.default.fetch(spoofing)).webSocket!);
+    const revoked = await call(`${CONTROL}/v1/apps/${app}/keys/${created.access_key}`, { method: "DELETE" });
+    expect(revoked.status).toBe(200);
+    expect(await byKey.closed).toMatchObject({ code: 4403, reason: "access key revoked" });
+    // The others still answer a heartbeat.
+    for (const subscriber of [byAdmin, spoofed]) {
+      subscriber.ws.send("OK");
+      await vi.waitUntil(() => subscriber.texts.includes("OK"), { timeout: 5000 });
+    }
+  });
+
+  it("the upgrade's 101 carries X-Reqid like every other response", async () => {
+    const app = uniqueApp("reqid");
+    await createApp(app);
+    const response = await upgrade(app);
+    expect(response.status).toBe(101);
+    expect(response.headers.get("x-reqid")).toMatch(/^[0-9a-f]{16}$/);
+    response.webSocket!.accept();
+    response.webSocket!.close(1000);
+  });
+
+  it.each(["ok", " OK", "OK\n"])("closes on a heartbeat that is not exactly OK (%j) with 1008", async (frame) => {
     const app = uniqueApp("okish");
     await createApp(app);
     const subscriber = await subscribe(app);
-    subscriber.ws.send("ok");
-    await vi.waitUntil(() => subscriber.texts.length === 1, { timeout: 5000 });
+    subscriber.ws.send(frame);
+    expect((await subscriber.closed).code).toBe(1008);
+    expect(subscriber.texts).toEqual([]);
   });
 
   it("accepts a signed, expiring URL instead of an Authorization header", async () => {

@@ -124,6 +124,16 @@ export class NotificationStore {
       .one().next;
   }
 
+  /** Drops every notification of these tasks (they were deleted: nothing is left to send). */
+  deleteForTasks(taskIds: string[]): void {
+    if (!this.#hasNotifications()) return;
+    for (let i = 0; i < taskIds.length; i += 100) {
+      const chunk = taskIds.slice(i, i + 100);
+      this.#sql.exec(`DELETE FROM notifications WHERE task_id IN (${chunk.map(() => "?").join(",")})`, ...chunk);
+    }
+    this.#anyNotification = null;
+  }
+
   /** Reads again what it keeps in memory (after a write to the table that bypassed the store). */
   forgetCaches(): void {
     this.#anyNotification = null;

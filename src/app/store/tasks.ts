@@ -393,10 +393,14 @@ export class TaskStore {
       .one().n;
   }
 
-  /** Running attempts whose lease ran out: their consumer is gone. */
-  expiredLeases(nowMs: number): TaskRow[] {
+  /** Up to `limit` running attempts whose lease ran out (the longest gone first): their consumer is gone. */
+  expiredLeases(nowMs: number, limit: number): TaskRow[] {
     return this.#sql
-      .exec<TaskRow>("SELECT * FROM tasks INDEXED BY tasks_running WHERE state = 1 AND lease_ms <= ?", nowMs)
+      .exec<TaskRow>(
+        "SELECT * FROM tasks INDEXED BY tasks_running WHERE state = 1 AND lease_ms <= ? ORDER BY lease_ms LIMIT ?",
+        nowMs,
+        limit,
+      )
       .toArray();
   }
 
