@@ -128,8 +128,15 @@ export class Alarm {
     const sending = outbox.sendingWake(config, now);
     const retentionMs = config.retention * 1000;
     const paused = config.state === "Paused";
-    const tasks = store.tasks.nextWakeMs(REDISPATCH_AFTER_MS, retentionMs, paused, sending.blocked, sending.notBefore);
-    const notifications = outbox.notBefore(store.notifications.nextWakeMs(REDISPATCH_AFTER_MS));
+    const tasks = store.tasks.nextWakeMs(
+      REDISPATCH_AFTER_MS,
+      outbox.wokeAt,
+      retentionMs,
+      paused,
+      sending.blocked,
+      sending.notBefore,
+    );
+    const notifications = outbox.notBefore(store.notifications.nextWakeMs(REDISPATCH_AFTER_MS, outbox.wokeAt));
     if (this.#subscriberCheckAt === undefined) this.#subscriberCheckAt = this.#host.subscribers.reap(Date.now());
     if (this.#retentionAt === undefined) this.#retentionAt = store.tasks.unfinishedRetentionDueMs(retentionMs);
     // Read once, not after every commit: only a job run changes it.

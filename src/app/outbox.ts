@@ -15,11 +15,20 @@ import { meters } from "../shared/meters";
 /** Queue messages in flight per app: the object keeps the backlog, the queue a bounded window. */
 export const DISPATCH_WINDOW = 500;
 /**
- * A sent message whose task has not begun after this long, and that no consumer has claimed,
- * is presumed lost and sent again (local Queues lose theirs when `wrangler dev` restarts). A
- * message merely slow to arrive is then sent twice, which the state machine shrugs off.
+ * A message sent before this object woke up (its last instance may have died between the send
+ * and its mark, and local Queues lose theirs when `wrangler dev` restarts) whose task has not
+ * begun after this long, and that no consumer has claimed, is presumed lost and sent again. One
+ * this instance sent is never presumed lost: Queues keep what they accepted (at least once, then
+ * the dead-letter queue), so a backlog waiting in the queue does not grow its own re-sends. A
+ * message merely slow to arrive after a restart is then sent twice, which the state machine
+ * shrugs off.
  */
 export const REDISPATCH_AFTER_MS = 30_000;
+
+/** Messages sent before `lostSentBefore` are presumed lost `REDISPATCH_AFTER_MS` after their send. Pure. */
+export function lostBefore(now: number, wokeAt: number): number {
+  return Math.min(now - REDISPATCH_AFTER_MS, wokeAt);
+}
 /** Extra time past an attempt's timeout before its consumer is presumed gone. */
 export const LEASE_GRACE_MS = 30_000;
 /** Retry delays for a failing queue send: doubling from 1 s to 5 min while it keeps failing. */
@@ -49,6 +58,8 @@ export class Outbox {
   #pending: string[] = [];
   /** Free queue-window slots in the current group; undefined until a submission counts them. */
   #windowSlots: number | undefined = undefined;
+  /** When this instance started: only what was sent before may have been lost. */
+  readonly wokeAt = Date.now();
   /** Consecutive failed queue sends: the retry delay doubles with each. */
   #sendFailures = 0;
   /** While the queue keeps refusing, sending waits until then (0: not waiting). */
@@ -126,17 +137,17 @@ export class Outbox {
         ? Math.min(BATCH, windowRoom(inFlight), this.#admission.room(config, now, inFlight))
         : 0;
     const taskIds = room > 0 ? tasks.dueUnsent(now, room) : [];
-    const notifications = notificationStore.due(now, now - REDISPATCH_AFTER_MS, BATCH - taskIds.length);
+    const notifications = notificationStore.due(now, lostBefore(now, this.wokeAt), BATCH - taskIds.length);
     if (taskIds.length === 0 && notifications.length === 0) return;
     tasks.markDispatched(taskIds, now);
     notificationStore.markDispatched(notifications, now);
     await this.#send(config, taskIds, notifications);
   }
 
-  /** Messages that never led to an attempt and that no consumer holds: presumed lost. */
+  /** Messages sent before this instance woke that never led to an attempt and that no consumer holds: presumed lost. */
   forgetLost(now: number): number {
     return this.#store().tasks.forgetStaleDispatches(
-      now - REDISPATCH_AFTER_MS,
+      lostBefore(now, this.wokeAt),
       now,
       (id) => (this.#claims.get(id) ?? 0) > now,
     );

@@ -1,6 +1,6 @@
-// Proves the outbox re-sends only what is lost (not what a consumer batch holds), counts re-sends, and backs off from a queue that keeps refusing.
+// Proves the outbox re-sends only what may be lost (sent before the object woke, not held by a consumer batch; never what this object sent and the queue still holds), counts re-sends, and backs off from a queue that keeps refusing.
 import { env } from "cloudflare:workers";
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { AppQueue } from "../../src/app/app-queue";
 import { appQueue } from "../../src/app/stubs";
@@ -34,6 +34,45 @@ describe("outbox", () => {
     const stats = ((await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { stats: Record<string, number> }).stats;
     expect(stats["resends"]).toBe(1);
   });
+
+  it(
+    "a message this object sent is not re-sent while it waits in the queue; after the object restarts it is",
+    { timeout: 60_000 },
+    async () => {
+      const app = uniqueApp("waiting");
+      await createApp(app);
+      const stub = appQueue(env, app);
+      // Marked as sent now, by this instance; no message is really out (as one stuck behind a backlog).
+      const waiting = await parkedTask(app, "/waiting");
+      const sentAt = await sql(app)(
+        (storage) =>
+          storage.exec<{ at: number }>("SELECT dispatched_ms AS at FROM tasks WHERE id = ?", waiting).one().at,
+      );
+      // Past the re-send check's 30 s, with the object kept awake (an idle object is evicted after
+      // some seconds: a restart, after which the message would count as maybe lost).
+      const until = Date.now() + 31_000;
+      while (Date.now() < until) {
+        await stub.exists();
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+      }
+      await runInDurableObject(stub, (instance: AppQueue) => instance.alarm());
+      const after = await sql(app)(
+        (storage) =>
+          storage.exec<{ at: number | null }>("SELECT dispatched_ms AS at FROM tasks WHERE id = ?", waiting).one().at,
+      );
+      expect(after).toBe(sentAt);
+      const resends = async () =>
+        ((await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { stats: Record<string, number> }).stats[
+          "resends"
+        ];
+      expect(await resends()).toBe(0);
+      // A restart: what the earlier instance sent may have been lost with it, and is sent again.
+      await evictDurableObject(stub);
+      await runInDurableObject(stub, (instance: AppQueue) => instance.alarm());
+      await waitForState(waiting, [10]);
+      expect(await resends()).toBe(1);
+    },
+  );
 
   it("a queue that keeps refusing is not retried on every alarm: sends wait out a doubling backoff", async () => {
     const app = uniqueApp("backoff");

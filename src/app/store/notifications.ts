@@ -112,16 +112,19 @@ export class NotificationStore {
     }
   }
 
-  nextWakeMs(redispatchAfterMs: number): number | null {
+  /** The next notification due, or the re-send check of one sent before `lostSentBefore` (the object's wake-up). */
+  nextWakeMs(redispatchAfterMs: number, lostSentBefore: number): number | null {
     if (!this.#hasNotifications()) return null;
-    return this.#sql
-      .exec<{ next: number | null }>(
-        `SELECT MIN(at) AS next FROM (
-           SELECT MIN(eta_ms) AS at FROM notifications INDEXED BY notifications_unsent WHERE dispatched_ms IS NULL
-           UNION ALL SELECT MIN(dispatched_ms) + ? AS at FROM notifications INDEXED BY notifications_sent WHERE dispatched_ms IS NOT NULL)`,
-        redispatchAfterMs,
+    const row = this.#sql
+      .exec<{ due: number | null; sent: number | null }>(
+        `SELECT
+           (SELECT MIN(eta_ms) FROM notifications INDEXED BY notifications_unsent WHERE dispatched_ms IS NULL) AS due,
+           (SELECT MIN(dispatched_ms) FROM notifications INDEXED BY notifications_sent WHERE dispatched_ms IS NOT NULL) AS sent`,
       )
-      .one().next;
+      .one();
+    const lostCheck = row.sent === null || row.sent >= lostSentBefore ? null : row.sent + redispatchAfterMs;
+    const candidates = [row.due, lostCheck].filter((at): at is number => at !== null);
+    return candidates.length ? Math.min(...candidates) : null;
   }
 
   /** Drops every notification of these tasks (they were deleted: nothing is left to send). */

@@ -466,11 +466,13 @@ export class TaskStore {
 
   /**
    * When the alarm must next run for task work: the earliest of the next due
-   * unsent task, the re-send check of a sent one, a lease running out, and the
-   * retention deadline of the oldest task. Null when there is nothing to do.
+   * unsent task, the re-send check of one sent before the object woke, a lease running out,
+   * and the retention deadline of the oldest task. Null when there is nothing to do.
    */
   nextWakeMs(
     redispatchAfterMs: number,
+    /** Only a message sent before then (this object's wake-up) may be lost: the re-send check is for those. */
+    lostSentBefore: number,
     retentionMs: number,
     paused: boolean,
     /** Sending waits for attempts to begin or finish (a full queue window or concurrency). */
@@ -496,7 +498,7 @@ export class TaskStore {
     const candidates = [
       // Blocked sending refills the outbox as attempts begin or finish: no alarm for it.
       paused || sendingBlocked ? null : sending(row.due),
-      paused || row.sent === null ? null : sending(row.sent + redispatchAfterMs),
+      paused || row.sent === null || row.sent >= lostSentBefore ? null : sending(row.sent + redispatchAfterMs),
       row.lease,
       row.finished === null ? null : row.finished + retentionMs,
     ].filter((value): value is number => value !== null);
