@@ -75,6 +75,18 @@ describe("URL tokens", () => {
     await createApp(app);
   });
 
+  it("a revoked key's signed URL stops opening the feed at once, before its deadline", async () => {
+    const key = await createKey(app, ["subscribe"]);
+    const url = await signUrl(base(), inAnHour(), key.accessKey, key.secretKey);
+    const open = async () => exports.default.fetch(new Request(url, { headers: { upgrade: "websocket" } }));
+    const first = await open();
+    expect(first.status).toBe(101);
+    first.webSocket!.accept();
+    first.webSocket!.close(1000);
+    expect((await call(`${CONTROL}/v1/apps/${app}/keys/${key.accessKey}`, { method: "DELETE" })).status).toBe(200);
+    await expectError(await open(), 401, "bad_token");
+  });
+
   it("are ignored as authentication anywhere but the feed's WebSocket upgrade", async () => {
     const id = await submit(app, "/x", { body: "{}", headers: { "asyncgate-delay": "1h" } });
     for (const [method, url] of [
