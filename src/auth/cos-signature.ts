@@ -28,7 +28,8 @@ export interface CosSignature {
   httpString: string;
 }
 
-export type CosSignatureProblem = "malformed" | "host_not_signed" | "param_not_signed" | "header_missing";
+export type CosSignatureProblem =
+  "malformed" | "host_not_signed" | "param_not_signed" | "param_repeated" | "header_missing";
 
 const encoder = new TextEncoder();
 
@@ -85,6 +86,9 @@ export function readCosSignature(request: {
   if (!authorization) return "malformed";
   if (!authorization.headerList.includes("host")) return "host_not_signed";
   const query = [...request.url.searchParams];
+  // A name given twice would be signed with one value and read with another: refused.
+  const names = query.map(([name]) => rfc3986Encode(name).toLowerCase());
+  if (new Set(names).size !== names.length) return "param_repeated";
   const listedParams = new Set(authorization.paramList);
   if (query.some(([name]) => !listedParams.has(rfc3986Encode(name).toLowerCase()))) return "param_not_signed";
   const params = signedPairs(authorization.paramList, query);

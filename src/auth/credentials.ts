@@ -140,6 +140,8 @@ export function readCosProof(request: Request, nowMs: number): Proof {
       throw unauthorized("q-header-list must include host");
     case "param_not_signed":
       throw unauthorized("every query parameter must be signed (q-url-param-list)");
+    case "param_repeated":
+      throw unauthorized("a query parameter may be given once: a repeated one is not covered by the signature");
     case "header_missing":
       throw unauthorized("a header or parameter named in the signature is missing");
   }

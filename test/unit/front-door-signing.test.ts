@@ -266,6 +266,16 @@ describe("Tencent COS request signing", () => {
     expect(await verifies(tamper(received))).toBe(false);
   });
 
+  it("refuses a signed query parameter given twice (signed with one value, read with the other)", () => {
+    const received = describeRequest();
+    const [name] = [...new URL(received.url).searchParams.keys()];
+    expect(name).toBeDefined();
+    expect(readCosSignature(toRequest({ ...received, url: `${received.url}&${name}=other` }))).toBe("param_repeated");
+    const reordered = new URL(received.url);
+    reordered.search = `?${name}=first&${reordered.search.slice(1)}`;
+    expect(readCosSignature(toRequest({ ...received, url: reordered.toString() }))).toBe("param_repeated");
+  });
+
   it("refuses unsigned query parameters and an unsigned host", () => {
     const received = describeRequest();
     expect(readCosSignature(toRequest({ ...received, url: `${received.url}&extra=1` }))).toBe("param_not_signed");
