@@ -320,9 +320,9 @@ export class AppQueue extends DurableObject<Env> {
     return ok(config);
   }
 
-  /** Whether this object is an app (a name the registry holds may have failed to configure). */
-  async exists(): Promise<boolean> {
-    return this.#config !== null;
+  /** The app this object is, as the registry lists it; null when it is none (a create may have failed halfway). */
+  async registration(): Promise<{ config: AppConfig; number: number } | null> {
+    return this.#config && this.#identity ? { config: this.#config, number: this.#identity.number } : null;
   }
 
   /** The app's config and task counts (`GET /v1/apps/<name>`): never a secret. */

@@ -26,7 +26,7 @@ export async function createApp(_request: IRequest, context: ControlContext): Pr
   authorize(await verifiedPrincipal(context), "manage", null);
   const config = createConfig(parseJson(body), rules);
   let registered = await registry(env).register(config);
-  if (!registered.ok && registered.error.status === 409 && !(await appQueue(env, config.name).exists())) {
+  if (!registered.ok && registered.error.status === 409 && !(await appQueue(env, config.name).registration())) {
     // The registry holds the name but no object is configured (an earlier create or delete
     // failed halfway): the name is free, take it.
     await registry(env).remove(config.name);
@@ -42,12 +42,23 @@ export async function createApp(_request: IRequest, context: ControlContext): Pr
     throw error;
   }
   if (!configured.ok) {
-    await registry(env).remove(config.name, number);
+    await yieldName(env, config.name, number);
     unwrap(configured);
   }
   // The signing secret is shown here, once (and by a rotation); origins verify deliveries with it.
   const created = { ...view(config, env), signing_secret: identity.signingSecret };
   return jsonResponse(JSON.stringify(created), 201, reqId);
+}
+
+/**
+ * A create that lost the race for `name`'s object lets its `number` go. Another create won, perhaps
+ * after this one took the name's registry entry away (the takeover above, while the winner was
+ * still configuring): the winner is listed again, so its app and task ids never go missing.
+ */
+export async function yieldName(env: Env, name: string, number: number): Promise<void> {
+  const winner = await appQueue(env, name).registration();
+  if (winner) await registry(env).restore(winner.config, winner.number, number);
+  else await registry(env).remove(name, number);
 }
 
 export async function getApp(request: IRequest, context: ControlContext): Promise<Response> {

@@ -84,6 +84,24 @@ export class AppRegistry extends DurableObject<Env> {
     return row ? { config, createdMs: row.created_ms, updatedMs: row.updated_ms } : null;
   }
 
+  /**
+   * Lists `config` under `number` again where a create that lost a race for the name took the
+   * entry away (the winner's object holds the truth), and lets the loser's number go.
+   */
+  async restore(config: AppConfig, number: number, losing: number): Promise<void> {
+    this.#sql.exec("DELETE FROM apps WHERE name = ? AND number = ?", config.name, losing);
+    this.#sql.exec(
+      `INSERT INTO apps (number, name, state, config, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT DO NOTHING`,
+      number,
+      config.name,
+      config.state,
+      JSON.stringify(config),
+      Date.now(),
+      Date.now(),
+    );
+  }
+
   /** Lets `name` go; with `number`, only if the name still holds that number (not a newer registration). */
   async remove(name: string, number?: number): Promise<boolean> {
     if (number === undefined) return this.#sql.exec("DELETE FROM apps WHERE name = ?", name).rowsWritten > 0;

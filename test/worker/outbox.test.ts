@@ -52,7 +52,7 @@ describe("outbox", () => {
       // some seconds: a restart, after which the message would count as maybe lost).
       const until = Date.now() + 31_000;
       while (Date.now() < until) {
-        await stub.exists();
+        await stub.registration();
         await new Promise((resolve) => setTimeout(resolve, 2000));
       }
       await runInDurableObject(stub, (instance: AppQueue) => instance.alarm());
