@@ -55,8 +55,9 @@ export function renderBody(base64: string, headers: Record<string, string[]>, fi
     const row = Array.from(shown.subarray(offset, offset + 16), (byte) => byte.toString(16).padStart(2, "0"));
     lines.push(`${offset.toString(16).padStart(6, "0")}  ${row.join(" ")}`);
   }
-  const type = header(headers, "content-type") || "application/octet-stream";
-  const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type }));
+  // Always as bytes to save, never as the body's own type: a blob URL opened as text/html would
+  // run the body's script with the console's origin.
+  const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: "application/octet-stream" }));
   return [
     h(
       "pre",

@@ -110,13 +110,24 @@ function route(): void {
   view.focus();
 }
 
+/**
+ * Keys from a link (`#ak=…&sk=…`) sign in; they replace other signed-in keys only when the person
+ * says so: a link from someone else must not silently swap whose keys the console acts with.
+ */
+function signInFromLink(keys: Keys): void {
+  const current = storedKeys();
+  const question = `Replace the signed-in keys (${current?.accessKey}) with this link's (${keys.accessKey})?`;
+  if (current && current.accessKey !== keys.accessKey && !confirm(question)) return route();
+  void signIn(keys);
+}
+
 window.addEventListener("hashchange", () => {
   // A console URL pasted into an open tab signs in again.
   const keys = keysFromFragment();
-  if (keys) void signIn(keys);
+  if (keys) signInFromLink(keys);
   else route();
 });
 
 const fromFragment = keysFromFragment();
-if (fromFragment) void signIn(fromFragment);
+if (fromFragment) signInFromLink(fromFragment);
 else route();

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startOrigin } from "../../scripts/origin.mjs";
 import { E2E_KEYS, freePort, signedCall, startGateway, type Gateway } from "../support/wrangler-dev";
 
@@ -155,6 +155,65 @@ describe("web console in Chromium", () => {
     ]);
     const saved = await download.path();
     expect(Buffer.compare((await import("node:fs")).readFileSync(saved), bytes)).toBe(0);
+  });
+
+  it("a body downloads as bytes (application/octet-stream), never as its own type: an HTML body is not rendered", async () => {
+    const html = Buffer.from("<script>document.title='ran'</script>\u0001", "utf8");
+    const response = await signedCall(port, `shop.async.localhost:${port}`, "PUT", "/page", {
+      body: html,
+      headers: { "content-type": "text/html" },
+    });
+    const { id } = response.json<{ id: string }>();
+    // A page of its own that records the type of every blob the console makes a URL for (the
+    // console's CSP allows no fetch of a blob: URL to read it back).
+    const other = await context.newPage();
+    await other.addInitScript(() => {
+      const types: string[] = [];
+      Object.assign(globalThis, { blobTypes: types });
+      const create = URL.createObjectURL.bind(URL);
+      URL.createObjectURL = (object: Blob) => {
+        types.push(object.type);
+        return create(object);
+      };
+    });
+    await other.goto(consoleUrl(E2E_KEYS));
+    await other.locator("tr[data-app='shop']").waitFor();
+    await other.goto(`${base()}/console#/tasks/${id}`);
+    await other.locator("section[aria-labelledby='request-heading'] a[download]").waitFor();
+    expect(await other.evaluate(() => (globalThis as unknown as { blobTypes: string[] }).blobTypes)).toEqual([
+      "application/octet-stream",
+    ]);
+    await other.close();
+  });
+
+  it("a link with other keys asks before replacing the signed-in ones", async () => {
+    const created = await signedCall(port, control(), "POST", "/v1/apps/shop/keys", {
+      body: JSON.stringify({ permissions: ["manage"] }),
+    });
+    const key = created.json<{ access_key: string; secret_key: string }>();
+    await page.goto(`${base()}/console#/apps`);
+    await page.locator("tr[data-app='billing']").waitFor();
+    const stored = () => page.evaluate(() => JSON.parse(sessionStorage.getItem("asyncgate.keys") ?? "null").accessKey);
+    // Declined: the admin's keys stay.
+    let asked = "";
+    page.once("dialog", (dialog) => {
+      asked = dialog.message();
+      void dialog.dismiss();
+    });
+    await page.goto(consoleUrl({ accessKey: key.access_key, secretKey: key.secret_key }));
+    await page.locator("tr[data-app='billing']").waitFor();
+    expect(asked).toContain(key.access_key);
+    expect(await stored()).toBe(E2E_KEYS.accessKey);
+    // Accepted: the link's keys sign in (an app key sees its own app only).
+    page.once("dialog", (dialog) => void dialog.accept());
+    await page.goto(consoleUrl({ accessKey: key.access_key, secretKey: key.secret_key }));
+    await page.locator("tr[data-app='shop']").waitFor();
+    await vi.waitUntil(async () => (await stored()) === key.access_key, { timeout: 5000 });
+    // Back to the admin, for the tests that follow.
+    page.once("dialog", (dialog) => void dialog.accept());
+    await page.goto(consoleUrl(E2E_KEYS));
+    await page.locator("tr[data-app='billing']").waitFor();
+    expect(await stored()).toBe(E2E_KEYS.accessKey);
   });
 
   it("a failed task is retried from the page and succeeds", async () => {
