@@ -26,6 +26,8 @@ export interface SdkSignature {
   canonicalHead: string;
   /** `X-Sdk-Content-Sha256` when sent: it must be the body's own hash (unsigned payloads are refused). */
   declaredPayloadHash: string | null;
+  /** The (lower-case) headers the signature covers: its SignedHeaders. */
+  signedHeaders: string[];
 }
 
 export type SdkSignatureProblem = "malformed" | "date_missing" | "host_not_signed" | "header_missing";
@@ -106,6 +108,7 @@ export function readSdkSignature(request: {
     date,
     canonicalHead,
     declaredPayloadHash: request.headers.get("x-sdk-content-sha256"),
+    signedHeaders: authorization.signedHeaders,
   };
 }
 

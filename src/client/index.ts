@@ -176,13 +176,16 @@ export class AsyncgateClient {
   /** Submits a request for `app`; the gateway answers with the task id at once. */
   async submit(app: string, path: string, options: SubmitOptions = {}): Promise<{ id: string; deduplicated: boolean }> {
     const headers: Record<string, string> = { ...options.headers };
-    if (options.delay !== undefined) headers["Asyncgate-Delay"] = String(options.delay);
-    if (options.notBefore !== undefined) headers["Asyncgate-Not-Before"] = String(unixSeconds(options.notBefore));
-    if (options.failFast) headers["Asyncgate-Fail-Fast"] = "true";
-    if (options.deduplicationId !== undefined) headers["Asyncgate-Deduplication-Id"] = options.deduplicationId;
-    if (options.retries !== undefined) headers["Asyncgate-Retries"] = String(options.retries);
-    if (options.timeout !== undefined) headers["Asyncgate-Timeout"] = String(options.timeout);
-    if (options.callback !== undefined) headers["Asyncgate-Callback"] = options.callback;
+    // As X-Qiniu-Asyncgate-*: the Qiniu token signs them, so a captured request cannot be replayed
+    // with other control headers (REQUIRE_SIGNED_CONTROL_HEADERS refuses unsigned ones).
+    if (options.delay !== undefined) headers["X-Qiniu-Asyncgate-Delay"] = String(options.delay);
+    if (options.notBefore !== undefined)
+      headers["X-Qiniu-Asyncgate-Not-Before"] = String(unixSeconds(options.notBefore));
+    if (options.failFast) headers["X-Qiniu-Asyncgate-Fail-Fast"] = "true";
+    if (options.deduplicationId !== undefined) headers["X-Qiniu-Asyncgate-Deduplication-Id"] = options.deduplicationId;
+    if (options.retries !== undefined) headers["X-Qiniu-Asyncgate-Retries"] = String(options.retries);
+    if (options.timeout !== undefined) headers["X-Qiniu-Asyncgate-Timeout"] = String(options.timeout);
+    if (options.callback !== undefined) headers["X-Qiniu-Asyncgate-Callback"] = options.callback;
     const host = `${app}${this.#appHostSuffix.startsWith(".") ? this.#appHostSuffix : `.${this.#appHostSuffix}`}`;
     const url = `${this.#endpoint.protocol}//${host}${path.startsWith("/") ? path : `/${path}`}`;
     const response = await this.#call(options.method ?? "POST", url, options.body, headers);

@@ -35,6 +35,7 @@ export const ERROR_CODES = [
   "invalid_json",
   "invalid_body",
   "invalid_header",
+  "unsigned_control_header",
   "invalid_name",
   "invalid_origin",
   "invalid_state",

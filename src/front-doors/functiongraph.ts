@@ -106,7 +106,13 @@ async function invokeAsync(request: Request, env: Env, reqId: string): Promise<R
     throw badRequest("invalid_json", "an invocation's body must be JSON");
   }
   const host = request.headers.get("host") ?? url.host;
-  const options = parseSubmitOptions(request.headers, now, configRules(env, host));
+  // The Huawei signature covers the headers its SignedHeaders names; an X-Auth-Token covers none.
+  const signed = proof.kind === "sdk-hmac-sha256" ? proof.signature.signedHeaders : [];
+  const coverage = {
+    covered: (name: string) => signed.includes(name),
+    required: env.REQUIRE_SIGNED_CONTROL_HEADERS === "true",
+  };
+  const options = parseSubmitOptions(request.headers, now, configRules(env, host), coverage);
   const header = headerMap(request.headers, (name) => isRecordedHeader(name) && !isCredentialHeader(name));
   // The path is the app's invoke_path, which its object fills in.
   const recorded: RecordedRequest = {

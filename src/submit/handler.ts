@@ -2,7 +2,7 @@
  * Submission (SPEC §3): any request to `<app><suffix>` becomes a task. Nothing slow
  * happens here: record, authenticate, one RPC to the app's object, answer.
  */
-import { parseSubmitOptions } from "./options";
+import { parseSubmitOptions, qiniuCoverage } from "./options";
 import { recordHeaders } from "./record";
 import { MAX_BODY_BYTES_LIMIT } from "../config/app-config";
 import { identifyCaller } from "../auth/authenticate";
@@ -42,7 +42,8 @@ export async function handleSubmit(request: Request, app: string, env: Env, reqI
   const caller = await callerFor({ env, caller: await identifyCaller(proof, body, env, true), body }, app, "submit");
   const url = new URL(request.url);
   const host = request.headers.get("host") ?? url.host;
-  const options = parseSubmitOptions(request.headers, now, configRules(env, host));
+  const coverage = qiniuCoverage(env.REQUIRE_SIGNED_CONTROL_HEADERS === "true");
+  const options = parseSubmitOptions(request.headers, now, configRules(env, host), coverage);
 
   const recorded: RecordedRequest = {
     method: request.method,

@@ -26,10 +26,10 @@ const NOT_RECORDED = new Set([
 /**
  * The task-metadata namespaces (SPEC §5, and Cloud Tasks' and App Engine's own names): the
  * gateway sets these on delivery, so a client
- * must not be able to supply them. Control headers (`Asyncgate-Delay`, …) share the prefix
- * and are consumed by the gateway, never forwarded.
+ * must not be able to supply them. Control headers (`Asyncgate-Delay`, …, and their signed
+ * `X-Qiniu-Asyncgate-…` forms) share the prefix and are consumed by the gateway, never forwarded.
  */
-const RESERVED_PREFIXES = ["asyncgate-", "x-cloudtasks-", "x-appengine-"];
+const RESERVED_PREFIXES = ["asyncgate-", "x-qiniu-asyncgate-", "x-cloudtasks-", "x-appengine-"];
 
 export function isRecordedHeader(lowerName: string): boolean {
   if (NOT_RECORDED.has(lowerName)) return false;

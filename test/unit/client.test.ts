@@ -68,9 +68,10 @@ describe("AsyncgateClient", () => {
     const [request] = seen;
     expect(request!.url).toBe("https://shop.async.example.com/orders");
     expect(request!.headers.get("content-type")).toBe("application/json");
-    expect(request!.headers.get("asyncgate-not-before")).toBe("1900000000");
-    expect(request!.headers.get("asyncgate-fail-fast")).toBe("true");
-    expect(request!.headers.get("asyncgate-deduplication-id")).toBe("o-1");
+    // Signed: as X-Qiniu-Asyncgate-*, which the Qiniu token covers.
+    expect(request!.headers.get("x-qiniu-asyncgate-not-before")).toBe("1900000000");
+    expect(request!.headers.get("x-qiniu-asyncgate-fail-fast")).toBe("true");
+    expect(request!.headers.get("x-qiniu-asyncgate-deduplication-id")).toBe("o-1");
     expect(await request!.text()).toBe('{"n":1}');
   });
 

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { applyPatch, createConfig, defaultConfig } from "../../src/config/app-config";
 import { GatewayError } from "../../src/http/errors";
-import { parseDuration, parseSubmitOptions } from "../../src/submit/options";
+import { parseDuration, parseSubmitOptions, qiniuCoverage } from "../../src/submit/options";
 
 const gateway = { appHostSuffix: ".async.example.com", controlHosts: ["async.example.com", "gw.example.com:8443"] };
 const local = { allowPrivateOrigins: true, gateway };
@@ -155,5 +155,38 @@ describe("submit options", () => {
     [{ "asyncgate-deduplication-id": "x".repeat(257) }, "400 invalid_header"],
   ])("400 for %j", (headers, expected) => {
     expect(codeOf(() => parse(headers))).toBe(expected);
+  });
+  it("reads each control header in its signed Qiniu form (X-Qiniu-Asyncgate-…) too, but not both forms at once", () => {
+    const signed = parse({
+      "x-qiniu-asyncgate-delay": "5m",
+      "x-qiniu-asyncgate-callback": "https://hooks.example.com/cb",
+      "x-qiniu-asyncgate-retries": "0",
+    });
+    expect(signed).toMatchObject({
+      notBeforeMs: now + 300_000,
+      callback: "https://hooks.example.com/cb",
+      maxAttempts: 1,
+    });
+    expect(codeOf(() => parse({ "asyncgate-delay": "5m", "x-qiniu-asyncgate-delay": "5m" }))).toBe(
+      "400 invalid_header",
+    );
+  });
+
+  it("with signed control headers required, refuses one the signature does not cover, naming its signed form", () => {
+    const strict = (headers: Record<string, string>, coverage = qiniuCoverage(true)) =>
+      parseSubmitOptions(new Headers(headers), now, deployed, coverage);
+    expect(strict({ "x-qiniu-asyncgate-callback": "https://hooks.example.com/cb" }).callback).toBe(
+      "https://hooks.example.com/cb",
+    );
+    expect(codeOf(() => strict({ "asyncgate-callback": "https://hooks.example.com/cb" }))).toBe(
+      "400 unsigned_control_header",
+    );
+    // A door whose signature lists what it covers (Huawei's SignedHeaders).
+    const listed = { covered: (name: string) => ["host", "asyncgate-delay"].includes(name), required: true };
+    expect(strict({ "asyncgate-delay": "10s" }, listed).notBeforeMs).toBe(now + 10_000);
+    expect(codeOf(() => strict({ "asyncgate-retries": "1" }, listed))).toBe("400 unsigned_control_header");
+    expect(codeOf(() => strict({ "x-qiniu-asyncgate-retries": "1" }, listed))).toBe("400 unsigned_control_header");
+    // Not required: unsigned ones are read as before.
+    expect(parse({ "asyncgate-retries": "1" }).maxAttempts).toBe(2);
   });
 });

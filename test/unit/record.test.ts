@@ -19,7 +19,7 @@ describe("recordHeaders", () => {
     });
   });
 
-  it("drops Authorization, the signed X-Qiniu-Date, hop-by-hop headers and the task-metadata namespace", () => {
+  it("drops Authorization, the signed X-Qiniu-Date, hop-by-hop headers, the task-metadata namespace and signed control headers", () => {
     const headers = new Headers({
       authorization: "Qiniu ak:sig",
       "x-qiniu-date": "20261126T080000Z",
@@ -28,6 +28,7 @@ describe("recordHeaders", () => {
       "asyncgate-task-id": "spoofed",
       "asyncgate-retry-count": "9",
       "asyncgate-delay": "10s",
+      "x-qiniu-asyncgate-callback": "https://hooks.example.com/cb",
       "x-cloudtasks-taskname": "spoofed",
       "x-kept": "yes",
     });

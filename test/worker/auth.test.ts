@@ -201,6 +201,22 @@ describe("the replay window", () => {
   });
 });
 
+describe("control headers under the signature", () => {
+  it("a control header sent signed (X-Qiniu-Asyncgate-Callback) cannot be changed in a replay", async () => {
+    const app = uniqueApp("ctlsig");
+    await createApp(app);
+    const request = await signedRequest(appUrl(app, "/x"), {
+      method: "POST",
+      body: "{}",
+      headers: { "x-qiniu-asyncgate-callback": `${env.TEST_ORIGIN}/mine` },
+    });
+    const replay = new Request(request.clone(), { headers: new Headers(request.headers) });
+    replay.headers.set("x-qiniu-asyncgate-callback", `${env.TEST_ORIGIN}/theirs`);
+    expect((await exports.default.fetch(request)).status).toBe(202);
+    await expectError(await exports.default.fetch(replay), 401);
+  });
+});
+
 describe("app keys", () => {
   it("a key without query cannot set a callback (the callback would read the origin's response)", async () => {
     const app = uniqueApp("cbperm");
