@@ -8,6 +8,8 @@ import {
   clientFor,
   describe,
   forgetKeys,
+  appOfKey,
+  isForbidden,
   isKeyRefused,
   keysFromFragment,
   storeKeys,
@@ -46,21 +48,30 @@ async function signIn(keys: Keys): Promise<void> {
   // Checked before anything is shown: wrong keys see one message and nothing else.
   try {
     await clientFor(keys).apps.list({ pageSize: 1 });
+    delete keys.readOnlyApp;
   } catch (error) {
-    forgetKeys();
-    notify(
-      isKeyRefused(error)
-        ? `The gateway refused these keys: ${describe(error)}`
-        : `Could not sign in: ${describe(error)}`,
-      "error",
-    );
-    renderSignIn(view, signIn, keys.accessKey);
-    return;
+    // A good key without `manage` (403, not 401) signs in read-only, to its own app.
+    const app = appOfKey(keys.accessKey);
+    if (!(isForbidden(error) && app)) return refused(keys, error);
+    keys.readOnlyApp = app;
   }
   storeKeys(keys);
   notify("");
-  if (!location.hash.startsWith("#/")) history.replaceState(null, "", `${location.pathname}#/apps`);
+  if (keys.readOnlyApp) history.replaceState(null, "", `${location.pathname}#/apps/${keys.readOnlyApp}`);
+  else if (!location.hash.startsWith("#/")) history.replaceState(null, "", `${location.pathname}#/apps`);
   route();
+}
+
+/** Keys that could not sign in: one message, and the sign-in form again. */
+function refused(keys: Keys, error: unknown): void {
+  forgetKeys();
+  notify(
+    isKeyRefused(error)
+      ? `The gateway refused these keys: ${describe(error)}`
+      : `Could not sign in: ${describe(error)}`,
+    "error",
+  );
+  renderSignIn(view, signIn, keys.accessKey);
 }
 
 function leave(): void {
@@ -104,7 +115,9 @@ function route(): void {
   };
   const [, section, name] = location.hash.split("/").map(decodeURIComponent);
   replace(view);
-  if (section === "apps" && name) renderApp(view, page, name);
+  // A read-only key sees its own app (and its tasks), never the app list.
+  if (keys.readOnlyApp && section !== "tasks") renderApp(view, page, keys.readOnlyApp);
+  else if (section === "apps" && name) renderApp(view, page, name);
   else if (section === "tasks" && name) renderTask(view, page, name);
   else renderApps(view, page);
   view.focus();

@@ -10,6 +10,8 @@ const STORAGE_KEY = "asyncgate.keys";
 export interface Keys {
   accessKey: string;
   secretKey: string;
+  /** Set when the key may not manage (list or change) apps: the console shows this app, read-only. */
+  readOnlyApp?: string;
 }
 
 /** Takes keys out of the fragment (and the fragment out of the address bar and history). */
@@ -36,6 +38,14 @@ export const forgetKeys = () => sessionStorage.removeItem(STORAGE_KEY);
 
 /** A client for this gateway (the page's own origin is the control API). */
 export const clientFor = (keys: Keys) => new AsyncgateClient({ endpoint: location.origin, ...keys, retries: 1 });
+
+/** The app an app key (`<app>.<24 hex>`) belongs to; null for the admin's. */
+export const appOfKey = (accessKey: string): string | null =>
+  /^([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)\.[0-9a-f]{24}$/.exec(accessKey)?.[1] ?? null;
+
+/** Whether `error` is a permission refused on one thing (403): the keys themselves are good. */
+export const isForbidden = (error: unknown): error is AsyncgateError =>
+  error instanceof AsyncgateError && error.status === 403;
 
 /** Whether `error` says the keys themselves were refused (not a permission on one thing). */
 export const isKeyRefused = (error: unknown): error is AsyncgateError =>

@@ -216,6 +216,25 @@ describe("web console in Chromium", () => {
     expect(await stored()).toBe(E2E_KEYS.accessKey);
   });
 
+  it("a key without manage signs in read-only: its own app's tasks and feed, no settings or actions", async () => {
+    const created = await signedCall(port, control(), "POST", "/v1/apps/shop/keys", {
+      body: JSON.stringify({ permissions: ["query", "subscribe"] }),
+    });
+    const key = created.json<{ access_key: string; secret_key: string }>();
+    const reader = await context.newPage();
+    const errors: string[] = [];
+    watchErrors(reader, errors);
+    await reader.goto(consoleUrl({ accessKey: key.access_key, secretKey: key.secret_key }));
+    await reader.locator("h1 .badge", { hasText: "read-only" }).waitFor();
+    expect(new URL(reader.url()).hash).toBe("#/apps/shop");
+    await reader.locator("tr[data-task-id]").first().waitFor();
+    await reader.locator("[data-feed='open']").waitFor();
+    expect(await reader.getByRole("button", { name: "Redrive failed…" }).count()).toBe(0);
+    // The only console errors are the browser's notes of the refused (403) app listing.
+    expect(errors.every((line) => /status of 403/.test(line))).toBe(true);
+    await reader.close();
+  });
+
   it("a failed task is retried from the page and succeeds", async () => {
     await page.goto(`${base()}/console#/apps/shop`);
     await page.locator("[data-feed='open']").waitFor();

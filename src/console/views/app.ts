@@ -49,6 +49,11 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
 
   // ---- the app's settings and state ---------------------------------------------------
   const loadApp = async () => {
+    if (page.keys.readOnlyApp) {
+      // A key without `manage` reads tasks and the feed; settings and actions are not its.
+      replace(heading, name, " ", h("span", { class: "badge" }, "read-only"));
+      return;
+    }
     const app = await page.client.apps.get(name);
     replace(heading, name, " ", h("span", { class: `badge ${app.state}` }, app.state));
     replace(
@@ -178,6 +183,7 @@ export function renderApp(view: HTMLElement, page: Page, name: string): void {
   };
 
   const loadCounts = async () => {
+    if (page.keys.readOnlyApp) return; // the app's stats are `manage`'s
     const stats = (await page.client.apps.stats(name)) as {
       counts: Record<string, number>;
       oldest_waiting_age: number | null;
