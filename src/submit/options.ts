@@ -14,17 +14,6 @@ const MAX_DELAY_SECONDS = 31 * 86_400;
 
 export { parseDuration };
 
-/** The control headers, by their plain names. */
-export const CONTROL_HEADERS = [
-  "asyncgate-delay",
-  "asyncgate-not-before",
-  "asyncgate-deduplication-id",
-  "asyncgate-retries",
-  "asyncgate-timeout",
-  "asyncgate-callback",
-  "asyncgate-fail-fast",
-] as const;
-
 /**
  * How a request's signature covers its control headers: whether it signed the header named
  * (lower case). A captured request whose control headers are covered cannot be replayed with
