@@ -128,21 +128,25 @@ export class Alarm {
     const sending = outbox.sendingWake(config, now);
     const retentionMs = config.retention * 1000;
     const paused = config.state === "Paused";
+    // Messages sent before this may be lost, once 30 s have passed since their send.
+    const lostSentBefore = outbox.lostCutoff(now);
     const tasks = store.tasks.nextWakeMs(
       REDISPATCH_AFTER_MS,
-      outbox.wokeAt,
+      lostSentBefore,
       retentionMs,
       paused,
       sending.blocked,
       sending.notBefore,
     );
-    const notifications = outbox.notBefore(store.notifications.nextWakeMs(REDISPATCH_AFTER_MS, outbox.wokeAt));
+    const notifications = outbox.notBefore(store.notifications.nextWakeMs(REDISPATCH_AFTER_MS, lostSentBefore));
+    // Messages this instance sent wait while consumers claim; look again once they may be idle.
+    const idleCheck = store.tasks.inFlight() > 0 ? outbox.consumersIdleAt(now) : null;
     if (this.#subscriberCheckAt === undefined) this.#subscriberCheckAt = this.#host.subscribers.reap(Date.now());
     if (this.#retentionAt === undefined) this.#retentionAt = store.tasks.unfinishedRetentionDueMs(retentionMs);
     // Read once, not after every commit: only a job run changes it.
     this.#jobsPending ??= pendingJobs(store).length > 0;
     const jobs = this.#jobsPending ? now : null;
-    const candidates = [tasks, notifications, this.#subscriberCheckAt, this.#retentionAt, jobs];
+    const candidates = [tasks, notifications, idleCheck, this.#subscriberCheckAt, this.#retentionAt, jobs];
     const due = candidates.filter((at): at is number => at !== null);
     const next = due.length ? Math.min(...due) : null;
     if (next === null) {

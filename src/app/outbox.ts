@@ -15,19 +15,24 @@ import { meters } from "../shared/meters";
 /** Queue messages in flight per app: the object keeps the backlog, the queue a bounded window. */
 export const DISPATCH_WINDOW = 500;
 /**
- * A message sent before this object woke up (its last instance may have died between the send
- * and its mark, and local Queues lose theirs when `wrangler dev` restarts) whose task has not
- * begun after this long, and that no consumer has claimed, is presumed lost and sent again. One
- * this instance sent is never presumed lost: Queues keep what they accepted (at least once, then
- * the dead-letter queue), so a backlog waiting in the queue does not grow its own re-sends. A
- * message merely slow to arrive after a restart is then sent twice, which the state machine
- * shrugs off.
+ * When a sent message whose task has not begun, and that no consumer has claimed, may be lost
+ * and is sent again: 30 s after its send, if it was sent before this object woke up (its earlier
+ * instance may have died between the send and its mark, and local Queues lose theirs when
+ * `wrangler dev` restarts), or once consumers have been idle for this app for 30 s (nothing is
+ * taking its messages, so one that has not come is gone). While consumers keep claiming this
+ * app's messages, one this instance sent waits its turn in the queue and is not re-sent: a
+ * backlog does not grow its own re-sends. A message merely slow to arrive is then sent twice,
+ * which the state machine shrugs off.
  */
 export const REDISPATCH_AFTER_MS = 30_000;
 
-/** Messages sent before `lostSentBefore` are presumed lost `REDISPATCH_AFTER_MS` after their send. Pure. */
-export function lostBefore(now: number, wokeAt: number): number {
-  return Math.min(now - REDISPATCH_AFTER_MS, wokeAt);
+/**
+ * The messages that may be lost are those sent before the time this answers (once 30 s have
+ * passed since their send): all of them while consumers are idle for the app, else only those
+ * from before the wake-up. Pure.
+ */
+export function lostCutoff(now: number, wokeAt: number, lastClaimAt: number): number {
+  return now - lastClaimAt >= REDISPATCH_AFTER_MS ? now : wokeAt;
 }
 /** Extra time past an attempt's timeout before its consumer is presumed gone. */
 export const LEASE_GRACE_MS = 30_000;
@@ -58,8 +63,10 @@ export class Outbox {
   #pending: string[] = [];
   /** Free queue-window slots in the current group; undefined until a submission counts them. */
   #windowSlots: number | undefined = undefined;
-  /** When this instance started: only what was sent before may have been lost. */
+  /** When this instance started: what was sent before may have been lost with its predecessor. */
   readonly wokeAt = Date.now();
+  /** When a consumer last claimed messages of this app (0: not since wake-up). */
+  #lastClaimAt = 0;
   /** Consecutive failed queue sends: the retry delay doubles with each. */
   #sendFailures = 0;
   /** While the queue keeps refusing, sending waits until then (0: not waiting). */
@@ -137,7 +144,7 @@ export class Outbox {
         ? Math.min(BATCH, windowRoom(inFlight), this.#admission.room(config, now, inFlight))
         : 0;
     const taskIds = room > 0 ? tasks.dueUnsent(now, room) : [];
-    const notifications = notificationStore.due(now, lostBefore(now, this.wokeAt), BATCH - taskIds.length);
+    const notifications = notificationStore.due(now, this.lostBefore(now), BATCH - taskIds.length);
     if (taskIds.length === 0 && notifications.length === 0) return;
     tasks.markDispatched(taskIds, now);
     notificationStore.markDispatched(notifications, now);
@@ -147,7 +154,7 @@ export class Outbox {
   /** Messages sent before this instance woke that never led to an attempt and that no consumer holds: presumed lost. */
   forgetLost(now: number): number {
     return this.#store().tasks.forgetStaleDispatches(
-      lostBefore(now, this.wokeAt),
+      this.lostBefore(now),
       now,
       (id) => (this.#claims.get(id) ?? 0) > now,
     );
@@ -158,9 +165,29 @@ export class Outbox {
    * they wait their turn behind slow origins (6 at a time). The hold covers the batch's worst case.
    */
   claim(taskIds: string[], batchSize: number, timeoutSeconds: number, now: number): void {
+    this.#lastClaimAt = now;
     const holdMs = Math.ceil(batchSize / CONSUMER_CONCURRENCY) * (timeoutSeconds * 1000 + LEASE_GRACE_MS);
     for (const [id, until] of this.#claims) if (until <= now) this.#claims.delete(id);
     for (const id of taskIds) this.#claims.set(id, now + holdMs);
+  }
+
+  /** Messages sent before this time may be lost, 30 s after their send (see REDISPATCH_AFTER_MS). */
+  lostCutoff(now: number): number {
+    return lostCutoff(now, this.wokeAt, this.#lastClaimAt);
+  }
+
+  /** Messages sent before this time may be lost now. */
+  lostBefore(now: number): number {
+    return Math.min(now - REDISPATCH_AFTER_MS, this.lostCutoff(now));
+  }
+
+  /**
+   * When to look again for lost messages among those this instance sent, which wait while
+   * consumers keep claiming: once they may have gone idle (null when idle, or never claimed).
+   */
+  consumersIdleAt(now: number): number | null {
+    const at = this.#lastClaimAt + REDISPATCH_AFTER_MS;
+    return this.#lastClaimAt > 0 && at > now ? at : null;
   }
 
   /** `at`, or later while a failing queue is backed off (sending waits; nothing else does). */

@@ -13,6 +13,7 @@ import {
   tokensAt,
 } from "../../src/app/limits";
 import { isFinalFailure, retryAfterMs } from "../../src/app/state-machine";
+import { lostCutoff } from "../../src/app/outbox";
 
 const rules = { allowPrivateOrigins: false, gateway: { appHostSuffix: ".async.example.com", controlHosts: [] } };
 const base = defaultConfig("a", "https://a.example.com");
@@ -119,4 +120,15 @@ describe("circuit breaker", () => {
     [{ status: 503 }, "failure"],
     [{ error: "timeout" }, "failure"],
   ])("%j is a %s", (outcome, expected) => expect(signalOf(outcome)).toBe(expected));
+});
+
+describe("lost queue messages (outbox lostCutoff)", () => {
+  const wokeAt = 1_000_000;
+  it.each([
+    ["consumers claimed 10 s ago: only what the earlier instance sent", wokeAt + 60_000, wokeAt + 50_000, wokeAt],
+    ["consumers idle for 30 s: everything sent", wokeAt + 60_000, wokeAt + 30_000, wokeAt + 60_000],
+    ["no claim since the wake-up, a minute on: everything sent", wokeAt + 60_000, 0, wokeAt + 60_000],
+  ])("%s", (_case, now, lastClaimAt, cutoff) => {
+    expect(lostCutoff(now, wokeAt, lastClaimAt)).toBe(cutoff);
+  });
 });
