@@ -64,7 +64,7 @@ export class Outbox {
   /** Free queue-window slots in the current group; undefined until a submission counts them. */
   #windowSlots: number | undefined = undefined;
   /** When this instance started: what was sent before may have been lost with its predecessor. */
-  readonly wokeAt = Date.now();
+  readonly #wokeAt = Date.now();
   /** When a consumer last claimed messages of this app (0: not since wake-up). */
   #lastClaimAt = 0;
   /** Consecutive failed queue sends: the retry delay doubles with each. */
@@ -144,7 +144,7 @@ export class Outbox {
         ? Math.min(BATCH, windowRoom(inFlight), this.#admission.room(config, now, inFlight))
         : 0;
     const taskIds = room > 0 ? tasks.dueUnsent(now, room) : [];
-    const notifications = notificationStore.due(now, this.lostBefore(now), BATCH - taskIds.length);
+    const notifications = notificationStore.due(now, this.#lostBefore(now), BATCH - taskIds.length);
     if (taskIds.length === 0 && notifications.length === 0) return;
     tasks.markDispatched(taskIds, now);
     notificationStore.markDispatched(notifications, now);
@@ -154,7 +154,7 @@ export class Outbox {
   /** Messages sent before this instance woke that never led to an attempt and that no consumer holds: presumed lost. */
   forgetLost(now: number): number {
     return this.#store().tasks.forgetStaleDispatches(
-      this.lostBefore(now),
+      this.#lostBefore(now),
       now,
       (id) => (this.#claims.get(id) ?? 0) > now,
     );
@@ -173,11 +173,11 @@ export class Outbox {
 
   /** Messages sent before this time may be lost, 30 s after their send (see REDISPATCH_AFTER_MS). */
   lostCutoff(now: number): number {
-    return lostCutoff(now, this.wokeAt, this.#lastClaimAt);
+    return lostCutoff(now, this.#wokeAt, this.#lastClaimAt);
   }
 
   /** Messages sent before this time may be lost now. */
-  lostBefore(now: number): number {
+  #lostBefore(now: number): number {
     return Math.min(now - REDISPATCH_AFTER_MS, this.lostCutoff(now));
   }
 
