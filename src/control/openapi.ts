@@ -242,6 +242,8 @@ const paths: Record<string, unknown> = {
                 "queue_acks",
                 "queue_retries",
                 "worker_invocations",
+                "retention_rows_written",
+                "retention_tasks",
               ],
               additionalProperties: { type: "integer", minimum: 0 },
             },

@@ -19,6 +19,10 @@ export interface CostMeters {
   queue_retries: number;
   /** fetch and queue handler invocations of the Worker. */
   worker_invocations: number;
+  /** Rows written by retention (deleting or dropping finished tasks): part of sql_rows_written. */
+  retention_rows_written: number;
+  /** Tasks retention removed: with the rows above, what retention costs per task. */
+  retention_tasks: number;
 }
 
 export const emptyMeters = (): CostMeters => ({
@@ -30,6 +34,8 @@ export const emptyMeters = (): CostMeters => ({
   queue_acks: 0,
   queue_retries: 0,
   worker_invocations: 0,
+  retention_rows_written: 0,
+  retention_tasks: 0,
 });
 
 /** This isolate's counters. */

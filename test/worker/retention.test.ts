@@ -6,6 +6,7 @@ import type { AppQueue } from "../../src/app/app-queue";
 import { RETENTION_BATCH } from "../../src/app/alarm";
 import { openStore } from "../../src/app/store";
 import { appQueue } from "../../src/app/stubs";
+import { meters } from "../../src/shared/meters";
 import { newTaskId } from "../../src/shared/task-id";
 import type { TestAppQueue } from "./test-app-queue";
 import { CONTROL, call, createApp, finishParked, getTask, metered, newTask, sql, uniqueApp } from "./helpers";
@@ -60,9 +61,15 @@ describe("deleting past retention", () => {
       // Finished in the order 0..7, the first six long ago; the second one has a callback pending.
       ids.forEach((id, i) => store.markFinished(id, 0, 10, i < 6 ? now - 90_000 + i : now));
       notifications.add(ids[1]!, "callback", "https://example.com/cb", now);
+      const metered0 = { ...meters };
       const first = store.deleteFinishedBefore(now - 60_000, 3);
       const second = store.deleteFinishedBefore(now - 60_000, 3);
       const third = store.deleteFinishedBefore(now - 60_000, 3);
+      // What retention cost is metered apart (GET /v1/meters): the tasks it removed, the rows that wrote.
+      const retention = {
+        tasks: meters.retention_tasks - metered0.retention_tasks,
+        rows: meters.retention_rows_written - metered0.retention_rows_written,
+      };
       const left = storage
         .exec<{ id: string }>("SELECT id FROM tasks ORDER BY id")
         .toArray()
@@ -75,8 +82,19 @@ describe("deleting past retention", () => {
       }
       meter.reset();
       const idle = store.deleteFinishedBefore(now - 60_000, 500);
-      return { first, second, third, left: left.map((id) => ids.indexOf(id)), idle, idleReads: meter.rowsRead() };
+      return {
+        first,
+        second,
+        third,
+        left: left.map((id) => ids.indexOf(id)),
+        idle,
+        idleReads: meter.rowsRead(),
+        retention,
+      };
     });
+    expect(result.retention.tasks).toBe(5);
+    // Each deleted task is at least its row (and, in this layout, its index entries).
+    expect(result.retention.rows).toBeGreaterThanOrEqual(5);
     expect(result.idle).toEqual({ deleted: 0, more: false });
     expect(result.idleReads).toBeLessThanOrEqual(6);
     // 1 waits for its callback and is passed over: 0, 2, 3 in the first pass; 4, 5, then 6 too new.

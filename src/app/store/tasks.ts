@@ -4,6 +4,7 @@
  * between them commit together (one implicit transaction), and the object's input gate keeps
  * other events out while they run.
  */
+import { meters } from "../../shared/meters";
 import { createdMsOf, timePrefix } from "../../shared/task-id";
 import type { TaskState } from "../../shared/types";
 import type { MetaStore } from "./meta";
@@ -450,15 +451,16 @@ export class TaskStore {
     // RETURNING counts tasks (rowsWritten would count index rows too); in chunks under SQLite's bound-parameter limit.
     for (let i = 0; i < ids.length; i += 100) {
       const chunk = ids.slice(i, i + 100);
-      const rows = this.#sql
-        .exec<{ state: TaskState }>(
-          `DELETE FROM tasks WHERE id IN (${chunk.map(() => "?").join(",")}) RETURNING state`,
-          ...chunk,
-        )
-        .toArray();
+      const cursor = this.#sql.exec<{ state: TaskState }>(
+        `DELETE FROM tasks WHERE id IN (${chunk.map(() => "?").join(",")}) RETURNING state`,
+        ...chunk,
+      );
+      const rows = cursor.toArray();
+      meters.retention_rows_written += cursor.rowsWritten;
       deleted += rows.length;
       succeeded += rows.filter((row) => row.state === 10).length;
     }
+    meters.retention_tasks += deleted;
     this.#counted(10, null, succeeded);
     this.#counted(11, null, deleted - succeeded);
     return { deleted, more: !reachedNew && ids.length === limit };
