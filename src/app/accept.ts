@@ -8,7 +8,6 @@ import type { AppConfig } from "../config/app-config";
 import { splitInvokePath } from "../config/app-config";
 import { retryLifetimeSeconds } from "../config/retry-policy";
 import { fail, ok, type Outcome } from "../http/errors";
-import { newTaskId } from "../shared/task-id";
 import type { Admission } from "./admission";
 import type { SubmitInput, Submitted } from "./contract";
 import type { Outbox } from "./outbox";
@@ -54,7 +53,7 @@ export function accept(
     if (existing) return ok({ id: existing, deduplicated: true });
     tasks.releaseDeduplicationId(options.deduplicationId);
   }
-  const id = newTaskId(identity.number, now);
+  const id = tasks.nextId(identity.number, now);
   // Sent with this group's commit when due and the queue window has room.
   // Limited apps leave sending to the outbox after the commit, which applies the limits.
   const dispatched =

@@ -107,6 +107,7 @@ export class Alarm {
       for (const job of pendingJobs(store)) runJob(store, config, job);
       this.#jobsPending = undefined;
       host.saveStats(true);
+      store.tasks.checkpoint(now);
       host.outbox.forgetLost(now);
       await host.sendCommitted();
     } catch (error) {

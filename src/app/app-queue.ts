@@ -127,7 +127,7 @@ export class AppQueue extends DurableObject<Env> {
     });
     this.#feed = new Feed(
       this.#subscribers,
-      () => this.store.tasks,
+      () => this.store,
       () => this.#config,
     );
     this.#alarm = new Alarm(ctx.storage, {
@@ -385,7 +385,7 @@ export class AppQueue extends DurableObject<Env> {
     const guard = await this.#access.guard(caller, "manage");
     if (!guard.ok) return guard;
     const now = Date.now();
-    return ok(statsReport(guard.value, this.store.tasks, this.#appStats(), this.#admission.delivery(now), now));
+    return ok(statsReport(guard.value, this.store, this.#appStats(), this.#admission.delivery(now), now));
   }
 
   /** Deletes the app: config, tasks, keys and alarm. New submissions find no app at once. */
@@ -451,7 +451,7 @@ export class AppQueue extends DurableObject<Env> {
     const guard = await this.#access.guard(caller, "query");
     if (!guard.ok) return guard;
     const { state, limit } = query;
-    const rows = this.store.tasks.list(state, limit + 1, query.below, query.from);
+    const rows = this.store.reads.list(state, limit + 1, query.below, query.from);
     const page = rows.slice(0, limit);
     return ok({
       tasks: page.map((row) => toRecord(row, guard.value.name, false)),
@@ -499,7 +499,7 @@ export class AppQueue extends DurableObject<Env> {
     const request = outcomeOf(() => parseRedrive(input, Date.now()));
     if (!request.ok) return request;
     const { criteria, dryRun } = request.value;
-    const matched = this.store.tasks.countFailedMatching(criteria);
+    const matched = this.store.reads.countFailedMatching(criteria);
     if (dryRun || matched === 0) return ok({ matched, retried: 0, remaining: dryRun ? matched : 0 });
     const retried = runJob(this.store, guard.value, {
       kind: "redrive",

@@ -77,18 +77,23 @@ export function pendingJobs(store: AppStore): BulkJob[] {
 export function runJob(store: AppStore, config: AppConfig, job: BulkJob): number {
   const now = Date.now();
   let touched: string[];
+  let next: string | null;
   if (job.kind === "redrive") {
-    touched = store.tasks.failedMatching(job.redrive!, job.cursor, BULK_BATCH);
+    touched = store.reads.failedMatching(job.redrive!, job.cursor, BULK_BATCH);
     for (const id of touched) store.tasks.resetForRetry(id, now, config.retry.max_attempts);
+    next = touched.length === BULK_BATCH ? touched[touched.length - 1]! : null;
   } else {
-    touched = store.tasks.deleteWaiting(job.untilMs, job.cursor, BULK_BATCH);
+    // Running tasks are passed over (their attempt decides); the cursor moves past them.
+    const batch = store.tasks.deleteWaiting(job.untilMs, job.cursor, BULK_BATCH);
+    touched = batch.deleted;
+    next = batch.cursor;
     // A purged task that had finished once (and was retried) may still have a notification to send.
     store.notifications.deleteForTasks(touched);
   }
   const same = (other: BulkJob) =>
     other.kind === job.kind && other.cursor === job.cursor && other.untilMs === job.untilMs;
   const jobs = pendingJobs(store).filter((other) => !same(other));
-  if (touched.length === BULK_BATCH) jobs.push({ ...job, cursor: touched[touched.length - 1]! });
+  if (next !== null) jobs.push({ ...job, cursor: next });
   store.meta.set("jobs", JSON.stringify(jobs));
   return touched.length;
 }

@@ -6,7 +6,7 @@
 import type { AppConfig } from "../config/app-config";
 import { errorBody } from "../http/errors";
 import { log } from "../shared/log";
-import type { TaskStore } from "./store";
+import type { AppStore } from "./store";
 import { toRecord } from "./store";
 import type { Subscribers } from "./subscribers";
 
@@ -15,13 +15,13 @@ export const OPENED_BY_HEADER = "asyncgate-opened-by";
 
 export class Feed {
   readonly #subscribers: Subscribers;
-  readonly #tasks: () => TaskStore;
+  readonly #store: () => AppStore;
   /** The app's config now (null once it is deleted): a replay page in a later turn asks again. */
   readonly #config: () => AppConfig | null;
 
-  constructor(subscribers: Subscribers, tasks: () => TaskStore, config: () => AppConfig | null) {
+  constructor(subscribers: Subscribers, store: () => AppStore, config: () => AppConfig | null) {
     this.#subscribers = subscribers;
-    this.#tasks = tasks;
+    this.#store = store;
     this.#config = config;
   }
 
@@ -50,7 +50,7 @@ export class Feed {
     // Qiniu's feed sends task records and nothing else. A client that resumes (since=) or asks
     // (hello=1) first gets the latest seq so far, so it knows where a later resume starts.
     if (since !== null || params.get("hello") === "1") {
-      const hello = { type: "hello", app: config.name, seq: this.#tasks().currentSeq() };
+      const hello = { type: "hello", app: config.name, seq: this.#store().tasks.currentSeq() };
       this.#subscribers.send(server, JSON.stringify(hello));
     }
     if (since !== null) this.#replayPage(server, since);
@@ -66,7 +66,7 @@ export class Feed {
   #replayPage(ws: WebSocket, after: number): void {
     const config = this.#config();
     if (!config) return;
-    const { rows, done } = this.#tasks().finishedSince(after);
+    const { rows, done } = this.#store().reads.finishedSince(after);
     let last = after;
     for (const row of rows) {
       if (!this.#subscribers.send(ws, JSON.stringify({ ...toRecord(row, config.name), seq: row.seq }))) {

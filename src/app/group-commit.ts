@@ -54,9 +54,9 @@ export class GroupCommit {
   async #commit(): Promise<void> {
     const operations = this.#operations;
     this.#operations = [];
-    this.#effects.beginGroup();
     const results: Result[] = [];
     try {
+      this.#effects.beginGroup();
       this.#storage.transactionSync(() => {
         // Alone in its group, an operation needs no savepoint of its own: the group's transaction
         // isolates it (a failure rolls back just it). Groups are that small when load is spread thin.

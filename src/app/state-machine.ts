@@ -142,8 +142,11 @@ export class StateMachine {
   finishAttempt(taskId: string, attempt: number, result: AttemptResult, now: number): FinishResult {
     const config = this.#host.config();
     const { tasks: store, notifications } = this.#host.store();
-    const task = config ? store.get(taskId) : null;
+    let task = config ? store.get(taskId) : null;
     if (!config || !task) return { applied: false, state: null };
+    // An attempt begun before a restart (running attempts are kept in memory): taken once.
+    const leaseMs = now + (task.timeout ?? config.timeout) * 1000 + LEASE_GRACE_MS;
+    if (task.state === 0 && store.adopt(taskId, attempt, now, leaseMs)) task = store.get(taskId)!;
     if (task.state !== 1 || task.attempts !== attempt) return { applied: false, state: task.state };
     const state = this.#recordAttempt(config, task, result, now);
     // In memory (circuit, statistics) only once the writes went through: an operation that throws
@@ -199,7 +202,9 @@ export class StateMachine {
     const config = this.#host.config()!;
     const { tasks: store, notifications } = this.#host.store();
     const seq = store.markFinished(taskId, from, state, now, error, attempt);
-    if (from === 1 && !attempt) this.#host.released(taskId, now);
+    // Ended without its attempt ending (expired, canceled): a probe it was is let go. A task that
+    // ran before a restart reads as waiting (running attempts are kept in memory), so any state.
+    if (!attempt) this.#host.released(taskId, now);
     const task = store.get(taskId);
     if (!task) return;
     this.#host.announce(task, seq);

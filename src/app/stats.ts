@@ -7,7 +7,7 @@
  */
 import type { AppConfig } from "../config/app-config";
 import type { DeliveryState } from "./contract";
-import type { TaskStore } from "./store";
+import type { AppStore } from "./store";
 
 /** Bucket i holds values in [GROWTH^i, GROWTH^(i+1)) ms; the last one everything beyond ~7 h. */
 const GROWTH = 1.1;
@@ -125,13 +125,13 @@ export class AppStats {
 /** `GET /v1/apps/<name>/stats`, from the counters, the statistics and one seek for the oldest waiting task. */
 export function statsReport(
   config: AppConfig,
-  tasks: TaskStore,
+  store: AppStore,
   stats: AppStats,
   delivery: DeliveryState,
   now: number,
 ): Record<string, unknown> {
-  const { resends, ...counts } = tasks.counts();
-  const oldest = tasks.oldestWaitingCreatedMs();
+  const { resends, ...counts } = store.tasks.counts();
+  const oldest = store.reads.oldestWaitingCreatedMs();
   return {
     app: config.name,
     counts,
@@ -140,7 +140,7 @@ export function statsReport(
     last_hour: stats.recent(now, 60),
     latency_ms: stats.latency(),
     resends,
-    in_flight: tasks.inFlight(),
+    in_flight: store.tasks.inFlight(),
     rate_limits: config.rate_limits,
     circuit_breaker: config.circuit_breaker,
     delivery,

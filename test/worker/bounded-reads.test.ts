@@ -60,7 +60,7 @@ describe("bounded reads", () => {
     await createApp(app);
     await sql(app)((storage) => {
       const meter = metered(storage);
-      const store = openStore(meter.sql).tasks;
+      const { tasks: store, reads } = openStore(meter.sql);
       insertResults(store, storage, 200, 2_000);
       for (let i = 0; i < 5; i++) {
         const id = newTaskId(1, Date.now() + i);
@@ -71,14 +71,14 @@ describe("bounded reads", () => {
           }),
         );
       }
-      const first = store.list(null, 10, null);
+      const first = reads.list(null, 10, null);
       expect(first.every((row) => row.body.byteLength === 0 && row.response_body === null)).toBe(true);
       meter.reset();
-      const middle = store.list(null, 10, first[9]!.id);
+      const middle = reads.list(null, 10, first[9]!.id);
       expect(middle.length).toBe(10);
       expect(meter.rowsRead()).toBeLessThanOrEqual(12);
       meter.reset();
-      const waiting = store.list(0, 10, null);
+      const waiting = reads.list(0, 10, null);
       expect(waiting.length).toBe(5);
       expect(meter.rowsRead()).toBeLessThanOrEqual(7);
     });
@@ -135,12 +135,12 @@ describe("bounded reads", () => {
     }
   });
 
-  it("listings of every state read only that state's tasks: doing, succeeded and failed beside a waiting backlog", async () => {
+  it("listings of waiting, doing and failed tasks read only that state's tasks; succeeded ones are a primary-key scan", async () => {
     const app = uniqueApp("states");
     await createApp(app);
     await sql(app)((storage) => {
       const meter = metered(storage);
-      const store = openStore(meter.sql).tasks;
+      const { tasks: store, reads } = openStore(meter.sql);
       const now = Date.now();
       const ids = Array.from({ length: 300 }, (_, i) => newTaskId(1, now - 10_000 + i));
       for (const id of ids) store.insert(newTask(id, now, { etaMs: now + 60_000 }));
@@ -155,13 +155,17 @@ describe("bounded reads", () => {
         [0, 288],
       ] as const) {
         meter.reset();
-        const page = store.list(state, 10, null);
+        const page = reads.list(state, 10, null);
         expect(page.length).toBe(Math.min(10, count));
         expect(page.every((row) => row.state === state)).toBe(true);
         expect(page.map((row) => row.id)).toEqual([...page.map((row) => row.id)].sort().reverse());
-        expect(meter.rowsRead()).toBeLessThanOrEqual(2 * Math.min(10, count) + 2);
+        // Succeeded tasks (most of a table) have no index of their own, which would cost a row
+        // written per task: they are listed by a primary-key scan that passes over newer tasks of
+        // other states (here the whole waiting backlog, all newer).
+        const bound = state === 10 ? ids.length + 2 : 2 * Math.min(10, count) + 2;
+        expect(meter.rowsRead()).toBeLessThanOrEqual(bound);
       }
-      expect(store.oldestWaitingCreatedMs()).toBe(now - 10_000 + 12);
+      expect(reads.oldestWaitingCreatedMs()).toBe(now - 10_000 + 12);
     });
   });
 

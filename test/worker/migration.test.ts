@@ -15,13 +15,13 @@ describe("migration", () => {
       const ids = Array.from({ length: 5 }, (_, i) => newTaskId(1, now + i));
       for (const id of ids) store.insert(newTask(id, now));
       store.markFinished(ids[0]!, 0, 11, now);
-      storage.exec("DROP INDEX tasks_waiting; DROP INDEX tasks_failed; DROP INDEX tasks_succeeded");
+      storage.exec("DROP INDEX tasks_waiting; DROP INDEX tasks_failed");
       storage.exec(
         "CREATE INDEX tasks_by_state ON tasks(state, id); CREATE INDEX tasks_by_finish ON tasks(finished_ms) WHERE finished_ms IS NOT NULL",
       );
       // Stores from before the schema was versioned keep no version.
       storage.exec("DELETE FROM meta WHERE key = 'schema_version'");
-      const reopened = openStore(storage).tasks;
+      const { tasks: reopened, reads } = openStore(storage);
       const indexes = storage
         .exec<{ name: string }>(
           "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks' AND name LIKE 'tasks_%' ORDER BY name",
@@ -30,8 +30,8 @@ describe("migration", () => {
       return {
         indexes: indexes.map((row) => row.name),
         counts: reopened.counts(),
-        failed: reopened.list(11, 10, null).length,
-        waiting: reopened.list(0, 10, null).length,
+        failed: reads.list(11, 10, null).length,
+        waiting: reads.list(0, 10, null).length,
       };
     });
     expect(after.indexes).toEqual([
@@ -40,11 +40,72 @@ describe("migration", () => {
       "tasks_failed",
       "tasks_in_flight",
       "tasks_outbox",
-      "tasks_running",
-      "tasks_succeeded",
       "tasks_waiting",
     ]);
     expect(after).toMatchObject({ counts: { waiting: 4, failed: 1 }, failed: 1, waiting: 4 });
+  });
+
+  it("a version-1 store with tasks in every state is upgraded: nothing lost, a running task waits with its attempt taken back and that attempt's finish applies once", async () => {
+    const app = uniqueApp("v1store");
+    await createApp(app);
+    const after = await sql(app)((storage) => {
+      const store = openStore(storage).tasks;
+      const now = Date.now();
+      const [waiting, running, succeeded] = Array.from({ length: 3 }, (_, i) => newTaskId(1, now - 1000 + i));
+      for (const id of [waiting!, running!, succeeded!]) store.insert(newTask(id, now - 1000));
+      store.markFinished(succeeded!, 0, 10, now - 500);
+      // As version 1 kept them: a running task in its row (state 1, its attempt counted, a lease),
+      // the per-state indexes of running and succeeded tasks, the counters by state.
+      storage.exec("CREATE INDEX tasks_running ON tasks(lease_ms) WHERE state = 1");
+      storage.exec("CREATE INDEX tasks_succeeded ON tasks(id) WHERE state = 10");
+      storage.exec(
+        "UPDATE tasks SET state = 1, attempts = 1, lease_ms = ?, dispatched_ms = NULL WHERE id = ?",
+        now + 60_000,
+        running!,
+      );
+      // Version 1 counted by state in a table and kept the latest seq in meta.
+      storage.exec("CREATE TABLE task_counts (state INTEGER PRIMARY KEY, n INTEGER NOT NULL)");
+      storage.exec("INSERT INTO task_counts (state, n) VALUES (0, 1), (1, 1), (10, 1), (11, 0)");
+      storage.exec("DELETE FROM meta WHERE key = 'task_counts'");
+      storage.exec("INSERT INTO meta (key, value) VALUES ('seq', '1')");
+      storage.exec("UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+      const upgraded = openStore(storage).tasks;
+      const indexes = storage
+        .exec<{ name: string }>(
+          "SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ('tasks_running', 'tasks_succeeded')",
+        )
+        .toArray();
+      const countsAfterUpgrade = upgraded.counts();
+      const runningRow = upgraded.get(running!)!;
+      // The finish of the attempt that ran before the upgrade is taken once; a repeat is stale.
+      const adopted = upgraded.adopt(running!, 1, now, now + 60_000);
+      const again = upgraded.adopt(running!, 1, now, now + 60_000);
+      upgraded.markFinished(running!, 1, 10, now);
+      return {
+        indexes: indexes.length,
+        countsAfterUpgrade,
+        runningRow: {
+          state: runningRow.state,
+          attempts: runningRow.attempts,
+          marked: runningRow.dispatched_ms !== null,
+        },
+        adopted,
+        again,
+        finished: { state: upgraded.get(running!)!.state, attempts: upgraded.get(running!)!.attempts },
+        waiting: upgraded.get(waiting!)!.state,
+        counts: upgraded.counts(),
+      };
+    });
+    expect(after).toMatchObject({
+      indexes: 0,
+      countsAfterUpgrade: { waiting: 2, doing: 0, success: 1, failed: 0 },
+      runningRow: { state: 0, attempts: 0, marked: true },
+      adopted: true,
+      again: false,
+      finished: { state: 10, attempts: 1 },
+      waiting: 0,
+      counts: { waiting: 1, doing: 0, success: 2, failed: 0 },
+    });
   });
 
   it("a store at the current schema version runs no DDL when opened: what is not in its version stays as it is", async () => {

@@ -162,17 +162,16 @@ describe("the alarm's bounded duties", () => {
       const app = uniqueApp("leases");
       await createApp(app, { state: "Paused", retry: { max_attempts: 1 } });
       const total = RETENTION_BATCH + 100;
-      const counts = await runInDurableObject(appQueue(env, app), async (instance: TestAppQueue, state) => {
-        const store = openStore(state.storage.sql).tasks;
+      const counts = await runInDurableObject(appQueue(env, app), async (instance: TestAppQueue) => {
+        // The object's own store: running attempts are kept in its memory.
+        const store = instance.tasks;
         const now = Date.now();
         for (let i = 0; i < total; i++) {
           const id = newTaskId(1, now + i);
           store.insert(newTask(id, now, { etaMs: now }));
           store.markDoing(id, 1, now - 60_000, now - 1000, false); // running, its lease run out
         }
-        instance.resetCaches();
-        const running = () =>
-          state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks WHERE state = 1").one().n;
+        const running = () => store.runningCount();
         // One alarm's pass, in this turn of the object (no other alarm can run in between).
         await instance.alarm();
         const afterOne = running();

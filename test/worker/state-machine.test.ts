@@ -12,6 +12,7 @@ import {
 import { describe, expect, it, vi } from "vitest";
 import entry from "../../src/index";
 import type { AppQueue } from "../../src/app/app-queue";
+import type { TestAppQueue } from "./test-app-queue";
 import { DISPATCH_WINDOW } from "../../src/app/outbox";
 import { appQueue } from "../../src/app/stubs";
 import { consumeTasks } from "../../src/delivery/consumer";
@@ -85,9 +86,7 @@ describe("begin / finish", () => {
     const stub = appQueue(env, app);
     const id = await parkedTask(app);
     expect((await stub.begin(id)).run).toBe(true);
-    await runInDurableObject(stub, (_instance: AppQueue, state) => {
-      state.storage.sql.exec("UPDATE tasks SET lease_ms = ? WHERE id = ?", Date.now() - 1, id);
-    });
+    expect(await runInDurableObject(stub, (instance: TestAppQueue) => instance.expireLease(id))).toBe(true);
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     const task = await getTask(id);
     expect(task.state).toBe(0);
@@ -354,14 +353,8 @@ describe("dispatch window", () => {
       ]!;
     const writesBefore = await queueWrites();
     expect((await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: '{"state":"Active"}' })).status).toBe(200);
-    const inFlight = () =>
-      runInDurableObject(
-        stub,
-        (_instance: AppQueue, state) =>
-          state.storage.sql
-            .exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks WHERE state = 0 AND dispatched_ms IS NOT NULL")
-            .one().n,
-      );
+    // Messages out that no attempt has begun from (a running task's row keeps its mark).
+    const inFlight = () => runInDurableObject(stub, (instance: TestAppQueue) => instance.inFlight());
     let most = 0;
     await vi.waitUntil(
       async () => {

@@ -1,7 +1,7 @@
 // The app object as the workerd tests run it (test/worker/entry.ts): AppQueue plus the hooks
 // only tests need, so they stay out of the production class.
 import { AppQueue } from "../../src/app/app-queue";
-import type { ReadMeter } from "../../src/app/store";
+import type { ReadMeter, TaskStore } from "../../src/app/store";
 
 export class TestAppQueue extends AppQueue {
   /** Reads again what the store keeps in memory, after a test wrote to the object's SQLite directly. */
@@ -10,8 +10,23 @@ export class TestAppQueue extends AppQueue {
     this.store.notifications.forgetCaches();
   }
 
+  /** The object's own task store (its running attempts are in memory: another store would not see them). */
+  get tasks(): TaskStore {
+    return this.store.tasks;
+  }
+
+  /** Ends a running attempt's lease now (its consumer presumed gone); false when it does not run. */
+  async expireLease(taskId: string): Promise<boolean> {
+    return this.store.tasks.setLease(taskId, Date.now() - 1);
+  }
+
+  /** Task messages out that no attempt has begun from (the queue window's count). */
+  async inFlight(): Promise<number> {
+    return this.store.tasks.inFlight();
+  }
+
   /** The largest page the resume replay read since the object started: rows and bytes. */
   async replayReadMeter(): Promise<ReadMeter> {
-    return { ...this.store.tasks.largestReplayPage };
+    return { ...this.store.reads.largestReplayPage };
   }
 }

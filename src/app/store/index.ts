@@ -7,11 +7,14 @@
 import { MetaStore } from "./meta";
 import { NotificationStore } from "./notifications";
 import { migrate } from "./schema";
+import { TaskReads } from "./task-reads";
 import { TaskStore } from "./tasks";
 
 export interface AppStore {
   meta: MetaStore;
   tasks: TaskStore;
+  /** Listings, the feed's replay, redrive matches: the tasks table's read side. */
+  reads: TaskReads;
   notifications: NotificationStore;
   /** Whether the tables exist (false: an object opened with `create: false` that was never an app). */
   exists(): boolean;
@@ -28,9 +31,11 @@ export function openStore(sql: SqlStorage, { create = true }: { create?: boolean
   };
   if (exists || create) createTables();
   const meta = new MetaStore(sql);
+  const tasks = new TaskStore(sql, meta);
   return {
     meta,
-    tasks: new TaskStore(sql, meta),
+    tasks,
+    reads: new TaskReads(sql, tasks.running),
     notifications: new NotificationStore(sql),
     exists: () => exists,
     create: () => {
@@ -41,6 +46,7 @@ export function openStore(sql: SqlStorage, { create = true }: { create?: boolean
 
 export { MetaStore, StoredValue } from "./meta";
 export { NotificationStore } from "./notifications";
-export { REPLAY_PAGE_BYTES, TaskStore } from "./tasks";
+export { REPLAY_PAGE_BYTES, TaskReads } from "./task-reads";
+export { TaskStore } from "./tasks";
 export { toRecord } from "./record";
 export type * from "./rows";

@@ -6,8 +6,10 @@
  * steps after its version in order.
  */
 
+import { CHECKPOINT_KEY, type CountsCheckpoint } from "./task-counts";
+
 /** The version this code's queries expect. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** Version 1: every table and index of 2026-12 (stores from before versions were kept count as 0). */
 const TABLES_V1 = `
@@ -111,6 +113,41 @@ const MIGRATIONS: ((sql: SqlStorage) => void)[] = [
          FROM (SELECT 0 AS state UNION ALL SELECT 1 UNION ALL SELECT 10 UNION ALL SELECT 11) AS s`,
       );
     }
+  },
+  // Version 2 (2026-12): running attempts live in memory (a begin writes nothing) and succeeded
+  // tasks are listed by the primary key: two index entries a task no longer pays for.
+  (sql) => {
+    // A task running when the store was upgraded waits again with the attempts made before it,
+    // its message taken as sent now: the finish of the attempt that ran is taken (TaskStore.adopt),
+    // and if none comes the task is sent again once its message counts as lost.
+    sql.exec(
+      "UPDATE tasks SET state = 0, attempts = MAX(0, attempts - 1), dispatched_ms = ?, lease_ms = NULL WHERE state = 1",
+      Date.now() - 1,
+    );
+    // After the update, which finds the running tasks by that index.
+    sql.exec("DROP INDEX IF EXISTS tasks_running");
+    sql.exec("DROP INDEX IF EXISTS tasks_succeeded");
+    // The counts, the latest seq and the re-sends move to one checkpoint row (task-counts.ts),
+    // kept in memory and written by time instead of with every group commit.
+    const count = (state: number) =>
+      sql.exec<{ n: number }>("SELECT COALESCE(SUM(n), 0) AS n FROM task_counts WHERE state = ?", state).one().n;
+    const metaValue = (key: string) =>
+      Number(sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value ?? "0");
+    const lastId = sql.exec<{ id: string | null }>("SELECT MAX(id) AS id FROM tasks").one().id ?? "";
+    const latestSeq = sql.exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM tasks").one().seq ?? 0;
+    const checkpoint: CountsCheckpoint = {
+      counts: { 0: count(0) + count(1), 10: count(10), 11: count(11) },
+      seq: Math.max(metaValue("seq"), latestSeq),
+      lastId,
+      resends: metaValue("resends"),
+    };
+    sql.exec(
+      "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+      CHECKPOINT_KEY,
+      JSON.stringify(checkpoint),
+    );
+    sql.exec("DELETE FROM meta WHERE key IN ('seq', 'resends')");
+    sql.exec("DROP TABLE task_counts");
   },
 ];
 

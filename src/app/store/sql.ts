@@ -22,14 +22,12 @@ export const rowBytes = (row: TaskRow) =>
   256;
 
 /**
- * The partial index that holds the tasks of a state, by id. Running tasks are in tasks_running
- * (by lease): a listing of them sorts what it holds, at most the queue window and the
- * consumers' attempts.
+ * The partial index that holds the tasks of a state, by id, where one is worth its write:
+ * waiting tasks (the outbox's backlog, expiry, purge) and failed ones (few; redrive). Running
+ * attempts are kept in memory; succeeded tasks (most of the table) are listed by the primary key.
  */
-export const STATE_INDEX: Record<TaskState, string> = {
+export const STATE_INDEX: Partial<Record<TaskState, string>> = {
   0: "tasks_waiting",
-  1: "tasks_running",
-  10: "tasks_succeeded",
   11: "tasks_failed",
 };
 

@@ -3,8 +3,18 @@
  * in step) and the queries the object runs. Every method is synchronous: writes with no `await`
  * between them commit together (one implicit transaction), and the object's input gate keeps
  * other events out while they run.
+ *
+ * Running attempts live in memory, not in the rows: a `begin` writes nothing (a row and an index
+ * entry saved per task). A running task's row stays waiting (state 0, its message mark kept) with
+ * the attempts made before this one; reads overlay the attempt (state 1, its number, its lease).
+ * The attempt's end is one write. After a restart the object has forgotten what ran: a finish
+ * of the attempt after the row's last (`attempts + 1`) is taken as that attempt's (see
+ * {@link TaskStore.adopt}), and a task whose message was out is sent again once it counts as
+ * lost, so an attempt running across a restart may run twice (README, "Departures").
  */
 import { meters } from "../../shared/meters";
+import { RunningAttempts } from "./running";
+import { TaskCounts } from "./task-counts";
 import { createdMsOf, timePrefix } from "../../shared/task-id";
 import type { TaskState } from "../../shared/types";
 import type { MetaStore } from "./meta";
@@ -19,21 +29,11 @@ import {
   rowBytes,
 } from "./sql";
 
-/** How much one turn of the resume replay may read: the object has 128 MB in all. */
-export const REPLAY_PAGE_BYTES = 8 * 1024 * 1024;
-
 export class TaskStore {
   readonly #sql: SqlStorage;
-  readonly #meta: MetaStore;
 
-  /** The largest page of replay reads since the object started (tests read it). */
-  readonly largestReplayPage: ReadMeter = { rows: 0, bytes: 0 };
-
-  /**
-   * Count changes by state gathered while a batch is open (a group commit's transaction), written
-   * as one counter update per state when it closes; outside a batch each change is written at once.
-   */
-  #countBatch: Map<TaskState, number> | null = null;
+  /** Counts by state, the latest seq and the newest id: in memory, checkpointed by time (task-counts.ts). */
+  readonly #counts: TaskCounts;
 
   /**
    * Waiting tasks with a queue message out (state 0, dispatched): counted once, then kept with
@@ -42,100 +42,112 @@ export class TaskStore {
    */
   #inFlight: number | null = null;
 
-  /** The latest seq handed out, as kept in meta "seq" (null: read it); unwritten while a batch is open. */
-  #seq: number | null = null;
-  #seqUnwritten = false;
+  /** When this store was opened (the object's wake-up): a message marked before may have led to an attempt it never saw. */
+  readonly #openedAt = Date.now();
+
+  /** Attempts running now (in memory: running.ts); task-reads.ts overlays them too. */
+  readonly #running = new RunningAttempts((delta) => this.#inFlightBy(-delta));
+
+  /** The running attempts, for the store's read side (task-reads.ts). */
+  get running(): RunningAttempts {
+    return this.#running;
+  }
 
   constructor(sql: SqlStorage, meta: MetaStore) {
     this.#sql = sql;
-    this.#meta = meta;
+    this.#counts = new TaskCounts(sql, meta);
   }
 
-  /** `n` tasks moved from state `from` to `to` (null: inserted / deleted). */
+  /** `n` tasks moved from row state `from` to `to` (null: inserted / deleted). */
   #counted(from: TaskState | null, to: TaskState | null, n = 1): void {
-    if (from === to || n === 0) return;
-    const changes: [TaskState, number][] = [];
-    if (from !== null) changes.push([from, -n]);
-    if (to !== null) changes.push([to, n]);
-    if (this.#countBatch) {
-      for (const [state, delta] of changes) this.#countBatch.set(state, (this.#countBatch.get(state) ?? 0) + delta);
-      return;
-    }
-    for (const [state, delta] of changes)
-      this.#sql.exec("UPDATE task_counts SET n = n + ? WHERE state = ?", delta, state);
+    this.#counts.moved(from, to, n);
   }
 
-  /** Count changes from now on are gathered, to be written by {@link closeCountBatch} in the same transaction. */
+  /** A batch (a group commit's transaction) opens: what it changes in memory can be undone. */
   openCountBatch(): void {
-    this.#countBatch = new Map();
+    this.#counts.openBatch();
+    this.#running.openBatch();
   }
 
-  /** Writes the gathered count changes (one update per state) and stops gathering. */
-  closeCountBatch(): void {
-    const batch = this.#countBatch;
-    this.#countBatch = null;
-    if (this.#seqUnwritten && this.#seq !== null) this.#meta.set("seq", String(this.#seq));
-    this.#seqUnwritten = false;
-    if (!batch) return;
-    for (const [state, delta] of batch) {
-      if (delta !== 0) this.#sql.exec("UPDATE task_counts SET n = n + ? WHERE state = ?", delta, state);
-    }
+  /** The batch ends inside its transaction: the counts' checkpoint is written when one is due. */
+  closeCountBatch(nowMs = Date.now()): void {
+    this.#running.closeBatch();
+    this.#counts.closeBatch(nowMs);
   }
 
   /** The transaction rolled back: its gathered count changes never happened. */
   discardCountBatch(): void {
-    this.#countBatch = null;
+    this.#counts.discardBatch();
+    this.#running.rollback();
+    this.#running.closeBatch();
     this.#inFlight = null;
-    this.#seq = null;
-    this.#seqUnwritten = false;
   }
 
   /** Reads again what it keeps in memory (after a write to the tables that bypassed the store). */
   forgetCaches(): void {
     this.#inFlight = null;
+    this.#counts.forget();
+  }
+
+  /** Writes the counts' checkpoint when one is due (the alarm; `force`: whenever they changed). */
+  checkpoint(nowMs: number, force = false): void {
+    this.#counts.checkpoint(nowMs, force);
+  }
+
+  /** A new task's id: time-ordered, above every id handed out before. */
+  nextId(appNumber: number, nowMs: number): string {
+    return this.#counts.nextId(appNumber, nowMs);
   }
 
   #inFlightBy(delta: number): void {
     if (this.#inFlight !== null) this.#inFlight += delta;
   }
 
-  /** A snapshot of the gathered count changes; calling it restores them (a savepoint rolled back). */
+  /**
+   * The SET terms that end the running attempt of `id` (if any runs) in the write that records
+   * it: its number and first start, written only now. Takes it out of the running ones.
+   */
+  #endRunning(id: string): { set: string; values: SqlStorageValue[] } {
+    const running = this.#running.get(id);
+    if (!running) return { set: "", values: [] };
+    this.#running.set(id, null);
+    // The write clears the row's message mark, which was out of the window while it ran.
+    if (running.marked) this.#inFlightBy(-1);
+    return {
+      set: ", attempts = ?, first_attempt_ms = COALESCE(first_attempt_ms, ?)",
+      values: [running.attempt, running.startedMs],
+    };
+  }
+
+  /** A savepoint of what is kept in memory; calling the answer restores it (the savepoint rolled back). */
   countCheckpoint(): () => void {
-    const snapshot = this.#countBatch ? new Map(this.#countBatch) : null;
     // Seqs an undone operation took are handed out again: it never announced them.
-    const seq = this.#seq;
+    const undoCounts = this.#counts.mark();
+    const running = this.#running.changes();
     return () => {
-      if (this.#countBatch && snapshot) this.#countBatch = snapshot;
-      this.#seq = seq;
+      undoCounts();
+      this.#running.rollback(running);
       this.#inFlight = null; // what the rolled-back operation changed is unknown: count again
     };
   }
 
   /** The latest result sequence number handed out (0 before the first result). */
   currentSeq(): number {
-    this.#seq ??= Number(this.#meta.get("seq") ?? "0");
-    return this.#seq;
+    return this.#counts.currentSeq();
   }
 
-  /**
-   * The next result sequence number (SPEC §6), strictly increasing per app. Within a batch (a
-   * group commit) it is written once, at the batch's end, in the same transaction.
-   */
+  /** The next result sequence number (SPEC §6), strictly increasing per app. */
   nextSeq(): number {
-    const seq = this.currentSeq() + 1;
-    this.#seq = seq;
-    if (this.#countBatch) this.#seqUnwritten = true;
-    else this.#meta.set("seq", String(seq));
-    return seq;
+    return this.#counts.nextSeq();
   }
 
   /** Seqs continue from `seq` (a re-created app never hands out seqs below its predecessor's). */
   setSeq(seq: number): void {
-    this.#seq = seq;
-    this.#meta.set("seq", String(seq));
+    this.#counts.setSeq(seq);
   }
 
   insert(task: NewTask): void {
+    this.#counts.ensure();
     const { request } = task;
     this.#sql.exec(
       `INSERT INTO tasks (id, req_id, method, path, raw_query, header, body, created_ms, state, eta_ms,
@@ -157,18 +169,21 @@ export class TaskStore {
       task.callback,
       task.failFast ? 1 : null,
     );
+    this.#counts.inserted(task.id);
     this.#counted(null, 0);
     if (task.dispatchedMs !== null) this.#inFlightBy(1);
   }
 
   get(id: string): TaskRow | null {
-    return this.#sql.exec<TaskRow>("SELECT * FROM tasks WHERE id = ?", id).toArray()[0] ?? null;
+    const row = this.#sql.exec<TaskRow>("SELECT * FROM tasks WHERE id = ?", id).toArray()[0];
+    return row ? this.#running.overlay(row) : null;
   }
 
   /** A task's state alone (no row but its state column read); null when there is no such task. */
   stateOf(id: string): TaskState | null {
     const row = this.#sql.exec<{ state: TaskState }>("SELECT state FROM tasks WHERE id = ?", id).toArray()[0];
-    return row ? row.state : null;
+    if (!row) return null;
+    return row.state === 0 && this.#running.has(id) ? 1 : row.state;
   }
 
   /** A task with this deduplication id created after `sinceMs`, if any. */
@@ -184,30 +199,49 @@ export class TaskStore {
     this.#sql.exec("UPDATE tasks SET dedup_id = NULL WHERE dedup_id = ?", deduplicationId);
   }
 
-  /** 0 → 1 (callers begin only waiting tasks): the attempt numbered `attempt` starts now and is presumed lost after `leaseMs`. */
+  /**
+   * 0 → 1 (callers begin only waiting tasks): the attempt numbered `attempt` starts now and is
+   * presumed lost after `leaseMs`. Writes nothing: running attempts are kept in memory.
+   */
   markDoing(id: string, attempt: number, nowMs: number, leaseMs: number, wasInFlight: boolean): void {
-    this.#sql.exec(
-      `UPDATE tasks SET state = 1, attempts = ?, lease_ms = ?, dispatched_ms = NULL,
-         first_attempt_ms = COALESCE(first_attempt_ms, ?) WHERE id = ?`,
-      attempt,
-      leaseMs,
-      nowMs,
-      id,
-    );
-    this.#counted(0, 1);
-    if (wasInFlight) this.#inFlightBy(-1);
+    this.#running.set(id, { attempt, leaseMs, startedMs: nowMs, marked: wasInFlight });
+  }
+
+  /**
+   * A finish of attempt `attempt` of a waiting task that this object never saw begin: begun
+   * before a restart (the attempt after the row's last, its message sent). Taken as running from
+   * now, so the finish applies once; any other attempt number is stale.
+   */
+  adopt(id: string, attempt: number, nowMs: number, leaseMs: number): boolean {
+    const row = this.#sql
+      .exec<{ state: TaskState; attempts: number; dispatched_ms: number | null }>(
+        "SELECT state, attempts, dispatched_ms FROM tasks WHERE id = ?",
+        id,
+      )
+      .toArray()[0];
+    if (!row || row.state !== 0 || this.#running.has(id)) return false;
+    // Only a message sent before this object woke can have led to an attempt it never saw.
+    if (row.attempts + 1 !== attempt || row.dispatched_ms === null || row.dispatched_ms >= this.#openedAt) return false;
+    this.#running.set(id, { attempt, leaseMs, startedMs: nowMs, marked: true });
+    return true;
+  }
+
+  /** Moves a running attempt's lease (tests end one early); false when the task does not run. */
+  setLease(id: string, leaseMs: number): boolean {
+    return this.#running.setLease(id, leaseMs);
   }
 
   /** 1 → 0 (a failed attempt), to run again at `etaMs`; the attempt's record in the same write. */
   markWaiting(id: string, etaMs: number, attempt: AttemptRecord): void {
     const record = attemptAssignments(attempt);
+    const ended = this.#endRunning(id);
     this.#sql.exec(
-      `UPDATE tasks SET state = 0, eta_ms = ?, lease_ms = NULL, dispatched_ms = NULL, ${record.set} WHERE id = ?`,
+      `UPDATE tasks SET eta_ms = ?, lease_ms = NULL, dispatched_ms = NULL, ${record.set}${ended.set} WHERE id = ? AND state = 0`,
       etaMs,
       ...record.values,
+      ...ended.values,
       id,
     );
-    this.#counted(1, 0);
   }
 
   /**
@@ -222,21 +256,25 @@ export class TaskStore {
     error?: string,
     attempt?: AttemptRecord,
   ): number {
+    this.#counts.ensure();
     // A waiting task ends (canceled, expired) perhaps with a message out: it leaves the window.
     if (from === 0) this.clearDispatched([id]);
     const seq = this.nextSeq();
     const record = attempt
       ? attemptAssignments(attempt, error)
       : { set: "error = COALESCE(?, error), exec_ms = COALESCE(exec_ms, ?)", values: [error ?? null, nowMs] };
+    const ended = this.#endRunning(id);
     this.#sql.exec(
-      `UPDATE tasks SET state = ?, finished_ms = ?, lease_ms = NULL, dispatched_ms = NULL, seq = ?, ${record.set} WHERE id = ?`,
+      `UPDATE tasks SET state = ?, finished_ms = ?, lease_ms = NULL, dispatched_ms = NULL, seq = ?, ${record.set}${ended.set} WHERE id = ?`,
       state,
       nowMs,
       seq,
       ...record.values,
+      ...ended.values,
       id,
     );
-    this.#counted(from, state);
+    // A running task's row was waiting all along (state 1 lives in memory).
+    this.#counted(0, state);
     return seq;
   }
 
@@ -246,6 +284,7 @@ export class TaskStore {
    * `finish` of an attempt before the retry can never match a new one. No longer a result: no seq.
    */
   resetForRetry(id: string, nowMs: number, budget: number): void {
+    this.#counts.ensure();
     this.#sql.exec(
       `UPDATE tasks SET state = 0, max_attempts = CASE WHEN ?1 = -1 THEN -1 ELSE attempts + ?1 END, first_attempt_ms = NULL,
          eta_ms = ?2, dispatched_ms = NULL, finished_ms = NULL, error = NULL, retry_reason = NULL, seq = NULL WHERE id = ?3`,
@@ -282,7 +321,8 @@ export class TaskStore {
       .toArray();
     let resent = 0;
     for (const { id } of stale) {
-      if (isClaimed(id)) {
+      // An attempt begun from it holds it like a consumer's claim: it is not lost.
+      if (isClaimed(id) || this.#running.has(id)) {
         this.#sql.exec("UPDATE tasks SET dispatched_ms = ? WHERE id = ?", nowMs, id);
       } else {
         this.#sql.exec("UPDATE tasks SET dispatched_ms = NULL WHERE id = ?", id);
@@ -290,7 +330,7 @@ export class TaskStore {
       }
     }
     this.#inFlightBy(-resent);
-    if (resent > 0) this.#meta.set("resends", String(Number(this.#meta.get("resends") ?? "0") + resent));
+    this.#counts.resent(resent);
     return resent;
   }
 
@@ -310,115 +350,104 @@ export class TaskStore {
 
   clearDispatched(ids: string[]): void {
     for (const id of ids) {
+      const running = this.#running.get(id);
       const cleared = this.#sql
         .exec("UPDATE tasks SET dispatched_ms = NULL WHERE id = ? AND dispatched_ms IS NOT NULL RETURNING state", id)
         .toArray();
-      if (cleared[0]?.["state"] === 0) this.#inFlightBy(-1);
+      if (cleared[0]?.["state"] !== 0) continue;
+      // A running task's mark was out of the window already: only its record changes.
+      if (running?.marked) this.#running.set(id, { ...running, marked: false });
+      else this.#inFlightBy(-1);
     }
   }
 
   /** Pausing and resuming: every waiting task's message is forgotten, to be sent afresh. */
   forgetAllDispatches(): void {
     this.#sql.exec("UPDATE tasks SET dispatched_ms = NULL WHERE state = 0 AND dispatched_ms IS NOT NULL");
-    this.#inFlight = 0;
+    this.#running.unmarkAll();
+    this.#inFlight = null;
   }
 
+  /** Task messages out that no attempt has begun from (the queue window). */
   inFlight(): number {
-    this.#inFlight ??= this.#sql
-      .exec<{ n: number }>(
-        "SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_in_flight WHERE state = 0 AND dispatched_ms IS NOT NULL",
-      )
-      .one().n;
+    if (this.#inFlight === null) {
+      const marked = this.#sql
+        .exec<{ n: number }>(
+          "SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_in_flight WHERE state = 0 AND dispatched_ms IS NOT NULL",
+        )
+        .one().n;
+      this.#inFlight = marked - this.#running.marked();
+    }
     return this.#inFlight;
   }
 
   // ---- bulk operations (app/bulk.ts): ranges of the per-state indexes ----
 
-  /** Up to `limit` failed tasks matching a redrive, after `cursor` in id order. */
-  failedMatching(criteria: RedriveCriteria, cursor: string, limit: number): string[] {
-    return this.#sql
+  /**
+   * Deletes up to `limit` waiting tasks created before `untilMs`, after `cursor` (running ones are
+   * passed over); answers the ids looked at, the deleted ones and the cursor for the next batch.
+   */
+  deleteWaiting(untilMs: number, cursor: string, limit: number): { deleted: string[]; cursor: string | null } {
+    this.#counts.ensure();
+    const candidates = this.#sql
       .exec<{ id: string }>(
-        `SELECT id FROM tasks INDEXED BY tasks_failed WHERE ${FAILED_MATCHING} ORDER BY id LIMIT ?4`,
-        ...failedMatchingBindings(criteria, cursor),
-        limit,
-      )
-      .toArray()
-      .map((row) => row.id);
-  }
-
-  countFailedMatching(criteria: RedriveCriteria): number {
-    return this.#sql
-      .exec<{ n: number }>(
-        `SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_failed WHERE ${FAILED_MATCHING}`,
-        ...failedMatchingBindings(criteria, ""),
-      )
-      .one().n;
-  }
-
-  /** Deletes up to `limit` waiting tasks created before `untilMs`, after `cursor`; answers the ids. */
-  deleteWaiting(untilMs: number, cursor: string, limit: number): string[] {
-    const rows = this.#sql
-      .exec<{ id: string; dispatched_ms: number | null }>(
-        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_waiting WHERE state = 0 AND id > ? AND id < ? ORDER BY id LIMIT ?) RETURNING id, dispatched_ms",
+        "SELECT id FROM tasks INDEXED BY tasks_waiting WHERE state = 0 AND id > ? AND id < ? ORDER BY id LIMIT ?",
         cursor,
         timePrefix(untilMs),
         limit,
       )
-      .toArray();
-    this.#counted(0, null, rows.length);
-    this.#inFlightBy(-rows.filter((row) => row.dispatched_ms !== null).length);
-    return rows.map((row) => row.id);
+      .toArray()
+      .map((row) => row.id);
+    const deleted: string[] = [];
+    for (const id of candidates) {
+      if (this.#running.has(id)) continue;
+      const row = this.#sql
+        .exec<{ dispatched_ms: number | null }>("DELETE FROM tasks WHERE id = ? RETURNING dispatched_ms", id)
+        .toArray()[0];
+      if (!row) continue;
+      deleted.push(id);
+      if (row.dispatched_ms !== null) this.#inFlightBy(-1);
+    }
+    this.#counted(0, null, deleted.length);
+    return { deleted, cursor: candidates.length === limit ? candidates[candidates.length - 1]! : null };
   }
 
-  /** When the oldest waiting task was submitted; null when none waits. */
-  oldestWaitingCreatedMs(): number | null {
-    return this.#oldestCreatedMs([0]);
-  }
-
-  /**
-   * When the oldest task in one of `states` was submitted: one seek on tasks_waiting; running
-   * tasks (few) are read whole from tasks_running, which is ordered by lease.
-   */
-  #oldestCreatedMs(states: TaskState[]): number | null {
-    const seeks = states
-      .map((state) => `SELECT MIN(id) AS id FROM tasks INDEXED BY ${STATE_INDEX[state]} WHERE state = ${state}`)
-      .join(" UNION ALL ");
-    const row = this.#sql.exec<{ id: string | null }>(`SELECT MIN(id) AS id FROM (${seeks})`).one();
+  /** When the oldest unfinished task (waiting or running: both rows wait) was submitted: one seek. */
+  #oldestUnfinishedCreatedMs(): number | null {
+    const row = this.#sql
+      .exec<{ id: string | null }>("SELECT MIN(id) AS id FROM tasks INDEXED BY tasks_waiting WHERE state = 0")
+      .one();
     return row.id === null ? null : createdMsOf(row.id);
   }
 
   /** Attempts running now. */
   runningCount(): number {
-    return this.#sql
-      .exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_running WHERE state = 1")
-      .one().n;
+    return this.#running.size;
   }
 
   /** Up to `limit` running attempts whose lease ran out (the longest gone first): their consumer is gone. */
   expiredLeases(nowMs: number, limit: number): TaskRow[] {
-    return this.#sql
-      .exec<TaskRow>(
-        "SELECT * FROM tasks INDEXED BY tasks_running WHERE state = 1 AND lease_ms <= ? ORDER BY lease_ms LIMIT ?",
-        nowMs,
-        limit,
-      )
-      .toArray();
+    const rows: TaskRow[] = [];
+    for (const id of this.#running.expired(nowMs, limit)) {
+      const row = this.get(id);
+      if (row) rows.push(row);
+      else this.#running.forget(id); // deleted under it: nothing to end
+    }
+    return rows;
   }
 
   /** Up to `limit` unfinished tasks created before `beforeMs`: past retention, they expire. */
   unfinishedCreatedBefore(beforeMs: number, limit: number): { id: string; state: TaskState }[] {
     // Task ids begin with their creation time: a range of tasks_waiting covers exactly the old
-    // waiting ones; the running ones are few.
+    // unfinished ones (a running task's row waits too).
     return this.#sql
-      .exec<{ id: string; state: TaskState }>(
-        `SELECT id, state FROM (
-           SELECT id, state FROM tasks INDEXED BY tasks_waiting WHERE state = 0 AND id < ?1
-           UNION ALL SELECT id, state FROM tasks INDEXED BY tasks_running WHERE state = 1 AND id < ?1)
-         ORDER BY id LIMIT ?2`,
+      .exec<{ id: string }>(
+        "SELECT id FROM tasks INDEXED BY tasks_waiting WHERE state = 0 AND id < ? ORDER BY id LIMIT ?",
         timePrefix(beforeMs),
         limit,
       )
-      .toArray();
+      .toArray()
+      .map(({ id }) => ({ id, state: this.#running.has(id) ? 1 : 0 }));
   }
 
   /**
@@ -428,6 +457,7 @@ export class TaskStore {
    * not at a result too new to go.
    */
   deleteFinishedBefore(beforeMs: number, limit: number): { deleted: number; more: boolean } {
+    this.#counts.ensure();
     // Results with a notification pending are passed over (as the alarm's wake-up time passes
     // over them: see nextWakeMs), so they never hold back the ones behind them.
     const cursor = this.#sql.exec<{ id: string; finished_ms: number }>(
@@ -486,11 +516,10 @@ export class TaskStore {
     // (The finished one is ORDER BY … LIMIT 1, not MIN(): with the NOT EXISTS term SQLite's
     // min/max shortcut does not apply, and MIN() would scan every finished task on every call.)
     const row = this.#sql
-      .exec<{ due: number | null; sent: number | null; lease: number | null; finished: number | null }>(
+      .exec<{ due: number | null; sent: number | null; finished: number | null }>(
         `SELECT
            (SELECT MIN(eta_ms) FROM tasks INDEXED BY tasks_outbox WHERE state = 0 AND dispatched_ms IS NULL) AS due,
            (SELECT MIN(dispatched_ms) FROM tasks INDEXED BY tasks_in_flight WHERE state = 0 AND dispatched_ms IS NOT NULL) AS sent,
-           (SELECT MIN(lease_ms) FROM tasks INDEXED BY tasks_running WHERE state = 1) AS lease,
            (SELECT finished_ms FROM tasks INDEXED BY tasks_by_seq WHERE seq IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id)
               ORDER BY seq LIMIT 1) AS finished`,
@@ -501,7 +530,7 @@ export class TaskStore {
       // Blocked sending refills the outbox as attempts begin or finish: no alarm for it.
       paused || sendingBlocked ? null : sending(row.due),
       paused || row.sent === null || row.sent >= lostSentBefore ? null : sending(row.sent + redispatchAfterMs),
-      row.lease,
+      this.#running.firstLeaseEnd(),
       row.finished === null ? null : row.finished + retentionMs,
     ].filter((value): value is number => value !== null);
     return candidates.length ? Math.min(...candidates) : null;
@@ -512,66 +541,20 @@ export class TaskStore {
    * and after each alarm whose deadline passed.
    */
   unfinishedRetentionDueMs(retentionMs: number): number | null {
-    const oldest = this.#oldestCreatedMs([0, 1]);
+    const oldest = this.#oldestUnfinishedCreatedMs();
     return oldest === null ? null : oldest + retentionMs;
-  }
-
-  /**
-   * One page of the resume replay: finished tasks with a seq above `since`, in order, until
-   * REPLAY_PAGE_BYTES are read (at least one row). `done` when no later result exists.
-   */
-  finishedSince(since: number, budgetBytes = REPLAY_PAGE_BYTES): { rows: TaskRow[]; done: boolean } {
-    const rows: TaskRow[] = [];
-    let bytes = 0;
-    let done = true;
-    // The cursor reads (and bills) rows only as they are consumed: stopping early reads no more.
-    for (const row of this.#sql.exec<TaskRow>("SELECT * FROM tasks WHERE seq > ? ORDER BY seq", since)) {
-      if (rows.length > 0 && bytes + rowBytes(row) > budgetBytes) {
-        done = false;
-        break;
-      }
-      rows.push(row);
-      bytes += rowBytes(row);
-    }
-    if (bytes > this.largestReplayPage.bytes) Object.assign(this.largestReplayPage, { rows: rows.length, bytes });
-    return { rows, done };
-  }
-
-  /**
-   * Tasks newest first, without bodies, ids in [`from`, `below`) when given: ids begin with their
-   * creation time, so a cursor and a time window are both bounds of one range scan on the primary
-   * key, or on the state's own index.
-   */
-  list(state: TaskState | null, limit: number, below: string | null, from: string | null = null): TaskRow[] {
-    const clauses: string[] = [];
-    const params: string[] = [];
-    // The state as a literal: a partial index serves only a query whose terms imply its own.
-    if (state !== null) clauses.push(`state = ${Number(state)}`);
-    if (below !== null) (clauses.push("id < ?"), params.push(below));
-    if (from !== null) (clauses.push("id >= ?"), params.push(from));
-    return this.#sql
-      .exec<TaskRow>(
-        `SELECT ${SUMMARY_COLUMNS} FROM tasks ${state === null ? "" : `INDEXED BY ${STATE_INDEX[state]}`}
-         ${clauses.length ? `WHERE ${clauses.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`,
-        ...params,
-        limit,
-      )
-      .toArray();
   }
 
   /** Task counts by state, from the counters (four rows read, whatever the table holds). */
   counts(): Record<string, number> {
-    const counts: Record<string, number> = {
-      waiting: 0,
-      doing: 0,
-      success: 0,
-      failed: 0,
-      resends: Number(this.#meta.get("resends") ?? "0"),
+    const { counts, resends } = this.#counts.snapshot();
+    // Running tasks' rows wait: the counts hold them as waiting.
+    return {
+      waiting: Math.max(0, counts[0] - this.#running.size),
+      doing: this.#running.size,
+      success: counts[10],
+      failed: counts[11],
+      resends,
     };
-    const names: Record<number, string> = { 0: "waiting", 1: "doing", 10: "success", 11: "failed" };
-    for (const row of this.#sql.exec<{ state: number; n: number }>("SELECT state, n FROM task_counts")) {
-      counts[names[row.state] ?? String(row.state)] = row.n;
-    }
-    return counts;
   }
 }

@@ -1,0 +1,210 @@
+/**
+ * Task counts by state, the latest result seq and the newest task id, kept in memory and
+ * checkpointed by time (a row at most every 10 s while tasks move), not written with every
+ * group commit. After a restart they are rebuilt from the checkpoint and what the table says
+ * happened since: tasks inserted after the checkpoint's newest id (ids only grow: see
+ * {@link TaskCounts.nextId}) and results numbered after its seq (a range of tasks_by_seq) — the
+ * only changes a checkpoint may miss. Every other change (deletions, a failed task made to wait
+ * again) writes the checkpoint in its own transaction. Reads cost a thousandth of writes.
+ */
+import { createdMsOf, newTaskId } from "../../shared/task-id";
+import type { TaskState } from "../../shared/types";
+import type { MetaStore } from "./meta";
+
+/** The states a row can be in: running attempts are kept in memory (running.ts), their rows wait. */
+type RowState = 0 | 10 | 11;
+
+/** What the meta row "task_counts" holds. */
+export interface CountsCheckpoint {
+  counts: Record<RowState, number>;
+  /** The latest result seq handed out. */
+  seq: number;
+  /** The newest task id ("" before the first). */
+  lastId: string;
+  /** Queue messages sent again (a statistic: re-sends since the last checkpoint may go uncounted after a crash). */
+  resends: number;
+}
+
+export const CHECKPOINT_KEY = "task_counts";
+/** At most one checkpoint per this long while tasks move (and at the alarm). */
+export const CHECKPOINT_EVERY_MS = 10_000;
+
+const emptyCheckpoint = (): CountsCheckpoint => ({ counts: { 0: 0, 10: 0, 11: 0 }, seq: 0, lastId: "", resends: 0 });
+
+export class TaskCounts {
+  readonly #sql: SqlStorage;
+  readonly #meta: MetaStore;
+  /** What is true now (null: rebuild it on first use). */
+  #now: CountsCheckpoint | null = null;
+  /**
+   * A snapshot of {@link #now} when the open batch (a group commit) began; "unread" when it was
+   * not read yet then (nothing to snapshot: a rollback reads it afresh); null: no batch.
+   */
+  #batchStart: CountsCheckpoint | "unread" | null = null;
+  /** Changes since the last checkpoint that the table alone would tell (inserts, results). */
+  #dirty = false;
+  /** A change the table would not tell (a deletion, a retry) waits for the batch's end to be written. */
+  #mustWrite = false;
+  #checkpointedAt = 0;
+  /** What was known before {@link forget}: what the table cannot tell is carried over. */
+  #forgotten: CountsCheckpoint | null = null;
+
+  constructor(sql: SqlStorage, meta: MetaStore) {
+    this.#sql = sql;
+    this.#meta = meta;
+  }
+
+  /** What is true now, rebuilt from the checkpoint and the table on first use after a wake-up. */
+  #state(): CountsCheckpoint {
+    this.#now ??= this.#rebuild();
+    return this.#now;
+  }
+
+  #rebuild(): CountsCheckpoint {
+    const stored = this.#meta.get(CHECKPOINT_KEY);
+    const checkpoint = stored ? (JSON.parse(stored) as CountsCheckpoint) : emptyCheckpoint();
+    const state = structuredClone(checkpoint);
+    // Re-sends are not in the table: those counted since the checkpoint are carried over.
+    if (this.#forgotten) state.resends = Math.max(state.resends, this.#forgotten.resends);
+    this.#forgotten = null;
+    // Results numbered since: tasks that waited at the checkpoint (newer ones are counted below).
+    for (const row of this.#sql.exec<{ id: string; state: RowState; seq: number }>(
+      "SELECT id, state, seq FROM tasks INDEXED BY tasks_by_seq WHERE seq > ? ORDER BY seq",
+      checkpoint.seq,
+    )) {
+      state.seq = Math.max(state.seq, row.seq);
+      if (row.id <= checkpoint.lastId) {
+        state.counts[0]--;
+        state.counts[row.state]++;
+      }
+    }
+    // Tasks inserted since, in the state they are in now.
+    for (const row of this.#sql.exec<{ state: RowState; n: number; last: string }>(
+      "SELECT state, COUNT(*) AS n, MAX(id) AS last FROM tasks WHERE id > ? GROUP BY state",
+      checkpoint.lastId,
+    )) {
+      state.counts[row.state] = (state.counts[row.state] ?? 0) + row.n;
+      if (row.last > state.lastId) state.lastId = row.last;
+    }
+    return state;
+  }
+
+  /** Reads what is true now, if not known yet: before a write it will be told of (a rebuild after it would count it twice). */
+  ensure(): void {
+    this.#state();
+  }
+
+  // ---- what the store tells it -----------------------------------------------------------
+
+  /**
+   * `n` tasks moved from row state `from` to `to` (null: inserted / deleted). A deletion, or a
+   * finished task waiting again, is written at once (or at the batch's end): the table would not
+   * tell it after a restart.
+   */
+  moved(from: TaskState | null, to: TaskState | null, n = 1): void {
+    if (from === to || n === 0) return;
+    const { counts } = this.#state();
+    if (from !== null) counts[from as RowState] -= n;
+    if (to !== null) counts[to as RowState] += n;
+    if (to === null || (from !== null && from !== 0)) {
+      if (this.#batchStart) this.#mustWrite = true;
+      else this.#write();
+    } else this.#dirty = true;
+  }
+
+  /** A task id for a task created at `nowMs`, above every id handed out (so a rebuild finds what came after a checkpoint). */
+  nextId(appNumber: number, nowMs: number): string {
+    const last = this.#state().lastId;
+    const id = newTaskId(appNumber, nowMs);
+    if (id > last) return id;
+    // Within the newest id's millisecond (the clock stands still between I/O) or behind it (a
+    // clock step back): the next millisecond's ids sort above it, whatever their random part.
+    const lastMs = createdMsOf(last);
+    return Number.isFinite(lastMs) ? newTaskId(appNumber, lastMs + 1) : id;
+  }
+
+  /** A task with this id was inserted (ids only grow). */
+  inserted(id: string): void {
+    const state = this.#state();
+    if (id > state.lastId) state.lastId = id;
+  }
+
+  currentSeq(): number {
+    return this.#state().seq;
+  }
+
+  /** The next result sequence number (SPEC §6), strictly increasing per app. */
+  nextSeq(): number {
+    const state = this.#state();
+    state.seq++;
+    this.#dirty = true;
+    return state.seq;
+  }
+
+  /** Seqs continue from `seq` (a re-created app never hands out seqs below its predecessor's): written at once. */
+  setSeq(seq: number): void {
+    this.#state().seq = seq;
+    this.#write();
+  }
+
+  resent(n: number): void {
+    if (n === 0) return;
+    this.#state().resends += n;
+    this.#dirty = true;
+  }
+
+  /** Counts by row state, and re-sends. */
+  snapshot(): Readonly<CountsCheckpoint> {
+    return this.#state();
+  }
+
+  // ---- batches (a group commit) and checkpoints ------------------------------------------
+
+  openBatch(): void {
+    // Not read here: an object that is no app has no tables, and a group may find no app.
+    this.#batchStart = this.#now ? structuredClone(this.#now) : "unread";
+    this.#mustWrite = false;
+  }
+
+  /** The batch ends (inside its transaction): the checkpoint is written when one is due. */
+  closeBatch(nowMs: number): void {
+    this.#batchStart = null;
+    if (this.#mustWrite) this.#write();
+    else this.checkpoint(nowMs, false);
+    this.#mustWrite = false;
+  }
+
+  /** The batch rolled back: what it changed never happened. */
+  discardBatch(): void {
+    if (this.#batchStart) this.#now = this.#batchStart === "unread" ? null : this.#batchStart;
+    this.#batchStart = null;
+    this.#mustWrite = false;
+  }
+
+  /** A savepoint inside the batch: calling the answer undoes what came after it. */
+  mark(): () => void {
+    const snapshot = structuredClone(this.#state());
+    return () => {
+      this.#now = snapshot;
+    };
+  }
+
+  /** Writes the checkpoint when something changed and one is due (`force`: whenever something changed). */
+  checkpoint(nowMs: number, force: boolean): void {
+    if (!this.#dirty || this.#batchStart) return;
+    if (!force && nowMs - this.#checkpointedAt < CHECKPOINT_EVERY_MS) return;
+    this.#write(nowMs);
+  }
+
+  #write(nowMs = Date.now()): void {
+    this.#meta.set(CHECKPOINT_KEY, JSON.stringify(this.#state()));
+    this.#dirty = false;
+    this.#checkpointedAt = nowMs;
+  }
+
+  /** Rebuild on next use (another store wrote to the table: tests). */
+  forget(): void {
+    this.#forgotten = this.#now ?? this.#forgotten;
+    this.#now = null;
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * The tasks table's read side: listings (by state, newest first, running attempts overlaid),
+ * the feed's resume replay, a redrive's matches and the oldest waiting task. Reads only; the
+ * writes and what they keep in step are in tasks.ts.
+ */
+import { createdMsOf } from "../../shared/task-id";
+import type { TaskState } from "../../shared/types";
+import type { RunningAttempts } from "./running";
+import type { ReadMeter, RedriveCriteria, TaskRow } from "./rows";
+import { FAILED_MATCHING, STATE_INDEX, SUMMARY_COLUMNS, failedMatchingBindings, rowBytes } from "./sql";
+
+/** How much one turn of the resume replay may read: the object has 128 MB in all. */
+export const REPLAY_PAGE_BYTES = 8 * 1024 * 1024;
+
+export class TaskReads {
+  readonly #sql: SqlStorage;
+  readonly #running: RunningAttempts;
+
+  /** The largest page of replay reads since the object started (tests read it). */
+  readonly largestReplayPage: ReadMeter = { rows: 0, bytes: 0 };
+
+  constructor(sql: SqlStorage, running: RunningAttempts) {
+    this.#sql = sql;
+    this.#running = running;
+  }
+
+  /** Up to `limit` failed tasks matching a redrive, after `cursor` in id order. */
+  failedMatching(criteria: RedriveCriteria, cursor: string, limit: number): string[] {
+    return this.#sql
+      .exec<{ id: string }>(
+        `SELECT id FROM tasks INDEXED BY tasks_failed WHERE ${FAILED_MATCHING} ORDER BY id LIMIT ?4`,
+        ...failedMatchingBindings(criteria, cursor),
+        limit,
+      )
+      .toArray()
+      .map((row) => row.id);
+  }
+
+  countFailedMatching(criteria: RedriveCriteria): number {
+    return this.#sql
+      .exec<{ n: number }>(
+        `SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_failed WHERE ${FAILED_MATCHING}`,
+        ...failedMatchingBindings(criteria, ""),
+      )
+      .one().n;
+  }
+
+  /** When the oldest waiting task (not running) was submitted; null when none waits. */
+  oldestWaitingCreatedMs(): number | null {
+    for (const { id } of this.#sql.exec<{ id: string }>(
+      "SELECT id FROM tasks INDEXED BY tasks_waiting WHERE state = 0 ORDER BY id",
+    )) {
+      if (!this.#running.has(id)) return createdMsOf(id);
+    }
+    return null;
+  }
+
+  /**
+   * One page of the resume replay: finished tasks with a seq above `since`, in order, until
+   * REPLAY_PAGE_BYTES are read (at least one row). `done` when no later result exists.
+   */
+  finishedSince(since: number, budgetBytes = REPLAY_PAGE_BYTES): { rows: TaskRow[]; done: boolean } {
+    const rows: TaskRow[] = [];
+    let bytes = 0;
+    let done = true;
+    // The cursor reads (and bills) rows only as they are consumed: stopping early reads no more.
+    for (const row of this.#sql.exec<TaskRow>("SELECT * FROM tasks WHERE seq > ? ORDER BY seq", since)) {
+      if (rows.length > 0 && bytes + rowBytes(row) > budgetBytes) {
+        done = false;
+        break;
+      }
+      rows.push(row);
+      bytes += rowBytes(row);
+    }
+    if (bytes > this.largestReplayPage.bytes) Object.assign(this.largestReplayPage, { rows: rows.length, bytes });
+    return { rows, done };
+  }
+
+  /**
+   * Tasks newest first, without bodies, ids in [`from`, `below`) when given: ids begin with their
+   * creation time, so a cursor and a time window are both bounds of one range scan on the primary
+   * key, or on the state's own index.
+   */
+  list(state: TaskState | null, limit: number, below: string | null, from: string | null = null): TaskRow[] {
+    if (state === 1) return this.#listRunning(limit, below, from);
+    const clauses: string[] = [];
+    const params: string[] = [];
+    // The state as a literal: a partial index serves only a query whose terms imply its own.
+    // Running tasks' rows wait: they are passed over (read lazily, as many as needed).
+    const rowState = state;
+    if (rowState !== null) clauses.push(`state = ${Number(rowState)}`);
+    if (below !== null) (clauses.push("id < ?"), params.push(below));
+    if (from !== null) (clauses.push("id >= ?"), params.push(from));
+    const index = rowState === null ? undefined : STATE_INDEX[rowState];
+    const cursor = this.#sql.exec<TaskRow>(
+      `SELECT ${SUMMARY_COLUMNS} FROM tasks ${index ? `INDEXED BY ${index}` : ""}
+       ${clauses.length ? `WHERE ${clauses.join(" AND ")}` : ""} ORDER BY id DESC`,
+      ...params,
+    );
+    const rows: TaskRow[] = [];
+    for (const row of cursor) {
+      if (state === 0 && this.#running.has(row.id)) continue;
+      rows.push(this.#running.overlay(row));
+      if (rows.length >= limit) break;
+    }
+    return rows;
+  }
+
+  /** Running tasks newest first (in memory, at most the window and the consumers' attempts). */
+  #listRunning(limit: number, below: string | null, from: string | null): TaskRow[] {
+    const ids = this.#running
+      .ids()
+      .filter((id) => (below === null || id < below) && (from === null || id >= from))
+      .sort()
+      .reverse();
+    const rows: TaskRow[] = [];
+    for (const id of ids) {
+      const row = this.#sql.exec<TaskRow>(`SELECT ${SUMMARY_COLUMNS} FROM tasks WHERE id = ?`, id).toArray()[0];
+      if (row) rows.push(this.#running.overlay(row));
+      if (rows.length >= limit) break;
+    }
+    return rows;
+  }
+}
