@@ -20,6 +20,8 @@ export const PRICES = {
     sqlRowsReadPerMillion: 0.001,
     /** Every index entry a write touches counts as a row. */
     sqlRowsWrittenPerMillion: 1.0,
+    /** SQLite storage kept, per GB-month. */
+    storagePerGbMonth: 0.2,
     source: "https://developers.cloudflare.com/durable-objects/platform/pricing/ (SQLite storage backend)",
   },
   qstash: {
@@ -58,4 +60,33 @@ export function pricePerMillion(perTask, cpuUsPerTask, objectSecondsPerTask) {
     qstash: PRICES.qstash.perMillionMessages,
     cloud_tasks: PRICES.cloudTasks.perMillionOperations * PRICES.cloudTasks.operationsPerTask,
   };
+}
+
+/**
+ * What the all-in price assumes beyond what the bench measures: how big a stored task is (its
+ * row, body, headers, result and index entries) and how long it is kept (the default retention).
+ */
+export const ASSUMPTIONS = {
+  task_bytes: 3072,
+  retention_days: 7,
+  storage_usd_per_gb_month: PRICES.durableObjects.storagePerGbMonth,
+  /** Cloudflare's GB is 10^9 bytes; a month is counted as 30 days. */
+  gb_bytes: 1e9,
+  month_days: 30,
+};
+
+/**
+ * The all-in list price of a million tasks: {@link pricePerMillion}'s parts, plus the rows
+ * retention's deletes write (measured rows per task) and storage (task_bytes kept for
+ * retention_days, priced per GB-month).
+ */
+export function allInPerMillion(perTask, cpuUsPerTask, objectSecondsPerTask, retentionRowsPerTask) {
+  const base = pricePerMillion(perTask, cpuUsPerTask, objectSecondsPerTask);
+  const { task_bytes, retention_days, storage_usd_per_gb_month, gb_bytes, month_days } = ASSUMPTIONS;
+  const parts = {
+    ...base.parts,
+    retention_rows_written: retentionRowsPerTask * PRICES.durableObjects.sqlRowsWrittenPerMillion,
+    storage: ((1e6 * task_bytes) / gb_bytes) * (retention_days / month_days) * storage_usd_per_gb_month,
+  };
+  return { ...base, asyncgate: Object.values(parts).reduce((sum, value) => sum + value, 0), parts };
 }

@@ -11,14 +11,17 @@ import qiniu from "qiniu";
 import WebSocket from "ws";
 import { startOrigin } from "../scripts/origin.mjs";
 import { cpuSeconds, rssMb } from "./proc.mjs";
-import { PRICES, pricePerMillion } from "./prices.mjs";
+import { ASSUMPTIONS, PRICES, allInPerMillion } from "./prices.mjs";
 import { KEYS, redisAvailable, startBullmq, startDirect, startWranglerDev } from "./systems.mjs";
 
 const quick = process.argv.includes("--quick");
 /** `--json`: the figures as one JSON document on stdout (the table still goes to bench/results/latest.md). */
 const asJson = process.argv.includes("--json");
 const onlyIndex = process.argv.indexOf("--only");
-/** `--only drain,subscribers`: run just these sections (for iterating on one of them). */
+/**
+ * `--only drain,subscribers`: run just these sections (for iterating on one of them). Sections:
+ * ingest, latency, drain, steady, trickle, subscribers, scale, retention.
+ */
 const only = onlyIndex === -1 ? null : new Set(process.argv[onlyIndex + 1]?.split(","));
 const enabled = (section) => !only || only.has(section);
 const P = {
@@ -28,6 +31,13 @@ const P = {
   drainTasks: quick ? 2_000 : 10_000,
   subscribers: 1_000,
   scaleSeconds: quick ? 2 : 5,
+  /** The steady shape: tasks per second submitted to an active app, for this long. */
+  steadyRate: 100,
+  steadySeconds: quick ? 10 : 30,
+  /** The trickle shape: tasks one at a time, a second apart. */
+  trickleTasks: quick ? 20 : 60,
+  /** Tasks that retention removes, to measure the rows its deletes write. */
+  retentionTasks: 200,
 };
 const BODY = JSON.stringify({ payload: "x".repeat(1024 - 16) }); // 1 KiB of JSON
 const mac = new qiniu.auth.digest.Mac(KEYS.accessKey, KEYS.secretKey);
@@ -320,13 +330,47 @@ async function readMeters(system, apps) {
     .meters;
 }
 
+/**
+ * Meters `after - before`. The counters are the isolate's, every app's: rows that retention wrote
+ * meanwhile (the retention section's app, the only one whose tasks age out during a run) are taken
+ * out of the window's SQLite rows written; retention is priced on its own (section "retention").
+ */
+function delta(after, before) {
+  const counts = Object.fromEntries(Object.keys(after).map((key) => [key, after[key] - before[key]]));
+  counts.sql_rows_written -= counts.retention_rows_written;
+  return counts;
+}
+
 const perThousand = (after, before, tasks) =>
   Object.fromEntries(
-    Object.keys(after).map((key) => [
+    Object.entries(delta(after, before)).map(([key, value]) => [
       key,
-      Number((((after[key] - before[key]) / Math.max(1, tasks)) * 1000).toFixed(1)),
+      Number(((value / Math.max(1, tasks)) * 1000).toFixed(1)),
     ]),
   );
+
+const perTask = (counts, tasks) =>
+  Object.fromEntries(Object.entries(counts).map(([key, value]) => [key, value / Math.max(1, tasks)]));
+
+const queueOps = (counts) => counts.queue_writes + counts.queue_reads + counts.queue_acks + counts.queue_retries;
+
+/** Polls the app's stats until `tasks` of its tasks are finished, for at most `ms`; returns how many are. */
+async function waitFinished(system, app, tasks, ms, progress = false) {
+  const t0 = Date.now();
+  let done = 0;
+  let lastProgress = t0;
+  while (Date.now() - t0 < ms) {
+    const s = await stats(system, app);
+    done = s.success + s.failed;
+    if (done >= tasks) break;
+    if (progress && Date.now() - lastProgress >= 1_000) {
+      lastProgress = Date.now();
+      log(`${app}: ${done}/${tasks} finished`);
+    }
+    await sleep(200);
+  }
+  return done;
+}
 
 /** Section 3, and the cost of a task: a backlog accepted while the app is paused, then delivered. */
 async function drain(system) {
@@ -375,32 +419,289 @@ async function drain(system) {
   const deliver = perThousand(afterDrain, afterAccept, done);
   const describe = (counts) =>
     `DO requests ${counts.do_requests}, queue ops ${(counts.queue_writes + counts.queue_reads + counts.queue_acks + counts.queue_retries).toFixed(1)} (write ${counts.queue_writes}, read ${counts.queue_reads}, ack ${counts.queue_acks}, retry ${counts.queue_retries}), SQLite rows read ${counts.sql_rows_read} / written ${counts.sql_rows_written}, Worker invocations ${counts.worker_invocations}`;
-  row("6 cost", "asyncgate", `${system.mode}, per 1000 tasks accepted`, { note: describe(accept) });
-  row("6 cost", "asyncgate", `${system.mode}, per 1000 tasks delivered`, { note: describe(deliver) });
-  const perTask = Object.fromEntries(Object.keys(accept).map((key) => [key, (accept[key] + deliver[key]) / 1000]));
-  // CPU: what the drain measured per delivered task (the accept side is in the ingest rows).
-  const price = pricePerMillion(perTask, cpuUs, 1 / Math.max(1, done / seconds));
-  const dominant = Object.entries(price.parts)
-    .sort(([, a], [, b]) => b - a)
-    .slice(0, 3)
-    .map(([name, usd]) => `${name} $${usd.toFixed(2)}`);
-  row("6 cost", "asyncgate", "list price per million delivered tasks", {
-    throughput: `$${price.asyncgate.toFixed(2)}`,
-    note: `all-in at ${PRICES.asOf} list prices (bench/prices.mjs); most: ${dominant.join(", ")}; QStash $${price.qstash.toFixed(2)}, Cloud Tasks $${price.cloud_tasks.toFixed(2)} (stores no results); target ≤ $4`,
+  costRows.push(() => {
+    row("6 cost", "asyncgate", `${system.mode}, per 1000 tasks accepted`, { note: describe(accept) });
+    row("6 cost", "asyncgate", `${system.mode}, per 1000 tasks delivered`, { note: describe(deliver) });
   });
-  costs = {
-    per_1000_tasks: { accept, deliver },
-    per_million_usd: {
-      asyncgate: Number(price.asyncgate.toFixed(3)),
-      qstash: price.qstash,
-      cloud_tasks: price.cloud_tasks,
-    },
-    parts_usd: price.parts,
+  perThousandLoad = { accept, deliver };
+  // The load shape. CPU: what the drain measured per delivered task (the accept side is in the
+  // ingest rows); the object busy for the whole drain.
+  shapes.load = {
+    setting: `load: a backlog of ${accepted} drained`,
+    tasks: done,
+    perTask: Object.fromEntries(Object.keys(accept).map((key) => [key, (accept[key] + deliver[key]) / 1000])),
+    cpuUs,
+    objectSeconds: 1 / Math.max(1, done / seconds),
   };
 }
 
-/** What a task costs, from the drain section (for --json). */
+/**
+ * The traffic shapes measured (load, steady, trickle): meters per task, CPU µs per task, and the
+ * seconds the app's object is billed for per task. Priced at the end, once retention is measured.
+ */
+const shapes = {};
+/** The drain's meters per 1000 tasks accepted and delivered. */
+let perThousandLoad = null;
+/** Rows of section "6 cost" that sections leave for the end (the table keeps them together). */
+const costRows = [];
+/** What retention's deletes wrote, from the retention section (null: not run). */
+let retentionResult = null;
+/** What a task costs, priced at the end (for --json). */
 let costs = null;
+
+/**
+ * The steady shape: about P.steadyRate tasks a second for P.steadySeconds, submitted to an active
+ * app; the meters from before the first submit until every task is finished.
+ */
+async function steady(system) {
+  await settle(system);
+  const port = system.port;
+  await createApp(system, "steady");
+  const host = `steady.async.localhost:${port}`;
+  const total = P.steadyRate * P.steadySeconds;
+  const before = await readMeters(system, ["steady"]);
+  const cpu0 = cpuSeconds(system.pids());
+  const t0 = Date.now();
+  const inFlight = new Set();
+  let accepted = 0;
+  let refused = 0;
+  for (let i = 0; i < total; i++) {
+    const wait = t0 + (i * 1000) / P.steadyRate - Date.now();
+    if (wait > 0) await sleep(wait);
+    // A slow gateway must not pile up requests without end: at most 64 open at once.
+    if (inFlight.size >= 64) await Promise.race(inFlight);
+    const sent = call(port, host, "POST", "/steady", BODY)
+      .then(
+        (response) => (response.status < 300 ? accepted++ : refused++),
+        () => refused++,
+      )
+      .finally(() => inFlight.delete(sent));
+    inFlight.add(sent);
+  }
+  await Promise.all(inFlight);
+  const submitSeconds = (Date.now() - t0) / 1000;
+  const done = await waitFinished(system, "steady", accepted, 120_000, true);
+  const seconds = (Date.now() - t0) / 1000;
+  const cpuUs = ((cpuSeconds(system.pids()) - cpu0) / Math.max(1, done)) * 1e6;
+  await sleep(500); // the consumer acks after the last finish
+  const after = await readMeters(system, ["steady"]);
+  log(
+    `steady: ${accepted} accepted in ${submitSeconds.toFixed(1)} s (${(accepted / submitSeconds).toFixed(0)}/s), ${done} finished after ${seconds.toFixed(1)} s${refused ? `, ${refused} refused` : ""}`,
+  );
+  shapes.steady = {
+    setting: `steady: ${P.steadyRate} tasks/s for ${P.steadySeconds} s to an active app${quick ? " (quick run; the full run: 30 s)" : ""}`,
+    tasks: done,
+    seconds: P.steadySeconds,
+    note: `${accepted} accepted at ${(accepted / submitSeconds).toFixed(0)}/s, ${done} finished ${seconds.toFixed(1)} s after the first submit${refused ? `, ${refused} refused` : ""}`,
+    perTask: perTask(delta(after, before), done),
+    cpuUs,
+    // Busy throughout: the window over the tasks (an upper bound).
+    objectSeconds: seconds / Math.max(1, done),
+  };
+}
+
+/**
+ * The trickle shape: P.trickleTasks tasks one at a time, each submitted a second after the previous
+ * one once the origin has it (waiting 5 s at most), to an active app; the meters from before the
+ * first submit until every task is finished. Deliveries are watched at the origin, not by polling
+ * the gateway: over a few tasks its own requests would weigh in the meters (the one meters read
+ * that closes the window is measured and taken out).
+ */
+async function trickle(system) {
+  await settle(system);
+  const port = system.port;
+  await createApp(system, "trickle");
+  const host = `trickle.async.localhost:${port}`;
+  let scanned = ORIGIN.received.length;
+  const seenAt = new Map();
+  const scan = () => {
+    for (; scanned < ORIGIN.received.length; scanned++) {
+      const r = ORIGIN.received[scanned];
+      const id = r.headers["asyncgate-task-id"];
+      if (id !== undefined && !seenAt.has(id)) seenAt.set(id, r.at);
+    }
+  };
+  const before = await readMeters(system, ["trickle"]);
+  const cpu0 = cpuSeconds(system.pids());
+  const t0 = Date.now();
+  const toOrigin = [];
+  let accepted = 0;
+  for (let i = 0; i < P.trickleTasks; i++) {
+    const sent = Date.now();
+    const response = await call(port, host, "POST", "/trickle", BODY);
+    if (response.status < 300) {
+      accepted++;
+      const id = response.json().id;
+      while (!seenAt.has(id) && Date.now() - sent < 5_000) {
+        await sleep(5);
+        scan();
+      }
+      if (seenAt.has(id)) toOrigin.push(seenAt.get(id) - sent);
+    }
+    const rest = sent + 1_000 - Date.now();
+    if (i < P.trickleTasks - 1 && rest > 0) await sleep(rest);
+  }
+  // The last result is reported at once (nothing else runs): half a second is plenty, checked below.
+  await sleep(500);
+  const seconds = (Date.now() - t0) / 1000;
+  const cpuUs = ((cpuSeconds(system.pids()) - cpu0) / Math.max(1, accepted)) * 1e6;
+  let after = await readMeters(system, ["trickle"]);
+  // What one meters read costs (a Worker invocation and an object request), to take it out.
+  let readCost = delta(await readMeters(system, ["trickle"]), after);
+  const finished = await stats(system, "trickle");
+  let done = finished.success + finished.failed;
+  let polled = "";
+  if (done < accepted) {
+    done = await waitFinished(system, "trickle", accepted, 30_000);
+    after = await readMeters(system, ["trickle"]);
+    readCost = delta(await readMeters(system, ["trickle"]), after);
+    polled = "; the last tasks finished late: stats polls are in the meters";
+  }
+  const counts = delta(after, before);
+  for (const key of Object.keys(counts)) counts[key] = Math.max(0, counts[key] - readCost[key]);
+  const meanToOrigin = toOrigin.reduce((sum, ms) => sum + ms, 0) / Math.max(1, toOrigin.length);
+  log(
+    `trickle: ${done}/${accepted} finished in ${seconds.toFixed(1)} s, submit → origin ${meanToOrigin.toFixed(0)} ms mean`,
+  );
+  shapes.trickle = {
+    setting: `trickle: ${P.trickleTasks} tasks one at a time, a second apart, to an active app${quick ? " (quick run; the full run: 60)" : ""}`,
+    tasks: done,
+    note: `${done}/${accepted} finished in ${seconds.toFixed(1)} s; submit → origin ${meanToOrigin.toFixed(0)} ms mean; one meters read (${readCost.worker_invocations} Worker invocation, ${readCost.do_requests} object request) taken out${polled}`,
+    perTask: perTask(counts, done),
+    cpuUs,
+    // Idle between tasks, the object can hibernate and is not billed: busy from submit to the origin.
+    objectSeconds: meanToOrigin / 1000,
+  };
+}
+
+/**
+ * Retention, first half (early in the run): an active app that keeps tasks 60 s gets
+ * P.retentionTasks tasks and finishes them. Its object's alarm deletes them a minute later.
+ */
+async function retentionStart(system) {
+  await createApp(system, "retention", { retention: 60, retry: { max_attempts: 3, max_backoff: 10 } });
+  const host = `retention.async.localhost:${system.port}`;
+  const before = await readMeters(system, ["retention"]);
+  const result = await autocannon({
+    url: `http://127.0.0.1:${system.port}`,
+    connections: 8,
+    amount: P.retentionTasks,
+    requests: [submitRequest(host)],
+    timeout: 10,
+  });
+  const done = await waitFinished(system, "retention", result["2xx"], 60_000);
+  log(`retention: ${done}/${result["2xx"]} tasks finished; retention (60 s) removes them a minute from now`);
+  return { before, tasks: done, finishedAt: Date.now() };
+}
+
+/**
+ * Retention, second half (at the end of the run): the rows retention's deletes wrote per task
+ * removed (GET /v1/meters: retention_rows_written, retention_tasks; only retention touches them).
+ * Waits for the deletes until 90 s past the moment they are due at most.
+ */
+async function retentionEnd(system, start) {
+  const t0 = Date.now();
+  const deadline = Math.max(t0, start.finishedAt + 60_000) + 90_000;
+  let removed = 0;
+  let rows = 0;
+  let lastProgress = t0;
+  while (true) {
+    const after = await readMeters(system, ["retention"]);
+    removed = after.retention_tasks - start.before.retention_tasks;
+    rows = after.retention_rows_written - start.before.retention_rows_written;
+    if (removed >= start.tasks || Date.now() >= deadline) break;
+    if (Date.now() - lastProgress >= 10_000) {
+      lastProgress = Date.now();
+      log(
+        `retention: ${removed}/${start.tasks} removed, waiting (at most ${((deadline - Date.now()) / 1000).toFixed(0)} s more)`,
+      );
+    }
+    await sleep(2_000);
+  }
+  const measured = removed > 0;
+  retentionResult = {
+    measured,
+    rowsPerTask: measured ? rows / removed : 1,
+    tasks: removed,
+    rows,
+    finished: start.tasks,
+    waitedSeconds: (Date.now() - t0) / 1000,
+    afterFinishSeconds: (Date.now() - start.finishedAt) / 1000,
+  };
+  log(
+    measured
+      ? `retention: ${removed} tasks removed, ${rows} rows written (${(rows / removed).toFixed(2)} per task)`
+      : `retention: nothing removed ${retentionResult.afterFinishSeconds.toFixed(0)} s after the tasks finished; pricing 1 row per task`,
+  );
+}
+
+/** Prices every shape measured, all-in, and writes section "6 cost" (rows and the JSON `cost`). */
+function priceCosts() {
+  for (const add of costRows) add();
+  const retention = retentionResult ?? { measured: false, rowsPerTask: 1, tasks: 0, rows: 0 };
+  const retentionNote = retentionResult
+    ? retention.measured
+      ? `measured: ${retention.tasks}/${retention.finished} tasks of an app with retention 60 s removed, ${retention.rows} rows written (read ${retention.afterFinishSeconds.toFixed(0)} s after the tasks finished)`
+      : `not measured: nothing removed ${retention.afterFinishSeconds.toFixed(0)} s after ${retention.finished} tasks finished; 1 row per task assumed`
+    : "not measured (section retention not run): 1 row per task assumed";
+  if (retentionResult || Object.keys(shapes).length) {
+    row("6 cost", "asyncgate", "retention, per 1000 tasks removed", {
+      note: `SQLite rows written ${(retention.rowsPerTask * 1000).toFixed(1)}; ${retentionNote}`,
+    });
+  }
+  const priced = {};
+  for (const [name, shape] of Object.entries(shapes)) {
+    const price = allInPerMillion(shape.perTask, shape.cpuUs, shape.objectSeconds, retention.rowsPerTask);
+    priced[name] = { shape, price };
+  }
+  const assumptions = `storage ${ASSUMPTIONS.task_bytes / 1024} KB a task × ${ASSUMPTIONS.retention_days} days at $${ASSUMPTIONS.storage_usd_per_gb_month.toFixed(2)}/GB-month`;
+  const load = priced.load;
+  if (load) {
+    const dominant = Object.entries(load.price.parts)
+      .sort(([, a], [, b]) => b - a)
+      .slice(0, 3)
+      .map(([name, usd]) => `${name} $${usd.toFixed(2)}`);
+    row("6 cost", "asyncgate", "list price per million delivered tasks", {
+      throughput: `$${load.price.asyncgate.toFixed(2)}`,
+      note: `all-in at ${PRICES.asOf} list prices (bench/prices.mjs), the load shape: retention rows $${load.price.parts.retention_rows_written.toFixed(2)}, ${assumptions} $${load.price.parts.storage.toFixed(2)}; most: ${dominant.join(", ")}; QStash $${load.price.qstash.toFixed(2)}, Cloud Tasks $${load.price.cloud_tasks.toFixed(2)} (stores no results); target ≤ $4`,
+    });
+  }
+  const json = {};
+  for (const [name, { shape, price }] of Object.entries(priced)) {
+    const counts = shape.perTask;
+    json[name] = {
+      per_million_usd: Number(price.asyncgate.toFixed(3)),
+      rows_written_per_task: Number((counts.sql_rows_written + retention.rowsPerTask).toFixed(2)),
+      queue_ops_per_task: Number(queueOps(counts).toFixed(3)),
+      do_requests_per_task: Number(counts.do_requests.toFixed(3)),
+      tasks: shape.tasks,
+      ...(shape.seconds ? { seconds: shape.seconds } : {}),
+    };
+    row("6 cost", "asyncgate", `shape ${shape.setting}, per million tasks`, {
+      throughput: `$${price.asyncgate.toFixed(2)}`,
+      note: `all-in; per task: SQLite rows written ${json[name].rows_written_per_task} (retention's ${retention.rowsPerTask.toFixed(2)} included), queue ops ${json[name].queue_ops_per_task}, DO requests ${json[name].do_requests_per_task}, Worker invocations ${counts.worker_invocations.toFixed(3)}, CPU ${shape.cpuUs.toFixed(0)} µs${shape.note ? `; ${shape.note}` : ""}`,
+    });
+  }
+  if (!load && !retentionResult && !Object.keys(shapes).length) return;
+  costs = {
+    ...(perThousandLoad ? { per_1000_tasks: perThousandLoad } : {}),
+    ...(load
+      ? {
+          per_million_usd: {
+            asyncgate: json.load.per_million_usd,
+            qstash: load.price.qstash,
+            cloud_tasks: load.price.cloud_tasks,
+          },
+          parts_usd: load.price.parts,
+        }
+      : {}),
+    assumptions: ASSUMPTIONS,
+    retention_measured: retention.measured,
+    retention_rows_per_task: Number(retention.rowsPerTask.toFixed(3)),
+    retention_tasks_measured: retention.tasks,
+    shapes: json,
+  };
+}
 
 /**
  * 1,000 idle subscribers heartbeating every 10 s: the gateway's feed, and the bare Worker holding
@@ -589,12 +890,18 @@ try {
     log(bullmqNote);
   }
 
+  // Retention's tasks first: they age out (60 s) while the other sections run.
+  const retentionStarted = enabled("retention") ? await retentionStart(gatewayDirect) : null;
   const summary = enabled("ingest") ? await ingest(systems) : null;
   await gatewayAssets.stop();
   if (enabled("latency")) await latency(gatewayDirect);
   if (enabled("drain")) await drain(gatewayDirect);
+  if (enabled("steady")) await steady(gatewayDirect);
+  if (enabled("trickle")) await trickle(gatewayDirect);
   const subs = enabled("subscribers") ? await subscribers(gatewayDirect, bareDirect) : null;
   if (enabled("scale")) await scale(gatewayDirect);
+  if (retentionStarted) await retentionEnd(gatewayDirect, retentionStarted);
+  priceCosts();
 
   // ---- the table and the targets ----
   const cell = (value) => (value === undefined || value === null || Number.isNaN(value) ? "" : String(value));

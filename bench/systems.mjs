@@ -102,7 +102,8 @@ export async function startWranglerDev(name, config, vars = {}) {
   for (const [key, value] of Object.entries(vars)) args.push("--var", `${key}:${value}`);
   const child = track(
     spawn("node_modules/.bin/wrangler", args, {
-      env: { ...process.env, CI: "true" },
+      // Its "Ready on" line is an info log: the bench's own warn level (above) would hide it.
+      env: { ...process.env, CI: "true", WRANGLER_LOG: "info" },
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     }),
