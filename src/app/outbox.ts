@@ -43,6 +43,13 @@ const SEND_RETRY_MAX_MS = 300_000;
 const CONSUMER_CONCURRENCY = 6;
 /** Messages per sendBatch (the Queues limit). */
 const BATCH = 100;
+/**
+ * How long new tasks' messages may wait for more new tasks to share them: a message costs three
+ * queue operations whatever it carries, and steady traffic commits a task or two per group. The
+ * tasks are committed (marked sent) before they linger: a message lost with the object is sent
+ * again like any other (REDISPATCH_AFTER_MS).
+ */
+export const DISPATCH_LINGER_MS = 25;
 
 /**
  * Tasks the queue window takes now, `inFlight` being out. A nearly full window waits for a
@@ -61,6 +68,9 @@ export class Outbox {
   readonly #admission: Admission;
   /** New tasks marked dispatched in the current group, sent once it is committed. */
   #pending: string[] = [];
+  /** Committed new tasks waiting (at most DISPATCH_LINGER_MS) to fill a message. */
+  #lingering: string[] = [];
+  #lingerTimer: ReturnType<typeof setTimeout> | null = null;
   /** Free queue-window slots in the current group; undefined until a submission counts them. */
   #windowSlots: number | undefined = undefined;
   /** When this instance started: what was sent before may have been lost with its predecessor. */
@@ -123,9 +133,17 @@ export class Outbox {
 
   /** Sends the messages of the group's new tasks, then whatever else the outbox holds. */
   async sendCommitted(config: AppConfig): Promise<void> {
-    const pending = this.#pending;
+    this.#lingering.push(...this.#pending);
     this.#pending = [];
-    await this.#send(config, pending, []);
+    // Full messages go now; the rest waits a moment for company (the caller does not wait for it).
+    const full = this.#lingering.length - (this.#lingering.length % TASKS_PER_MESSAGE);
+    if (full > 0) await this.#send(config, this.#lingering.splice(0, full), []);
+    if (this.#lingering.length > 0 && this.#lingerTimer === null) {
+      this.#lingerTimer = setTimeout(() => {
+        this.#lingerTimer = null;
+        void this.#send(config, this.#lingering.splice(0), []);
+      }, DISPATCH_LINGER_MS);
+    }
     await this.flush(config);
   }
 
@@ -213,6 +231,9 @@ export class Outbox {
   /** The app was deleted: what was remembered of it goes too. */
   reset(): void {
     this.#claims.clear();
+    if (this.#lingerTimer !== null) clearTimeout(this.#lingerTimer);
+    this.#lingerTimer = null;
+    this.#lingering = [];
   }
 
   /**

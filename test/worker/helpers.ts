@@ -3,6 +3,7 @@ import { env, exports } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { vi } from "vitest";
 import type { SubmitInput } from "../../src/app/contract";
+import { DISPATCH_LINGER_MS } from "../../src/app/outbox";
 import { openStore, type NewTask, type TaskStore } from "../../src/app/store";
 import type { TestAppQueue } from "./test-app-queue";
 import { qiniuAuthorization } from "../../src/auth/qiniu";
@@ -217,3 +218,6 @@ export function insertResults(store: TaskStore, sql: SqlStorage, count: number, 
     store.markFinished(id, 0, 10, Date.now());
   }
 }
+
+/** Waits out the outbox's linger (a lone new task's message waits that long for company before it is sent). */
+export const lingered = () => new Promise((resolve) => setTimeout(resolve, DISPATCH_LINGER_MS * 4));

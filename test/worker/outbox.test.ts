@@ -1,10 +1,10 @@
-// Proves the outbox re-sends only what may be lost (sent before the object woke, or while consumers are idle; not held by a consumer batch, nor waiting behind a backlog consumers are taking), counts re-sends, and backs off from a queue that keeps refusing.
+// Proves new tasks committed apart share queue messages (a short linger), and the outbox re-sends only what may be lost (sent before the object woke, or while consumers are idle; not held by a consumer batch, nor waiting behind a backlog consumers are taking), counts re-sends, and backs off from a queue that keeps refusing.
 import { env } from "cloudflare:workers";
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { AppQueue } from "../../src/app/app-queue";
 import { appQueue } from "../../src/app/stubs";
-import { CONTROL, call, createApp, parkedTask, sql, submitInput, uniqueApp, waitForState } from "./helpers";
+import { CONTROL, call, createApp, lingered, parkedTask, sql, submitInput, uniqueApp, waitForState } from "./helpers";
 
 describe("outbox", () => {
   it("a message held in a consumer batch is not sent again; a lost one is, and re-sends are counted", async () => {
@@ -74,6 +74,45 @@ describe("outbox", () => {
     },
   );
 
+  it("new tasks committed one at a time within the linger share one queue message; ten go at once", async () => {
+    const app = uniqueApp("linger");
+    await createApp(app);
+    const stub = appQueue(env, app);
+    const writes = async () =>
+      ((await (await call(`${CONTROL}/v1/meters?apps=${app}`)).json()) as { meters: Record<string, number> }).meters[
+        "queue_writes"
+      ]!;
+    const sent = await runInDurableObject(stub, async (instance: AppQueue) => {
+      const bindings = Reflect.get(instance, "env") as Env;
+      const queue = bindings.TASKS;
+      const messages: number[] = [];
+      bindings.TASKS = {
+        send: async () => {},
+        sendBatch: async (batch: MessageSendRequest<{ id: string; more?: string[] }>[]) => {
+          for (const { body } of batch) messages.push(1 + (body.more?.length ?? 0));
+          await queue.sendBatch(batch);
+        },
+      } as unknown as Queue;
+      try {
+        // Three submissions, each its own group commit (each awaited before the next).
+        for (let i = 0; i < 3; i++) {
+          const submitted = await instance.submit(submitInput(`/linger/${i}`));
+          if (!submitted.ok) throw new Error(submitted.error.message);
+        }
+        const afterThree = [...messages];
+        await lingered();
+        const lingeredOut = [...messages];
+        // Ten in one turn: one group, a full message, sent with the commit.
+        await Promise.all(Array.from({ length: 10 }, (_, i) => instance.submit(submitInput(`/full/${i}`))));
+        return { afterThree, lingeredOut, full: messages.slice(lingeredOut.length) };
+      } finally {
+        bindings.TASKS = queue;
+      }
+    });
+    expect(sent).toEqual({ afterThree: [], lingeredOut: [3], full: [10] });
+    expect(await writes()).toBeGreaterThanOrEqual(2);
+  });
+
   it("a queue that keeps refusing is not retried on every alarm: sends wait out a doubling backoff", async () => {
     const app = uniqueApp("backoff");
     await createApp(app);
@@ -91,7 +130,8 @@ describe("outbox", () => {
       try {
         const submitted = await instance.submit(submitInput("/b"));
         if (!submitted.ok) throw new Error(submitted.error.message);
-        seen.push(sends); // the send at submit
+        await lingered();
+        seen.push(sends); // the send after submit (a lone task's message lingers a moment for company)
         for (let i = 0; i < 5; i++) await instance.alarm(); // alarms within the first backoff: no send
         seen.push(sends);
         await new Promise((resolve) => setTimeout(resolve, 1_100)); // the first backoff (≤ 1 s) has passed

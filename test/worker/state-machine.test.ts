@@ -23,6 +23,7 @@ import {
   createApp,
   finishParked,
   getTask,
+  lingered,
   makeDue,
   parkedTask,
   received,
@@ -316,6 +317,7 @@ describe("outbox", () => {
       try {
         const result = await instance.submit(submitInput("/outbox"));
         if (!result.ok) throw new Error(result.error.message);
+        await lingered(); // a lone task's message waits a moment for company before it is sent
         return result.value.id;
       } finally {
         bindings.TASKS = queue;
