@@ -45,9 +45,10 @@ const CONSUMER_CONCURRENCY = 6;
 const BATCH = 100;
 /**
  * How long new tasks' messages may wait for more new tasks to share them: a message costs three
- * queue operations whatever it carries, and steady traffic commits a task or two per group. The
- * tasks are committed (marked sent) before they linger: a message lost with the object is sent
- * again like any other (REDISPATCH_AFTER_MS).
+ * queue operations whatever it carries, and steady traffic commits a task or two per group. Only
+ * while new tasks keep coming (one was sent less than this long ago): a lone task goes at once,
+ * so light traffic waits for nothing. The tasks are committed (marked sent) before they linger:
+ * a message lost with the object is sent again like any other (REDISPATCH_AFTER_MS).
  */
 export const DISPATCH_LINGER_MS = 25;
 
@@ -71,6 +72,8 @@ export class Outbox {
   /** Committed new tasks waiting (at most DISPATCH_LINGER_MS) to fill a message. */
   #lingering: string[] = [];
   #lingerTimer: ReturnType<typeof setTimeout> | null = null;
+  /** When new tasks' messages last went out (0: not since wake-up). */
+  #newSentAt = 0;
   /** Free queue-window slots in the current group; undefined until a submission counts them. */
   #windowSlots: number | undefined = undefined;
   /** When this instance started: what was sent before may have been lost with its predecessor. */
@@ -135,12 +138,19 @@ export class Outbox {
   async sendCommitted(config: AppConfig): Promise<void> {
     this.#lingering.push(...this.#pending);
     this.#pending = [];
-    // Full messages go now; the rest waits a moment for company (the caller does not wait for it).
-    const full = this.#lingering.length - (this.#lingering.length % TASKS_PER_MESSAGE);
-    if (full > 0) await this.#send(config, this.#lingering.splice(0, full), []);
+    // Full messages go now, and everything when none went lately; the rest waits a moment for
+    // company (the caller does not wait for it).
+    const now = Date.now();
+    const quiet = now - this.#newSentAt >= DISPATCH_LINGER_MS && this.#lingerTimer === null;
+    const full = quiet ? this.#lingering.length : this.#lingering.length - (this.#lingering.length % TASKS_PER_MESSAGE);
+    if (full > 0) {
+      this.#newSentAt = now;
+      await this.#send(config, this.#lingering.splice(0, full), []);
+    }
     if (this.#lingering.length > 0 && this.#lingerTimer === null) {
       this.#lingerTimer = setTimeout(() => {
         this.#lingerTimer = null;
+        this.#newSentAt = Date.now();
         void this.#send(config, this.#lingering.splice(0), []);
       }, DISPATCH_LINGER_MS);
     }
