@@ -51,7 +51,9 @@ export class Alarm {
   /** On wake-up: local dev does not persist alarms across restarts (workerd#2927), so re-arm from SQLite. */
   async restore(): Promise<void> {
     this.#alarmAt = await this.#storage.getAlarm();
-    if (this.#alarmAt === null) await this.scheduleNext();
+    // Also with an alarm set: it may be for a later duty while a message sent just before the
+    // restart waits to be re-sent (scheduleNext only moves the alarm earlier).
+    await this.scheduleNext();
   }
 
   /** The app was deleted (its alarm with it): nothing is known of when duties fall due. */

@@ -3,10 +3,10 @@
  * shell: each duty has a helper (store, access, admission, outbox, state machine, feed, alarm),
  * and the methods below are grouped by caller: submit, the queue consumer, control, feed, alarm.
  *
- * Durability: a task is answered with its id only after the insert commits. Its queue message is
- * sent right after the insert with no `await` between, so the output gate holds the send until
- * the write is durable; a failed send (or a message lost, as local Queues lose theirs on restart)
- * is sent again by the alarm. Queues deliver at least once and in no order, so `begin` and
+ * Durability: a task is answered with its id only after the insert (marked sent) commits; its
+ * queue message goes after the commit (lingering up to 25 ms while new tasks keep coming), and a
+ * failed send (or a message lost, as local Queues lose theirs on restart) is sent again by the
+ * alarm. Queues deliver at least once and in no order, so `begin` and
  * `finish` are an idempotent state machine keyed by the attempt number: a duplicate message never
  * re-runs a finished task, and a stale `finish` never counts twice.
  */
@@ -123,7 +123,7 @@ export class AppQueue extends DurableObject<Env> {
         this.#outbox.discard();
         this.store.tasks.discardCountBatch();
       },
-      afterCommit: () => this.#afterWrites(),
+      afterCommit: () => (this.store.tasks.commitCountBatch(), this.#afterWrites()),
     });
     this.#feed = new Feed(
       this.#subscribers,

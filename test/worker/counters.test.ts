@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import type { AppQueue } from "../../src/app/app-queue";
 import { openStore } from "../../src/app/store";
 import { appQueue } from "../../src/app/stubs";
+import { createdMsOf } from "../../src/shared/task-id";
 import type { AttemptResult } from "../../src/shared/types";
 import {
   CONTROL,
@@ -70,6 +71,7 @@ describe("counters", () => {
       ids.slice(0, 8).forEach((id) => before.markFinished(id, 0, 10, now));
       ids.slice(8, 11).forEach((id) => before.markFinished(id, 0, 11, now));
       before.closeCountBatch(now);
+      before.commitCountBatch(); // as a group commit does once its transaction committed
       // A failed task made to wait again: the table would not tell it, so it writes the checkpoint.
       before.resetForRetry(ids[8]!, now, 1);
       const afterRetry = meter.rowsWritten();
@@ -87,6 +89,8 @@ describe("counters", () => {
         expected: { waiting: count(0), doing: 0, success: count(10), failed: count(11), seq: before.currentSeq() },
         next: rebuilt.nextId(1, now) > later,
         ordered: ids.every((id, i) => i === 0 || id > ids[i - 1]!),
+        // Ids made within one millisecond keep it (their random part grows), not run ahead of the clock.
+        sameMs: ids.every((id) => createdMsOf(id) === now),
         afterRetry,
       };
     });
@@ -94,6 +98,7 @@ describe("counters", () => {
     expect(result.expected).toMatchObject({ success: 11, failed: 2, seq: 14 });
     expect(result.next).toBe(true);
     expect(result.ordered).toBe(true);
+    expect(result.sameMs).toBe(true);
     // 20 rows with their 3 index entries, 11 results (row, tasks_by_seq), the retry (row, 3 entries),
     // and one checkpoint upsert for the batch and one for the retry (up to 2 rows each): nothing per task.
     expect(result.afterRetry).toBeLessThanOrEqual(20 * 4 + 11 * 2 + 4 + 2 * 2);
@@ -153,6 +158,13 @@ describe("counters", () => {
     if (!first.run) throw new Error(first.reason);
     await agree("running");
     expect((await getTask(failing)).state).toBe(1);
+    // Paused and resumed while it runs: every waiting task's message is forgotten, but a running
+    // task's row keeps its mark (else the outbox would send it again and the window count drift).
+    for (const state of ["Paused", "Active"]) {
+      const patched = await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: JSON.stringify({ state }) });
+      expect(patched.status).toBe(200);
+    }
+    await agree("paused and resumed while running");
     await stub.finish(failing, first.delivery.attempt, err500);
     await agree("retry scheduled");
     await makeDue(app, failing);
@@ -170,6 +182,6 @@ describe("counters", () => {
     await agree("redriven");
     expect((await call(`${CONTROL}/v1/apps/${app}/purge`, { body: JSON.stringify({ state: 0 }) })).status).toBe(200);
     await agree("purged");
-    expect(steps).toHaveLength(8);
+    expect(steps).toHaveLength(9);
   });
 });

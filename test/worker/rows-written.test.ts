@@ -34,6 +34,7 @@ describe("rows written", () => {
         ),
       };
       store.closeCountBatch();
+      store.commitCountBatch();
       return rows;
     });
     expect(written).toEqual({ accept: 4, begin: 0, finish: 2 });

@@ -76,12 +76,6 @@ export class RunningAttempts {
     return true;
   }
 
-  /** Every message mark was cleared (pause, resume): no running attempt carries one. */
-  unmarkAll(): void {
-    for (const [id, attempt] of this.#attempts)
-      if (attempt.marked) this.#attempts.set(id, { ...attempt, marked: false });
-  }
-
   /** Forgets an attempt whose task is gone (deleted under it); not journaled. */
   forget(id: string): void {
     this.#attempts.delete(id);

@@ -118,9 +118,16 @@ export class TaskCounts {
     const id = newTaskId(appNumber, nowMs);
     if (id > last) return id;
     // Within the newest id's millisecond (the clock stands still between I/O) or behind it (a
-    // clock step back): the next millisecond's ids sort above it, whatever their random part.
+    // clock step back): the newest id's random part, plus a random step, in its millisecond (ids
+    // keep their time); past the end of that millisecond's range, the next millisecond.
     const lastMs = createdMsOf(last);
-    return Number.isFinite(lastMs) ? newTaskId(appNumber, lastMs + 1) : id;
+    if (!Number.isFinite(lastMs)) return id;
+    const prefix = newTaskId(appNumber, lastMs).slice(0, 20);
+    const suffix = last.startsWith(prefix) ? Number.parseInt(last.slice(20), 16) : -1;
+    const next = suffix + 1 + Math.floor(Math.random() * 0x10000);
+    return suffix >= 0 && next <= 0xffffffffffff
+      ? prefix + next.toString(16).padStart(12, "0")
+      : newTaskId(appNumber, lastMs + 1);
   }
 
   /** A task with this id was inserted (ids only grow). */
@@ -166,12 +173,16 @@ export class TaskCounts {
     this.#mustWrite = false;
   }
 
-  /** The batch ends (inside its transaction): the checkpoint is written when one is due. */
+  /** The batch's last writes (inside its transaction): the checkpoint, when one is due. */
   closeBatch(nowMs: number): void {
-    this.#batchStart = null;
-    if (this.#mustWrite) this.#write();
-    else this.checkpoint(nowMs, false);
+    const due = this.#dirty && nowMs - this.#checkpointedAt >= CHECKPOINT_EVERY_MS;
+    if (this.#mustWrite || due) this.#write(nowMs);
     this.#mustWrite = false;
+  }
+
+  /** The batch's transaction committed: what it changed stands. */
+  commitBatch(): void {
+    this.#batchStart = null;
   }
 
   /** The batch rolled back: what it changed never happened. */
@@ -179,6 +190,7 @@ export class TaskCounts {
     if (this.#batchStart) this.#now = this.#batchStart === "unread" ? null : this.#batchStart;
     this.#batchStart = null;
     this.#mustWrite = false;
+    this.#dirty = true; // a checkpoint written in the batch was rolled back with it
   }
 
   /** A savepoint inside the batch: calling the answer undoes what came after it. */

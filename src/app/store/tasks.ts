@@ -69,10 +69,18 @@ export class TaskStore {
     this.#running.openBatch();
   }
 
-  /** The batch ends inside its transaction: the counts' checkpoint is written when one is due. */
+  /**
+   * The batch's last writes, inside its transaction: the counts' checkpoint when one is due. What
+   * it changed in memory can still be undone until {@link commitCountBatch} (the commit may fail).
+   */
   closeCountBatch(nowMs = Date.now()): void {
-    this.#running.closeBatch();
     this.#counts.closeBatch(nowMs);
+  }
+
+  /** The batch's transaction committed: what it changed in memory stands. */
+  commitCountBatch(): void {
+    this.#running.closeBatch();
+    this.#counts.commitBatch();
   }
 
   /** The transaction rolled back: its gathered count changes never happened. */
@@ -204,7 +212,19 @@ export class TaskStore {
    * presumed lost after `leaseMs`. Writes nothing: running attempts are kept in memory.
    */
   markDoing(id: string, attempt: number, nowMs: number, leaseMs: number, wasInFlight: boolean): void {
-    this.#running.set(id, { attempt, leaseMs, startedMs: nowMs, marked: wasInFlight });
+    // A running task's row always carries a message mark, so the outbox never takes it for an
+    // unsent one (begun from a late or duplicate message, the mark had been cleared: one write).
+    if (!wasInFlight) {
+      const marked = this.#sql
+        .exec(
+          "UPDATE tasks SET dispatched_ms = ? WHERE id = ? AND state = 0 AND dispatched_ms IS NULL RETURNING 1",
+          nowMs,
+          id,
+        )
+        .toArray();
+      this.#inFlightBy(marked.length);
+    }
+    this.#running.set(id, { attempt, leaseMs, startedMs: nowMs, marked: true });
   }
 
   /**
@@ -350,21 +370,21 @@ export class TaskStore {
 
   clearDispatched(ids: string[]): void {
     for (const id of ids) {
-      const running = this.#running.get(id);
+      // A running task keeps its mark (see markDoing): its attempt ends it.
+      if (this.#running.has(id)) continue;
       const cleared = this.#sql
         .exec("UPDATE tasks SET dispatched_ms = NULL WHERE id = ? AND dispatched_ms IS NOT NULL RETURNING state", id)
         .toArray();
-      if (cleared[0]?.["state"] !== 0) continue;
-      // A running task's mark was out of the window already: only its record changes.
-      if (running?.marked) this.#running.set(id, { ...running, marked: false });
-      else this.#inFlightBy(-1);
+      if (cleared[0]?.["state"] === 0) this.#inFlightBy(-1);
     }
   }
 
   /** Pausing and resuming: every waiting task's message is forgotten, to be sent afresh. */
   forgetAllDispatches(): void {
     this.#sql.exec("UPDATE tasks SET dispatched_ms = NULL WHERE state = 0 AND dispatched_ms IS NOT NULL");
-    this.#running.unmarkAll();
+    // Running tasks keep theirs (see markDoing): put back (pause and resume are rare).
+    const now = Date.now();
+    for (const id of this.#running.ids()) this.#sql.exec("UPDATE tasks SET dispatched_ms = ? WHERE id = ?", now, id);
     this.#inFlight = null;
   }
 
