@@ -33,6 +33,15 @@ describe("group commit isolation", () => {
     expect(stats["waiting"]).toBe(2);
   });
 
+  it("submissions in one group to an object that is no app are each answered 404 app_not_found (none fails on the tables it does not have)", async () => {
+    const stub = appQueue(env, uniqueApp("noapp"));
+    // Submitted in one turn: one group of three, each in its own savepoint.
+    const outcomes = await Promise.all([1, 2, 3].map((i) => stub.submit(submitInput(`/none/${i}`))));
+    expect(
+      outcomes.map((outcome) => (outcome.ok ? "accepted" : `${outcome.error.status} ${outcome.error.code}`)),
+    ).toEqual(["404 app_not_found", "404 app_not_found", "404 app_not_found"]);
+  });
+
   it("seqs handed out in a group stay consecutive, also when one finish in it is undone", async () => {
     const app = uniqueApp("seqgroup");
     await createApp(app);

@@ -13,20 +13,12 @@ export interface RunningAttempt {
   /** When it is presumed lost (its consumer gone). */
   leaseMs: number;
   startedMs: number;
-  /** Whether the row still carries the message mark it was begun from (it counts in no window then). */
-  marked: boolean;
 }
 
 export class RunningAttempts {
   readonly #attempts = new Map<string, RunningAttempt>();
   /** How to undo each change while a batch is open (null: no batch). */
   #journal: (() => void)[] | null = null;
-  /** Told how many more (or fewer) running attempts carry a message mark. */
-  readonly #markedChanged: (delta: number) => void;
-
-  constructor(markedChanged: (delta: number) => void) {
-    this.#markedChanged = markedChanged;
-  }
 
   get(id: string): RunningAttempt | undefined {
     return this.#attempts.get(id);
@@ -45,22 +37,11 @@ export class RunningAttempts {
     return [...this.#attempts.keys()];
   }
 
-  /** How many running attempts still carry their message mark. */
-  marked(): number {
-    let marked = 0;
-    for (const attempt of this.#attempts.values()) if (attempt.marked) marked++;
-    return marked;
-  }
-
   /** `id` runs `value` from now (null: nothing runs), undoably within a batch. */
   set(id: string, value: RunningAttempt | null): void {
     const before = this.#attempts.get(id) ?? null;
     this.#put(id, value);
-    this.#markedChanged((value?.marked ? 1 : 0) - (before?.marked ? 1 : 0));
-    this.#journal?.push(() => {
-      this.#put(id, before);
-      this.#markedChanged((before?.marked ? 1 : 0) - (value?.marked ? 1 : 0));
-    });
+    this.#journal?.push(() => this.#put(id, before));
   }
 
   #put(id: string, value: RunningAttempt | null): void {

@@ -175,8 +175,7 @@ export class TaskCounts {
 
   /** The batch's last writes (inside its transaction): the checkpoint, when one is due. */
   closeBatch(nowMs: number): void {
-    const due = this.#dirty && nowMs - this.#checkpointedAt >= CHECKPOINT_EVERY_MS;
-    if (this.#mustWrite || due) this.#write(nowMs);
+    if (this.#mustWrite || this.#due(nowMs)) this.#write(nowMs);
     this.#mustWrite = false;
   }
 
@@ -195,17 +194,21 @@ export class TaskCounts {
 
   /** A savepoint inside the batch: calling the answer undoes what came after it. */
   mark(): () => void {
-    const snapshot = structuredClone(this.#state());
+    // Not read here either (see openBatch): unread, a rollback leaves it unread.
+    const snapshot = this.#now ? structuredClone(this.#now) : null;
     return () => {
       this.#now = snapshot;
     };
   }
 
-  /** Writes the checkpoint when something changed and one is due (`force`: whenever something changed). */
-  checkpoint(nowMs: number, force: boolean): void {
-    if (!this.#dirty || this.#batchStart) return;
-    if (!force && nowMs - this.#checkpointedAt < CHECKPOINT_EVERY_MS) return;
-    this.#write(nowMs);
+  /** Writes the checkpoint when one is due, outside a batch (the alarm). */
+  checkpoint(nowMs: number): void {
+    if (!this.#batchStart && this.#due(nowMs)) this.#write(nowMs);
+  }
+
+  /** Something changed since the last checkpoint, at least CHECKPOINT_EVERY_MS ago. */
+  #due(nowMs: number): boolean {
+    return this.#dirty && nowMs - this.#checkpointedAt >= CHECKPOINT_EVERY_MS;
   }
 
   #write(nowMs = Date.now()): void {

@@ -13,21 +13,13 @@
  * lost, so an attempt running across a restart may run twice (README, "Departures").
  */
 import { meters } from "../../shared/meters";
-import { RunningAttempts } from "./running";
-import { TaskCounts } from "./task-counts";
 import { createdMsOf, timePrefix } from "../../shared/task-id";
 import type { TaskState } from "../../shared/types";
 import type { MetaStore } from "./meta";
-import type { AttemptRecord, NewTask, ReadMeter, RedriveCriteria, TaskRow } from "./rows";
-import {
-  FAILED_MATCHING,
-  STATE_INDEX,
-  SUMMARY_COLUMNS,
-  attemptAssignments,
-  blob,
-  failedMatchingBindings,
-  rowBytes,
-} from "./sql";
+import type { AttemptRecord, NewTask, TaskRow } from "./rows";
+import { RunningAttempts } from "./running";
+import { attemptAssignments, blob } from "./sql";
+import { TaskCounts } from "./task-counts";
 
 export class TaskStore {
   readonly #sql: SqlStorage;
@@ -36,7 +28,8 @@ export class TaskStore {
   readonly #counts: TaskCounts;
 
   /**
-   * Waiting tasks with a queue message out (state 0, dispatched): counted once, then kept with
+   * Waiting tasks with a queue message out that no attempt has begun from (marked rows, less the
+   * running attempts, whose rows always keep their mark: see markDoing): counted once, then kept with
    * every write that changes it (the queue window asks after every commit; a COUNT over the
    * in-flight index read up to 500 rows each time). Null: count again (after a rollback).
    */
@@ -46,7 +39,7 @@ export class TaskStore {
   readonly #openedAt = Date.now();
 
   /** Attempts running now (in memory: running.ts); task-reads.ts overlays them too. */
-  readonly #running = new RunningAttempts((delta) => this.#inFlightBy(-delta));
+  readonly #running = new RunningAttempts();
 
   /** The running attempts, for the store's read side (task-reads.ts). */
   get running(): RunningAttempts {
@@ -97,9 +90,9 @@ export class TaskStore {
     this.#counts.forget();
   }
 
-  /** Writes the counts' checkpoint when one is due (the alarm; `force`: whenever they changed). */
-  checkpoint(nowMs: number, force = false): void {
-    this.#counts.checkpoint(nowMs, force);
+  /** Writes the counts' checkpoint when one is due (the alarm). */
+  checkpoint(nowMs: number): void {
+    this.#counts.checkpoint(nowMs);
   }
 
   /** A new task's id: time-ordered, above every id handed out before. */
@@ -118,9 +111,8 @@ export class TaskStore {
   #endRunning(id: string): { set: string; values: SqlStorageValue[] } {
     const running = this.#running.get(id);
     if (!running) return { set: "", values: [] };
-    this.#running.set(id, null);
     // The write clears the row's message mark, which was out of the window while it ran.
-    if (running.marked) this.#inFlightBy(-1);
+    this.#running.set(id, null);
     return {
       set: ", attempts = ?, first_attempt_ms = COALESCE(first_attempt_ms, ?)",
       values: [running.attempt, running.startedMs],
@@ -214,17 +206,15 @@ export class TaskStore {
   markDoing(id: string, attempt: number, nowMs: number, leaseMs: number, wasInFlight: boolean): void {
     // A running task's row always carries a message mark, so the outbox never takes it for an
     // unsent one (begun from a late or duplicate message, the mark had been cleared: one write).
-    if (!wasInFlight) {
-      const marked = this.#sql
-        .exec(
-          "UPDATE tasks SET dispatched_ms = ? WHERE id = ? AND state = 0 AND dispatched_ms IS NULL RETURNING 1",
-          nowMs,
-          id,
-        )
-        .toArray();
-      this.#inFlightBy(marked.length);
-    }
-    this.#running.set(id, { attempt, leaseMs, startedMs: nowMs, marked: true });
+    // The mark leaves the queue window while the attempt runs.
+    if (wasInFlight) this.#inFlightBy(-1);
+    else
+      this.#sql.exec(
+        "UPDATE tasks SET dispatched_ms = ? WHERE id = ? AND state = 0 AND dispatched_ms IS NULL",
+        nowMs,
+        id,
+      );
+    this.#running.set(id, { attempt, leaseMs, startedMs: nowMs });
   }
 
   /**
@@ -242,7 +232,8 @@ export class TaskStore {
     if (!row || row.state !== 0 || this.#running.has(id)) return false;
     // Only a message sent before this object woke can have led to an attempt it never saw.
     if (row.attempts + 1 !== attempt || row.dispatched_ms === null || row.dispatched_ms >= this.#openedAt) return false;
-    this.#running.set(id, { attempt, leaseMs, startedMs: nowMs, marked: true });
+    this.#running.set(id, { attempt, leaseMs, startedMs: nowMs });
+    this.#inFlightBy(-1); // its mark leaves the queue window, as at a begin
     return true;
   }
 
@@ -396,7 +387,7 @@ export class TaskStore {
           "SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_in_flight WHERE state = 0 AND dispatched_ms IS NOT NULL",
         )
         .one().n;
-      this.#inFlight = marked - this.#running.marked();
+      this.#inFlight = marked - this.#running.size;
     }
     return this.#inFlight;
   }
