@@ -111,7 +111,7 @@ export class StateMachine {
 
     const attempt = task.attempts + 1;
     const timeoutMs = (task.timeout ?? config.timeout) * 1000;
-    store.markDoing(taskId, attempt, now, now + timeoutMs + LEASE_GRACE_MS, task.dispatched_ms !== null);
+    store.markDoing(taskId, attempt, now, now + timeoutMs + LEASE_GRACE_MS);
     return {
       run: true,
       delivery: {

@@ -145,7 +145,7 @@ describe("bounded reads", () => {
       const ids = Array.from({ length: 300 }, (_, i) => newTaskId(1, now - 10_000 + i));
       for (const id of ids) store.insert(newTask(id, now, { etaMs: now + 60_000 }));
       // 3 running, 4 succeeded, 5 failed; the rest wait.
-      for (const id of ids.slice(0, 12)) store.markDoing(id, 1, now, now + 60_000, false);
+      for (const id of ids.slice(0, 12)) store.markDoing(id, 1, now, now + 60_000);
       for (const id of ids.slice(3, 7)) store.markFinished(id, 1, 10, now);
       for (const id of ids.slice(7, 12)) store.markFinished(id, 1, 11, now);
       for (const [state, count] of [

@@ -4,9 +4,9 @@
 import { env } from "cloudflare:workers";
 import { createExecutionContext, createMessageBatch, getQueueResult, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
-import type { AppQueue } from "../../src/app/app-queue";
 import entry from "../../src/index";
 import { appQueue } from "../../src/app/stubs";
+import type { TestAppQueue } from "./test-app-queue";
 import type { TaskMessage } from "../../src/shared/types";
 import { createApp, finishParked, parkedTask, uniqueApp, waitForState } from "./helpers";
 
@@ -23,12 +23,7 @@ async function deadLetters(bodies: unknown[]) {
 }
 
 const dispatchedOf = (app: string, id: string) =>
-  runInDurableObject(
-    appQueue(env, app),
-    (_instance: AppQueue, state) =>
-      state.storage.sql.exec<{ dispatched_ms: number | null }>("SELECT dispatched_ms FROM tasks WHERE id = ?", id).one()
-        .dispatched_ms,
-  );
+  runInDurableObject(appQueue(env, app), (instance: TestAppQueue) => instance.sentAt(id));
 
 describe("the dead-letter queue", () => {
   it("sends a waiting task again, and it is delivered", async () => {

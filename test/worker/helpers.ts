@@ -122,14 +122,10 @@ export async function parkedTask(app: string, path = "/parked"): Promise<string>
 
 /** Makes a waiting task due now, marked as already dispatched so the outbox leaves it alone. */
 export async function makeDue(app: string, id: string): Promise<void> {
-  await runInDurableObject(appQueue(env, app), (instance: TestAppQueue, state) => {
-    state.storage.sql.exec(
-      "UPDATE tasks SET eta_ms = ?, dispatched_ms = ? WHERE id = ?",
-      Date.now() - 1,
-      Date.now(),
-      id,
-    );
+  await runInDurableObject(appQueue(env, app), async (instance: TestAppQueue, state) => {
+    state.storage.sql.exec("UPDATE tasks SET eta_ms = ? WHERE id = ?", Date.now() - 1, id);
     instance.resetCaches(); // the write bypassed the store
+    await instance.markSent(id, Date.now());
   });
 }
 

@@ -34,14 +34,7 @@ describe("migration", () => {
         waiting: reads.list(0, 10, null).length,
       };
     });
-    expect(after.indexes).toEqual([
-      "tasks_by_dedup",
-      "tasks_by_seq",
-      "tasks_failed",
-      "tasks_in_flight",
-      "tasks_outbox",
-      "tasks_waiting",
-    ]);
+    expect(after.indexes).toEqual(["tasks_by_dedup", "tasks_by_seq", "tasks_failed", "tasks_outbox", "tasks_waiting"]);
     expect(after).toMatchObject({ counts: { waiting: 4, failed: 1 }, failed: 1, waiting: 4 });
   });
 
@@ -58,11 +51,7 @@ describe("migration", () => {
       // the per-state indexes of running and succeeded tasks, the counters by state.
       storage.exec("CREATE INDEX tasks_running ON tasks(lease_ms) WHERE state = 1");
       storage.exec("CREATE INDEX tasks_succeeded ON tasks(id) WHERE state = 10");
-      storage.exec(
-        "UPDATE tasks SET state = 1, attempts = 1, lease_ms = ?, dispatched_ms = NULL WHERE id = ?",
-        now + 60_000,
-        running!,
-      );
+      storage.exec("UPDATE tasks SET state = 1, attempts = 1, lease_ms = ? WHERE id = ?", now + 60_000, running!);
       // Version 1 counted by state in a table and kept the latest seq in meta.
       storage.exec("CREATE TABLE task_counts (state INTEGER PRIMARY KEY, n INTEGER NOT NULL)");
       storage.exec("INSERT INTO task_counts (state, n) VALUES (0, 1), (1, 1), (10, 1), (11, 0)");
@@ -84,11 +73,7 @@ describe("migration", () => {
       return {
         indexes: indexes.length,
         countsAfterUpgrade,
-        runningRow: {
-          state: runningRow.state,
-          attempts: runningRow.attempts,
-          marked: runningRow.dispatched_ms !== null,
-        },
+        runningRow: { state: runningRow.state, attempts: runningRow.attempts },
         adopted,
         again,
         finished: { state: upgraded.get(running!)!.state, attempts: upgraded.get(running!)!.attempts },
@@ -99,7 +84,7 @@ describe("migration", () => {
     expect(after).toMatchObject({
       indexes: 0,
       countsAfterUpgrade: { waiting: 2, doing: 0, success: 1, failed: 0 },
-      runningRow: { state: 0, attempts: 0, marked: true },
+      runningRow: { state: 0, attempts: 0 },
       adopted: true,
       again: false,
       finished: { state: 10, attempts: 1 },

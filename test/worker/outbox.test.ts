@@ -1,10 +1,22 @@
-// Proves new tasks committed apart share queue messages (a short linger), and the outbox re-sends only what may be lost (sent before the object woke, or while consumers are idle; not held by a consumer batch, nor waiting behind a backlog consumers are taking), counts re-sends, and backs off from a queue that keeps refusing.
+// Proves new tasks committed apart share queue messages (a short linger), and the outbox re-sends only what may be lost (sent while consumers are idle; not held by a consumer batch, nor waiting behind a backlog consumers are taking), counts re-sends, sends everything due again after a restart (its marks are kept in memory), and backs off from a queue that keeps refusing.
 import { env } from "cloudflare:workers";
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { AppQueue } from "../../src/app/app-queue";
 import { appQueue } from "../../src/app/stubs";
-import { CONTROL, call, createApp, lingered, parkedTask, sql, submitInput, uniqueApp, waitForState } from "./helpers";
+import type { TestAppQueue } from "./test-app-queue";
+import {
+  CONTROL,
+  call,
+  createApp,
+  getTask,
+  lingered,
+  parkedTask,
+  received,
+  submitInput,
+  uniqueApp,
+  waitForState,
+} from "./helpers";
 
 describe("outbox", () => {
   it("a message held in a consumer batch is not sent again; a lost one is, and re-sends are counted", async () => {
@@ -14,29 +26,21 @@ describe("outbox", () => {
     const held = await parkedTask(app, "/held");
     const lost = await parkedTask(app, "/lost");
     const stale = Date.now() - 5 * 60_000;
-    await sql(app)((storage) =>
-      storage.exec("UPDATE tasks SET dispatched_ms = ? WHERE id IN (?, ?)", stale, held, lost),
-    );
+    await runInDurableObject(stub, async (instance: TestAppQueue) => {
+      await instance.markSent(held, stale);
+      await instance.markSent(lost, stale);
+    });
     await stub.claim([held], 100);
     expect(await runDurableObjectAlarm(stub)).toBe(true);
-    const rows = await sql(app)((storage) =>
-      storage
-        .exec<{ id: string; dispatched_ms: number | null; state: number }>(
-          "SELECT id, dispatched_ms, state FROM tasks WHERE id IN (?, ?)",
-          held,
-          lost,
-        )
-        .toArray(),
-    );
     // The held one keeps a message (its stale mark moved to now); the lost one was sent afresh.
-    expect(rows.find((row) => row.id === held)!.dispatched_ms).toBeGreaterThan(stale);
+    expect(await runInDurableObject(stub, (instance: TestAppQueue) => instance.sentAt(held))).toBeGreaterThan(stale);
     await waitForState(lost, [10]);
     const stats = ((await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { stats: Record<string, number> }).stats;
     expect(stats["resends"]).toBe(1);
   });
 
   it(
-    "a message this object sent is not re-sent while consumers keep taking the app's messages (a backlog); after the object restarts it is",
+    "a message this object sent is not re-sent while consumers keep taking the app's messages (a backlog); after the object restarts it is sent at once",
     { timeout: 60_000 },
     async () => {
       const app = uniqueApp("waiting");
@@ -44,10 +48,8 @@ describe("outbox", () => {
       const stub = appQueue(env, app);
       // Marked as sent now, by this instance; no message is really out (as one stuck behind a backlog).
       const waiting = await parkedTask(app, "/waiting");
-      const sentAt = await sql(app)(
-        (storage) =>
-          storage.exec<{ at: number }>("SELECT dispatched_ms AS at FROM tasks WHERE id = ?", waiting).one().at,
-      );
+      const sentAt = await runInDurableObject(stub, (instance: TestAppQueue) => instance.sentAt(waiting));
+      expect(sentAt).not.toBeNull();
       // Past the re-send check's 30 s while consumer batches keep claiming other messages of the app
       // (as behind a backlog); that also keeps the object awake (an idle one is evicted: a restart).
       const until = Date.now() + 31_000;
@@ -56,23 +58,46 @@ describe("outbox", () => {
         await new Promise((resolve) => setTimeout(resolve, 2000));
       }
       await runInDurableObject(stub, (instance: AppQueue) => instance.alarm());
-      const after = await sql(app)(
-        (storage) =>
-          storage.exec<{ at: number | null }>("SELECT dispatched_ms AS at FROM tasks WHERE id = ?", waiting).one().at,
-      );
-      expect(after).toBe(sentAt);
+      expect(await runInDurableObject(stub, (instance: TestAppQueue) => instance.sentAt(waiting))).toBe(sentAt);
       const resends = async () =>
         ((await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { stats: Record<string, number> }).stats[
           "resends"
         ];
       expect(await resends()).toBe(0);
-      // A restart: what the earlier instance sent may have been lost with it, and is sent again.
+      // A restart: the object forgets what it sent (marks are kept in memory) and sends every
+      // due waiting task again at once; that is a send, not a re-send of a message presumed lost.
       await evictDurableObject(stub);
       await runInDurableObject(stub, (instance: AppQueue) => instance.alarm());
       await waitForState(waiting, [10]);
-      expect(await resends()).toBe(1);
+      expect(await resends()).toBe(0);
     },
   );
+
+  it("after a restart, a message out at the last checkpoint is not sent again at once but once it counts as lost; one sent after the checkpoint is sent at once", async () => {
+    const app = uniqueApp("presume");
+    await createApp(app);
+    const stub = appQueue(env, app);
+    const before = await parkedTask(app, "/before"); // marked sent, no message really out
+    await runInDurableObject(stub, (instance: TestAppQueue) => instance.writeCheckpoint());
+    const after = await parkedTask(app, "/after");
+    await evictDurableObject(stub);
+    const presumed = await runInDurableObject(stub, async (instance: TestAppQueue) => {
+      await instance.alarm();
+      return { before: await instance.sentAt(before), after: await instance.sentAt(after) };
+    });
+    expect(presumed.before).not.toBeNull();
+    await waitForState(after, [10]);
+    expect((await received(before)).length).toBe(0);
+    expect((await getTask(before)).state).toBe(0);
+    // 30 s after the checkpoint (moved back rather than waited for), it counts as lost: sent again.
+    await runInDurableObject(stub, async (instance: TestAppQueue) => {
+      await instance.markSent(before, Date.now() - 60_000);
+      await instance.alarm();
+    });
+    await waitForState(before, [10]);
+    const stats = ((await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { stats: Record<string, number> }).stats;
+    expect(stats["resends"]).toBe(1);
+  });
 
   it("a lone new task's message goes at once; new tasks committed one at a time right after share one message; ten go at once", async () => {
     const app = uniqueApp("linger");

@@ -152,7 +152,7 @@ describe("circuit breaker", () => {
       const createdMs = Date.now() - 120_000;
       const id = newTaskId(number, createdMs);
       tasks.insert(newTask(id, createdMs, { etaMs: createdMs }));
-      tasks.markDoing(id, 1, Date.now(), Date.now() + 600_000, false);
+      tasks.markDoing(id, 1, Date.now(), Date.now() + 600_000);
       const circuit = { state: "half-open", failures: 0, untilMs: Date.now() - 1000, reason: "test", probe: id };
       meta.set("circuit", JSON.stringify(circuit));
       return id;

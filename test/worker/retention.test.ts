@@ -169,7 +169,7 @@ describe("the alarm's bounded duties", () => {
         for (let i = 0; i < total; i++) {
           const id = newTaskId(1, now + i);
           store.insert(newTask(id, now, { etaMs: now }));
-          store.markDoing(id, 1, now - 60_000, now - 1000, false); // running, its lease run out
+          store.markDoing(id, 1, now - 60_000, now - 1000); // running, its lease run out
         }
         const running = () => store.runningCount();
         // One alarm's pass, in this turn of the object (no other alarm can run in between).

@@ -323,7 +323,7 @@ describe("outbox", () => {
         bindings.TASKS = queue;
       }
     });
-    expect((await row(app, id))?.dispatched_ms).toBeNull();
+    expect(await runInDurableObject(stub, (instance: TestAppQueue) => instance.sentAt(id))).toBeNull();
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     await waitForState(id, [10]);
     expect((await received(id)).length).toBe(1);
@@ -334,9 +334,7 @@ describe("outbox", () => {
     await createApp(app);
     const stub = appQueue(env, app);
     const id = await parkedTask(app, "/lost");
-    await runInDurableObject(stub, (_instance: AppQueue, state) => {
-      state.storage.sql.exec("UPDATE tasks SET dispatched_ms = ? WHERE id = ?", Date.now() - 10 * 60_000, id);
-    });
+    await runInDurableObject(stub, (instance: TestAppQueue) => instance.markSent(id, Date.now() - 10 * 60_000));
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     await waitForState(id, [10]);
   });

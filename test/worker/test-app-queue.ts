@@ -25,6 +25,22 @@ export class TestAppQueue extends AppQueue {
     return this.store.tasks.inFlight();
   }
 
+  /** Marks a waiting task's queue message as sent at `atMs` (kept in memory: see TaskStore.sentAt). */
+  async markSent(taskId: string, atMs: number): Promise<void> {
+    this.store.tasks.clearDispatched([taskId]);
+    this.store.tasks.markDispatched([taskId], atMs);
+  }
+
+  /** When the waiting task's queue message was sent; null when none is out. */
+  async sentAt(taskId: string): Promise<number | null> {
+    return this.store.tasks.sentAt(taskId);
+  }
+
+  /** Writes the counts' checkpoint now (with the tasks whose message is out or attempt running). */
+  async writeCheckpoint(): Promise<void> {
+    this.store.tasks.checkpoint(Date.now(), true);
+  }
+
   /** The largest page the resume replay read since the object started: rows and bytes. */
   async replayReadMeter(): Promise<ReadMeter> {
     return { ...this.store.reads.largestReplayPage };

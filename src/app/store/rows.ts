@@ -20,7 +20,6 @@ export interface TaskRow extends Record<string, SqlStorageValue> {
   attempts: number;
   executions: number;
   eta_ms: number;
-  dispatched_ms: number | null;
   lease_ms: number | null;
   first_attempt_ms: number | null;
   last_status: number | null;

@@ -9,7 +9,7 @@
 import { CHECKPOINT_KEY, type CountsCheckpoint } from "./task-counts";
 
 /** The version this code's queries expect. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** Version 1: every table and index of 2026-12 (stores from before versions were kept count as 0). */
 const TABLES_V1 = `
@@ -148,6 +148,15 @@ const MIGRATIONS: ((sql: SqlStorage) => void)[] = [
     );
     sql.exec("DELETE FROM meta WHERE key IN ('seq', 'resends')");
     sql.exec("DROP TABLE task_counts");
+  },
+  // Version 3 (2026-12): which tasks have a queue message out is kept in memory (a send writes
+  // nothing): the outbox holds every waiting task by when it is due, and passes over those with a
+  // message out or an attempt running. The dispatched_ms column is no longer read or written. A
+  // message out at the upgrade is sent again (a duplicate is dropped by the state machine).
+  (sql) => {
+    sql.exec("DROP INDEX IF EXISTS tasks_in_flight");
+    sql.exec("DROP INDEX IF EXISTS tasks_outbox");
+    sql.exec("CREATE INDEX tasks_outbox ON tasks(eta_ms) WHERE state = 0");
   },
 ];
 

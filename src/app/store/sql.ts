@@ -8,7 +8,7 @@ import type { AttemptRecord, RedriveCriteria, TaskRow } from "./rows";
 
 /** Every column but the two bodies: what listings read (a row's bodies can be ~2 MB). */
 export const SUMMARY_COLUMNS = `id, req_id, method, path, raw_query, header, X'' AS body, created_ms, state, attempts, executions, eta_ms,
-  dispatched_ms, lease_ms, first_attempt_ms, last_status, retry_reason, response_status, response_header, NULL AS response_body,
+  lease_ms, first_attempt_ms, last_status, retry_reason, response_status, response_header, NULL AS response_body,
   exec_ms, finished_ms, error, dedup_id, max_attempts, timeout, callback, seq, fail_fast`;
 
 /** Roughly how many bytes a row holds in memory. */

@@ -23,6 +23,11 @@ export interface CountsCheckpoint {
   lastId: string;
   /** Queue messages sent again (a statistic: re-sends since the last checkpoint may go uncounted after a crash). */
   resends: number;
+  /**
+   * The tasks with a queue message out or an attempt running when it was written (kept in
+   * memory: see TaskStore): after a restart they are taken as sent then, not sent again at once.
+   */
+  out?: { at: number; ids: string[] };
 }
 
 export const CHECKPOINT_KEY = "task_counts";
@@ -49,9 +54,19 @@ export class TaskCounts {
   /** What was known before {@link forget}: what the table cannot tell is carried over. */
   #forgotten: CountsCheckpoint | null = null;
 
-  constructor(sql: SqlStorage, meta: MetaStore) {
+  readonly #out: () => string[];
+
+  /** @param out the tasks with a queue message out or an attempt running, written with each checkpoint */
+  constructor(sql: SqlStorage, meta: MetaStore, out: () => string[]) {
     this.#sql = sql;
     this.#meta = meta;
+    this.#out = out;
+  }
+
+  /** What the last checkpoint said was out (read once per wake-up, by the store). */
+  storedOut(): { at: number; ids: string[] } | null {
+    const stored = this.#meta.get(CHECKPOINT_KEY);
+    return stored ? ((JSON.parse(stored) as CountsCheckpoint).out ?? null) : null;
   }
 
   /** What is true now, rebuilt from the checkpoint and the table on first use after a wake-up. */
@@ -63,7 +78,7 @@ export class TaskCounts {
   #rebuild(): CountsCheckpoint {
     const stored = this.#meta.get(CHECKPOINT_KEY);
     const checkpoint = stored ? (JSON.parse(stored) as CountsCheckpoint) : emptyCheckpoint();
-    const state = structuredClone(checkpoint);
+    const { out: _out, ...state } = structuredClone(checkpoint);
     // Re-sends are not in the table: those counted since the checkpoint are carried over.
     if (this.#forgotten) state.resends = Math.max(state.resends, this.#forgotten.resends);
     this.#forgotten = null;
@@ -201,9 +216,9 @@ export class TaskCounts {
     };
   }
 
-  /** Writes the checkpoint when one is due, outside a batch (the alarm). */
-  checkpoint(nowMs: number): void {
-    if (!this.#batchStart && this.#due(nowMs)) this.#write(nowMs);
+  /** Writes the checkpoint when one is due (or at once: `now`), outside a batch (the alarm). */
+  checkpoint(nowMs: number, now = false): void {
+    if (!this.#batchStart && (now || this.#due(nowMs))) this.#write(nowMs);
   }
 
   /** Something changed since the last checkpoint, at least CHECKPOINT_EVERY_MS ago. */
@@ -212,7 +227,8 @@ export class TaskCounts {
   }
 
   #write(nowMs = Date.now()): void {
-    this.#meta.set(CHECKPOINT_KEY, JSON.stringify(this.#state()));
+    const checkpoint: CountsCheckpoint = { ...this.#state(), out: { at: nowMs, ids: this.#out() } };
+    this.#meta.set(CHECKPOINT_KEY, JSON.stringify(checkpoint));
     this.#dirty = false;
     this.#checkpointedAt = nowMs;
   }

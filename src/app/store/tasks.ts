@@ -5,18 +5,21 @@
  * other events out while they run.
  *
  * Running attempts live in memory, not in the rows: a `begin` writes nothing (a row and an index
- * entry saved per task). A running task's row stays waiting (state 0, its message mark kept) with
- * the attempts made before this one; reads overlay the attempt (state 1, its number, its lease).
- * The attempt's end is one write. After a restart the object has forgotten what ran: a finish
- * of the attempt after the row's last (`attempts + 1`) is taken as that attempt's (see
- * {@link TaskStore.adopt}), and a task whose message was out is sent again once it counts as
- * lost, so an attempt running across a restart may run twice (README, "Departures").
+ * entry saved per task). A running task's row stays waiting (state 0) with the attempts made
+ * before this one; reads overlay the attempt (state 1, its number, its lease). The attempt's end
+ * is one write. So do the marks of queue messages sent: a send writes nothing (a row and an index
+ * entry saved per task). After a restart the object has forgotten what ran and what was sent: it
+ * sends every due waiting task again (a duplicate message finds its task running or finished and
+ * is dropped), and a finish of the attempt after the row's last (`attempts + 1`) is taken as that
+ * attempt's (see {@link TaskStore.adopt}), so an attempt running across a restart may run twice
+ * (README, "Departures").
  */
 import { meters } from "../../shared/meters";
 import { createdMsOf, timePrefix } from "../../shared/task-id";
 import type { TaskState } from "../../shared/types";
 import type { MetaStore } from "./meta";
 import type { AttemptRecord, NewTask, TaskRow } from "./rows";
+import { JournaledMap } from "./journaled-map";
 import { RunningAttempts } from "./running";
 import { attemptAssignments, blob } from "./sql";
 import { TaskCounts } from "./task-counts";
@@ -28,14 +31,14 @@ export class TaskStore {
   readonly #counts: TaskCounts;
 
   /**
-   * Waiting tasks with a queue message out that no attempt has begun from (marked rows, less the
-   * running attempts, whose rows always keep their mark: see markDoing): counted once, then kept with
-   * every write that changes it (the queue window asks after every commit; a COUNT over the
-   * in-flight index read up to 500 rows each time). Null: count again (after a rollback).
+   * Waiting tasks with a queue message out that no attempt has begun from, and when it was sent
+   * (the queue window: at most DISPATCH_WINDOW). In memory: a begin takes the task's mark off.
+   * Read through {@link #sent}, which first takes over what the last checkpoint left out.
    */
-  #inFlight: number | null = null;
+  readonly #sentMarks = new JournaledMap<string, number>();
+  #presumed = false;
 
-  /** When this store was opened (the object's wake-up): a message marked before may have led to an attempt it never saw. */
+  /** When this store was opened (the object's wake-up): a task created before may have had an attempt it never saw. */
   readonly #openedAt = Date.now();
 
   /** Attempts running now (in memory: running.ts); task-reads.ts overlays them too. */
@@ -48,7 +51,34 @@ export class TaskStore {
 
   constructor(sql: SqlStorage, meta: MetaStore) {
     this.#sql = sql;
-    this.#counts = new TaskCounts(sql, meta);
+    this.#counts = new TaskCounts(sql, meta, () => [...this.#sent.keys(), ...this.#running.keys()]);
+  }
+
+  /** The queue-message marks, after a wake-up first those the last checkpoint says were out. */
+  get #sent(): JournaledMap<string, number> {
+    if (!this.#presumed) {
+      this.#presumed = true;
+      this.#presumeOut();
+    }
+    return this.#sentMarks;
+  }
+
+  /**
+   * The tasks that had a message out or an attempt running at the last checkpoint, and still
+   * wait and were due then, are taken as sent at the checkpoint (not in a rollback's journal):
+   * not sent again at once, but once that counts as lost (30 s after it, unless an attempt
+   * begins or its finish is adopted). Messages sent after the checkpoint are sent again at once.
+   */
+  #presumeOut(): void {
+    const out = this.#counts.storedOut();
+    if (!out) return;
+    const at = Math.min(out.at, this.#openedAt - 1);
+    for (const id of out.ids) {
+      const row = this.#sql
+        .exec<{ state: TaskState; eta_ms: number }>("SELECT state, eta_ms FROM tasks WHERE id = ?", id)
+        .toArray()[0];
+      if (row?.state === 0 && row.eta_ms <= out.at && !this.#running.has(id)) this.#sentMarks.replace(id, at);
+    }
   }
 
   /** `n` tasks moved from row state `from` to `to` (null: inserted / deleted). */
@@ -60,6 +90,7 @@ export class TaskStore {
   openCountBatch(): void {
     this.#counts.openBatch();
     this.#running.openBatch();
+    this.#sentMarks.openBatch();
   }
 
   /**
@@ -73,6 +104,7 @@ export class TaskStore {
   /** The batch's transaction committed: what it changed in memory stands. */
   commitCountBatch(): void {
     this.#running.closeBatch();
+    this.#sentMarks.closeBatch();
     this.#counts.commitBatch();
   }
 
@@ -81,27 +113,31 @@ export class TaskStore {
     this.#counts.discardBatch();
     this.#running.rollback();
     this.#running.closeBatch();
-    this.#inFlight = null;
+    this.#sentMarks.rollback();
+    this.#sentMarks.closeBatch();
   }
 
-  /** Reads again what it keeps in memory (after a write to the tables that bypassed the store). */
+  /**
+   * Reads again what it keeps in memory (after a write to the tables that bypassed the store);
+   * the marks of tasks that no longer wait go.
+   */
   forgetCaches(): void {
-    this.#inFlight = null;
     this.#counts.forget();
+    for (const id of this.#sentMarks.keys()) if (this.#rowState(id) !== 0) this.#sentMarks.replace(id, null);
   }
 
-  /** Writes the counts' checkpoint when one is due (the alarm). */
-  checkpoint(nowMs: number): void {
-    this.#counts.checkpoint(nowMs);
+  #rowState(id: string): TaskState | null {
+    return this.#sql.exec<{ state: TaskState }>("SELECT state FROM tasks WHERE id = ?", id).toArray()[0]?.state ?? null;
+  }
+
+  /** Writes the counts' checkpoint when one is due (the alarm), or at once with `now` (tests). */
+  checkpoint(nowMs: number, now = false): void {
+    this.#counts.checkpoint(nowMs, now);
   }
 
   /** A new task's id: time-ordered, above every id handed out before. */
   nextId(appNumber: number, nowMs: number): string {
     return this.#counts.nextId(appNumber, nowMs);
-  }
-
-  #inFlightBy(delta: number): void {
-    if (this.#inFlight !== null) this.#inFlight += delta;
   }
 
   /**
@@ -111,7 +147,6 @@ export class TaskStore {
   #endRunning(id: string): { set: string; values: SqlStorageValue[] } {
     const running = this.#running.get(id);
     if (!running) return { set: "", values: [] };
-    // The write clears the row's message mark, which was out of the window while it ran.
     this.#running.set(id, null);
     return {
       set: ", attempts = ?, first_attempt_ms = COALESCE(first_attempt_ms, ?)",
@@ -124,10 +159,11 @@ export class TaskStore {
     // Seqs an undone operation took are handed out again: it never announced them.
     const undoCounts = this.#counts.mark();
     const running = this.#running.changes();
+    const sent = this.#sentMarks.changes();
     return () => {
       undoCounts();
       this.#running.rollback(running);
-      this.#inFlight = null; // what the rolled-back operation changed is unknown: count again
+      this.#sentMarks.rollback(sent);
     };
   }
 
@@ -151,8 +187,8 @@ export class TaskStore {
     const { request } = task;
     this.#sql.exec(
       `INSERT INTO tasks (id, req_id, method, path, raw_query, header, body, created_ms, state, eta_ms,
-         dispatched_ms, dedup_id, max_attempts, timeout, callback, fail_fast)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)`,
+         dedup_id, max_attempts, timeout, callback, fail_fast)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)`,
       task.id,
       task.reqId,
       request.method,
@@ -162,7 +198,6 @@ export class TaskStore {
       blob(request.body),
       task.createdMs,
       task.etaMs,
-      task.dispatchedMs,
       task.deduplicationId,
       task.maxAttempts,
       task.timeout,
@@ -171,7 +206,7 @@ export class TaskStore {
     );
     this.#counts.inserted(task.id);
     this.#counted(null, 0);
-    if (task.dispatchedMs !== null) this.#inFlightBy(1);
+    if (task.dispatchedMs !== null) this.#sent.set(task.id, task.dispatchedMs);
   }
 
   get(id: string): TaskRow | null {
@@ -203,37 +238,27 @@ export class TaskStore {
    * 0 → 1 (callers begin only waiting tasks): the attempt numbered `attempt` starts now and is
    * presumed lost after `leaseMs`. Writes nothing: running attempts are kept in memory.
    */
-  markDoing(id: string, attempt: number, nowMs: number, leaseMs: number, wasInFlight: boolean): void {
-    // A running task's row always carries a message mark, so the outbox never takes it for an
-    // unsent one (begun from a late or duplicate message, the mark had been cleared: one write).
-    // The mark leaves the queue window while the attempt runs.
-    if (wasInFlight) this.#inFlightBy(-1);
-    else
-      this.#sql.exec(
-        "UPDATE tasks SET dispatched_ms = ? WHERE id = ? AND state = 0 AND dispatched_ms IS NULL",
-        nowMs,
-        id,
-      );
+  markDoing(id: string, attempt: number, nowMs: number, leaseMs: number): void {
+    // Its message leaves the queue window; while it runs the outbox passes it over.
+    this.#sent.set(id, null);
     this.#running.set(id, { attempt, leaseMs, startedMs: nowMs });
   }
 
   /**
    * A finish of attempt `attempt` of a waiting task that this object never saw begin: begun
-   * before a restart (the attempt after the row's last, its message sent). Taken as running from
-   * now, so the finish applies once; any other attempt number is stale.
+   * before a restart (the attempt after the row's last, of a task created before this object
+   * woke). Taken as running from now, so the finish applies once; any other attempt number is stale.
    */
   adopt(id: string, attempt: number, nowMs: number, leaseMs: number): boolean {
     const row = this.#sql
-      .exec<{ state: TaskState; attempts: number; dispatched_ms: number | null }>(
-        "SELECT state, attempts, dispatched_ms FROM tasks WHERE id = ?",
+      .exec<{ state: TaskState; attempts: number; created_ms: number }>(
+        "SELECT state, attempts, created_ms FROM tasks WHERE id = ?",
         id,
       )
       .toArray()[0];
     if (!row || row.state !== 0 || this.#running.has(id)) return false;
-    // Only a message sent before this object woke can have led to an attempt it never saw.
-    if (row.attempts + 1 !== attempt || row.dispatched_ms === null || row.dispatched_ms >= this.#openedAt) return false;
-    this.#running.set(id, { attempt, leaseMs, startedMs: nowMs });
-    this.#inFlightBy(-1); // its mark leaves the queue window, as at a begin
+    if (row.attempts + 1 !== attempt || row.created_ms >= this.#openedAt) return false;
+    this.markDoing(id, attempt, nowMs, leaseMs); // its message sent again since, if any, is dropped
     return true;
   }
 
@@ -247,7 +272,7 @@ export class TaskStore {
     const record = attemptAssignments(attempt);
     const ended = this.#endRunning(id);
     this.#sql.exec(
-      `UPDATE tasks SET eta_ms = ?, lease_ms = NULL, dispatched_ms = NULL, ${record.set}${ended.set} WHERE id = ? AND state = 0`,
+      `UPDATE tasks SET eta_ms = ?, lease_ms = NULL, ${record.set}${ended.set} WHERE id = ? AND state = 0`,
       etaMs,
       ...record.values,
       ...ended.values,
@@ -269,14 +294,14 @@ export class TaskStore {
   ): number {
     this.#counts.ensure();
     // A waiting task ends (canceled, expired) perhaps with a message out: it leaves the window.
-    if (from === 0) this.clearDispatched([id]);
+    if (from === 0) this.#sent.set(id, null);
     const seq = this.nextSeq();
     const record = attempt
       ? attemptAssignments(attempt, error)
       : { set: "error = COALESCE(?, error), exec_ms = COALESCE(exec_ms, ?)", values: [error ?? null, nowMs] };
     const ended = this.#endRunning(id);
     this.#sql.exec(
-      `UPDATE tasks SET state = ?, finished_ms = ?, lease_ms = NULL, dispatched_ms = NULL, seq = ?, ${record.set}${ended.set} WHERE id = ?`,
+      `UPDATE tasks SET state = ?, finished_ms = ?, lease_ms = NULL, seq = ?, ${record.set}${ended.set} WHERE id = ?`,
       state,
       nowMs,
       seq,
@@ -298,7 +323,7 @@ export class TaskStore {
     this.#counts.ensure();
     this.#sql.exec(
       `UPDATE tasks SET state = 0, max_attempts = CASE WHEN ?1 = -1 THEN -1 ELSE attempts + ?1 END, first_attempt_ms = NULL,
-         eta_ms = ?2, dispatched_ms = NULL, finished_ms = NULL, error = NULL, retry_reason = NULL, seq = NULL WHERE id = ?3`,
+         eta_ms = ?2, finished_ms = NULL, error = NULL, retry_reason = NULL, seq = NULL WHERE id = ?3`,
       budget,
       nowMs,
       id,
@@ -306,16 +331,28 @@ export class TaskStore {
     this.#counted(11, 0);
   }
 
-  /** The outbox: waiting tasks that are due and have no queue message in flight. */
+  /**
+   * Waiting tasks with neither a queue message out nor an attempt running, by when they are due
+   * (read lazily: the marked and running ones, at most the window and the running attempts, are
+   * passed over, and reading stops at the last one taken).
+   */
+  *#unsent(sql: string, ...bindings: SqlStorageValue[]): Generator<{ id: string; eta_ms: number }> {
+    for (const row of this.#sql.exec<{ id: string; eta_ms: number }>(sql, ...bindings))
+      if (!this.#sent.has(row.id) && !this.#running.has(row.id)) yield row;
+  }
+
+  /** The outbox: up to `limit` waiting tasks that are due and have no queue message in flight. */
   dueUnsent(nowMs: number, limit: number): string[] {
-    return this.#sql
-      .exec<{ id: string }>(
-        "SELECT id FROM tasks INDEXED BY tasks_outbox WHERE state = 0 AND eta_ms <= ? AND dispatched_ms IS NULL ORDER BY eta_ms LIMIT ?",
-        nowMs,
-        limit,
-      )
-      .toArray()
-      .map((row) => row.id);
+    const ids: string[] = [];
+    if (limit <= 0) return ids;
+    for (const { id } of this.#unsent(
+      "SELECT id, eta_ms FROM tasks INDEXED BY tasks_outbox WHERE state = 0 AND eta_ms <= ? ORDER BY eta_ms",
+      nowMs,
+    )) {
+      ids.push(id);
+      if (ids.length === limit) break;
+    }
+    return ids;
   }
 
   /**
@@ -324,72 +361,43 @@ export class TaskStore {
    * later. Answers how many are sent again; the count is kept in the app's stats.
    */
   forgetStaleDispatches(beforeMs: number, nowMs: number, isClaimed: (id: string) => boolean): number {
-    const stale = this.#sql
-      .exec<{ id: string }>(
-        "SELECT id FROM tasks INDEXED BY tasks_in_flight WHERE state = 0 AND dispatched_ms IS NOT NULL AND dispatched_ms < ?",
-        beforeMs,
-      )
-      .toArray();
+    const stale = [...this.#sent.entries()].filter(([, sentMs]) => sentMs < beforeMs).map(([id]) => id);
     let resent = 0;
-    for (const { id } of stale) {
-      // An attempt begun from it holds it like a consumer's claim: it is not lost.
-      if (isClaimed(id) || this.#running.has(id)) {
-        this.#sql.exec("UPDATE tasks SET dispatched_ms = ? WHERE id = ?", nowMs, id);
+    for (const id of stale) {
+      if (isClaimed(id)) {
+        this.#sent.set(id, nowMs);
       } else {
-        this.#sql.exec("UPDATE tasks SET dispatched_ms = NULL WHERE id = ?", id);
+        this.#sent.set(id, null);
         resent++;
       }
     }
-    this.#inFlightBy(-resent);
     this.#counts.resent(resent);
     return resent;
   }
 
-  /** Marks waiting tasks without a message as sent (others are left as they are). */
+  /** Marks waiting tasks (found unsent by {@link dueUnsent}) as having a queue message out since `nowMs`. */
   markDispatched(ids: string[], nowMs: number): void {
-    for (const id of ids) {
-      const marked = this.#sql
-        .exec(
-          "UPDATE tasks SET dispatched_ms = ? WHERE id = ? AND state = 0 AND dispatched_ms IS NULL RETURNING id",
-          nowMs,
-          id,
-        )
-        .toArray();
-      this.#inFlightBy(marked.length);
-    }
+    for (const id of ids) if (!this.#sent.has(id) && !this.#running.has(id)) this.#sent.set(id, nowMs);
   }
 
+  /** Their messages are gone (refused by the queue, dead-lettered, turned away): sent again when due. */
   clearDispatched(ids: string[]): void {
-    for (const id of ids) {
-      // A running task keeps its mark (see markDoing): its attempt ends it.
-      if (this.#running.has(id)) continue;
-      const cleared = this.#sql
-        .exec("UPDATE tasks SET dispatched_ms = NULL WHERE id = ? AND dispatched_ms IS NOT NULL RETURNING state", id)
-        .toArray();
-      if (cleared[0]?.["state"] === 0) this.#inFlightBy(-1);
-    }
+    for (const id of ids) this.#sent.set(id, null);
   }
 
   /** Pausing and resuming: every waiting task's message is forgotten, to be sent afresh. */
   forgetAllDispatches(): void {
-    this.#sql.exec("UPDATE tasks SET dispatched_ms = NULL WHERE state = 0 AND dispatched_ms IS NOT NULL");
-    // Running tasks keep theirs (see markDoing): put back (pause and resume are rare).
-    const now = Date.now();
-    for (const id of this.#running.ids()) this.#sql.exec("UPDATE tasks SET dispatched_ms = ? WHERE id = ?", now, id);
-    this.#inFlight = null;
+    this.#sent.clear();
+  }
+
+  /** When the queue message of waiting task `id` was sent; null when none is out. */
+  sentAt(id: string): number | null {
+    return this.#sent.get(id) ?? null;
   }
 
   /** Task messages out that no attempt has begun from (the queue window). */
   inFlight(): number {
-    if (this.#inFlight === null) {
-      const marked = this.#sql
-        .exec<{ n: number }>(
-          "SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_in_flight WHERE state = 0 AND dispatched_ms IS NOT NULL",
-        )
-        .one().n;
-      this.#inFlight = marked - this.#running.size;
-    }
-    return this.#inFlight;
+    return this.#sent.size;
   }
 
   // ---- bulk operations (app/bulk.ts): ranges of the per-state indexes ----
@@ -412,12 +420,9 @@ export class TaskStore {
     const deleted: string[] = [];
     for (const id of candidates) {
       if (this.#running.has(id)) continue;
-      const row = this.#sql
-        .exec<{ dispatched_ms: number | null }>("DELETE FROM tasks WHERE id = ? RETURNING dispatched_ms", id)
-        .toArray()[0];
-      if (!row) continue;
+      if (this.#sql.exec("DELETE FROM tasks WHERE id = ? RETURNING id", id).toArray().length === 0) continue;
       deleted.push(id);
-      if (row.dispatched_ms !== null) this.#inFlightBy(-1);
+      this.#sent.set(id, null);
     }
     this.#counted(0, null, deleted.length);
     return { deleted, cursor: candidates.length === limit ? candidates[candidates.length - 1]! : null };
@@ -523,26 +528,33 @@ export class TaskStore {
     /** Sending waits until then (a held or backed-off app): applies to sending, not to leases or retention. */
     sendNotBefore = 0,
   ): number | null {
-    // Each subquery reads one partial index and stops at its first row: cheap behind any backlog.
-    // (The finished one is ORDER BY … LIMIT 1, not MIN(): with the NOT EXISTS term SQLite's
-    // min/max shortcut does not apply, and MIN() would scan every finished task on every call.)
-    const row = this.#sql
-      .exec<{ due: number | null; sent: number | null; finished: number | null }>(
-        `SELECT
-           (SELECT MIN(eta_ms) FROM tasks INDEXED BY tasks_outbox WHERE state = 0 AND dispatched_ms IS NULL) AS due,
-           (SELECT MIN(dispatched_ms) FROM tasks INDEXED BY tasks_in_flight WHERE state = 0 AND dispatched_ms IS NOT NULL) AS sent,
-           (SELECT finished_ms FROM tasks INDEXED BY tasks_by_seq WHERE seq IS NOT NULL
+    // The finished subquery reads tasks_by_seq and stops at its first row: cheap behind any
+    // backlog. (It is ORDER BY … LIMIT 1, not MIN(): with the NOT EXISTS term SQLite's min/max
+    // shortcut does not apply, and MIN() would scan every finished task on every call.)
+    const { finished } = this.#sql
+      .exec<{ finished: number | null }>(
+        `SELECT (SELECT finished_ms FROM tasks INDEXED BY tasks_by_seq WHERE seq IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id)
               ORDER BY seq LIMIT 1) AS finished`,
       )
       .one();
+    // Blocked sending refills the outbox as attempts begin or finish: no alarm for it.
+    let due: number | null = null;
+    if (!paused && !sendingBlocked)
+      for (const row of this.#unsent(
+        "SELECT id, eta_ms FROM tasks INDEXED BY tasks_outbox WHERE state = 0 ORDER BY eta_ms",
+      )) {
+        due = row.eta_ms;
+        break;
+      }
+    let sent: number | null = null;
+    for (const sentMs of this.#sent.values()) if (sent === null || sentMs < sent) sent = sentMs;
     const sending = (at: number | null) => (at === null ? null : Math.max(at, sendNotBefore));
     const candidates = [
-      // Blocked sending refills the outbox as attempts begin or finish: no alarm for it.
-      paused || sendingBlocked ? null : sending(row.due),
-      paused || row.sent === null || row.sent >= lostSentBefore ? null : sending(row.sent + redispatchAfterMs),
+      sending(due),
+      paused || sent === null || sent >= lostSentBefore ? null : sending(sent + redispatchAfterMs),
       this.#running.firstLeaseEnd(),
-      row.finished === null ? null : row.finished + retentionMs,
+      finished === null ? null : finished + retentionMs,
     ].filter((value): value is number => value !== null);
     return candidates.length ? Math.min(...candidates) : null;
   }
