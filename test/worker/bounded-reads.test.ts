@@ -169,6 +169,37 @@ describe("bounded reads", () => {
     });
   });
 
+  it("the outbox reads past the queue window once, not on every pass, and finds again a task whose message is gone", async () => {
+    const app = uniqueApp("outboxfloor");
+    await createApp(app);
+    await sql(app)((storage) => {
+      const meter = metered(storage);
+      const { tasks: store } = openStore(meter.sql);
+      const now = Date.now();
+      const ids = Array.from({ length: 400 }, (_, i) => newTaskId(1, now - 10_000 + i));
+      for (const [i, id] of ids.entries()) store.insert(newTask(id, now - 10_000 + i, { etaMs: now - 10_000 + i }));
+      // 390 sent (a window), in passes of 100 as the outbox takes them.
+      for (let sent = 0; sent < 390; sent += 100)
+        store.markDispatched(store.dueUnsent(now, Math.min(100, 390 - sent)), now);
+      meter.reset();
+      expect(store.dueUnsent(now, 100)).toEqual(ids.slice(390));
+      // From where the last pass stopped: the 10 unsent and the last pass's 90, not the 390.
+      expect(meter.rowsRead()).toBeLessThanOrEqual(100 + 2);
+      store.markDispatched(ids.slice(390), now);
+      meter.reset();
+      expect(store.dueUnsent(now, 100)).toEqual([]);
+      expect(meter.rowsRead()).toBeLessThanOrEqual(12);
+      // A message refused (or dead-lettered) far behind: found again.
+      store.clearDispatched([ids[5]!]);
+      expect(store.dueUnsent(now, 100)).toEqual([ids[5]]);
+      store.markDispatched([ids[5]!], now);
+      // A retry due before the floor (an attempt ended early) is found too.
+      store.markDoing(ids[7]!, 1, now, now + 60_000);
+      store.markWaiting(ids[7]!, now - 20_000, { atMs: now, outcome: null, error: "timeout", retryReason: "timeout" });
+      expect(store.dueUnsent(now, 100)).toEqual([ids[7]]);
+    });
+  });
+
   it("with thousands of notifications waiting (a receiver down), the outbox and the alarm read a few of them, not the table", async () => {
     const app = uniqueApp("ntfscan");
     await createApp(app);

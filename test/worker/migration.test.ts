@@ -2,8 +2,18 @@
 import { describe, expect, it } from "vitest";
 import { openStore } from "../../src/app/store";
 import { newTaskId } from "../../src/shared/task-id";
-import { SCHEMA_VERSION } from "../../src/app/store/schema";
+import { SCHEMA_VERSION, TABLES_V1 } from "../../src/app/store/schema";
 import { createApp, metered, newTask, sql, uniqueApp } from "./helpers";
+
+/** Rebuilds the tasks table as version 1 built it (a rowid table with a TEXT key, every index of the day), rows kept. */
+function asVersion1(storage: SqlStorage): void {
+  storage.exec("CREATE TABLE old_rows AS SELECT * FROM tasks");
+  storage.exec("DROP TABLE tasks");
+  storage.exec(TABLES_V1);
+  const columns = "id, req_id, method, path, raw_query, header, body, created_ms, state, eta_ms, seq, finished_ms";
+  storage.exec(`INSERT INTO tasks (${columns}) SELECT ${columns} FROM old_rows`);
+  storage.exec("DROP TABLE old_rows");
+}
 
 describe("migration", () => {
   it("a store from before the per-state indexes is migrated: the old indexes dropped, the new ones built, counts intact", async () => {
@@ -15,7 +25,8 @@ describe("migration", () => {
       const ids = Array.from({ length: 5 }, (_, i) => newTaskId(1, now + i));
       for (const id of ids) store.insert(newTask(id, now));
       store.markFinished(ids[0]!, 0, 11, now);
-      storage.exec("DROP INDEX tasks_waiting; DROP INDEX tasks_failed");
+      asVersion1(storage);
+      storage.exec("DROP INDEX tasks_waiting; DROP INDEX tasks_failed; DROP INDEX tasks_succeeded");
       storage.exec(
         "CREATE INDEX tasks_by_state ON tasks(state, id); CREATE INDEX tasks_by_finish ON tasks(finished_ms) WHERE finished_ms IS NOT NULL",
       );
@@ -47,13 +58,10 @@ describe("migration", () => {
       const [waiting, running, succeeded] = Array.from({ length: 3 }, (_, i) => newTaskId(1, now - 1000 + i));
       for (const id of [waiting!, running!, succeeded!]) store.insert(newTask(id, now - 1000));
       store.markFinished(succeeded!, 0, 10, now - 500);
+      asVersion1(storage);
       // As version 1 kept them: a running task in its row (state 1, its attempt counted, a lease),
-      // the per-state indexes of running and succeeded tasks, the counters by state.
-      storage.exec("CREATE INDEX tasks_running ON tasks(lease_ms) WHERE state = 1");
-      storage.exec("CREATE INDEX tasks_succeeded ON tasks(id) WHERE state = 10");
+      // the counters by state in a table, the latest seq in meta.
       storage.exec("UPDATE tasks SET state = 1, attempts = 1, lease_ms = ? WHERE id = ?", now + 60_000, running!);
-      // Version 1 counted by state in a table and kept the latest seq in meta.
-      storage.exec("CREATE TABLE task_counts (state INTEGER PRIMARY KEY, n INTEGER NOT NULL)");
       storage.exec("INSERT INTO task_counts (state, n) VALUES (0, 1), (1, 1), (10, 1), (11, 0)");
       storage.exec("DELETE FROM meta WHERE key = 'task_counts'");
       storage.exec("INSERT INTO meta (key, value) VALUES ('seq', '1')");
@@ -61,9 +69,11 @@ describe("migration", () => {
       const upgraded = openStore(storage).tasks;
       const indexes = storage
         .exec<{ name: string }>(
-          "SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ('tasks_running', 'tasks_succeeded')",
+          "SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ('tasks_running', 'tasks_succeeded', 'sqlite_autoindex_tasks_1')",
         )
         .toArray();
+      // Version 4: the table is its primary key (no separate index for it).
+      const table = storage.exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE name = 'tasks'").one().sql;
       const countsAfterUpgrade = upgraded.counts();
       const runningRow = upgraded.get(running!)!;
       // The finish of the attempt that ran before the upgrade is taken once; a repeat is stale.
@@ -72,6 +82,8 @@ describe("migration", () => {
       upgraded.markFinished(running!, 1, 10, now);
       return {
         indexes: indexes.length,
+        withoutRowid: table.includes("WITHOUT ROWID"),
+        succeeded: upgraded.get(succeeded!)!.state,
         countsAfterUpgrade,
         runningRow: { state: runningRow.state, attempts: runningRow.attempts },
         adopted,
@@ -83,6 +95,8 @@ describe("migration", () => {
     });
     expect(after).toMatchObject({
       indexes: 0,
+      withoutRowid: true,
+      succeeded: 10,
       countsAfterUpgrade: { waiting: 2, doing: 0, success: 1, failed: 0 },
       runningRow: { state: 0, attempts: 0 },
       adopted: true,

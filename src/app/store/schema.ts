@@ -9,10 +9,13 @@
 import { CHECKPOINT_KEY, type CountsCheckpoint } from "./task-counts";
 
 /** The version this code's queries expect. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
-/** Version 1: every table and index of 2026-12 (stores from before versions were kept count as 0). */
-const TABLES_V1 = `
+/**
+ * Version 1: every table and index of 2026-11 (stores from before versions were kept count as 0).
+ * Exported for the upgrade tests, which build a store of that age.
+ */
+export const TABLES_V1 = `
 CREATE TABLE IF NOT EXISTS tasks (
   id TEXT PRIMARY KEY,
   req_id TEXT NOT NULL,
@@ -96,6 +99,58 @@ CREATE TABLE IF NOT EXISTS access_keys (
 );
 `;
 
+/**
+ * Version 4's tasks table: keyed by the id alone (WITHOUT ROWID: the row is its primary key's
+ * entry, so an insert is one billed row, not two), the small columns first so that reading a
+ * task's state and times stays off the overflow pages its bodies spill onto.
+ */
+const TASK_COLUMNS_V4 = `id, state, eta_ms, created_ms, seq, attempts, executions, finished_ms, exec_ms, first_attempt_ms,
+  lease_ms, last_status, response_status, max_attempts, timeout, fail_fast, dedup_id, req_id, method, retry_reason, error,
+  callback, path, raw_query, header, response_header, body, response_body`;
+const TASKS_V4 = `
+CREATE TABLE tasks_v4 (
+  id TEXT PRIMARY KEY NOT NULL,
+  state INTEGER NOT NULL,
+  eta_ms INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  seq INTEGER,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  executions INTEGER NOT NULL DEFAULT 0,
+  finished_ms INTEGER,
+  exec_ms INTEGER,
+  first_attempt_ms INTEGER,
+  lease_ms INTEGER,
+  last_status INTEGER,
+  response_status INTEGER,
+  max_attempts INTEGER,
+  timeout REAL,
+  fail_fast INTEGER,
+  dedup_id TEXT,
+  req_id TEXT NOT NULL,
+  method TEXT NOT NULL,
+  retry_reason TEXT,
+  error TEXT,
+  callback TEXT,
+  path TEXT NOT NULL,
+  raw_query TEXT NOT NULL,
+  header TEXT NOT NULL,
+  response_header TEXT,
+  body BLOB NOT NULL,
+  response_body BLOB
+) WITHOUT ROWID;
+INSERT INTO tasks_v4 (${TASK_COLUMNS_V4}) SELECT ${TASK_COLUMNS_V4} FROM tasks;
+DROP TABLE tasks;
+ALTER TABLE tasks_v4 RENAME TO tasks;
+-- Every waiting task by when it is due (the outbox; which have a message out is kept in memory).
+CREATE INDEX tasks_outbox ON tasks(eta_ms) WHERE state = 0;
+-- Waiting and failed tasks by id (listings, expiry, purge, redrive); succeeded ones by the key.
+CREATE INDEX tasks_waiting ON tasks(id) WHERE state = 0;
+CREATE INDEX tasks_failed ON tasks(id) WHERE state = 11;
+-- Results by number: the feed's replay, retention, the counts' rebuild.
+CREATE INDEX tasks_by_seq ON tasks(seq) WHERE seq IS NOT NULL;
+CREATE UNIQUE INDEX tasks_by_dedup ON tasks(dedup_id) WHERE dedup_id IS NOT NULL;
+`;
+
 /** The steps, in order: step n brings a store from version n to n + 1. */
 const MIGRATIONS: ((sql: SqlStorage) => void)[] = [
   (sql) => {
@@ -117,13 +172,9 @@ const MIGRATIONS: ((sql: SqlStorage) => void)[] = [
   // Version 2 (2026-12): running attempts live in memory (a begin writes nothing) and succeeded
   // tasks are listed by the primary key: two index entries a task no longer pays for.
   (sql) => {
-    // A task running when the store was upgraded waits again with the attempts made before it,
-    // its message taken as sent now: the finish of the attempt that ran is taken (TaskStore.adopt),
-    // and if none comes the task is sent again once its message counts as lost.
-    sql.exec(
-      "UPDATE tasks SET state = 0, attempts = MAX(0, attempts - 1), dispatched_ms = ?, lease_ms = NULL WHERE state = 1",
-      Date.now() - 1,
-    );
+    // A task running when the store was upgraded waits again with the attempts made before it:
+    // the finish of the attempt that ran is taken (TaskStore.adopt), and the task is sent again.
+    sql.exec("UPDATE tasks SET state = 0, attempts = MAX(0, attempts - 1), lease_ms = NULL WHERE state = 1");
     // After the update, which finds the running tasks by that index.
     sql.exec("DROP INDEX IF EXISTS tasks_running");
     sql.exec("DROP INDEX IF EXISTS tasks_succeeded");
@@ -158,6 +209,10 @@ const MIGRATIONS: ((sql: SqlStorage) => void)[] = [
     sql.exec("DROP INDEX IF EXISTS tasks_outbox");
     sql.exec("CREATE INDEX tasks_outbox ON tasks(eta_ms) WHERE state = 0");
   },
+  // Version 4 (2026-12): the tasks table rebuilt WITHOUT ROWID (TASKS_V4): the TEXT primary
+  // key's separate index goes, a row written less per task. One copy of the table (see
+  // docs/deploy.md); the unused dispatched_ms column is left behind.
+  (sql) => sql.exec(TASKS_V4),
 ];
 
 /**

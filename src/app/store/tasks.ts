@@ -19,7 +19,7 @@ import { createdMsOf, timePrefix } from "../../shared/task-id";
 import type { TaskState } from "../../shared/types";
 import type { MetaStore } from "./meta";
 import type { AttemptRecord, NewTask, TaskRow } from "./rows";
-import { JournaledMap } from "./journaled-map";
+import { MessagesOut } from "./messages-out";
 import { RunningAttempts } from "./running";
 import { attemptAssignments, blob } from "./sql";
 import { TaskCounts } from "./task-counts";
@@ -30,19 +30,14 @@ export class TaskStore {
   /** Counts by state, the latest seq and the newest id: in memory, checkpointed by time (task-counts.ts). */
   readonly #counts: TaskCounts;
 
-  /**
-   * Waiting tasks with a queue message out that no attempt has begun from, and when it was sent
-   * (the queue window: at most DISPATCH_WINDOW). In memory: a begin takes the task's mark off.
-   * Read through {@link #sent}, which first takes over what the last checkpoint left out.
-   */
-  readonly #sentMarks = new JournaledMap<string, number>();
-  #presumed = false;
-
   /** When this store was opened (the object's wake-up): a task created before may have had an attempt it never saw. */
   readonly #openedAt = Date.now();
 
   /** Attempts running now (in memory: running.ts); task-reads.ts overlays them too. */
   readonly #running = new RunningAttempts();
+
+  /** Which waiting tasks have a queue message out (in memory: messages-out.ts), and the outbox's reads. */
+  readonly #out: MessagesOut;
 
   /** The running attempts, for the store's read side (task-reads.ts). */
   get running(): RunningAttempts {
@@ -51,34 +46,8 @@ export class TaskStore {
 
   constructor(sql: SqlStorage, meta: MetaStore) {
     this.#sql = sql;
-    this.#counts = new TaskCounts(sql, meta, () => [...this.#sent.keys(), ...this.#running.keys()]);
-  }
-
-  /** The queue-message marks, after a wake-up first those the last checkpoint says were out. */
-  get #sent(): JournaledMap<string, number> {
-    if (!this.#presumed) {
-      this.#presumed = true;
-      this.#presumeOut();
-    }
-    return this.#sentMarks;
-  }
-
-  /**
-   * The tasks that had a message out or an attempt running at the last checkpoint, and still
-   * wait and were due then, are taken as sent at the checkpoint (not in a rollback's journal):
-   * not sent again at once, but once that counts as lost (30 s after it, unless an attempt
-   * begins or its finish is adopted). Messages sent after the checkpoint are sent again at once.
-   */
-  #presumeOut(): void {
-    const out = this.#counts.storedOut();
-    if (!out) return;
-    const at = Math.min(out.at, this.#openedAt - 1);
-    for (const id of out.ids) {
-      const row = this.#sql
-        .exec<{ state: TaskState; eta_ms: number }>("SELECT state, eta_ms FROM tasks WHERE id = ?", id)
-        .toArray()[0];
-      if (row?.state === 0 && row.eta_ms <= out.at && !this.#running.has(id)) this.#sentMarks.replace(id, at);
-    }
+    this.#counts = new TaskCounts(sql, meta, () => [...this.#out.ids(), ...this.#running.keys()]);
+    this.#out = new MessagesOut(sql, this.#running, () => this.#counts.storedOut(), this.#openedAt);
   }
 
   /** `n` tasks moved from row state `from` to `to` (null: inserted / deleted). */
@@ -90,7 +59,7 @@ export class TaskStore {
   openCountBatch(): void {
     this.#counts.openBatch();
     this.#running.openBatch();
-    this.#sentMarks.openBatch();
+    this.#out.openBatch();
   }
 
   /**
@@ -104,7 +73,7 @@ export class TaskStore {
   /** The batch's transaction committed: what it changed in memory stands. */
   commitCountBatch(): void {
     this.#running.closeBatch();
-    this.#sentMarks.closeBatch();
+    this.#out.closeBatch();
     this.#counts.commitBatch();
   }
 
@@ -113,8 +82,8 @@ export class TaskStore {
     this.#counts.discardBatch();
     this.#running.rollback();
     this.#running.closeBatch();
-    this.#sentMarks.rollback();
-    this.#sentMarks.closeBatch();
+    this.#out.rollback();
+    this.#out.closeBatch();
   }
 
   /**
@@ -123,11 +92,7 @@ export class TaskStore {
    */
   forgetCaches(): void {
     this.#counts.forget();
-    for (const id of this.#sentMarks.keys()) if (this.#rowState(id) !== 0) this.#sentMarks.replace(id, null);
-  }
-
-  #rowState(id: string): TaskState | null {
-    return this.#sql.exec<{ state: TaskState }>("SELECT state FROM tasks WHERE id = ?", id).toArray()[0]?.state ?? null;
+    this.#out.prune();
   }
 
   /** Writes the counts' checkpoint when one is due (the alarm), or at once with `now` (tests). */
@@ -159,11 +124,11 @@ export class TaskStore {
     // Seqs an undone operation took are handed out again: it never announced them.
     const undoCounts = this.#counts.mark();
     const running = this.#running.changes();
-    const sent = this.#sentMarks.changes();
+    const sent = this.#out.changes();
     return () => {
       undoCounts();
       this.#running.rollback(running);
-      this.#sentMarks.rollback(sent);
+      this.#out.rollback(sent);
     };
   }
 
@@ -206,7 +171,7 @@ export class TaskStore {
     );
     this.#counts.inserted(task.id);
     this.#counted(null, 0);
-    if (task.dispatchedMs !== null) this.#sent.set(task.id, task.dispatchedMs);
+    this.#out.inserted(task.id, task.etaMs, task.dispatchedMs);
   }
 
   get(id: string): TaskRow | null {
@@ -240,7 +205,7 @@ export class TaskStore {
    */
   markDoing(id: string, attempt: number, nowMs: number, leaseMs: number): void {
     // Its message leaves the queue window; while it runs the outbox passes it over.
-    this.#sent.set(id, null);
+    this.#out.settled(id);
     this.#running.set(id, { attempt, leaseMs, startedMs: nowMs });
   }
 
@@ -269,6 +234,7 @@ export class TaskStore {
 
   /** 1 → 0 (a failed attempt), to run again at `etaMs`; the attempt's record in the same write. */
   markWaiting(id: string, etaMs: number, attempt: AttemptRecord): void {
+    this.#out.due(etaMs);
     const record = attemptAssignments(attempt);
     const ended = this.#endRunning(id);
     this.#sql.exec(
@@ -294,7 +260,7 @@ export class TaskStore {
   ): number {
     this.#counts.ensure();
     // A waiting task ends (canceled, expired) perhaps with a message out: it leaves the window.
-    if (from === 0) this.#sent.set(id, null);
+    if (from === 0) this.#out.settled(id);
     const seq = this.nextSeq();
     const record = attempt
       ? attemptAssignments(attempt, error)
@@ -320,6 +286,7 @@ export class TaskStore {
    * `finish` of an attempt before the retry can never match a new one. No longer a result: no seq.
    */
   resetForRetry(id: string, nowMs: number, budget: number): void {
+    this.#out.due(nowMs);
     this.#counts.ensure();
     this.#sql.exec(
       `UPDATE tasks SET state = 0, max_attempts = CASE WHEN ?1 = -1 THEN -1 ELSE attempts + ?1 END, first_attempt_ms = NULL,
@@ -331,28 +298,9 @@ export class TaskStore {
     this.#counted(11, 0);
   }
 
-  /**
-   * Waiting tasks with neither a queue message out nor an attempt running, by when they are due
-   * (read lazily: the marked and running ones, at most the window and the running attempts, are
-   * passed over, and reading stops at the last one taken).
-   */
-  *#unsent(sql: string, ...bindings: SqlStorageValue[]): Generator<{ id: string; eta_ms: number }> {
-    for (const row of this.#sql.exec<{ id: string; eta_ms: number }>(sql, ...bindings))
-      if (!this.#sent.has(row.id) && !this.#running.has(row.id)) yield row;
-  }
-
   /** The outbox: up to `limit` waiting tasks that are due and have no queue message in flight. */
   dueUnsent(nowMs: number, limit: number): string[] {
-    const ids: string[] = [];
-    if (limit <= 0) return ids;
-    for (const { id } of this.#unsent(
-      "SELECT id, eta_ms FROM tasks INDEXED BY tasks_outbox WHERE state = 0 AND eta_ms <= ? ORDER BY eta_ms",
-      nowMs,
-    )) {
-      ids.push(id);
-      if (ids.length === limit) break;
-    }
-    return ids;
+    return this.#out.dueUnsent(nowMs, limit);
   }
 
   /**
@@ -361,43 +309,34 @@ export class TaskStore {
    * later. Answers how many are sent again; the count is kept in the app's stats.
    */
   forgetStaleDispatches(beforeMs: number, nowMs: number, isClaimed: (id: string) => boolean): number {
-    const stale = [...this.#sent.entries()].filter(([, sentMs]) => sentMs < beforeMs).map(([id]) => id);
-    let resent = 0;
-    for (const id of stale) {
-      if (isClaimed(id)) {
-        this.#sent.set(id, nowMs);
-      } else {
-        this.#sent.set(id, null);
-        resent++;
-      }
-    }
+    const resent = this.#out.forgetStale(beforeMs, nowMs, isClaimed);
     this.#counts.resent(resent);
     return resent;
   }
 
   /** Marks waiting tasks (found unsent by {@link dueUnsent}) as having a queue message out since `nowMs`. */
   markDispatched(ids: string[], nowMs: number): void {
-    for (const id of ids) if (!this.#sent.has(id) && !this.#running.has(id)) this.#sent.set(id, nowMs);
+    this.#out.markDispatched(ids, nowMs);
   }
 
   /** Their messages are gone (refused by the queue, dead-lettered, turned away): sent again when due. */
   clearDispatched(ids: string[]): void {
-    for (const id of ids) this.#sent.set(id, null);
+    this.#out.clearDispatched(ids);
   }
 
   /** Pausing and resuming: every waiting task's message is forgotten, to be sent afresh. */
   forgetAllDispatches(): void {
-    this.#sent.clear();
+    this.#out.forgetAll();
   }
 
   /** When the queue message of waiting task `id` was sent; null when none is out. */
   sentAt(id: string): number | null {
-    return this.#sent.get(id) ?? null;
+    return this.#out.sentAt(id);
   }
 
   /** Task messages out that no attempt has begun from (the queue window). */
   inFlight(): number {
-    return this.#sent.size;
+    return this.#out.size;
   }
 
   // ---- bulk operations (app/bulk.ts): ranges of the per-state indexes ----
@@ -422,7 +361,7 @@ export class TaskStore {
       if (this.#running.has(id)) continue;
       if (this.#sql.exec("DELETE FROM tasks WHERE id = ? RETURNING id", id).toArray().length === 0) continue;
       deleted.push(id);
-      this.#sent.set(id, null);
+      this.#out.settled(id);
     }
     this.#counted(0, null, deleted.length);
     return { deleted, cursor: candidates.length === limit ? candidates[candidates.length - 1]! : null };
@@ -539,16 +478,8 @@ export class TaskStore {
       )
       .one();
     // Blocked sending refills the outbox as attempts begin or finish: no alarm for it.
-    let due: number | null = null;
-    if (!paused && !sendingBlocked)
-      for (const row of this.#unsent(
-        "SELECT id, eta_ms FROM tasks INDEXED BY tasks_outbox WHERE state = 0 ORDER BY eta_ms",
-      )) {
-        due = row.eta_ms;
-        break;
-      }
-    let sent: number | null = null;
-    for (const sentMs of this.#sent.values()) if (sent === null || sentMs < sent) sent = sentMs;
+    const due = paused || sendingBlocked ? null : this.#out.firstUnsentEtaMs();
+    const sent = this.#out.oldestSentMs();
     const sending = (at: number | null) => (at === null ? null : Math.max(at, sendNotBefore));
     const candidates = [
       sending(due),
