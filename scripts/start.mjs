@@ -2,8 +2,8 @@
 // then copy-pasteable requests. Ctrl-C stops everything this script started.
 //   PORT (default 8787), ORIGIN_PORT (default 8788)
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync } from "node:fs";
-import { request } from "node:http";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, request } from "node:http";
 import { startOrigin } from "./origin.mjs";
 import { localKeys, sign } from "./sign.mjs";
 
@@ -11,6 +11,41 @@ const port = Number(process.env.PORT ?? 8787);
 const originPort = Number(process.env.ORIGIN_PORT ?? 8788);
 const controlHost = `localhost:${port}`;
 const demoHost = `demo.async.localhost:${port}`;
+
+// Local state (apps, tasks, keys) lives under .wrangler/state; the demo app's signing secret is
+// kept beside it, so a restart does not rotate it (and a reset of the state forgets both).
+// Another PORT keeps its own state, so two can run side by side.
+const STATE_DIR = port === 8787 ? ".wrangler/state" : `.wrangler/state-${port}`;
+const DEMO_SECRET_FILE = `${STATE_DIR}/asyncgate-demo-secret.json`;
+
+/** Refuses a port already taken (another `npm start`?) with one line, before anything starts. */
+async function ensureFree(portNumber, variable) {
+  const free = await new Promise((resolve) => {
+    const probe = createServer();
+    probe.once("error", () => resolve(false));
+    probe.listen(portNumber, "127.0.0.1", () => probe.close(() => resolve(true)));
+  });
+  if (!free) {
+    console.error(
+      `npm start: port ${portNumber} is in use (another npm start?). Stop it, or pick free ports: PORT=8797 ORIGIN_PORT=8798 npm start (${variable} is this one)`,
+    );
+    process.exit(1);
+  }
+}
+await ensureFree(port, "PORT");
+await ensureFree(originPort, "ORIGIN_PORT");
+
+/** A free port for the second instance's inspector (the first keeps wrangler's default). */
+async function freePort() {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.listen(0, "127.0.0.1", () => {
+      const { port: free } = probe.address();
+      probe.close(() => resolve(free));
+    });
+  });
+}
+const inspector = port === 8787 ? [] : ["--inspector-port", String(await freePort())];
 
 if (!existsSync(".dev.vars")) {
   copyFileSync(".dev.vars.example", ".dev.vars");
@@ -36,6 +71,9 @@ const wrangler = spawn(
     "--var",
     "ALLOW_PRIVATE_ORIGINS:true",
     "--show-interactive-dev-session=false",
+    "--persist-to",
+    STATE_DIR,
+    ...inspector,
   ],
   {
     env: {
@@ -92,10 +130,11 @@ async function setUpDemo() {
   const created = await call(controlHost, "POST", "/v1/apps", app);
   let signingSecret;
   if (created.status === 409) {
-    // The demo app outlived an earlier run: its secret was shown then; a rotation shows a new one
-    // (the old one keeps signing beside it for 24 h).
+    // The demo app outlived an earlier run: its secret was shown then and kept beside the local
+    // state; only when that is gone is it rotated (the old one keeps signing beside it for 24 h).
     await call(controlHost, "PATCH", "/v1/apps/demo", JSON.stringify({ origin: origin.url }));
-    signingSecret = JSON.parse(
+    signingSecret = keptDemoSecret();
+    signingSecret ??= JSON.parse(
       (await call(controlHost, "POST", "/v1/apps/demo/signing-secret/rotate")).body,
     ).signing_secret;
   } else if (created.status === 201) {
@@ -103,6 +142,7 @@ async function setUpDemo() {
   } else {
     throw new Error(`creating the demo app: ${created.status} ${created.body}`);
   }
+  keepDemoSecret(signingSecret);
   // The demo origin checks every delivery's Standard Webhooks signature with asyncgate's Receiver.
   await origin.trustSigningSecret(signingSecret);
 
@@ -129,5 +169,27 @@ Sign any other request: node scripts/sign.mjs <METHOD> <URL> [body]
 
 The web console, signed in with the local admin keys (they stay in the URL fragment):
   http://${controlHost}/console#ak=${encodeURIComponent(keys.accessKey)}&sk=${encodeURIComponent(keys.secretKey)}
+
+The CLI, in another shell:
+  export ASYNCGATE_ACCESS_KEY=${keys.accessKey} ASYNCGATE_SECRET_KEY=${keys.secretKey}${port === 8787 ? "" : ` ASYNCGATE_ENDPOINT=http://async.localhost:${port}`}
+  npx asyncgate submit demo /hello --data '{"hello":"world"}' --wait
+
+Ctrl-C stops the gateway and the demo origin. Local state (apps, tasks, keys) is kept in
+${STATE_DIR}: rm -rf ${STATE_DIR} starts afresh. Another one beside this, with its own state:
+  PORT=8797 ORIGIN_PORT=8798 npm start
 `);
+}
+
+/** The demo app's signing secret kept by an earlier run, if any. */
+function keptDemoSecret() {
+  try {
+    return JSON.parse(readFileSync(DEMO_SECRET_FILE, "utf8")).signing_secret ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function keepDemoSecret(signingSecret) {
+  mkdirSync(STATE_DIR, { recursive: true });
+  writeFileSync(DEMO_SECRET_FILE, JSON.stringify({ signing_secret: signingSecret }) + "\n", { mode: 0o600 });
 }

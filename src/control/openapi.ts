@@ -33,6 +33,20 @@ const taskPage: Schema = {
 };
 
 const paths: Record<string, unknown> = {
+  "/": {
+    get: {
+      summary: "Where things are: a browser (Accept: text/html) is sent to the console, anything else gets the links",
+      security: [],
+      responses: {
+        ...ok("The console's and this document's paths", {
+          type: "object",
+          required: ["console", "openapi"],
+          properties: { name: { type: "string" }, console: { type: "string" }, openapi: { type: "string" } },
+        }),
+        "302": { description: "To /console (a browser)" },
+      },
+    },
+  },
   "/openapi.json": {
     get: { summary: "This document", security: [], responses: ok("OpenAPI 3.1", { type: "object" }) },
   },

@@ -79,8 +79,18 @@ const isFeedUpgrade = (request: Request) =>
 let openApiJson: string | null = null;
 
 export async function handleControl(request: Request, env: Env, reqId: string): Promise<Response> {
-  // The one unauthenticated route: the API's own description.
-  if (new URL(request.url).pathname === "/openapi.json" && (request.method === "GET" || request.method === "HEAD")) {
+  const { pathname } = new URL(request.url);
+  const reading = request.method === "GET" || request.method === "HEAD";
+  // Unauthenticated: where things are (a browser at the root goes to the console)…
+  if (pathname === "/" && reading) {
+    if ((request.headers.get("accept") ?? "").includes("text/html")) {
+      return new Response(null, { status: 302, headers: { Location: "/console", "X-Reqid": reqId } });
+    }
+    const links = JSON.stringify({ name: "asyncgate", console: "/console", openapi: "/openapi.json" });
+    return jsonResponse(request.method === "HEAD" ? "" : links, 200, reqId);
+  }
+  // …and the API's own description.
+  if (pathname === "/openapi.json" && reading) {
     openApiJson ??= JSON.stringify(OPENAPI);
     return jsonResponse(request.method === "HEAD" ? "" : openApiJson, 200, reqId, {
       "Cache-Control": "public, max-age=300",

@@ -121,7 +121,7 @@ describe("the OpenAPI document under wrangler dev", () => {
         })),
       )
       .sort((a, b) => order(a.path, a.method) - order(b.path, b.method));
-    expect(operations.length).toBe(22);
+    expect(operations.length).toBe(23);
 
     const walked: string[] = [];
     for (const { path, method, operation } of operations) {

@@ -1,4 +1,4 @@
-// Proves every error path of SPEC §8: JSON {error, code, req_id}, the right status, never a 500 for bad input.
+// Proves every error path of SPEC §8: JSON {error, code, req_id}, the right status, never a 500 for bad input; and the control host's root, the one unauthenticated pointer to the console and the API description.
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CONTROL, appUrl, call, createApp, getTask, signedRequest, submit, uniqueApp } from "./helpers";
@@ -10,6 +10,23 @@ async function expectError(response: Response, status: number, code: string): Pr
   expect(body.req_id).toBe(response.headers.get("x-reqid"));
   expect(response.headers.get("content-type")).toBe("application/json");
 }
+
+describe("the control host's root", () => {
+  it("sends a browser to the console and tells anything else where the console and the API description are, unauthenticated", async () => {
+    const browser = await exports.default.fetch(
+      new Request(`${CONTROL}/`, { headers: { Accept: "text/html,*/*" }, redirect: "manual" }),
+    );
+    expect({ status: browser.status, location: browser.headers.get("location") }).toEqual({
+      status: 302,
+      location: "/console",
+    });
+    const client = await call(`${CONTROL}/`, { unsigned: true });
+    expect(client.status).toBe(200);
+    expect(await client.json()).toEqual({ name: "asyncgate", console: "/console", openapi: "/openapi.json" });
+    // Only the root: any other unauthenticated path is still refused.
+    await expectError(await call(`${CONTROL}/v1`, { unsigned: true }), 401, "unauthorized");
+  });
+});
 
 describe("authentication", () => {
   const app = uniqueApp("auth");
