@@ -5,8 +5,19 @@ export const appsCommands: Record<string, Command> = {
   "apps create": {
     usage: "asyncgate apps create <name> --origin <url> [--config <json|@file>]",
     summary: "create an app; prints it with its signing_secret (shown once)",
-    options: { origin: { type: "string" }, config: { type: "string" } },
+    options: {
+      origin: { type: "string", value: "<url>", description: "where its tasks are delivered (required)" },
+      config: {
+        type: "string",
+        value: "<json|@file>",
+        description: "more of its config as a JSON object, inline or @file (docs/configuration.md)",
+      },
+    },
     args: [1, 1],
+    examples: [
+      "asyncgate apps create shop --origin http://127.0.0.1:8788",
+      `asyncgate apps create shop --origin https://shop.example.com --config '{"timeout": 30}'`,
+    ],
     async run({ values, args, client, out }) {
       const origin = string(values, "origin");
       if (!origin) throw new UsageError("--origin is required");
@@ -19,12 +30,13 @@ export const appsCommands: Record<string, Command> = {
     usage: "asyncgate apps list [--ids a,b] [--state Active|Paused] [--page N] [--page-size N]",
     summary: "list apps (one page)",
     options: {
-      ids: { type: "string" },
-      state: { type: "string" },
-      page: { type: "string" },
-      "page-size": { type: "string" },
+      ids: { type: "string", value: "a,b", description: "only these apps (a comma list of names)" },
+      state: { type: "string", value: "Active|Paused", description: "only apps in this state" },
+      page: { type: "string", value: "N", description: "which page, from 1 (default 1)" },
+      "page-size": { type: "string", value: "N", description: "apps per page" },
     },
     args: [0, 0],
+    examples: ["asyncgate apps list", "asyncgate apps list --state Paused --page-size 50 | jq -r '.apps[].name'"],
     async run({ values, client, out }) {
       const state = string(values, "state");
       if (state !== undefined && state !== "Active" && state !== "Paused")
@@ -39,6 +51,7 @@ export const appsCommands: Record<string, Command> = {
     usage: "asyncgate apps get <name>",
     summary: "an app's config, delivery state and task counts",
     args: [1, 1],
+    examples: ["asyncgate apps get demo"],
     async run({ args, client, out }) {
       out(json(await client().apps.get(args[0]!)));
       return 0;
@@ -47,8 +60,15 @@ export const appsCommands: Record<string, Command> = {
   "apps update": {
     usage: "asyncgate apps update <name> --set <json|@file>",
     summary: "change an app's config (the fields given)",
-    options: { set: { type: "string" } },
+    options: {
+      set: {
+        type: "string",
+        value: "<json|@file>",
+        description: "the config fields to change, as a JSON object, inline or @file (required)",
+      },
+    },
     args: [1, 1],
+    examples: [`asyncgate apps update demo --set '{"timeout": 30}'`, "asyncgate apps update demo --set @patch.json"],
     async run({ values, args, client, out }) {
       if (!values["set"]) throw new UsageError("--set is required, e.g. --set '{\"timeout\": 30}'");
       out(json(await client().apps.update(args[0]!, readJson(string(values, "set")!, "--set"))));
@@ -59,6 +79,7 @@ export const appsCommands: Record<string, Command> = {
     usage: "asyncgate apps pause <name>",
     summary: "stop starting deliveries; tasks are still accepted",
     args: [1, 1],
+    examples: ["asyncgate apps pause demo"],
     async run({ args, client, out }) {
       out(json(await client().apps.pause(args[0]!)));
       return 0;
@@ -68,6 +89,7 @@ export const appsCommands: Record<string, Command> = {
     usage: "asyncgate apps resume <name>",
     summary: "start delivering again",
     args: [1, 1],
+    examples: ["asyncgate apps resume demo"],
     async run({ args, client, out }) {
       out(json(await client().apps.resume(args[0]!)));
       return 0;
@@ -77,6 +99,7 @@ export const appsCommands: Record<string, Command> = {
     usage: "asyncgate apps delete <name>",
     summary: "delete an app, its tasks and its keys",
     args: [1, 1],
+    examples: ["asyncgate apps delete shop"],
     async run({ args, client, out }) {
       out(json(await client().apps.delete(args[0]!)));
       return 0;
@@ -86,6 +109,7 @@ export const appsCommands: Record<string, Command> = {
     usage: "asyncgate apps rotate-secret <name>",
     summary: "a new signing secret (shown once); the old one signs beside it for 24 h",
     args: [1, 1],
+    examples: ["asyncgate apps rotate-secret shop | jq -r .signing_secret"],
     async run({ args, client, out }) {
       out(json(await client().apps.rotateSigningSecret(args[0]!)));
       return 0;

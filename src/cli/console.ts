@@ -6,6 +6,7 @@ export const consoleCommands: Record<string, Command> = {
     usage: "asyncgate console",
     summary: "print the web console's URL, signed in with these keys (they stay in the URL fragment)",
     args: [0, 0],
+    examples: ["asyncgate console", 'xdg-open "$(asyncgate console)"'],
     async run({ env, out }) {
       const { accessKey, secretKey } = keysOf(env);
       out(

@@ -4,11 +4,18 @@ import type { ParseArgsConfig } from "node:util";
 import { AsyncgateClient, AsyncgateError } from "../client/index";
 import { parseDuration } from "../shared/duration";
 
-type Options = NonNullable<ParseArgsConfig["options"]>;
+/** A flag: what `node:util` parseArgs takes, plus the line the help prints for it. */
+export type Option = NonNullable<ParseArgsConfig["options"]>[string] & {
+  description: string;
+  /** The value's placeholder in the help (string flags), e.g. `<url>`. @default "<value>" */
+  value?: string;
+};
 export type Values = Record<string, string | boolean | string[] | undefined>;
 
 /** What a command gets: its parsed flags and arguments, a lazily made client, and the outputs. */
 export interface Context {
+  /** The command's name as typed, e.g. `tasks wait`. */
+  command: string;
   values: Values;
   args: string[];
   env: Record<string, string | undefined>;
@@ -21,14 +28,55 @@ export interface Context {
 export interface Command {
   usage: string;
   summary: string;
-  options?: Options;
+  options?: Record<string, Option>;
   /** How many positional arguments it takes. */
   args: [min: number, max: number];
+  /** Command lines the help shows; at least one. */
+  examples: [string, ...string[]];
+  /** Further lines for the help (exit codes, output shape). */
+  notes?: string[];
   run(context: Context): Promise<number>;
 }
 
 /** A usage error: printed with the command's usage, exit code 2. */
 export class UsageError extends Error {}
+
+/** The gateway could not be reached (no answer from it): one line on stderr, exit code 1. */
+export class UnreachableError extends Error {}
+
+/** The error codes (Node's, undici's) and texts that mean no connection was made or kept. */
+const CONNECTION_CODE =
+  /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EPIPE|UND_ERR_\w+)$/;
+const CONNECTION_TEXT =
+  /\b(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT)\b|fetch failed/;
+
+/** Whether an error means the gateway could not be reached (not an answer from it, nor a usage error). */
+export function isConnectionError(error: unknown): boolean {
+  if (error instanceof UnreachableError) return true;
+  if (!(error instanceof Error) || error instanceof AsyncgateError || error instanceof UsageError) return false;
+  const nested = [error, error.cause, ...(error instanceof AggregateError ? error.errors : [])];
+  const codes = nested.map((inner) => (inner as { code?: unknown } | null | undefined)?.code);
+  return (
+    codes.some((code) => typeof code === "string" && CONNECTION_CODE.test(code)) || CONNECTION_TEXT.test(error.message)
+  );
+}
+
+/** The one line said for an unreachable gateway, whatever the command and the cause. */
+export const unreachableLine = (command: string, env: Record<string, string | undefined>) =>
+  `asyncgate ${command}: cannot reach the gateway at ${endpointOf(env)} (is \`npm start\` running?)`;
+
+/** Waits `ms`, or less if `signal` aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
 
 export const ENDPOINT_DEFAULT = "http://async.localhost:8787";
 
@@ -81,45 +129,6 @@ export function headerPairs(values: string[] | undefined): Record<string, string
 
 export const string = (values: Values, name: string): string | undefined => values[name] as string | undefined;
 export const json = (value: unknown) => JSON.stringify(value);
-
-/** Whether an error means the gateway could not be reached (not an answer from it). */
-function unreachable(error: unknown): boolean {
-  return (
-    !(error instanceof AsyncgateError) &&
-    !(error instanceof UsageError) &&
-    error instanceof Error &&
-    !(error.name === "AbortError")
-  );
-}
-
-function describeUnreachable(error: unknown): string {
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error));
-}
-
-/**
- * Runs `attempt` until it settles with an answer from the gateway, saying on stderr at once,
- * and on every retry, that the gateway cannot be reached.
- */
-export async function whileUnreachable<T>(
-  context: Context,
-  what: string,
-  attempt: () => Promise<T>,
-  deadlineMs = Infinity,
-): Promise<T> {
-  for (let failures = 0; ; failures++) {
-    try {
-      return await attempt();
-    } catch (error) {
-      if (!unreachable(error) || context.signal.aborted || Date.now() >= deadlineMs) throw error;
-      const waitS = Math.max(0.001, Math.min(10, 2 ** failures, (deadlineMs - Date.now()) / 1000));
-      context.err(
-        `asyncgate: cannot reach ${endpointOf(context.env)} (${describeUnreachable(error)}) while ${what}; retrying in ${Math.round(waitS * 10) / 10} s`,
-      );
-      await new Promise((resolve) => setTimeout(resolve, waitS * 1000));
-    }
-  }
-}
 
 export const endpointOf = (env: Record<string, string | undefined>) => env["ASYNCGATE_ENDPOINT"] ?? ENDPOINT_DEFAULT;
 

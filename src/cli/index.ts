@@ -1,7 +1,7 @@
 /**
  * `asyncgate`: the gateway from a shell. Every data command prints JSON (streams print JSON
  * lines), so it composes with `jq`. Built on `node:util` parseArgs, strict: an unknown flag is
- * an error naming it. `asyncgate <command> --help` needs no keys.
+ * an error naming it. `asyncgate [group] [command] --help` and `--version` need no keys.
  *
  * Environment: ASYNCGATE_ENDPOINT (default http://async.localhost:8787), ASYNCGATE_ACCESS_KEY,
  * ASYNCGATE_SECRET_KEY, ASYNCGATE_APP_HOST_SUFFIX, ASYNCGATE_CONNECT_TO (default: 127.0.0.1
@@ -11,7 +11,16 @@ import { parseArgs } from "node:util";
 import { AsyncgateError, type AsyncgateClient } from "../client/index";
 import { appsCommands } from "./apps";
 import { consoleCommands } from "./console";
-import { ENDPOINT_DEFAULT, UsageError, clientFromEnv, type Command, type Context, type Values } from "./context";
+import {
+  UsageError,
+  clientFromEnv,
+  isConnectionError,
+  unreachableLine,
+  type Command,
+  type Context,
+  type Values,
+} from "./context";
+import { GROUPS, commandHelp, globalHelp, groupCommands, groupHelp, version } from "./help";
 import { keysCommands } from "./keys";
 import { signCommands } from "./sign";
 import { submitCommands } from "./submit";
@@ -19,7 +28,7 @@ import { tasksCommands } from "./tasks";
 import { watchCommands } from "./watch";
 
 /** Every command by name, in the order the help lists them. */
-const COMMANDS: Record<string, Command> = {
+export const COMMANDS: Record<string, Command> = {
   ...appsCommands,
   ...keysCommands,
   ...tasksCommands,
@@ -29,20 +38,25 @@ const COMMANDS: Record<string, Command> = {
   ...consoleCommands,
 };
 
-const GLOBAL_HELP = `usage: asyncgate <command> [options]   (asyncgate <command> --help for its options)
+const isHelp = (arg: string | undefined) => arg === "--help" || arg === "-h";
 
-${Object.entries(COMMANDS)
-  .map(([name, command]) => `  ${name.padEnd(19)} ${command.summary}`)
-  .join("\n")}
-
-environment: ASYNCGATE_ENDPOINT (default ${ENDPOINT_DEFAULT}), ASYNCGATE_ACCESS_KEY, ASYNCGATE_SECRET_KEY,
-  ASYNCGATE_APP_HOST_SUFFIX, ASYNCGATE_CONNECT_TO. Durations: 500ms, 10s, 5m, 2h, 1d.`;
-
-function commandHelp(name: string, command: Command): string {
-  return `usage: ${command.usage}\n\n${name}: ${command.summary}`;
+/** `asyncgate help [command…]`, `asyncgate [group] --help`: the help asked for, on stdout, exit 0. */
+function help(words: string[], out: (line: string) => void, err: (line: string) => void): number {
+  const name = words.join(" ");
+  if (words.length === 0) out(globalHelp(COMMANDS));
+  else if (COMMANDS[name]) out(commandHelp(name, COMMANDS[name]));
+  else if (words.length === 1 && groupCommands(COMMANDS, name).length > 0) out(groupHelp(COMMANDS, name));
+  else {
+    err(`asyncgate help: unknown command ${JSON.stringify(name)}\n\n${globalHelp(COMMANDS)}`);
+    return 2;
+  }
+  return 0;
 }
 
-/** Runs the CLI; answers the exit code (0 ok, 1 the gateway refused or failed, 2 a usage error). */
+/**
+ * Runs the CLI; answers the exit code: 0 ok, 1 the gateway refused or failed (or could not be
+ * reached), 2 a usage error, 3 a waited-for task failed, 130 interrupted.
+ */
 export async function main(
   argv: string[],
   env: Record<string, string | undefined>,
@@ -50,32 +64,44 @@ export async function main(
   err: (line: string) => void = (line) => console.error(line),
   signal: AbortSignal = new AbortController().signal,
 ): Promise<number> {
-  if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
-    (argv.length === 0 ? err : out)(GLOBAL_HELP);
-    return argv.length === 0 ? 2 : 0;
+  if (argv.length === 0) {
+    err(globalHelp(COMMANDS));
+    return 2;
   }
+  if (argv[0] === "--version" || argv[0] === "-v") {
+    out(version());
+    return 0;
+  }
+  if (isHelp(argv[0])) return help([], out, err);
+  if (argv[0] === "help") return help(argv.slice(1), out, err);
   const name = COMMANDS[`${argv[0]} ${argv[1]}`] ? `${argv[0]} ${argv[1]}` : argv[0]!;
   const command = COMMANDS[name];
   if (!command) {
-    const group = Object.keys(COMMANDS).filter((candidate) => candidate.startsWith(`${argv[0]} `));
-    err(
-      group.length > 0
-        ? `asyncgate: ${argv[0]} takes one of: ${group.map((c) => c.split(" ")[1]).join(", ")}`
-        : `asyncgate: unknown command ${JSON.stringify(argv[0])}\n\n${GLOBAL_HELP}`,
-    );
+    if (argv[0]! in GROUPS || groupCommands(COMMANDS, argv[0]!).length > 0) {
+      if (isHelp(argv[1])) return help([argv[0]!], out, err);
+      const group = groupCommands(COMMANDS, argv[0]!).map(([candidate]) => candidate.split(" ")[1]);
+      err(
+        `asyncgate: ${argv[0]} takes one of: ${group.join(", ")}${argv[1] === undefined ? "" : ` (not ${JSON.stringify(argv[1])})`}\n\n${groupHelp(COMMANDS, argv[0]!)}`,
+      );
+    } else err(`asyncgate: unknown command ${JSON.stringify(argv[0])}\n\n${globalHelp(COMMANDS)}`);
     return 2;
   }
   const rest = argv.slice(name.split(" ").length);
   let parsed: { values: Values; positionals: string[] };
   try {
+    const options = Object.fromEntries(
+      Object.entries(command.options ?? {}).map(([flag, { description: _, value: __, ...option }]) => [flag, option]),
+    );
     parsed = parseArgs({
       args: rest,
-      options: { ...command.options, help: { type: "boolean", short: "h" } },
+      options: { ...options, help: { type: "boolean", short: "h" } },
       allowPositionals: true,
       strict: true,
     }) as typeof parsed;
   } catch (error) {
-    err(`asyncgate ${name}: ${error instanceof Error ? error.message : String(error)}\n${commandHelp(name, command)}`);
+    err(
+      `asyncgate ${name}: ${error instanceof Error ? error.message : String(error)}\n\n${commandHelp(name, command)}`,
+    );
     return 2;
   }
   if (parsed.values["help"]) {
@@ -85,12 +111,13 @@ export async function main(
   const [min, max] = command.args;
   if (parsed.positionals.length < min || parsed.positionals.length > max) {
     err(
-      `asyncgate ${name}: expected ${min === max ? min : `${min}-${max}`} argument${max === 1 ? "" : "s"}\n${commandHelp(name, command)}`,
+      `asyncgate ${name}: expected ${min === max ? min : `${min}-${max}`} argument${max === 1 ? "" : "s"}\n\n${commandHelp(name, command)}`,
     );
     return 2;
   }
   let client: AsyncgateClient | null = null;
   const context: Context = {
+    command: name,
     values: parsed.values,
     args: parsed.positionals,
     env,
@@ -103,7 +130,7 @@ export async function main(
     return await command.run(context);
   } catch (error) {
     if (error instanceof UsageError) {
-      err(`asyncgate ${name}: ${error.message}\n${commandHelp(name, command)}`);
+      err(`asyncgate ${name}: ${error.message}\n\n${commandHelp(name, command)}`);
       return 2;
     }
     if (error instanceof AsyncgateError) {
@@ -111,6 +138,10 @@ export async function main(
       return 1;
     }
     if (signal.aborted) return 130;
+    if (isConnectionError(error)) {
+      err(unreachableLine(name, env));
+      return 1;
+    }
     err(`asyncgate ${name}: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
   }

@@ -6,8 +6,26 @@ export const signCommands: Record<string, Command> = {
   sign: {
     usage: "asyncgate sign <METHOD> <URL> [--data <text|@file|->] [-H 'Name: value']...",
     summary: "print a ready curl command for any request, signed",
-    options: { data: { type: "string", short: "d" }, header: { type: "string", short: "H", multiple: true } },
+    options: {
+      data: {
+        type: "string",
+        short: "d",
+        value: "<text|@file|->",
+        description: "the body to sign and send: text, @file for a file's bytes, - for standard input",
+      },
+      header: {
+        type: "string",
+        short: "H",
+        multiple: true,
+        value: "'Name: value'",
+        description: "a header to sign and send (repeatable)",
+      },
+    },
     args: [2, 2],
+    examples: [
+      "asyncgate sign GET http://localhost:8787/v1/apps",
+      `asyncgate sign POST http://demo.async.localhost:8787/hello --data '{"a":1}' | sh`,
+    ],
     async run({ values, args, env, out }) {
       const [method, url] = [args[0]!.toUpperCase(), args[1]!];
       if (!URL.canParse(url)) throw new UsageError(`not a URL: ${url}`);

@@ -18,8 +18,8 @@ export interface SubscribeOptions {
   reconnect?: { minMs: number; maxMs: number };
   /** Stops the subscription. */
   signal?: AbortSignal;
-  /** Called on each (re)connection attempt and close, for logging. */
-  onEvent?: (event: { type: "open" | "close" | "error"; detail?: string }) => void;
+  /** Called on each (re)connection attempt and close, for logging; `error` is what a failed attempt threw. */
+  onEvent?: (event: { type: "open" | "close" | "error"; detail?: string; error?: unknown }) => void;
 }
 
 interface HelloFrame {
@@ -99,7 +99,7 @@ export function subscription(open: OpenSocket, options: SubscribeOptions = {}): 
           });
         });
       } catch (error) {
-        options.onEvent?.({ type: "error", detail: error instanceof Error ? error.message : String(error) });
+        options.onEvent?.({ type: "error", detail: error instanceof Error ? error.message : String(error), error });
         if (isFatal(error)) {
           failure = error;
           stop();
