@@ -9,10 +9,11 @@
 // Every request is logged; GET /__received?task=<id> returns what arrived for a task
 // (by its Asyncgate-Task-Id or X-CloudTasks-TaskName header), GET /__received all of it.
 // Once told an app's signing secret (`trustSigningSecret`, as `npm start` does for the demo
-// app), it verifies every signed request with asyncgate's Receiver and answers 401 to a forgery.
+// app, or POST /__trust with the JSON `asyncgate apps create` printed), it verifies every
+// signed request with asyncgate's Receiver and answers 401 to a forgery.
 import { createServer } from "node:http";
 
-/** @param {{ port?: number, host?: string, quiet?: boolean }} [options] */
+/** @param {{ port?: number, host?: string, quiet?: boolean, onTrust?: (signingSecret: string) => void }} [options] */
 export async function startOrigin(options = {}) {
   /** @type {{ method: string, url: string, headers: Record<string, string | string[] | undefined>, rawHeaders: string[], body: string, at: number }[]} */
   const received = [];
@@ -34,6 +35,11 @@ export async function startOrigin(options = {}) {
     }
     return false;
   };
+  /** Verify signed requests with this app signing secret from now on (asyncgate's Receiver, from dist/). */
+  const trustSigningSecret = async (/** @type {string} */ signingSecret) => {
+    const { Receiver } = await import("asyncgate/receiver");
+    receivers.push(new Receiver({ signingSecret }));
+  };
   const server = createServer((req, res) => {
     const chunks = [];
     req.on("data", (chunk) => chunks.push(chunk));
@@ -41,6 +47,26 @@ export async function startOrigin(options = {}) {
       const body = Buffer.concat(chunks);
       // Concatenated, not resolved: a request path such as `//x` is a path here, not a host.
       const url = new URL(`http://origin${(req.url ?? "/").startsWith("/") ? "" : "/"}${req.url ?? ""}`);
+      if (url.pathname === "/__trust" && req.method === "POST") {
+        // Told an app's signing secret: the JSON `asyncgate apps create` (or a rotation) printed.
+        let secret;
+        try {
+          secret = JSON.parse(body.toString("utf8")).signing_secret;
+        } catch {
+          secret = undefined;
+        }
+        if (typeof secret !== "string" || !secret.startsWith("whsec_")) {
+          res.writeHead(400, { "content-type": "text/plain" });
+          res.end('expected JSON with "signing_secret": "whsec_…" (what asyncgate apps create printed)\n');
+          return;
+        }
+        await trustSigningSecret(secret);
+        options.onTrust?.(secret);
+        if (!options.quiet) console.log("origin: trusting one more app signing secret");
+        res.writeHead(204);
+        res.end();
+        return;
+      }
       if (url.pathname === "/__received") {
         const task = url.searchParams.get("task");
         const matching = task
@@ -125,11 +151,7 @@ export async function startOrigin(options = {}) {
     port,
     url: `http://127.0.0.1:${port}`,
     received,
-    /** Verify signed requests with this app signing secret from now on (asyncgate's Receiver, from dist/). */
-    trustSigningSecret: async (/** @type {string} */ signingSecret) => {
-      const { Receiver } = await import("asyncgate/receiver");
-      receivers.push(new Receiver({ signingSecret }));
-    },
+    trustSigningSecret,
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();

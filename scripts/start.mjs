@@ -17,6 +17,8 @@ const demoHost = `demo.async.localhost:${port}`;
 // Another PORT keeps its own state, so two can run side by side.
 const STATE_DIR = port === 8787 ? ".wrangler/state" : `.wrangler/state-${port}`;
 const DEMO_SECRET_FILE = `${STATE_DIR}/asyncgate-demo-secret.json`;
+// Secrets of other apps the demo origin was told (POST /__trust), trusted again at the next start.
+const TRUSTED_FILE = `${STATE_DIR}/asyncgate-origin-trusted.json`;
 
 /** Refuses a port already taken (another `npm start`?) with one line, before anything starts. */
 async function ensureFree(portNumber, variable) {
@@ -55,7 +57,14 @@ if (!existsSync(".dev.vars")) {
 // The web console's files (dist/public), served at /console; rebuilt at every start.
 await import("./build-console.mjs");
 
-const origin = await startOrigin({ port: originPort });
+const origin = await startOrigin({
+  port: originPort,
+  onTrust: (secret) => {
+    const trusted = readJson(TRUSTED_FILE, []);
+    if (!trusted.includes(secret)) writeState(TRUSTED_FILE, [...trusted, secret]);
+  },
+});
+for (const secret of readJson(TRUSTED_FILE, [])) await origin.trustSigningSecret(secret);
 console.log(`demo origin listening on ${origin.url}`);
 
 const wrangler = spawn(
@@ -180,16 +189,25 @@ ${STATE_DIR}: rm -rf ${STATE_DIR} starts afresh. Another one beside this, with i
 `);
 }
 
-/** The demo app's signing secret kept by an earlier run, if any. */
-function keptDemoSecret() {
+/** A JSON file of the local state, or `fallback` when there is none. */
+function readJson(file, fallback) {
   try {
-    return JSON.parse(readFileSync(DEMO_SECRET_FILE, "utf8")).signing_secret ?? null;
+    return JSON.parse(readFileSync(file, "utf8"));
   } catch {
-    return null;
+    return fallback;
   }
 }
 
-function keepDemoSecret(signingSecret) {
+function writeState(file, value) {
   mkdirSync(STATE_DIR, { recursive: true });
-  writeFileSync(DEMO_SECRET_FILE, JSON.stringify({ signing_secret: signingSecret }) + "\n", { mode: 0o600 });
+  writeFileSync(file, JSON.stringify(value) + "\n", { mode: 0o600 });
+}
+
+/** The demo app's signing secret kept by an earlier run, if any. */
+function keptDemoSecret() {
+  return readJson(DEMO_SECRET_FILE, {}).signing_secret ?? null;
+}
+
+function keepDemoSecret(signingSecret) {
+  writeState(DEMO_SECRET_FILE, { signing_secret: signingSecret });
 }
