@@ -9,7 +9,6 @@
  * cos-nodejs-sdk-v5 `cos.request` works unchanged) by the admin pair or an app key with
  * `manage`; answers and errors are Tencent's XML (`<Response>`, `<Error><Code>…`).
  */
-import { XMLBuilder, XMLParser, XMLValidator } from "fast-xml-parser";
 import type { AppConfig } from "../config/app-config";
 import { identifyCaller } from "../auth/authenticate";
 import { readCosProof } from "../auth/credentials";
@@ -20,22 +19,15 @@ import { configRules } from "../config/rules";
 import { GatewayError, badRequest, describeError, notFound, type ErrorAnswer } from "../http/errors";
 import { APP_NAME } from "../http/hosts";
 import type { RegisteredApp } from "../registry/app-registry";
+import { readXml, writeXml, type XmlWritable } from "./xml";
 
 /** Queue updates are small XML documents. */
 const MAX_REQUEST_BYTES = 64 * 1024;
 
-const xmlBuilder = new XMLBuilder({ format: false });
-const xmlParser = new XMLParser({
-  ignoreAttributes: true,
-  parseTagValue: false,
-  trimValues: true,
-  processEntities: true,
-});
-
 export const isTencentCiPath = (pathname: string) => pathname === "/docqueue" || pathname.startsWith("/docqueue/");
 
-function xmlResponse(document: unknown, status: number, reqId: string): Response {
-  return new Response(xmlBuilder.build(document) as string, {
+function xmlResponse(document: Record<string, XmlWritable>, status: number, reqId: string): Response {
+  return new Response(writeXml(document), {
     status,
     headers: { "Content-Type": "application/xml", "X-Reqid": reqId, "x-ci-request-id": reqId },
   });
@@ -229,8 +221,8 @@ async function updateQueue(request: Request, env: Env, reqId: string): Promise<R
   const context = await authenticated(request, env, body);
   if (!APP_NAME.test(queueId)) throw notFound("app_not_found", `no such queue: ${queueId}`);
   const xml = new TextDecoder().decode(body);
-  if (XMLValidator.validate(xml) !== true) throw badRequest("invalid_xml", "the body is not well-formed XML");
-  const document: unknown = xmlParser.parse(xml);
+  const document = readXml(xml);
+  if (document === null) throw badRequest("invalid_xml", "the body is not well-formed XML");
   const visible = await visibleApps(context, { names: [queueId], state: null, page: 1, pageSize: 1 });
   const current = visible.apps[0];
   if (!current) throw notFound("app_not_found", `no such queue: ${queueId}`);

@@ -1,7 +1,9 @@
 // Proves a deploy cannot push the local settings onto a deployed gateway: plain `npm run deploy`
 // refuses, each environment is its own Worker with production settings, and wrangler's own dry run
-// of `--env production` (what `npm run deploy:production` runs) shows them.
+// of `--env production` (what `npm run deploy:production` runs) shows them, in a minified bundle of at
+// most 60 KiB gzipped.
 import { spawnSync } from "node:child_process";
+import { gzipSync } from "node:zlib";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -50,6 +52,7 @@ describe("deploy scripts", () => {
       expect(config.secrets?.required).toEqual(["ADMIN_ACCESS_KEY", "ADMIN_SECRET_KEY", "KEY_ENCRYPTION_SECRET"]);
       expect(config.observability?.redact_query_string).toBe(true);
       expect(config.vars["ALLOW_PRIVATE_ORIGINS"]).toBe("false");
+      expect(config.minify).toBe(true);
     }
     expect(configOf().observability?.redact_query_string).toBe(true);
   });
@@ -80,5 +83,9 @@ describe("deploy scripts", () => {
     expect(output).toContain('env.ALLOW_PRIVATE_ORIGINS ("false")');
     expect(output).toContain('env.REQUIRE_SIGNED_DATE ("true")');
     expect(output).not.toContain(".async.localhost");
+    // What is uploaded: minified, and small (the Tencent door's XML is @rgrove/parse-xml and a
+    // small writer, not a general XML library).
+    const gzipped = gzipSync(readFileSync(join(outdir, "index.js"))).byteLength;
+    expect(gzipped).toBeLessThanOrEqual(60 * 1024);
   }, 90_000);
 });
