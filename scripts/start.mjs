@@ -20,34 +20,33 @@ const DEMO_SECRET_FILE = `${STATE_DIR}/asyncgate-demo-secret.json`;
 // Secrets of other apps the demo origin was told (POST /__trust), trusted again at the next start.
 const TRUSTED_FILE = `${STATE_DIR}/asyncgate-origin-trusted.json`;
 
-/** Refuses a port already taken (another `npm start`?) with one line, before anything starts. */
-async function ensureFree(portNumber, variable) {
-  const free = await new Promise((resolve) => {
+/** Binds `portNumber` (0: any free one) on loopback and lets it go: the port bound, or null when taken. */
+function probePort(portNumber) {
+  return new Promise((resolve) => {
     const probe = createServer();
-    probe.once("error", () => resolve(false));
-    probe.listen(portNumber, "127.0.0.1", () => probe.close(() => resolve(true)));
+    probe.once("error", () => resolve(null));
+    probe.listen(portNumber, "127.0.0.1", () => {
+      const { port: bound } = probe.address();
+      probe.close(() => resolve(bound));
+    });
   });
-  if (!free) {
+}
+
+// A port already taken (another `npm start`?) is refused with one line, before anything starts.
+for (const [portNumber, variable] of [
+  [port, "PORT"],
+  [originPort, "ORIGIN_PORT"],
+]) {
+  if ((await probePort(portNumber)) === null) {
     console.error(
       `npm start: port ${portNumber} is in use (another npm start?). Stop it, or pick free ports: PORT=8797 ORIGIN_PORT=8798 npm start (${variable} is this one)`,
     );
     process.exit(1);
   }
 }
-await ensureFree(port, "PORT");
-await ensureFree(originPort, "ORIGIN_PORT");
 
-/** A free port for the second instance's inspector (the first keeps wrangler's default). */
-async function freePort() {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.listen(0, "127.0.0.1", () => {
-      const { port: free } = probe.address();
-      probe.close(() => resolve(free));
-    });
-  });
-}
-const inspector = port === 8787 ? [] : ["--inspector-port", String(await freePort())];
+// A second instance's inspector takes any free port (the first keeps wrangler's default).
+const inspector = port === 8787 ? [] : ["--inspector-port", String(await probePort(0))];
 
 if (!existsSync(".dev.vars")) {
   copyFileSync(".dev.vars.example", ".dev.vars");

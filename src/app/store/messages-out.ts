@@ -62,11 +62,15 @@ export class MessagesOut {
     if (!out) return;
     const at = Math.min(out.at, this.#openedAt - 1);
     for (const id of out.ids) {
-      const row = this.#sql
-        .exec<{ state: TaskState; eta_ms: number }>("SELECT state, eta_ms FROM tasks WHERE id = ?", id)
-        .toArray()[0];
+      const row = this.#row(id);
       if (row?.state === 0 && row.eta_ms <= out.at && !this.#running.has(id)) this.#marks.replace(id, at);
     }
+  }
+
+  #row(id: string): { state: TaskState; eta_ms: number } | undefined {
+    return this.#sql
+      .exec<{ state: TaskState; eta_ms: number }>("SELECT state, eta_ms FROM tasks WHERE id = ?", id)
+      .toArray()[0];
   }
 
   // ---- the journal (a group commit) ----------------------------------------------------
@@ -150,10 +154,7 @@ export class MessagesOut {
   /** After writes that bypassed the store (tests): the marks of tasks that no longer wait go. */
   prune(): void {
     this.#floor = 0;
-    for (const id of this.#marks.keys()) {
-      const row = this.#sql.exec<{ state: TaskState }>("SELECT state FROM tasks WHERE id = ?", id).toArray()[0];
-      if (row?.state !== 0) this.#marks.replace(id, null);
-    }
+    for (const id of this.#marks.keys()) if (this.#row(id)?.state !== 0) this.#marks.replace(id, null);
   }
 
   // ---- reads ------------------------------------------------------------------------------

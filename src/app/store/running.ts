@@ -17,11 +17,6 @@ export interface RunningAttempt {
 }
 
 export class RunningAttempts extends JournaledMap<string, RunningAttempt> {
-  /** Task ids of the running attempts. */
-  ids(): string[] {
-    return this.keys();
-  }
-
   /** Moves an attempt's lease (tests end one early); false when `id` does not run. */
   setLease(id: string, leaseMs: number): boolean {
     const attempt = this.get(id);

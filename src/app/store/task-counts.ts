@@ -63,10 +63,21 @@ export class TaskCounts {
     this.#out = out;
   }
 
-  /** What the last checkpoint said was out (read once per wake-up, by the store). */
+  /** The stored checkpoint as last read (undefined: read it again; a write or a forget makes it stale). */
+  #stored: CountsCheckpoint | null | undefined = undefined;
+
+  /** The stored checkpoint: one read at a wake-up serves the rebuild and the store's marks. */
+  #storedCheckpoint(): CountsCheckpoint | null {
+    if (this.#stored === undefined) {
+      const stored = this.#meta.get(CHECKPOINT_KEY);
+      this.#stored = stored ? (JSON.parse(stored) as CountsCheckpoint) : null;
+    }
+    return this.#stored;
+  }
+
+  /** What the last checkpoint said was out (asked once per wake-up, by the store). */
   storedOut(): { at: number; ids: string[] } | null {
-    const stored = this.#meta.get(CHECKPOINT_KEY);
-    return stored ? ((JSON.parse(stored) as CountsCheckpoint).out ?? null) : null;
+    return this.#storedCheckpoint()?.out ?? null;
   }
 
   /** What is true now, rebuilt from the checkpoint and the table on first use after a wake-up. */
@@ -76,8 +87,7 @@ export class TaskCounts {
   }
 
   #rebuild(): CountsCheckpoint {
-    const stored = this.#meta.get(CHECKPOINT_KEY);
-    const checkpoint = stored ? (JSON.parse(stored) as CountsCheckpoint) : emptyCheckpoint();
+    const checkpoint = this.#storedCheckpoint() ?? emptyCheckpoint();
     const { out: _out, ...state } = structuredClone(checkpoint);
     // Re-sends are not in the table: those counted since the checkpoint are carried over.
     if (this.#forgotten) state.resends = Math.max(state.resends, this.#forgotten.resends);
@@ -229,12 +239,14 @@ export class TaskCounts {
   #write(nowMs = Date.now()): void {
     const checkpoint: CountsCheckpoint = { ...this.#state(), out: { at: nowMs, ids: this.#out() } };
     this.#meta.set(CHECKPOINT_KEY, JSON.stringify(checkpoint));
+    this.#stored = undefined;
     this.#dirty = false;
     this.#checkpointedAt = nowMs;
   }
 
   /** Rebuild on next use (another store wrote to the table: tests). */
   forget(): void {
+    this.#stored = undefined;
     this.#forgotten = this.#now ?? this.#forgotten;
     this.#now = null;
   }

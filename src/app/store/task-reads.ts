@@ -109,7 +109,7 @@ export class TaskReads {
   /** Running tasks newest first (in memory, at most the window and the consumers' attempts). */
   #listRunning(limit: number, below: string | null, from: string | null): TaskRow[] {
     const ids = this.#running
-      .ids()
+      .keys()
       .filter((id) => (below === null || id < below) && (from === null || id >= from))
       .sort()
       .reverse();

@@ -238,7 +238,7 @@ export class TaskStore {
     const record = attemptAssignments(attempt);
     const ended = this.#endRunning(id);
     this.#sql.exec(
-      `UPDATE tasks SET eta_ms = ?, lease_ms = NULL, ${record.set}${ended.set} WHERE id = ? AND state = 0`,
+      `UPDATE tasks SET eta_ms = ?, ${record.set}${ended.set} WHERE id = ? AND state = 0`,
       etaMs,
       ...record.values,
       ...ended.values,
@@ -267,7 +267,7 @@ export class TaskStore {
       : { set: "error = COALESCE(?, error), exec_ms = COALESCE(exec_ms, ?)", values: [error ?? null, nowMs] };
     const ended = this.#endRunning(id);
     this.#sql.exec(
-      `UPDATE tasks SET state = ?, finished_ms = ?, lease_ms = NULL, seq = ?, ${record.set}${ended.set} WHERE id = ?`,
+      `UPDATE tasks SET state = ?, finished_ms = ?, seq = ?, ${record.set}${ended.set} WHERE id = ?`,
       state,
       nowMs,
       seq,
