@@ -77,10 +77,14 @@ describe("bounded reads", () => {
       const middle = reads.list(null, 10, first[9]!.id);
       expect(middle.length).toBe(10);
       expect(meter.rowsRead()).toBeLessThanOrEqual(12);
+      // Waiting tasks have no index: they are read by the primary key from where the outbox's scan
+      // stands, past the results (one pass of the outbox, as the object makes after every commit).
+      expect(store.dueUnsent(Date.now(), 100)).toEqual([]);
       meter.reset();
       const waiting = reads.list(0, 10, null);
       expect(waiting.length).toBe(5);
-      expect(meter.rowsRead()).toBeLessThanOrEqual(7);
+      // The five, the end of the scan, and the (empty) index of parked tasks.
+      expect(meter.rowsRead()).toBeLessThanOrEqual(8);
     });
   });
 

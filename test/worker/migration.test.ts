@@ -45,7 +45,7 @@ describe("migration", () => {
         waiting: reads.list(0, 10, null).length,
       };
     });
-    expect(after.indexes).toEqual(["tasks_by_dedup", "tasks_by_seq", "tasks_failed", "tasks_outbox", "tasks_waiting"]);
+    expect(after.indexes).toEqual(["tasks_by_dedup", "tasks_by_seq", "tasks_failed", "tasks_parked"]);
     expect(after).toMatchObject({ counts: { waiting: 4, failed: 1 }, failed: 1, waiting: 4 });
   });
 
@@ -111,17 +111,17 @@ describe("migration", () => {
     const app = uniqueApp("schemaver");
     await createApp(app);
     const after = await sql(app)((storage) => {
-      storage.exec("DROP INDEX tasks_waiting");
+      storage.exec("DROP INDEX tasks_failed");
       const meter = metered(storage);
       openStore(meter.sql);
       const indexes = storage
-        .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'tasks_waiting'")
+        .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'tasks_failed'")
         .toArray();
       const version = storage
         .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'schema_version'")
         .one().value;
       // Put back what the test took, so the object's own queries still find their index.
-      storage.exec("CREATE INDEX tasks_waiting ON tasks(id) WHERE state = 0");
+      storage.exec("CREATE INDEX tasks_failed ON tasks(id) WHERE state = 11");
       return { rebuilt: indexes.length, written: meter.rowsWritten(), version: Number(version) };
     });
     expect(after).toEqual({ rebuilt: 0, written: 0, version: SCHEMA_VERSION });

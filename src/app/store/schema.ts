@@ -6,10 +6,11 @@
  * steps after its version in order.
  */
 
+import { PARKED } from "./sql";
 import { CHECKPOINT_KEY, type CountsCheckpoint } from "./task-counts";
 
 /** The version this code's queries expect. */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 /**
  * Version 1: every table and index of 2026-11 (stores from before versions were kept count as 0).
@@ -213,6 +214,25 @@ const MIGRATIONS: ((sql: SqlStorage) => void)[] = [
   // key's separate index goes, a row written less per task. One copy of the table (see
   // docs/deploy.md); the unused dispatched_ms column is left behind.
   (sql) => sql.exec(TASKS_V4),
+  // Version 5 (2026-12): waiting tasks have no index entry of their own (an accepted task writes
+  // its row alone): the outbox finds them by the primary key from a lower bound of their ids,
+  // kept with the counts' checkpoint, and parked ones (due long after their creation) by
+  // tasks_parked. The bound starts at the oldest waiting task.
+  (sql) => {
+    const oldest = sql.exec<{ id: string | null }>("SELECT MIN(id) AS id FROM tasks WHERE state = 0").one().id;
+    const newest = sql.exec<{ id: string | null }>("SELECT MAX(id) AS id FROM tasks").one().id;
+    const stored = sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", CHECKPOINT_KEY).toArray()[0];
+    if (stored) {
+      const checkpoint = JSON.parse(stored.value) as CountsCheckpoint;
+      // With none waiting, the first id above the newest (ids are fixed-length hex: "~" sorts after every digit).
+      const from = oldest ?? (newest === null ? "" : `${newest}~`);
+      checkpoint.out = { at: checkpoint.out?.at ?? 0, ids: checkpoint.out?.ids ?? [], from };
+      sql.exec("UPDATE meta SET value = ? WHERE key = ?", JSON.stringify(checkpoint), CHECKPOINT_KEY);
+    }
+    sql.exec("DROP INDEX IF EXISTS tasks_waiting");
+    sql.exec("DROP INDEX IF EXISTS tasks_outbox");
+    sql.exec(`CREATE INDEX tasks_parked ON tasks(eta_ms) WHERE ${PARKED}`);
+  },
 ];
 
 /**

@@ -22,14 +22,22 @@ export const rowBytes = (row: TaskRow) =>
   256;
 
 /**
- * The partial index that holds the tasks of a state, by id, where one is worth its write:
- * waiting tasks (the outbox's backlog, expiry, purge) and failed ones (few; redrive). Running
- * attempts are kept in memory; succeeded tasks (most of the table) are listed by the primary key.
+ * A waiting task is parked when it is due more than this after its creation (a long delay or
+ * backoff): only parked tasks have an index entry (tasks_parked, by when they are due). The
+ * others ("near") are found by the primary key from a lower bound of their ids (messages-out.ts).
  */
-export const STATE_INDEX: Partial<Record<TaskState, string>> = {
-  0: "tasks_waiting",
-  11: "tasks_failed",
-};
+export const PARKED_AFTER_MS = 60_000;
+/** tasks_parked's condition, word for word: a query uses a partial index only when its terms include the index's. */
+export const PARKED = `state = 0 AND eta_ms > created_ms + ${PARKED_AFTER_MS}`;
+
+/**
+ * Waiting tasks by id, as one compound SELECT of `columns` with `terms` (on id; ?1 is taken):
+ * the near ones from `?1` (no near waiting task has a lower id: see MessagesOut.waitingFrom) by
+ * the primary key, and the parked ones below it by their index. Bindings: the bound, then the terms'.
+ */
+export const waitingRows = (columns: string, terms = "") =>
+  `SELECT ${columns} FROM tasks WHERE state = 0 AND id >= ?1 ${terms}
+   UNION ALL SELECT ${columns} FROM tasks INDEXED BY tasks_parked WHERE ${PARKED} AND id < ?1 ${terms}`;
 
 /** The SET terms recording `attempt` (and a task's final `error`, which wins over the attempt's). */
 export function attemptAssignments(

@@ -9,6 +9,7 @@
  */
 import { createdMsOf, newTaskId } from "../../shared/task-id";
 import type { TaskState } from "../../shared/types";
+import type { StoredOut } from "./messages-out";
 import type { MetaStore } from "./meta";
 
 /** The states a row can be in: running attempts are kept in memory (running.ts), their rows wait. */
@@ -27,7 +28,7 @@ export interface CountsCheckpoint {
    * The tasks with a queue message out or an attempt running when it was written (kept in
    * memory: see TaskStore): after a restart they are taken as sent then, not sent again at once.
    */
-  out?: { at: number; ids: string[] };
+  out?: StoredOut;
 }
 
 export const CHECKPOINT_KEY = "task_counts";
@@ -54,10 +55,13 @@ export class TaskCounts {
   /** What was known before {@link forget}: what the table cannot tell is carried over. */
   #forgotten: CountsCheckpoint | null = null;
 
-  readonly #out: () => string[];
+  readonly #out: () => Omit<StoredOut, "at">;
 
-  /** @param out the tasks with a queue message out or an attempt running, written with each checkpoint */
-  constructor(sql: SqlStorage, meta: MetaStore, out: () => string[]) {
+  /**
+   * @param out the tasks with a queue message out or an attempt running, and the lowest id a near
+   * waiting task may have, written with each checkpoint
+   */
+  constructor(sql: SqlStorage, meta: MetaStore, out: () => Omit<StoredOut, "at">) {
     this.#sql = sql;
     this.#meta = meta;
     this.#out = out;
@@ -76,7 +80,7 @@ export class TaskCounts {
   }
 
   /** What the last checkpoint said was out (asked once per wake-up, by the store). */
-  storedOut(): { at: number; ids: string[] } | null {
+  storedOut(): StoredOut | null {
     return this.#storedCheckpoint()?.out ?? null;
   }
 
@@ -237,7 +241,7 @@ export class TaskCounts {
   }
 
   #write(nowMs = Date.now()): void {
-    const checkpoint: CountsCheckpoint = { ...this.#state(), out: { at: nowMs, ids: this.#out() } };
+    const checkpoint: CountsCheckpoint = { ...this.#state(), out: { at: nowMs, ...this.#out() } };
     this.#meta.set(CHECKPOINT_KEY, JSON.stringify(checkpoint));
     this.#stored = undefined;
     this.#dirty = false;

@@ -7,7 +7,7 @@ import { createdMsOf } from "../../shared/task-id";
 import type { TaskState } from "../../shared/types";
 import type { RunningAttempts } from "./running";
 import type { ReadMeter, RedriveCriteria, TaskRow } from "./rows";
-import { FAILED_MATCHING, STATE_INDEX, SUMMARY_COLUMNS, failedMatchingBindings, rowBytes } from "./sql";
+import { FAILED_MATCHING, SUMMARY_COLUMNS, failedMatchingBindings, rowBytes, waitingRows } from "./sql";
 
 /** How much one turn of the resume replay may read: the object has 128 MB in all. */
 export const REPLAY_PAGE_BYTES = 8 * 1024 * 1024;
@@ -15,13 +15,16 @@ export const REPLAY_PAGE_BYTES = 8 * 1024 * 1024;
 export class TaskReads {
   readonly #sql: SqlStorage;
   readonly #running: RunningAttempts;
+  /** The lowest id a near waiting task may have (TaskStore.waitingFrom). */
+  readonly #waitingFrom: () => string;
 
   /** The largest page of replay reads since the object started (tests read it). */
   readonly largestReplayPage: ReadMeter = { rows: 0, bytes: 0 };
 
-  constructor(sql: SqlStorage, running: RunningAttempts) {
+  constructor(sql: SqlStorage, running: RunningAttempts, waitingFrom: () => string) {
     this.#sql = sql;
     this.#running = running;
+    this.#waitingFrom = waitingFrom;
   }
 
   /** Up to `limit` failed tasks matching a redrive, after `cursor` in id order. */
@@ -47,9 +50,7 @@ export class TaskReads {
 
   /** When the oldest waiting task (not running) was submitted; null when none waits. */
   oldestWaitingCreatedMs(): number | null {
-    for (const { id } of this.#sql.exec<{ id: string }>(
-      "SELECT id FROM tasks INDEXED BY tasks_waiting WHERE state = 0 ORDER BY id",
-    )) {
+    for (const { id } of this.#sql.exec<{ id: string }>(`${waitingRows("id")} ORDER BY id`, this.#waitingFrom())) {
       if (!this.#running.has(id)) return createdMsOf(id);
     }
     return null;
@@ -83,20 +84,30 @@ export class TaskReads {
    */
   list(state: TaskState | null, limit: number, below: string | null, from: string | null = null): TaskRow[] {
     if (state === 1) return this.#listRunning(limit, below, from);
-    const clauses: string[] = [];
-    const params: string[] = [];
-    // The state as a literal: a partial index serves only a query whose terms imply its own.
+    // Bounds on the id, numbered after the parameters before them (waitingRows takes ?1).
+    const bounds: string[] = [];
+    const terms = (first: number) =>
+      [
+        below === null ? "" : `AND id < ?${first}`,
+        from === null ? "" : `AND id >= ?${first + (below === null ? 0 : 1)}`,
+      ].join(" ");
+    if (below !== null) bounds.push(below);
+    if (from !== null) bounds.push(from);
+    const cursor =
+      state === 0
+        ? this.#sql.exec<TaskRow>(
+            `${waitingRows(SUMMARY_COLUMNS, terms(2))} ORDER BY id DESC`,
+            this.#waitingFrom(),
+            ...bounds,
+          )
+        : this.#sql.exec<TaskRow>(
+            // The state as a literal: a partial index serves only a query whose terms imply its
+            // own (failed tasks: tasks_failed; succeeded ones and all: the primary key).
+            `SELECT ${SUMMARY_COLUMNS} FROM tasks ${state === 11 ? "INDEXED BY tasks_failed" : ""}
+             WHERE 1 ${state === null ? "" : `AND state = ${Number(state)}`} ${terms(1)} ORDER BY id DESC`,
+            ...bounds,
+          );
     // Running tasks' rows wait: they are passed over (read lazily, as many as needed).
-    const rowState = state;
-    if (rowState !== null) clauses.push(`state = ${Number(rowState)}`);
-    if (below !== null) (clauses.push("id < ?"), params.push(below));
-    if (from !== null) (clauses.push("id >= ?"), params.push(from));
-    const index = rowState === null ? undefined : STATE_INDEX[rowState];
-    const cursor = this.#sql.exec<TaskRow>(
-      `SELECT ${SUMMARY_COLUMNS} FROM tasks ${index ? `INDEXED BY ${index}` : ""}
-       ${clauses.length ? `WHERE ${clauses.join(" AND ")}` : ""} ORDER BY id DESC`,
-      ...params,
-    );
     const rows: TaskRow[] = [];
     for (const row of cursor) {
       if (state === 0 && this.#running.has(row.id)) continue;

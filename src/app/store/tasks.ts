@@ -21,7 +21,7 @@ import type { MetaStore } from "./meta";
 import type { AttemptRecord, NewTask, TaskRow } from "./rows";
 import { MessagesOut } from "./messages-out";
 import { RunningAttempts } from "./running";
-import { attemptAssignments, blob } from "./sql";
+import { attemptAssignments, blob, waitingRows } from "./sql";
 import { TaskCounts } from "./task-counts";
 
 export class TaskStore {
@@ -46,7 +46,10 @@ export class TaskStore {
 
   constructor(sql: SqlStorage, meta: MetaStore) {
     this.#sql = sql;
-    this.#counts = new TaskCounts(sql, meta, () => [...this.#out.ids(), ...this.#running.keys()]);
+    this.#counts = new TaskCounts(sql, meta, () => ({
+      ids: [...this.#out.ids(), ...this.#running.keys()],
+      from: this.#out.waitingFrom(),
+    }));
     this.#out = new MessagesOut(sql, this.#running, () => this.#counts.storedOut(), this.#openedAt);
   }
 
@@ -80,10 +83,11 @@ export class TaskStore {
   /** The transaction rolled back: its gathered count changes never happened. */
   discardCountBatch(): void {
     this.#counts.discardBatch();
-    this.#running.rollback();
-    this.#running.closeBatch();
+    // The marks first: they move the outbox's scan back below the attempts the batch began.
     this.#out.rollback();
     this.#out.closeBatch();
+    this.#running.rollback();
+    this.#running.closeBatch();
   }
 
   /**
@@ -127,8 +131,8 @@ export class TaskStore {
     const sent = this.#out.changes();
     return () => {
       undoCounts();
-      this.#running.rollback(running);
       this.#out.rollback(sent);
+      this.#running.rollback(running);
     };
   }
 
@@ -234,7 +238,7 @@ export class TaskStore {
 
   /** 1 → 0 (a failed attempt), to run again at `etaMs`; the attempt's record in the same write. */
   markWaiting(id: string, etaMs: number, attempt: AttemptRecord): void {
-    this.#out.due(etaMs);
+    this.#out.due(id, etaMs);
     const record = attemptAssignments(attempt);
     const ended = this.#endRunning(id);
     this.#sql.exec(
@@ -286,8 +290,9 @@ export class TaskStore {
    * `finish` of an attempt before the retry can never match a new one. No longer a result: no seq.
    */
   resetForRetry(id: string, nowMs: number, budget: number): void {
-    this.#out.due(nowMs);
     this.#counts.ensure();
+    // Before the count (which writes the checkpoint at once): the checkpoint's bound covers it.
+    this.#out.due(id, nowMs);
     this.#sql.exec(
       `UPDATE tasks SET state = 0, max_attempts = CASE WHEN ?1 = -1 THEN -1 ELSE attempts + ?1 END, first_attempt_ms = NULL,
          eta_ms = ?2, finished_ms = NULL, error = NULL, retry_reason = NULL, seq = NULL WHERE id = ?3`,
@@ -349,7 +354,8 @@ export class TaskStore {
     this.#counts.ensure();
     const candidates = this.#sql
       .exec<{ id: string }>(
-        "SELECT id FROM tasks INDEXED BY tasks_waiting WHERE state = 0 AND id > ? AND id < ? ORDER BY id LIMIT ?",
+        `${waitingRows("id", "AND id > ?2 AND id < ?3")} ORDER BY id LIMIT ?4`,
+        this.waitingFrom(),
         cursor,
         timePrefix(untilMs),
         limit,
@@ -367,12 +373,17 @@ export class TaskStore {
     return { deleted, cursor: candidates.length === limit ? candidates[candidates.length - 1]! : null };
   }
 
-  /** When the oldest unfinished task (waiting or running: both rows wait) was submitted: one seek. */
+  /** The lowest id a near waiting task may have (see MessagesOut.waitingFrom); parked ones are indexed. */
+  waitingFrom(): string {
+    return this.#out.waitingFrom();
+  }
+
+  /** When the oldest unfinished task (waiting or running: both rows wait) was submitted. */
   #oldestUnfinishedCreatedMs(): number | null {
     const row = this.#sql
-      .exec<{ id: string | null }>("SELECT MIN(id) AS id FROM tasks INDEXED BY tasks_waiting WHERE state = 0")
-      .one();
-    return row.id === null ? null : createdMsOf(row.id);
+      .exec<{ id: string }>(`${waitingRows("id")} ORDER BY id LIMIT 1`, this.waitingFrom())
+      .toArray()[0];
+    return row ? createdMsOf(row.id) : null;
   }
 
   /** Attempts running now. */
@@ -393,11 +404,12 @@ export class TaskStore {
 
   /** Up to `limit` unfinished tasks created before `beforeMs`: past retention, they expire. */
   unfinishedCreatedBefore(beforeMs: number, limit: number): { id: string; state: TaskState }[] {
-    // Task ids begin with their creation time: a range of tasks_waiting covers exactly the old
-    // unfinished ones (a running task's row waits too).
+    // Task ids begin with their creation time: a range of the waiting ones covers exactly the
+    // old unfinished ones (a running task's row waits too).
     return this.#sql
       .exec<{ id: string }>(
-        "SELECT id FROM tasks INDEXED BY tasks_waiting WHERE state = 0 AND id < ? ORDER BY id LIMIT ?",
+        `${waitingRows("id", "AND id < ?2")} ORDER BY id LIMIT ?3`,
+        this.waitingFrom(),
         timePrefix(beforeMs),
         limit,
       )
