@@ -6,11 +6,12 @@
  * steps after its version in order.
  */
 
+import { TAIL_FLUSH_ENTRIES } from "./results-log";
 import { PARKED } from "./sql";
 import { CHECKPOINT_KEY, type CountsCheckpoint } from "./task-counts";
 
 /** The version this code's queries expect. */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 /**
  * Version 1: every table and index of 2026-11 (stores from before versions were kept count as 0).
@@ -232,6 +233,50 @@ const MIGRATIONS: ((sql: SqlStorage) => void)[] = [
     sql.exec("DROP INDEX IF EXISTS tasks_waiting");
     sql.exec("DROP INDEX IF EXISTS tasks_outbox");
     sql.exec(`CREATE INDEX tasks_parked ON tasks(eta_ms) WHERE ${PARKED}`);
+  },
+  // Version 6 (2026-12): results in seq order are kept in results_log, a row per checkpoint
+  // (results-log.ts), not by an index entry per result: a finish writes its row alone. Every
+  // result so far goes into the log, and the checkpoint is brought up to date with the table
+  // (counted once), so that a wake-up finds nothing numbered after it.
+  (sql) => {
+    // Built afresh from the index (a step run again, as the upgrade tests do, starts over).
+    sql.exec("DROP TABLE IF EXISTS results_log");
+    sql.exec(
+      "CREATE TABLE results_log (first_seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL, entries TEXT NOT NULL)",
+    );
+    let chunk: [number, string][] = [];
+    const flush = () => {
+      if (chunk.length === 0) return;
+      sql.exec(
+        "INSERT INTO results_log (first_seq, last_seq, entries) VALUES (?, ?, ?)",
+        chunk[0]![0],
+        chunk[chunk.length - 1]![0],
+        JSON.stringify(chunk),
+      );
+      chunk = [];
+    };
+    for (const row of sql.exec<{ id: string; seq: number }>(
+      "SELECT id, seq FROM tasks INDEXED BY tasks_by_seq WHERE seq IS NOT NULL ORDER BY seq",
+    )) {
+      chunk.push([row.seq, row.id]);
+      if (chunk.length === TAIL_FLUSH_ENTRIES) flush();
+    }
+    flush();
+    const stored = sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", CHECKPOINT_KEY).toArray()[0];
+    if (stored) {
+      const checkpoint = JSON.parse(stored.value) as CountsCheckpoint;
+      const counts: Record<number, number> = { 0: 0, 10: 0, 11: 0 };
+      for (const row of sql.exec<{ state: number; n: number }>("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state"))
+        counts[row.state] = row.n;
+      const { seq, id } = sql
+        .exec<{ seq: number | null; id: string | null }>("SELECT MAX(seq) AS seq, MAX(id) AS id FROM tasks")
+        .one();
+      checkpoint.counts = { 0: counts[0]!, 10: counts[10]!, 11: counts[11]! };
+      checkpoint.seq = Math.max(checkpoint.seq, seq ?? 0);
+      checkpoint.lastId = id !== null && id > checkpoint.lastId ? id : checkpoint.lastId;
+      sql.exec("UPDATE meta SET value = ? WHERE key = ?", JSON.stringify(checkpoint), CHECKPOINT_KEY);
+    }
+    sql.exec("DROP INDEX IF EXISTS tasks_by_seq");
   },
 ];
 

@@ -11,6 +11,7 @@ import { createdMsOf, newTaskId } from "../../shared/task-id";
 import type { TaskState } from "../../shared/types";
 import type { StoredOut } from "./messages-out";
 import type { MetaStore } from "./meta";
+import { type LogEntry, ResultsLog, TAIL_FLUSH_ENTRIES } from "./results-log";
 
 /** The states a row can be in: running attempts are kept in memory (running.ts), their rows wait. */
 type RowState = 0 | 10 | 11;
@@ -47,6 +48,8 @@ export class TaskCounts {
    * not read yet then (nothing to snapshot: a rollback reads it afresh); null: no batch.
    */
   #batchStart: CountsCheckpoint | "unread" | null = null;
+  /** {@link #writtenFrom} when the open batch began (a checkpoint written in it may roll back). */
+  #batchWrittenFrom: string | null = null;
   /** Changes since the last checkpoint that the table alone would tell (inserts, results). */
   #dirty = false;
   /** A change the table would not tell (a deletion, a retry) waits for the batch's end to be written. */
@@ -57,6 +60,15 @@ export class TaskCounts {
 
   readonly #out: () => Omit<StoredOut, "at">;
 
+  /** The results in seq order (results-log.ts): its tail is written with each checkpoint. */
+  readonly log: ResultsLog;
+
+  /**
+   * The waiting bound of the last checkpoint written (StoredOut.from): a restart finds the results
+   * numbered since by a scan from it, so finishing a task below it writes the checkpoint at once.
+   */
+  #writtenFrom: string | null = null;
+
   /**
    * @param out the tasks with a queue message out or an attempt running, and the lowest id a near
    * waiting task may have, written with each checkpoint
@@ -65,6 +77,7 @@ export class TaskCounts {
     this.#sql = sql;
     this.#meta = meta;
     this.#out = out;
+    this.log = new ResultsLog(sql, () => this.ensure());
   }
 
   /** The stored checkpoint as last read (undefined: read it again; a write or a forget makes it stale). */
@@ -92,21 +105,28 @@ export class TaskCounts {
 
   #rebuild(): CountsCheckpoint {
     const checkpoint = this.#storedCheckpoint() ?? emptyCheckpoint();
-    const { out: _out, ...state } = structuredClone(checkpoint);
+    const { out, ...state } = structuredClone(checkpoint);
+    this.#writtenFrom = out?.from ?? "";
     // Re-sends are not in the table: those counted since the checkpoint are carried over.
     if (this.#forgotten) state.resends = Math.max(state.resends, this.#forgotten.resends);
     this.#forgotten = null;
-    // Results numbered since: tasks that waited at the checkpoint (newer ones are counted below).
+    // Results numbered since: every task unfinished at the checkpoint had an id at or above its
+    // waiting bound (but parked ones, whose finish wrote a checkpoint). Those that waited then
+    // move from waiting to their state (newer ones are counted below); all go back to the log's tail.
+    const since: LogEntry[] = [];
     for (const row of this.#sql.exec<{ id: string; state: RowState; seq: number }>(
-      "SELECT id, state, seq FROM tasks INDEXED BY tasks_by_seq WHERE seq > ? ORDER BY seq",
+      "SELECT id, state, seq FROM tasks WHERE id >= ? AND seq > ?",
+      this.#writtenFrom,
       checkpoint.seq,
     )) {
+      since.push({ seq: row.seq, id: row.id });
       state.seq = Math.max(state.seq, row.seq);
       if (row.id <= checkpoint.lastId) {
         state.counts[0]--;
         state.counts[row.state]++;
       }
     }
+    this.log.restore(since);
     // Tasks inserted since, in the state they are in now.
     for (const row of this.#sql.exec<{ state: RowState; n: number; last: string }>(
       "SELECT state, COUNT(*) AS n, MAX(id) AS last FROM tasks WHERE id > ? GROUP BY state",
@@ -135,10 +155,14 @@ export class TaskCounts {
     const { counts } = this.#state();
     if (from !== null) counts[from as RowState] -= n;
     if (to !== null) counts[to as RowState] += n;
-    if (to === null || (from !== null && from !== 0)) {
-      if (this.#batchStart) this.#mustWrite = true;
-      else this.#write();
-    } else this.#dirty = true;
+    if (to === null || (from !== null && from !== 0)) this.#writeSoon();
+    else this.#dirty = true;
+  }
+
+  /** A change the table would not tell after a restart: the checkpoint is written at the batch's end, or at once. */
+  #writeSoon(): void {
+    if (this.#batchStart) this.#mustWrite = true;
+    else this.#write();
   }
 
   /** A task id for a task created at `nowMs`, above every id handed out (so a rebuild finds what came after a checkpoint). */
@@ -169,11 +193,15 @@ export class TaskCounts {
     return this.#state().seq;
   }
 
-  /** The next result sequence number (SPEC §6), strictly increasing per app. */
-  nextSeq(): number {
+  /** The next result sequence number (SPEC §6), strictly increasing per app: task `id`'s result. */
+  nextSeq(id: string): number {
     const state = this.#state();
     state.seq++;
     this.#dirty = true;
+    this.log.append(state.seq, id);
+    // Below the checkpoint's waiting bound (a parked task), a restart's scan would not find it;
+    // a long tail is written before its row grows too large.
+    if (id < this.#writtenFrom! || this.log.tailLength >= TAIL_FLUSH_ENTRIES) this.#writeSoon();
     return state.seq;
   }
 
@@ -200,6 +228,8 @@ export class TaskCounts {
     // Not read here: an object that is no app has no tables, and a group may find no app.
     this.#batchStart = this.#now ? structuredClone(this.#now) : "unread";
     this.#mustWrite = false;
+    this.#batchWrittenFrom = this.#writtenFrom;
+    this.log.openBatch();
   }
 
   /** The batch's last writes (inside its transaction): the checkpoint, when one is due. */
@@ -211,12 +241,15 @@ export class TaskCounts {
   /** The batch's transaction committed: what it changed stands. */
   commitBatch(): void {
     this.#batchStart = null;
+    this.log.commitBatch();
   }
 
   /** The batch rolled back: what it changed never happened. */
   discardBatch(): void {
     if (this.#batchStart) this.#now = this.#batchStart === "unread" ? null : this.#batchStart;
     this.#batchStart = null;
+    this.#writtenFrom = this.#batchWrittenFrom;
+    this.log.discardBatch();
     this.#mustWrite = false;
     this.#dirty = true; // a checkpoint written in the batch was rolled back with it
   }
@@ -225,8 +258,10 @@ export class TaskCounts {
   mark(): () => void {
     // Not read here either (see openBatch): unread, a rollback leaves it unread.
     const snapshot = this.#now ? structuredClone(this.#now) : null;
+    const undoLog = this.log.mark();
     return () => {
       this.#now = snapshot;
+      undoLog();
     };
   }
 
@@ -241,8 +276,12 @@ export class TaskCounts {
   }
 
   #write(nowMs = Date.now()): void {
-    const checkpoint: CountsCheckpoint = { ...this.#state(), out: { at: nowMs, ...this.#out() } };
+    const out = this.#out();
+    const checkpoint: CountsCheckpoint = { ...this.#state(), out: { at: nowMs, ...out } };
     this.#meta.set(CHECKPOINT_KEY, JSON.stringify(checkpoint));
+    // The results numbered since the last checkpoint, as one row (a restart finds later ones).
+    this.log.flush();
+    this.#writtenFrom = out.from ?? "";
     this.#stored = undefined;
     this.#dirty = false;
     this.#checkpointedAt = nowMs;

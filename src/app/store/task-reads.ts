@@ -5,6 +5,7 @@
  */
 import { createdMsOf } from "../../shared/task-id";
 import type { TaskState } from "../../shared/types";
+import type { ResultsLog } from "./results-log";
 import type { RunningAttempts } from "./running";
 import type { ReadMeter, RedriveCriteria, TaskRow } from "./rows";
 import { FAILED_MATCHING, SUMMARY_COLUMNS, failedMatchingBindings, rowBytes, waitingRows } from "./sql";
@@ -21,10 +22,14 @@ export class TaskReads {
   /** The largest page of replay reads since the object started (tests read it). */
   readonly largestReplayPage: ReadMeter = { rows: 0, bytes: 0 };
 
-  constructor(sql: SqlStorage, running: RunningAttempts, waitingFrom: () => string) {
+  /** The results in seq order (results-log.ts). */
+  readonly #results: ResultsLog;
+
+  constructor(sql: SqlStorage, running: RunningAttempts, waitingFrom: () => string, results: ResultsLog) {
     this.#sql = sql;
     this.#running = running;
     this.#waitingFrom = waitingFrom;
+    this.#results = results;
   }
 
   /** Up to `limit` failed tasks matching a redrive, after `cursor` in id order. */
@@ -64,8 +69,11 @@ export class TaskReads {
     const rows: TaskRow[] = [];
     let bytes = 0;
     let done = true;
-    // The cursor reads (and bills) rows only as they are consumed: stopping early reads no more.
-    for (const row of this.#sql.exec<TaskRow>("SELECT * FROM tasks WHERE seq > ? ORDER BY seq", since)) {
+    // The log is read lazily, each result's row when its turn comes: stopping early reads no more.
+    for (const entry of this.#results.after(since)) {
+      const row = this.#sql.exec<TaskRow>("SELECT * FROM tasks WHERE id = ?", entry.id).toArray()[0];
+      // Made to wait again (no longer this result) or deleted since: passed over.
+      if (!row || row.seq !== entry.seq) continue;
       if (rows.length > 0 && bytes + rowBytes(row) > budgetBytes) {
         done = false;
         break;

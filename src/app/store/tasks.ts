@@ -20,9 +20,13 @@ import type { TaskState } from "../../shared/types";
 import type { MetaStore } from "./meta";
 import type { AttemptRecord, NewTask, TaskRow } from "./rows";
 import { MessagesOut } from "./messages-out";
+import type { LogEntry, ResultsLog } from "./results-log";
 import { RunningAttempts } from "./running";
 import { attemptAssignments, blob, waitingRows } from "./sql";
 import { TaskCounts } from "./task-counts";
+
+/** How long the oldest result's finishing time is trusted before it is looked up again. */
+const OLDEST_RESULT_FOR_MS = 60_000;
 
 export class TaskStore {
   readonly #sql: SqlStorage;
@@ -96,6 +100,7 @@ export class TaskStore {
    */
   forgetCaches(): void {
     this.#counts.forget();
+    this.#oldestResultMs = undefined;
     this.#out.prune();
   }
 
@@ -141,9 +146,9 @@ export class TaskStore {
     return this.#counts.currentSeq();
   }
 
-  /** The next result sequence number (SPEC §6), strictly increasing per app. */
-  nextSeq(): number {
-    return this.#counts.nextSeq();
+  /** The results in seq order: the feed's replay reads them (task-reads.ts). */
+  get results(): ResultsLog {
+    return this.#counts.log;
   }
 
   /** Seqs continue from `seq` (a re-created app never hands out seqs below its predecessor's). */
@@ -265,7 +270,7 @@ export class TaskStore {
     this.#counts.ensure();
     // A waiting task ends (canceled, expired) perhaps with a message out: it leaves the window.
     if (from === 0) this.#out.settled(id);
-    const seq = this.nextSeq();
+    const seq = this.#counts.nextSeq(id);
     const record = attempt
       ? attemptAssignments(attempt, error)
       : { set: "error = COALESCE(?, error), exec_ms = COALESCE(exec_ms, ?)", values: [error ?? null, nowMs] };
@@ -281,6 +286,7 @@ export class TaskStore {
     );
     // A running task's row was waiting all along (state 1 lives in memory).
     this.#counted(0, state);
+    if (this.#oldestResultMs === null) this.#oldestResultMs = undefined; // the first result since
     return seq;
   }
 
@@ -418,31 +424,29 @@ export class TaskStore {
   }
 
   /**
-   * Deletes up to `limit` tasks finished before `beforeMs`, oldest results first (by seq: the
-   * order they finished in). A task whose notifications are still pending stays until they are
-   * delivered or given up: the record is what they send. `more`: the pass stopped at its limit,
-   * not at a result too new to go.
+   * Deletes up to `limit` tasks finished before `beforeMs`, oldest results first (in seq order:
+   * the order they finished in, from the results log). A task whose notifications are still
+   * pending stays until they are delivered or given up: the record is what they send. `more`: the
+   * pass stopped at its limit, not at a result too new to go.
    */
   deleteFinishedBefore(beforeMs: number, limit: number): { deleted: number; more: boolean } {
     this.#counts.ensure();
-    // Results with a notification pending are passed over (as the alarm's wake-up time passes
-    // over them: see nextWakeMs), so they never hold back the ones behind them.
-    const cursor = this.#sql.exec<{ id: string; finished_ms: number }>(
-      `SELECT id, finished_ms FROM tasks INDEXED BY tasks_by_seq WHERE seq IS NOT NULL
-         AND NOT EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id)
-       ORDER BY seq LIMIT ?`,
-      limit,
-    );
-    // Read lazily, up to the first result too new to go: a pass with nothing to delete reads one row.
     const ids: string[] = [];
     let reachedNew = false;
-    for (const row of cursor) {
+    // Results with a notification pending are passed over (as the alarm's wake-up time passes
+    // over them: see nextWakeMs), so they never hold back the ones behind them.
+    let logWritten = this.#counts.log.walkOldest((entry) => {
+      if (ids.length === limit) return "stop";
+      const row = this.#result(entry);
+      if (!row) return "gone";
       if (row.finished_ms >= beforeMs) {
         reachedNew = true;
-        break;
+        return "stop";
       }
-      ids.push(row.id);
-    }
+      if (row.notifying) return "kept";
+      ids.push(entry.id);
+      return "gone";
+    });
     let deleted = 0;
     let succeeded = 0;
     // RETURNING counts tasks (rowsWritten would count index rows too); in chunks under SQLite's bound-parameter limit.
@@ -453,14 +457,51 @@ export class TaskStore {
         ...chunk,
       );
       const rows = cursor.toArray();
-      meters.retention_rows_written += cursor.rowsWritten;
+      logWritten += cursor.rowsWritten;
       deleted += rows.length;
       succeeded += rows.filter((row) => row.state === 10).length;
     }
+    meters.retention_rows_written += logWritten;
     meters.retention_tasks += deleted;
+    this.#oldestResultMs = undefined;
     this.#counted(10, null, succeeded);
     this.#counted(11, null, deleted - succeeded);
     return { deleted, more: !reachedNew && ids.length === limit };
+  }
+
+  /** A log entry's task, while it still carries that result (not made to wait again, not deleted). */
+  #result(entry: LogEntry): { finished_ms: number; notifying: number } | null {
+    const row = this.#sql
+      .exec<{ seq: number | null; finished_ms: number; notifying: number }>(
+        `SELECT seq, finished_ms, EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id) AS notifying
+         FROM tasks WHERE id = ?`,
+        entry.id,
+      )
+      .toArray()[0];
+    return row && row.seq === entry.seq ? row : null;
+  }
+
+  /**
+   * When the oldest result without a notification pending finished (null: none), and when that
+   * was looked up. Kept until a retention pass or a first result: newer results only come after
+   * it, and one that left since (retried) makes the answer early, never late. Looked up again
+   * after OLDEST_RESULT_FOR_MS too, for a result whose notifications ended since (it was passed over).
+   */
+  #oldestResultMs: number | null | undefined = undefined;
+  #oldestResultAt = 0;
+
+  #oldestResultFinishedMs(nowMs: number): number | null {
+    if (this.#oldestResultMs === undefined || nowMs - this.#oldestResultAt > OLDEST_RESULT_FOR_MS) {
+      this.#oldestResultMs = null;
+      this.#oldestResultAt = nowMs;
+      for (const entry of this.#counts.log.oldest()) {
+        const row = this.#result(entry);
+        if (!row || row.notifying) continue;
+        this.#oldestResultMs = row.finished_ms;
+        break;
+      }
+    }
+    return this.#oldestResultMs;
   }
 
   /**
@@ -479,16 +520,7 @@ export class TaskStore {
     /** Sending waits until then (a held or backed-off app): applies to sending, not to leases or retention. */
     sendNotBefore = 0,
   ): number | null {
-    // The finished subquery reads tasks_by_seq and stops at its first row: cheap behind any
-    // backlog. (It is ORDER BY … LIMIT 1, not MIN(): with the NOT EXISTS term SQLite's min/max
-    // shortcut does not apply, and MIN() would scan every finished task on every call.)
-    const { finished } = this.#sql
-      .exec<{ finished: number | null }>(
-        `SELECT (SELECT finished_ms FROM tasks INDEXED BY tasks_by_seq WHERE seq IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id)
-              ORDER BY seq LIMIT 1) AS finished`,
-      )
-      .one();
+    const finished = this.#oldestResultFinishedMs(Date.now());
     // Blocked sending refills the outbox as attempts begin or finish: no alarm for it.
     const due = paused || sendingBlocked ? null : this.#out.firstUnsentEtaMs();
     const sent = this.#out.oldestSentMs();
