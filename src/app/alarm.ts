@@ -64,14 +64,15 @@ export class Alarm {
     this.#jobsPending = undefined;
   }
 
-  /** A task was accepted at `now`: with no unfinished task before, it is now the oldest. */
-  taskAccepted(now: number, retentionMs: number): void {
+  /** A task began to wait at `now` (accepted, or a failed one retried): with no unfinished task before, its retention ends first. */
+  taskWaiting(now: number, retentionMs: number): void {
     if (this.#retentionAt === null) this.#retentionAt = now + retentionMs;
   }
 
-  /** A bulk job ran or was started: whether one waits is looked up again. */
+  /** A bulk job ran or was started: whether one waits is looked up again, and (a redrive restarts tasks) retention's deadline. */
   jobsChanged(): void {
     this.#jobsPending = undefined;
+    this.#retentionAt = undefined;
   }
 
   /** A subscriber was accepted at `now`: its heartbeat deadline is checked in time. */
@@ -93,7 +94,7 @@ export class Alarm {
       this.#subscriberCheckAt = host.subscribers.reap(now);
       const retentionMs = config.retention * 1000;
       // Bounded batches: a huge backlog past retention takes several alarms, never one that fails.
-      const expired = store.tasks.unfinishedCreatedBefore(now - retentionMs, RETENTION_BATCH);
+      const expired = store.tasks.unfinishedStartedBefore(now - retentionMs, RETENTION_BATCH);
       for (const task of expired) host.machine.end(task.id, task.state, 11, now, "expired");
       const deleted = store.tasks.deleteFinishedBefore(now - retentionMs, RETENTION_BATCH);
       if (expired.length === RETENTION_BATCH || deleted.more) this.#retentionAt = now + 1;
@@ -106,7 +107,9 @@ export class Alarm {
       // Bounded too: a lease still expired after this batch keeps the next alarm due at once.
       for (const task of store.tasks.expiredLeases(now, RETENTION_BATCH)) host.machine.attemptLost(task, now);
       // One batch of each bulk job (redrive, purge); what remains waits for the next alarm.
-      for (const job of pendingJobs(store)) runJob(store, config, job);
+      const jobs = pendingJobs(store);
+      for (const job of jobs) runJob(store, config, job);
+      if (jobs.length > 0) this.jobsChanged();
       this.#jobsPending = undefined;
       host.saveStats(true);
       store.tasks.checkpoint(now);

@@ -192,7 +192,7 @@ export class AppQueue extends DurableObject<Env> {
       now,
     );
     // With no unfinished task before, a new one is now the oldest.
-    if (outcome.ok && !outcome.value.deduplicated) this.#alarm.taskAccepted(now, config.retention * 1000);
+    if (outcome.ok && !outcome.value.deduplicated) this.#alarm.taskWaiting(now, config.retention * 1000);
     return outcome;
   }
 
@@ -480,6 +480,7 @@ export class AppQueue extends DurableObject<Env> {
     if (!task) return TASK_NOT_FOUND();
     if (task.state !== 11) return fail(409, "task_not_failed", "only a failed task can be retried");
     this.store.tasks.resetForRetry(taskId, Date.now(), config.retry.max_attempts);
+    this.#alarm.taskWaiting(Date.now(), config.retention * 1000); // its retention starts again
     await this.#outbox.flush(config);
     await this.#alarm.scheduleNext();
     return ok(toRecord(this.store.tasks.get(taskId)!, config.name));

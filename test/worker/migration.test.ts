@@ -45,7 +45,7 @@ describe("migration", () => {
         waiting: reads.list(0, 10, null).length,
       };
     });
-    expect(after.indexes).toEqual(["tasks_by_dedup", "tasks_failed", "tasks_parked"]);
+    expect(after.indexes).toEqual(["tasks_by_dedup", "tasks_failed", "tasks_parked", "tasks_restarted"]);
     expect(after).toMatchObject({ counts: { waiting: 4, failed: 1 }, failed: 1, waiting: 4 });
   });
 

@@ -1,4 +1,4 @@
-// Proves retention: delays and retry policies that would outlive it are refused; deletion goes oldest result first, in bounded batches, sparing pending notifications.
+// Proves retention: delays and retry policies that would outlive it are refused; deletion goes oldest result first, in bounded batches, sparing pending notifications; a retried or redriven task's retention counts from its restart.
 import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
@@ -7,9 +7,9 @@ import { RETENTION_BATCH } from "../../src/app/alarm";
 import { openStore } from "../../src/app/store";
 import { appQueue } from "../../src/app/stubs";
 import { meters } from "../../src/shared/meters";
-import { newTaskId } from "../../src/shared/task-id";
+import { appNumberOf, newTaskId } from "../../src/shared/task-id";
 import type { TestAppQueue } from "./test-app-queue";
-import { CONTROL, call, createApp, finishParked, getTask, metered, newTask, sql, uniqueApp } from "./helpers";
+import { CONTROL, call, createApp, finishParked, getTask, metered, newTask, sql, submit, uniqueApp } from "./helpers";
 
 describe("retention against what is accepted", () => {
   it("a delay past the app's retention is refused with 400 delay_exceeds_retention", async () => {
@@ -104,6 +104,49 @@ describe("deleting past retention", () => {
     expect(result.left).toEqual([1, 6, 7]);
   });
 
+  it("a failed task retried or redriven after most of its retention is not expired mid-attempt: its retention counts from the restart", async () => {
+    const app = uniqueApp("restart");
+    await createApp(app);
+    const result = await sql(app)((storage) => {
+      const { tasks: store } = openStore(storage);
+      const now = Date.now();
+      const [redriven, waiting] = [newTaskId(1, now - 100_000), newTaskId(1, now - 99_000)];
+      store.insert(newTask(redriven!, now - 100_000));
+      store.insert(newTask(waiting!, now - 99_000));
+      store.markFinished(redriven!, 0, 11, now - 90_000, "boom");
+      store.resetForRetry(redriven!, now - 10_000, 3);
+      const first = store.unfinishedStartedBefore(now - 60_000, 10).map((task) => task.id);
+      const due = store.unfinishedRetentionDueMs(60_000);
+      store.markFinished(waiting!, 0, 11, now, "expired");
+      const dueAfter = store.unfinishedRetentionDueMs(60_000);
+      const later = store.unfinishedStartedBefore(now + 51_000 - 60_000, 10).map((task) => task.id);
+      return { first, due, dueAfter, later, redriven, waiting, now };
+    });
+    expect(result.first).toEqual([result.waiting]);
+    expect(result.due).toBe(result.now - 99_000 + 60_000);
+    expect(result.dueAfter).toBe(result.now - 10_000 + 60_000);
+    expect(result.later).toEqual([result.redriven]);
+  });
+
+  it("POST /v1/task/<id>/retry of a task older than retention: the alarm leaves it to run", async () => {
+    const app = uniqueApp("retryold");
+    await createApp(app, { retention: 60, state: "Paused" });
+    // A task id routes to its app's object by the app's number: take it from a real submission.
+    const appNumber = appNumberOf(await submit(app, "/probe", { body: "{}" }))!;
+    const id = await sql(app)((storage) => {
+      const { tasks: store } = openStore(storage);
+      const old = Date.now() - 120_000;
+      const id = newTaskId(appNumber, old);
+      store.insert(newTask(id, old));
+      store.markFinished(id, 0, 11, old + 1_000, "boom");
+      return id;
+    });
+    expect((await call(`${CONTROL}/v1/task/${id}/retry`, { method: "POST" })).status).toBe(200);
+    await runInDurableObject(appQueue(env, app), (_instance: AppQueue, state) => state.storage.setAlarm(Date.now()));
+    await runDurableObjectAlarm(appQueue(env, app));
+    expect(await getTask(id)).toMatchObject({ state: 0 });
+  });
+
   it("a task whose notification is still pending stays past retention", async () => {
     const app = uniqueApp("keep");
     await createApp(app, { retention: 60 });
@@ -138,7 +181,7 @@ describe("deleting past retention", () => {
         for (let i = 0; i < total; i++) {
           store.insert(newTask(newTaskId(1, old + i), old + i, { etaMs: old }));
         }
-        const expiring = store.unfinishedCreatedBefore(Date.now() - 60_000, RETENTION_BATCH);
+        const expiring = store.unfinishedStartedBefore(Date.now() - 60_000, RETENTION_BATCH);
         for (const task of expiring) store.markFinished(task.id, task.state, 11, old + 1, "expired");
         return { expiring: expiring.length, deleted: store.deleteFinishedBefore(Date.now() - 60_000, RETENTION_BATCH) };
       });

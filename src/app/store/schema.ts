@@ -7,11 +7,11 @@
  */
 
 import { TAIL_FLUSH_ENTRIES } from "./results-log";
-import { PARKED } from "./sql";
+import { PARKED, RESTARTED } from "./sql";
 import { CHECKPOINT_KEY, type CountsCheckpoint } from "./task-counts";
 
 /** The version this code's queries expect. */
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 
 /**
  * Version 1: every table and index of 2026-11 (stores from before versions were kept count as 0).
@@ -277,6 +277,17 @@ const MIGRATIONS: ((sql: SqlStorage) => void)[] = [
       sql.exec("UPDATE meta SET value = ? WHERE key = ?", JSON.stringify(checkpoint), CHECKPOINT_KEY);
     }
     sql.exec("DROP INDEX IF EXISTS tasks_by_seq");
+  },
+  // Version 7 (2026-12): a retried or redriven task's retention counts from its restart, not its
+  // creation (it could expire mid-attempt): the restart's time, and an index of the restarted
+  // tasks that wait (few: a restart pays its entry).
+  (sql) => {
+    try {
+      sql.exec("SELECT restarted_ms FROM tasks LIMIT 0");
+    } catch {
+      sql.exec("ALTER TABLE tasks ADD COLUMN restarted_ms INTEGER");
+    }
+    sql.exec(`CREATE INDEX IF NOT EXISTS tasks_restarted ON tasks(restarted_ms) WHERE ${RESTARTED}`);
   },
 ];
 

@@ -31,6 +31,12 @@ export const PARKED_AFTER_MS = 60_000;
 export const PARKED = `state = 0 AND eta_ms > created_ms + ${PARKED_AFTER_MS}`;
 
 /**
+ * tasks_restarted's condition: waiting tasks restarted by a retry or redrive of a failed task,
+ * whose retention counts from then (a rare write: the index entry is paid by the restart).
+ */
+export const RESTARTED = "state = 0 AND restarted_ms IS NOT NULL";
+
+/**
  * Waiting tasks by id, as one compound SELECT of `columns` with `terms` (on id; ?1 is taken):
  * the near ones from `?1` (no near waiting task has a lower id: see MessagesOut.waitingFrom) by
  * the primary key, and the parked ones below it by their index. Bindings: the bound, then the terms'.

@@ -22,7 +22,7 @@ import type { AttemptRecord, NewTask, TaskRow } from "./rows";
 import { MessagesOut } from "./messages-out";
 import type { LogEntry, ResultsLog } from "./results-log";
 import { RunningAttempts } from "./running";
-import { attemptAssignments, blob, waitingRows } from "./sql";
+import { RESTARTED, attemptAssignments, blob, waitingRows } from "./sql";
 import { TaskCounts } from "./task-counts";
 
 /** How long the oldest result's finishing time is trusted before it is looked up again. */
@@ -301,7 +301,7 @@ export class TaskStore {
     this.#out.due(id, nowMs);
     this.#sql.exec(
       `UPDATE tasks SET state = 0, max_attempts = CASE WHEN ?1 = -1 THEN -1 ELSE attempts + ?1 END, first_attempt_ms = NULL,
-         eta_ms = ?2, finished_ms = NULL, error = NULL, retry_reason = NULL, seq = NULL WHERE id = ?3`,
+         eta_ms = ?2, restarted_ms = ?2, finished_ms = NULL, error = NULL, retry_reason = NULL, seq = NULL WHERE id = ?3`,
       budget,
       nowMs,
       id,
@@ -384,12 +384,22 @@ export class TaskStore {
     return this.#out.waitingFrom();
   }
 
-  /** When the oldest unfinished task (waiting or running: both rows wait) was submitted. */
-  #oldestUnfinishedCreatedMs(): number | null {
+  /**
+   * When the retention of the oldest unfinished task (waiting or running: both rows wait)
+   * started: its creation, or its latest restart (a retry or redrive of a failed task).
+   */
+  #oldestRetentionStartMs(): number | null {
+    // Never restarted: the oldest by id. Restarted (retried or redriven): by tasks_restarted.
     const row = this.#sql
-      .exec<{ id: string }>(`${waitingRows("id")} ORDER BY id LIMIT 1`, this.waitingFrom())
+      .exec<{ id: string }>(`${waitingRows("id", "AND restarted_ms IS NULL")} ORDER BY id LIMIT 1`, this.waitingFrom())
       .toArray()[0];
-    return row ? createdMsOf(row.id) : null;
+    const { restarted } = this.#sql
+      .exec<{ restarted: number | null }>(
+        `SELECT MIN(restarted_ms) AS restarted FROM tasks INDEXED BY tasks_restarted WHERE ${RESTARTED}`,
+      )
+      .one();
+    const starts = [row ? createdMsOf(row.id) : null, restarted].filter((at): at is number => at !== null);
+    return starts.length ? Math.min(...starts) : null;
   }
 
   /** Attempts running now. */
@@ -408,15 +418,21 @@ export class TaskStore {
     return rows;
   }
 
-  /** Up to `limit` unfinished tasks created before `beforeMs`: past retention, they expire. */
-  unfinishedCreatedBefore(beforeMs: number, limit: number): { id: string; state: TaskState }[] {
-    // Task ids begin with their creation time: a range of the waiting ones covers exactly the
-    // old unfinished ones (a running task's row waits too).
+  /**
+   * Up to `limit` unfinished tasks whose retention started before `beforeMs` (created then and
+   * never restarted, or restarted then): past retention, they expire.
+   */
+  unfinishedStartedBefore(beforeMs: number, limit: number): { id: string; state: TaskState }[] {
+    // Task ids begin with their creation time: a range of the waiting ones covers the old
+    // unfinished ones (a running task's row waits too); restarted ones are indexed by when.
     return this.#sql
       .exec<{ id: string }>(
-        `${waitingRows("id", "AND id < ?2")} ORDER BY id LIMIT ?3`,
+        `SELECT id FROM (${waitingRows("id", "AND id < ?2 AND restarted_ms IS NULL")}
+           UNION ALL SELECT id FROM tasks INDEXED BY tasks_restarted WHERE ${RESTARTED} AND restarted_ms < ?3)
+         ORDER BY id LIMIT ?4`,
         this.waitingFrom(),
         timePrefix(beforeMs),
+        beforeMs,
         limit,
       )
       .toArray()
@@ -539,7 +555,7 @@ export class TaskStore {
    * and after each alarm whose deadline passed.
    */
   unfinishedRetentionDueMs(retentionMs: number): number | null {
-    const oldest = this.#oldestUnfinishedCreatedMs();
+    const oldest = this.#oldestRetentionStartMs();
     return oldest === null ? null : oldest + retentionMs;
   }
 
