@@ -34,7 +34,11 @@ import type { RecordedRequest } from "../shared/types";
 
 const INVOCATION_PATH = /^\/v2\/([^/]+)\/fgs\/functions\/([^/]+)\/invocations-async\/?$/;
 
-export const isFunctionGraphPath = (pathname: string) => pathname.startsWith("/v2/") && pathname.includes("/fgs/");
+/**
+ * FunctionGraph's one route, matched exactly: Cloud Tasks (`/v2/projects/…`) and QStash
+ * (`/v2/publish/<url>`) share the `/v2/` prefix, and their paths may contain `/fgs/`.
+ */
+export const isFunctionGraphPath = (pathname: string) => INVOCATION_PATH.test(pathname);
 
 /** The function name of a FunctionGraph URN, or null when `urn` is not one. */
 export function functionNameOf(urn: string): string | null {

@@ -1,5 +1,7 @@
-// Proves host dispatch: which hosts are app submissions and which go to the control API.
+// Proves host dispatch: which hosts are app submissions and which go to the control API, and that each front door takes its own paths exactly.
 import { describe, expect, it } from "vitest";
+import { isFunctionGraphPath } from "../../src/front-doors/functiongraph";
+import { isTencentCiPath } from "../../src/front-doors/tencent-ci";
 import { controlHostFor, routeHost } from "../../src/http/hosts";
 import { appNumberOf, newTaskId } from "../../src/shared/task-id";
 
@@ -39,5 +41,22 @@ describe("task ids", () => {
   it("rejects what is not a task id", () => {
     expect(appNumberOf("01AA8888888888888888888888888888")).toBeNull();
     expect(appNumberOf("abc")).toBeNull();
+  });
+});
+
+describe("front doors routed by exact paths", () => {
+  it("FunctionGraph takes its invocation route only, not other /v2/ paths that contain /fgs/", () => {
+    expect(
+      isFunctionGraphPath(
+        "/v2/0123456789abcdef/fgs/functions/urn:fss:cn-north-4:p:function:default:f:latest/invocations-async",
+      ),
+    ).toBe(true);
+    expect(isFunctionGraphPath("/v2/p/fgs/functions/f/invocations-async/")).toBe(true);
+    // A Cloud Tasks queue of a project named "fgs", and a QStash destination URL with /fgs/ in it.
+    expect(isFunctionGraphPath("/v2/projects/fgs/locations/us/queues/q/tasks")).toBe(false);
+    expect(isFunctionGraphPath("/v2/publish/https://example.com/fgs/functions/f/invocations-async")).toBe(false);
+    expect(isFunctionGraphPath("/v2/p/fgs/functions/f/invocations")).toBe(false);
+    expect(isTencentCiPath("/docqueue")).toBe(true);
+    expect(isTencentCiPath("/docqueues")).toBe(false);
   });
 });
