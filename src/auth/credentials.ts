@@ -1,7 +1,8 @@
 /**
  * What a request offers as proof of who sent it, read before anything is verified:
- * a Qiniu access token (`Authorization: Qiniu <AK>:<sign>`) or, on the live feed's
- * WebSocket upgrade only, a signed expiring URL. Checks that need no secret happen
+ * a Qiniu access token (`Authorization: Qiniu <AK>:<sign>`), a bearer token (the key pair
+ * itself, `Authorization: Bearer <AK>:<SK>`, for clients that can send nothing else: Cloud
+ * Tasks' and QStash's) or, on the live feed's WebSocket upgrade only, a signed expiring URL. Checks that need no secret happen
  * here (shape, size, the replay window); the signature is verified by whoever holds
  * the key's secret: the Worker for the admin pair, the app's object for its keys.
  */
@@ -10,6 +11,7 @@ import { readSdkSignature, sdkDateMs, verifySdkSignature, type SdkSignature } fr
 import { parseAuthorization, parseQiniuDate, verifySignature } from "./qiniu";
 import { parseUrlToken, verifyUrlToken, type UrlToken } from "./url-token";
 import { GatewayError } from "../http/errors";
+import { timingSafeEqual } from "../shared/encoding";
 
 /** The parts of a request its Qiniu signature covers, the body aside. */
 export interface SignedRequest {
@@ -24,6 +26,8 @@ export interface SignedRequest {
 export type Proof =
   | { kind: "token"; accessKey: string; sign: string; request: SignedRequest }
   | { kind: "url"; accessKey: string; token: UrlToken }
+  /** `Authorization: Bearer <access key>:<secret key>`: over HTTPS only (or to a loopback host). */
+  | { kind: "bearer"; accessKey: string; secret: string }
   /** Huawei Cloud's AK/SK signing, on the FunctionGraph front door. */
   | { kind: "sdk-hmac-sha256"; accessKey: string; signature: SdkSignature }
   /** Tencent COS request signing, on the Tencent CI front door. */
@@ -57,6 +61,7 @@ export function readProof(request: Request, rules: ProofRules): Proof {
     if (token) return urlProof(token, rules.nowMs);
     throw unauthorized("missing Authorization: expected 'Qiniu <AccessKey>:<Sign>'");
   }
+  if (/^bearer\s/i.test(authorization)) return bearerProof(authorization, url, host);
   const token = authorization.length > MAX_AUTHORIZATION_CHARS ? null : parseAuthorization(authorization);
   if (!token) throw unauthorized("malformed Authorization: expected 'Qiniu <AccessKey>:<Sign>'");
   const date = request.headers.get("x-qiniu-date");
@@ -84,6 +89,25 @@ export function readProof(request: Request, rules: ProofRules): Proof {
       qiniuHeaders,
     },
   };
+}
+
+/** The key pair of `Bearer <access key>:<secret key>`. */
+const BEARER = /^bearer\s+([^\s:]{1,128}):(\S{1,256})$/i;
+
+/** Hosts where a bearer token may travel without TLS: local development only. */
+const isLoopback = (host: string) => /^(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$|\.localhost(:\d+)?$/.test(host);
+
+/**
+ * A bearer token: the key pair itself, so no date (nothing is signed: REQUIRE_SIGNED_DATE does
+ * not apply) and never over plain HTTP, where anyone on the path would read the secret.
+ */
+function bearerProof(authorization: string, url: URL, host: string): Proof {
+  if (url.protocol !== "https:" && !isLoopback(host)) {
+    throw unauthorized("a bearer token is accepted over HTTPS only: it carries the secret key", "https_required");
+  }
+  const match = authorization.length > MAX_AUTHORIZATION_CHARS ? null : BEARER.exec(authorization.trim());
+  if (!match) throw unauthorized("malformed Authorization: expected 'Bearer <AccessKey>:<SecretKey>'");
+  return { kind: "bearer", accessKey: match[1]!, secret: match[2]! };
 }
 
 function urlProof(token: UrlToken, nowMs: number): Proof {
@@ -162,6 +186,8 @@ export async function verifyProof(proof: Proof, secretKey: string, body: Uint8Ar
   switch (proof.kind) {
     case "url":
       return verifyUrlToken(proof.token, secretKey);
+    case "bearer":
+      return timingSafeEqual(proof.secret, secretKey);
     case "sdk-hmac-sha256":
       return verifySdkSignature(proof.signature, secretKey, body);
     case "cos":

@@ -69,6 +69,7 @@ export const ERROR_CODES = [
   "request_expired",
   "date_required",
   "token_deadline_too_far",
+  "https_required",
   // 403
   "forbidden",
   // 404
@@ -124,7 +125,7 @@ export const name = {
   schema: { type: "string", pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" },
 };
 export const taskId = { name: "id", in: "path", required: true, schema: { type: "string", pattern: "^[0-9a-f]{32}$" } };
-export const signed = [{ qiniu: [] }];
+export const signed = [{ qiniu: [] }, { bearer: [] }];
 
 const retrySchema: Schema = {
   type: "object",

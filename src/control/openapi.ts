@@ -292,7 +292,7 @@ const paths: Record<string, unknown> = {
           query("since", { type: "integer", minimum: 0 }, "Feed: replay results after this seq first"),
           query("hello", { type: "string", enum: ["1"] }, "Feed: send the hello frame"),
         ],
-        security: [{ qiniu: [] }, { urlToken: [] }],
+        security: [{ qiniu: [] }, { bearer: [] }, { urlToken: [] }],
       },
     ),
   },
@@ -474,6 +474,12 @@ export const OPENAPI = {
         name: "Authorization",
         description:
           "Qiniu access token: `Qiniu <AccessKey>:<Sign>` (generateAccessTokenV2), with a signed X-Qiniu-Date",
+      },
+      bearer: {
+        type: "http",
+        scheme: "bearer",
+        description:
+          "The key pair itself, `Bearer <AccessKey>:<SecretKey>`, for clients that can send nothing else: over HTTPS only (or to a loopback host); no date, nothing signed",
       },
       urlToken: {
         type: "apiKey",
