@@ -1,5 +1,8 @@
-/** `asyncgate apps …`: create, list, get, update, pause, resume, delete an app; rotate its signing secret. */
-import { UsageError, json, readJson, string, type Command } from "./context";
+/**
+ * `asyncgate apps …`: create, list, get, update, pause, resume, delete an app; rotate its
+ * signing secret; its stats; redrive its failed tasks, purge its waiting ones. And `meters`.
+ */
+import { UsageError, json, readJson, string, timeFlag, type Command } from "./context";
 
 export const appsCommands: Record<string, Command> = {
   "apps create": {
@@ -112,6 +115,61 @@ export const appsCommands: Record<string, Command> = {
     examples: ["asyncgate apps rotate-secret shop | jq -r .signing_secret"],
     async run({ args, client, out }) {
       out(json(await client().apps.rotateSigningSecret(args[0]!)));
+      return 0;
+    },
+  },
+  "apps stats": {
+    usage: "asyncgate apps stats <name>",
+    summary: "counts, latency percentiles, the last minute and hour, limits and delivery state",
+    args: [1, 1],
+    examples: ["asyncgate apps stats demo", "asyncgate apps stats demo | jq .latency_ms"],
+    async run({ args, client, out }) {
+      out(json(await client().apps.stats(args[0]!)));
+      return 0;
+    },
+  },
+  "apps redrive": {
+    usage: "asyncgate apps redrive <name> [--since <time>] [--until <time>] [--status <code>] [--dry-run]",
+    summary: "run failed tasks again (each once, a fresh attempt budget): 500 now, the rest 500 per alarm",
+    options: {
+      since: { type: "string", value: "<time>", description: "only tasks created since (unix seconds or ISO time)" },
+      until: { type: "string", value: "<time>", description: "only tasks created before (unix seconds or ISO time)" },
+      status: { type: "string", value: "<code>", description: "only tasks whose last response had this status" },
+      "dry-run": { type: "boolean", description: "count them, run nothing" },
+    },
+    args: [1, 1],
+    examples: ["asyncgate apps redrive shop --status 503 --dry-run", "asyncgate apps redrive shop --since 2026-12-01"],
+    async run({ values, args, client, out }) {
+      const status = string(values, "status");
+      if (status !== undefined && !/^[1-5]\d\d$/.test(status)) throw new UsageError("--status must be an HTTP status");
+      const filter = {
+        since: timeFlag(values, "since"),
+        until: timeFlag(values, "until"),
+        statusCode: status === undefined ? undefined : Number(status),
+        dryRun: values["dry-run"] === true,
+      };
+      out(json(await client().apps.redrive(args[0]!, filter)));
+      return 0;
+    },
+  },
+  "apps purge": {
+    usage: "asyncgate apps purge <name>",
+    summary: "drop every waiting task (running ones finish): 500 now, the rest 500 per alarm",
+    args: [1, 1],
+    examples: ["asyncgate apps purge shop"],
+    async run({ args, client, out }) {
+      out(json(await client().apps.purge(args[0]!)));
+      return 0;
+    },
+  },
+  meters: {
+    usage: "asyncgate meters [--apps a,b]",
+    summary: "what the gateway has spent since its isolates started (admin keys; exact locally)",
+    options: { apps: { type: "string", value: "a,b", description: "add these apps' objects' meters" } },
+    args: [0, 0],
+    examples: ["asyncgate meters --apps demo | jq .meters.sql_rows_written"],
+    async run({ values, client, out }) {
+      out(json(await client().meters(string(values, "apps")?.split(",").filter(Boolean) ?? [])));
       return 0;
     },
   },

@@ -293,6 +293,28 @@ export class AsyncgateClient {
       (await this.request("DELETE", `/v1/apps/${encodeURIComponent(name)}`)) as { deleted: string },
     stats: async (name: string): Promise<Record<string, unknown>> =>
       (await this.request("GET", `/v1/apps/${encodeURIComponent(name)}/stats`)) as Record<string, unknown>,
+    /**
+     * Re-runs failed tasks (each once, with a fresh attempt budget), optionally only those
+     * created since/until (unix seconds) or whose last response had `statusCode`; `dryRun`
+     * only counts them. The first 500 run now, the rest 500 per alarm.
+     */
+    redrive: async (
+      name: string,
+      filter: { since?: number; until?: number; statusCode?: number; dryRun?: boolean } = {},
+    ): Promise<{ matched: number; retried: number; remaining: number }> =>
+      (await this.request("POST", `/v1/apps/${encodeURIComponent(name)}/redrive`, {
+        state: 11,
+        ...(filter.since === undefined ? {} : { since: filter.since }),
+        ...(filter.until === undefined ? {} : { until: filter.until }),
+        ...(filter.statusCode === undefined ? {} : { status_code: filter.statusCode }),
+        ...(filter.dryRun ? { dry_run: true } : {}),
+      })) as { matched: number; retried: number; remaining: number },
+    /** Drops every waiting task (Cloud Tasks' purge): the first 500 now, the rest 500 per alarm. */
+    purge: async (name: string): Promise<{ deleted: number; remaining: number }> =>
+      (await this.request("POST", `/v1/apps/${encodeURIComponent(name)}/purge`, { state: 0 })) as {
+        deleted: number;
+        remaining: number;
+      },
     rotateSigningSecret: async (name: string): Promise<{ signing_secret: string; previous_valid_until: number }> =>
       (await this.request("POST", `/v1/apps/${encodeURIComponent(name)}/signing-secret/rotate`)) as {
         signing_secret: string;
@@ -339,6 +361,19 @@ export class AsyncgateClient {
       const deadline = Math.floor(Date.now() / 1000) + 300;
       return new WebSocketImpl(await signUrl(base, deadline, this.#options.accessKey, this.#options.secretKey));
     }, options);
+  }
+
+  /**
+   * What the gateway has spent since its isolates started (admin only): the Worker's isolate
+   * plus the objects of `apps`. Exact locally; partial when deployed (per isolate).
+   */
+  async meters(apps: string[] = []): Promise<{ meters: Record<string, number>; isolates: number; apps: string[] }> {
+    const query = apps.length > 0 ? `?apps=${apps.map(encodeURIComponent).join(",")}` : "";
+    return (await this.request("GET", `/v1/meters${query}`)) as {
+      meters: Record<string, number>;
+      isolates: number;
+      apps: string[];
+    };
   }
 
   /** A signed request to the control API; throws {@link AsyncgateError} for any error answer. */

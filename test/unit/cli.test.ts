@@ -362,3 +362,53 @@ describe("--body text|json|base64", () => {
     expect(seen).toEqual([]);
   });
 });
+
+describe("operations: stats, redrive, purge, meters", () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  /** Stubs fetch, answering `answer`; answers what each request sent (method, path and query, JSON body). */
+  function recordFetch(answer: unknown): { method: string; path: string; body: unknown }[] {
+    const sent: { method: string; path: string; body: unknown }[] = [];
+    vi.stubGlobal("fetch", async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init);
+      const url = new URL(request.url);
+      const text = await request.text();
+      sent.push({ method: request.method, path: url.pathname + url.search, body: text ? JSON.parse(text) : null });
+      return jsonResponse(answer);
+    });
+    return sent;
+  }
+
+  it("each sends the request the API takes and prints the answer", async () => {
+    const sent = recordFetch({ ok: true });
+    const commands = [
+      ["apps", "stats", "shop"],
+      ["apps", "redrive", "shop", "--status", "503", "--since", "1796000000", "--dry-run"],
+      ["apps", "redrive", "shop"],
+      ["apps", "purge", "shop"],
+      ["meters", "--apps", "shop,demo"],
+    ];
+    for (const argv of commands) {
+      const { code, out } = await run(argv, FETCHED);
+      expect({ argv, code, out }).toEqual({ argv, code: 0, out: '{"ok":true}' });
+    }
+    expect(sent).toEqual([
+      { method: "GET", path: "/v1/apps/shop/stats", body: null },
+      {
+        method: "POST",
+        path: "/v1/apps/shop/redrive",
+        body: { state: 11, since: 1796000000, status_code: 503, dry_run: true },
+      },
+      { method: "POST", path: "/v1/apps/shop/redrive", body: { state: 11 } },
+      { method: "POST", path: "/v1/apps/shop/purge", body: { state: 0 } },
+      { method: "GET", path: "/v1/meters?apps=shop,demo", body: null },
+    ]);
+  });
+
+  it("a status that is no HTTP status is a usage error before anything is sent", async () => {
+    const sent = recordFetch({});
+    const { code } = await run(["apps", "redrive", "shop", "--status", "abc"], FETCHED);
+    expect(code).toBe(2);
+    expect(sent).toEqual([]);
+  });
+});
