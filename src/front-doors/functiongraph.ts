@@ -35,10 +35,12 @@ import type { RecordedRequest } from "../shared/types";
 const INVOCATION_PATH = /^\/v2\/([^/]+)\/fgs\/functions\/([^/]+)\/invocations-async\/?$/;
 
 /**
- * FunctionGraph's one route, matched exactly: Cloud Tasks (`/v2/projects/…`) and QStash
+ * FunctionGraph's namespace, `/v2/{project}/fgs/functions…`, matched by its segments (its errors
+ * answer in its own shape): Cloud Tasks (`/v2/projects/…/locations/…`) and QStash
  * (`/v2/publish/<url>`) share the `/v2/` prefix, and their paths may contain `/fgs/`.
  */
-export const isFunctionGraphPath = (pathname: string) => INVOCATION_PATH.test(pathname);
+const NAMESPACE = /^\/v2\/[^/]+\/fgs\/functions(\/|$)/;
+export const isFunctionGraphPath = (pathname: string) => NAMESPACE.test(pathname);
 
 /** The function name of a FunctionGraph URN, or null when `urn` is not one. */
 export function functionNameOf(urn: string): string | null {

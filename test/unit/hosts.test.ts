@@ -45,7 +45,7 @@ describe("task ids", () => {
 });
 
 describe("front doors routed by exact paths", () => {
-  it("FunctionGraph takes its invocation route only, not other /v2/ paths that contain /fgs/", () => {
+  it("FunctionGraph takes its namespace only, not other /v2/ paths that contain /fgs/", () => {
     expect(
       isFunctionGraphPath(
         "/v2/0123456789abcdef/fgs/functions/urn:fss:cn-north-4:p:function:default:f:latest/invocations-async",
@@ -55,7 +55,8 @@ describe("front doors routed by exact paths", () => {
     // A Cloud Tasks queue of a project named "fgs", and a QStash destination URL with /fgs/ in it.
     expect(isFunctionGraphPath("/v2/projects/fgs/locations/us/queues/q/tasks")).toBe(false);
     expect(isFunctionGraphPath("/v2/publish/https://example.com/fgs/functions/f/invocations-async")).toBe(false);
-    expect(isFunctionGraphPath("/v2/p/fgs/functions/f/invocations")).toBe(false);
+    expect(isFunctionGraphPath("/v2/p/fgs/functions")).toBe(true); // its namespace: its own 404
+    expect(isFunctionGraphPath("/v2/p/fgs/other")).toBe(false);
     expect(isTencentCiPath("/docqueue")).toBe(true);
     expect(isTencentCiPath("/docqueues")).toBe(false);
   });

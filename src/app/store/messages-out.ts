@@ -22,7 +22,7 @@ import type { TaskState } from "../../shared/types";
 import { DueLater } from "./due-later";
 import { JournaledMap } from "./journaled-map";
 import type { RunningAttempts } from "./running";
-import { PARKED, PARKED_AFTER_MS } from "./sql";
+import { PARKED, PARKED_AFTER_MS, inChunks } from "./sql";
 
 /** What the last checkpoint said was out, and where the scan of near waiting tasks starts. */
 export interface StoredOut {
@@ -276,10 +276,22 @@ export class MessagesOut {
    * the floor (read lazily: reading stops at the last one taken).
    */
   *#parkedUnsent(toMs: number | null, chosen: Set<string>): Generator<{ id: string; eta_ms: number }> {
-    const rows = this.#sql.exec<{ id: string; eta_ms: number }>(
-      `SELECT id, eta_ms FROM tasks INDEXED BY tasks_parked WHERE ${PARKED} AND eta_ms >= ? AND eta_ms <= ? ORDER BY eta_ms`,
-      this.#floor,
-      toMs ?? Number.MAX_SAFE_INTEGER,
+    const floor = this.#floor;
+    const to = toMs ?? Number.MAX_SAFE_INTEGER;
+    // In (eta, id) order, the index's own (a WITHOUT ROWID table's index ends with the key).
+    const rows = inChunks<{ id: string; eta_ms: number }>(
+      (after, size) =>
+        this.#sql
+          .exec<{ id: string; eta_ms: number }>(
+            `SELECT id, eta_ms FROM tasks INDEXED BY tasks_parked WHERE ${PARKED} AND eta_ms >= ?1 AND eta_ms <= ?3
+             AND (eta_ms > ?1 OR id > ?2) ORDER BY eta_ms, id LIMIT ?4`,
+            after?.eta_ms ?? floor,
+            after?.id ?? "",
+            to,
+            size,
+          )
+          .toArray(),
+      64,
     );
     for (const row of rows) if (this.#unsentTask(row.id) && !this.#later.has(row.id) && !chosen.has(row.id)) yield row;
   }
@@ -301,9 +313,18 @@ export class MessagesOut {
     let firstEtaMs: number | null = null;
     let held = false;
     let pastHold = 0;
-    const rows = this.#sql.exec<{ id: string; state: TaskState; eta_ms: number; created_ms: number }>(
-      "SELECT id, state, eta_ms, created_ms FROM tasks WHERE id >= ? ORDER BY id",
-      this.#from,
+    type Row = { id: string; state: TaskState; eta_ms: number; created_ms: number };
+    const from = this.#from;
+    const rows = inChunks<Row>(
+      (after, size) =>
+        this.#sql
+          .exec<Row>(
+            `SELECT id, state, eta_ms, created_ms FROM tasks WHERE id ${after ? ">" : ">="} ? ORDER BY id LIMIT ?`,
+            after?.id ?? from,
+            size,
+          )
+          .toArray(),
+      Math.min(256, Math.max(16, limit)),
     );
     for (const row of rows) {
       if (held && ++pastHold > SCAN_PAST_BLOCKED) break;

@@ -12,6 +12,8 @@
  * parked ones, and finishing one of those writes the checkpoint at once.
  */
 
+import { inChunks } from "./sql";
+
 /** One result: its seq and its task. */
 export interface LogEntry {
   seq: number;
@@ -111,10 +113,20 @@ export class ResultsLog {
   /** Entries numbered after `since`, in order: the rows from the one holding since + 1, then the tail (read lazily). */
   *after(since: number): Generator<LogEntry> {
     this.#ready();
-    const rows = this.#sql.exec<LogRow>(
-      `SELECT first_seq, entries FROM results_log
-       WHERE first_seq >= COALESCE((SELECT MAX(first_seq) FROM results_log WHERE first_seq <= ?), 0) ORDER BY first_seq`,
-      since + 1,
+    // A row at a time, each read whole (see sql.ts, inChunks): a row may hold 20,000 entries.
+    const rows = inChunks<LogRow>(
+      (after) =>
+        this.#sql
+          .exec<LogRow>(
+            after
+              ? "SELECT first_seq, entries FROM results_log WHERE first_seq > ? ORDER BY first_seq LIMIT 1"
+              : `SELECT first_seq, entries FROM results_log
+                 WHERE first_seq >= COALESCE((SELECT MAX(first_seq) FROM results_log WHERE first_seq <= ?), 0)
+                 ORDER BY first_seq LIMIT 1`,
+            after ? after.first_seq : since + 1,
+          )
+          .toArray(),
+      1,
     );
     for (const row of rows) for (const entry of parse(row)) if (entry.seq > since) yield entry;
     // Copied: the tail may grow or be written while the caller reads.

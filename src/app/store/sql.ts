@@ -69,6 +69,23 @@ export function attemptAssignments(
   };
 }
 
+/**
+ * Rows read a chunk at a time, each chunk read whole (`read(after, size)`: the rows after `after`,
+ * at most `size`, in order): the caller may stop at any row and no statement is left running.
+ * Every read of the store ends its cursors so: workerd ends a partly read cursor's statement
+ * only when the cursor is garbage-collected, and SQLite refuses DROP TABLE / DROP INDEX while
+ * any statement runs (SQLITE_LOCKED).
+ */
+export function* inChunks<T>(read: (after: T | null, size: number) => T[], size: number): Generator<T> {
+  let after: T | null = null;
+  for (;;) {
+    const rows = read(after, size);
+    yield* rows;
+    if (rows.length < size) return;
+    after = rows[rows.length - 1]!;
+  }
+}
+
 /** Copies a view into a standalone ArrayBuffer, the form SQLite binds as BLOB. */
 export const blob = (bytes: Uint8Array): ArrayBuffer => bytes.slice().buffer as ArrayBuffer;
 

@@ -8,7 +8,7 @@ import type { TaskState } from "../../shared/types";
 import type { ResultsLog } from "./results-log";
 import type { RunningAttempts } from "./running";
 import type { ReadMeter, RedriveCriteria, TaskRow } from "./rows";
-import { FAILED_MATCHING, SUMMARY_COLUMNS, failedMatchingBindings, rowBytes, waitingRows } from "./sql";
+import { FAILED_MATCHING, SUMMARY_COLUMNS, failedMatchingBindings, inChunks, rowBytes, waitingRows } from "./sql";
 
 /** How much one turn of the resume replay may read: the object has 128 MB in all. */
 export const REPLAY_PAGE_BYTES = 8 * 1024 * 1024;
@@ -55,9 +55,16 @@ export class TaskReads {
 
   /** When the oldest waiting task (not running) was submitted; null when none waits. */
   oldestWaitingCreatedMs(): number | null {
-    for (const { id } of this.#sql.exec<{ id: string }>(`${waitingRows("id")} ORDER BY id`, this.#waitingFrom())) {
-      if (!this.#running.has(id)) return createdMsOf(id);
-    }
+    const from = this.#waitingFrom();
+    const waiting = inChunks<{ id: string }>(
+      (after, size) =>
+        this.#sql
+          .exec<{ id: string }>(`${waitingRows("id", "AND id > ?2")} ORDER BY id LIMIT ?3`, from, after?.id ?? "", size)
+          .toArray(),
+      // Running tasks' rows wait too: the first not running is at most that many in.
+      this.#running.size + 1,
+    );
+    for (const { id } of waiting) if (!this.#running.has(id)) return createdMsOf(id);
     return null;
   }
 
@@ -101,10 +108,12 @@ export class TaskReads {
       ].join(" ");
     if (below !== null) bounds.push(below);
     if (from !== null) bounds.push(from);
+    // Read whole (see inChunks): running tasks' rows wait, so a page of waiting ones may pass over that many.
+    const rowsWanted = state === 0 ? limit + this.#running.size : limit;
     const cursor =
       state === 0
         ? this.#sql.exec<TaskRow>(
-            `${waitingRows(SUMMARY_COLUMNS, terms(2))} ORDER BY id DESC`,
+            `${waitingRows(SUMMARY_COLUMNS, terms(2))} ORDER BY id DESC LIMIT ${rowsWanted}`,
             this.#waitingFrom(),
             ...bounds,
           )
@@ -112,12 +121,12 @@ export class TaskReads {
             // The state as a literal: a partial index serves only a query whose terms imply its
             // own (failed tasks: tasks_failed; succeeded ones and all: the primary key).
             `SELECT ${SUMMARY_COLUMNS} FROM tasks ${state === 11 ? "INDEXED BY tasks_failed" : ""}
-             WHERE 1 ${state === null ? "" : `AND state = ${Number(state)}`} ${terms(1)} ORDER BY id DESC`,
+             WHERE 1 ${state === null ? "" : `AND state = ${Number(state)}`} ${terms(1)} ORDER BY id DESC LIMIT ${rowsWanted}`,
             ...bounds,
           );
     // Running tasks' rows wait: they are passed over (read lazily, as many as needed).
     const rows: TaskRow[] = [];
-    for (const row of cursor) {
+    for (const row of cursor.toArray()) {
       if (state === 0 && this.#running.has(row.id)) continue;
       rows.push(this.#running.overlay(row));
       if (rows.length >= limit) break;
