@@ -212,10 +212,26 @@ export class TaskStore {
    * 0 → 1 (callers begin only waiting tasks): the attempt numbered `attempt` starts now and is
    * presumed lost after `leaseMs`. Writes nothing: running attempts are kept in memory.
    */
-  markDoing(id: string, attempt: number, nowMs: number, leaseMs: number): void {
+  markDoing(id: string, attempt: number, nowMs: number, leaseMs: number, run?: string): void {
     // Its message leaves the queue window; while it runs the outbox passes it over.
     this.#out.settled(id);
-    this.#running.set(id, { attempt, leaseMs, startedMs: nowMs });
+    this.#running.set(
+      id,
+      run === undefined ? { attempt, leaseMs, startedMs: nowMs } : { attempt, leaseMs, startedMs: nowMs, run },
+    );
+  }
+
+  /**
+   * 1 → 0 without the attempt counting: the attempt that the consumer's `run` began is given back
+   * (see PutBack), so its number is handed out again. The consumer retries its message: the task
+   * counts as having one out since `nowMs`. Writes nothing (the begin wrote nothing either);
+   * false when `run` does not run `id` (a duplicate or late put-back).
+   */
+  putBack(id: string, run: string, nowMs: number): boolean {
+    if (this.#running.get(id)?.run !== run) return false;
+    this.#running.set(id, null);
+    this.#out.markDispatched([id], nowMs);
+    return true;
   }
 
   /**
