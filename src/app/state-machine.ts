@@ -57,6 +57,13 @@ export function retryAfterMs(
   return Math.min(Math.max(0, ms), maxMs);
 }
 
+/**
+ * Put-backs (PutBack) of one task in a row, with no attempt of it ending between them, after which
+ * the next one counts as a timed-out attempt: an origin slower than any consumer's deadline would
+ * otherwise be cut and given back until retention. A restart forgets the count.
+ */
+export const MAX_PUT_BACKS = 3;
+
 /** What the machine needs from the object that runs it. */
 export interface MachineHost {
   store(): AppStore;
@@ -152,7 +159,12 @@ export class StateMachine {
     if (!config || !task) return { applied: false, state: null };
     if (result.kind === "put_back") {
       // Not adopted after a restart: the object forgot the attempt, which gave it back already.
-      if (task.state !== 1 || !store.putBack(taskId, result.run, now)) return { applied: false, state: task.state };
+      if (task.state !== 1 || !store.runs(taskId, result.run)) return { applied: false, state: task.state };
+      if (store.timesGivenBack(taskId) >= MAX_PUT_BACKS) {
+        const reason = `given back ${MAX_PUT_BACKS} times in a row (${result.reason}), then counted`;
+        return { applied: true, state: this.attemptLost(task, now, reason) };
+      }
+      store.putBack(taskId, now);
       // Not an attempt: the circuit and the statistics learn nothing; a probe it was is let go.
       this.#host.released(taskId, now);
       return { applied: true, state: 0 };
@@ -228,16 +240,11 @@ export class StateMachine {
     }
   }
 
-  /** A running attempt whose lease ran out: its consumer died; count it as timed out. */
-  attemptLost(task: TaskRow, now: number): void {
+  /** A running attempt whose lease ran out: its consumer died; count it as timed out. The task's new state. */
+  attemptLost(task: TaskRow, now: number, reason = "attempt lost: no result before its lease ran out"): TaskState {
     const config = this.#host.config();
     this.#host.attemptEnded("failure", "attempt lost", config ? now - this.#attemptStartedMs(task, config) : 0, now);
-    this.#retryOrFail(task, now, {
-      atMs: now,
-      outcome: null,
-      error: "timeout",
-      retryReason: "attempt lost: no result before its lease ran out",
-    });
+    return this.#retryOrFail(task, now, { atMs: now, outcome: null, error: "timeout", retryReason: reason });
   }
 
   /** When the running attempt began: `begin` set its lease to start + timeout + grace. */

@@ -43,11 +43,12 @@ const FINISH_TRIES = 4;
 /**
  * How long one consumer invocation delivers: Cloudflare stops a queue consumer after 15 minutes
  * of wall time, and an attempt it stops mid-way would be left to its lease and counted as timed
- * out (an app's timeout may be 15 minutes too). After this no unit begins, and attempts still
- * running are cut and given back (PutBack); the 3 minutes left cover their put-backs, the
- * finishes on their way and a notification's POST (30 s at most) begun just before.
+ * out. After this no unit begins, and attempts still running are cut and given back (PutBack):
+ * the minute left covers their put-backs, the finishes on their way and a notification's POST
+ * (30 s at most) begun just before. An app's timeout may be 15 minutes, longer than any consumer
+ * can wait: a task cut MAX_PUT_BACKS times in a row (app/state-machine.ts) then counts a timed-out attempt.
  */
-export const CONSUMER_BUDGET_MS = 12 * 60_000;
+export const CONSUMER_BUDGET_MS = 14 * 60_000;
 
 export interface ConsumeOptions {
   /** How long this invocation delivers before it stops and gives back what runs. @default CONSUMER_BUDGET_MS */

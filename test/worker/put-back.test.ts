@@ -4,6 +4,7 @@
 import { env } from "cloudflare:workers";
 import { createExecutionContext, createMessageBatch, getQueueResult, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { MAX_PUT_BACKS } from "../../src/app/state-machine";
 import { appQueue } from "../../src/app/stubs";
 import { consumeTasks } from "../../src/delivery/consumer";
 import type { AttemptReport, AttemptResult, PutBack } from "../../src/shared/types";
@@ -132,5 +133,30 @@ describe("put-back", () => {
       { applied: false, state: 10 },
     ]);
     expect((await getTask(id)).attempts).toBe(1);
+  });
+
+  it("a task given back again and again (an origin slower than any consumer's deadline) then counts a timed-out attempt", async () => {
+    const app = uniqueApp("again");
+    await createApp(app, { retry: { max_attempts: 1 } });
+    const stub = appQueue(env, app);
+    const id = await parkedTask(app);
+    for (let i = 0; i < MAX_PUT_BACKS; i++) {
+      const [begun] = await stub.beginMany([id], [`cut-${i}`]);
+      expect(begun!.run && begun!.delivery.attempt).toBe(1);
+      expect(await stub.finishMany([{ taskId: id, attempt: 1, result: putBack(`cut-${i}`) }])).toEqual([
+        { applied: true, state: 0 },
+      ]);
+    }
+    await stub.beginMany([id], ["cut-last"]);
+    // Without the bound it would be given back until retention, the origin asked every 14 minutes.
+    expect(await stub.finishMany([{ taskId: id, attempt: 1, result: putBack("cut-last") }])).toEqual([
+      { applied: true, state: 11 },
+    ]);
+    const task = await getTask(id);
+    expect({ state: task.state, attempts: task.attempts, error: task.error }).toEqual({
+      state: 11,
+      attempts: 1,
+      error: "timeout",
+    });
   });
 });
