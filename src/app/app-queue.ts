@@ -27,6 +27,7 @@ import type {
   NotificationDelivery,
   NotificationRef,
   NotificationReport,
+  PutBack,
   TaskMessage,
   TaskRecord,
 } from "../shared/types";
@@ -213,17 +214,17 @@ export class AppQueue extends DurableObject<Env> {
   }
 
   // The RPC methods are metered per call (meterRequests): the batched ones call these, not them.
-  #begin(taskId: string): Promise<BeginResult> {
-    return this.#group.run(() => this.#machine.begin(taskId, Date.now()));
+  #begin(taskId: string, run?: string): Promise<BeginResult> {
+    return this.#group.run(() => this.#machine.begin(taskId, Date.now(), run));
   }
 
   /**
    * Begins several tasks in one RPC (the consumer's tasks of this app about to run): each is a
-   * `begin` of its own in the same group commit. One that cannot be stored answers
-   * `{run: false, reason: "error"}` alone; its neighbours begin.
+   * `begin` of its own in the same group commit, named by `runs[i]` for a put-back (PutBack). One
+   * that cannot be stored answers `{run: false, reason: "error"}` alone; its neighbours begin.
    */
-  async beginMany(taskIds: string[]): Promise<BeginResult[]> {
-    const settled = await Promise.allSettled(taskIds.map((taskId) => this.#begin(taskId)));
+  async beginMany(taskIds: string[], runs: (string | null)[] = []): Promise<BeginResult[]> {
+    const settled = await Promise.allSettled(taskIds.map((taskId, i) => this.#begin(taskId, runs[i] ?? undefined)));
     return settled.map((outcome): BeginResult =>
       outcome.status === "fulfilled" ? outcome.value : { run: false, reason: "error" },
     );
@@ -234,7 +235,7 @@ export class AppQueue extends DurableObject<Env> {
    * result that cannot be stored whole (a row over SQLite's limits) is stored without the
    * response's headers and body, so the attempt still counts and the task moves on.
    */
-  finish(taskId: string, attempt: number, result: AttemptResult): Promise<FinishResult> {
+  finish(taskId: string, attempt: number, result: AttemptResult | PutBack): Promise<FinishResult> {
     return this.#finish(taskId, attempt, result);
   }
 
@@ -249,7 +250,7 @@ export class AppQueue extends DurableObject<Env> {
     return settled.map((outcome) => (outcome.status === "fulfilled" ? outcome.value : null));
   }
 
-  async #finish(taskId: string, attempt: number, result: AttemptResult): Promise<FinishResult> {
+  async #finish(taskId: string, attempt: number, result: AttemptResult | PutBack): Promise<FinishResult> {
     try {
       return await this.#group.run(() => this.#machine.finishAttempt(taskId, attempt, result, Date.now()));
     } catch (error) {

@@ -11,7 +11,7 @@ import { signalOf, type AttemptSignal } from "./limits";
 import type { AppStore, AttemptRecord, TaskRow } from "./store";
 import { jitteredBackoffSeconds, mayRetry } from "../config/retry-policy";
 import { headerValues } from "../http/headers";
-import type { AttemptResult, BeginResult, FinishResult, TaskState } from "../shared/types";
+import type { AttemptResult, BeginResult, FinishResult, PutBack, TaskState } from "../shared/types";
 
 /**
  * A task row must stay under SQLite's 2 MB row limit in production (Miniflare does not
@@ -57,6 +57,13 @@ export function retryAfterMs(
   return Math.min(Math.max(0, ms), maxMs);
 }
 
+/**
+ * Put-backs (PutBack) of one task in a row, with no attempt of it ending between them, after which
+ * the next one counts as a timed-out attempt: an origin slower than any consumer's deadline would
+ * otherwise be cut and given back until retention. A restart forgets the count.
+ */
+export const MAX_PUT_BACKS = 3;
+
 /** What the machine needs from the object that runs it. */
 export interface MachineHost {
   store(): AppStore;
@@ -84,8 +91,11 @@ export class StateMachine {
     this.#host = host;
   }
 
-  /** 0 → 1 when the task is due and the app active; otherwise says why not. */
-  begin(taskId: string, now: number): BeginResult {
+  /**
+   * 0 → 1 when the task is due and the app active; otherwise says why not. `run` names the begin
+   * for a later put-back (the consumer's batched begins).
+   */
+  begin(taskId: string, now: number, run?: string): BeginResult {
     const config = this.#host.config();
     const signingSecrets = this.#host.signingSecrets();
     const { tasks: store, notifications } = this.#host.store();
@@ -111,7 +121,7 @@ export class StateMachine {
 
     const attempt = task.attempts + 1;
     const timeoutMs = (task.timeout ?? config.timeout) * 1000;
-    store.markDoing(taskId, attempt, now, now + timeoutMs + LEASE_GRACE_MS);
+    store.markDoing(taskId, attempt, now, now + timeoutMs + LEASE_GRACE_MS, run);
     return {
       run: true,
       delivery: {
@@ -138,12 +148,27 @@ export class StateMachine {
     };
   }
 
-  /** Records attempt `attempt`'s result; ignored unless that attempt is the one running. */
-  finishAttempt(taskId: string, attempt: number, result: AttemptResult, now: number): FinishResult {
+  /**
+   * Records attempt `attempt`'s result; ignored unless that attempt is the one running. A
+   * put-back gives the attempt back instead (see PutBack): only the run it names, never counted.
+   */
+  finishAttempt(taskId: string, attempt: number, result: AttemptResult | PutBack, now: number): FinishResult {
     const config = this.#host.config();
     const { tasks: store, notifications } = this.#host.store();
     let task = config ? store.get(taskId) : null;
     if (!config || !task) return { applied: false, state: null };
+    if (result.kind === "put_back") {
+      // Not adopted after a restart: the object forgot the attempt, which gave it back already.
+      if (task.state !== 1 || !store.runs(taskId, result.run)) return { applied: false, state: task.state };
+      if (store.timesGivenBack(taskId) >= MAX_PUT_BACKS) {
+        const reason = `given back ${MAX_PUT_BACKS} times in a row (${result.reason}), then counted`;
+        return { applied: true, state: this.attemptLost(task, now, reason) };
+      }
+      store.putBack(taskId, now);
+      // Not an attempt: the circuit and the statistics learn nothing; a probe it was is let go.
+      this.#host.released(taskId, now);
+      return { applied: true, state: 0 };
+    }
     // An attempt begun before a restart (running attempts are kept in memory): taken once.
     const leaseMs = now + (task.timeout ?? config.timeout) * 1000 + LEASE_GRACE_MS;
     if (task.state === 0 && store.adopt(taskId, attempt, now, leaseMs)) task = store.get(taskId)!;
@@ -215,16 +240,11 @@ export class StateMachine {
     }
   }
 
-  /** A running attempt whose lease ran out: its consumer died; count it as timed out. */
-  attemptLost(task: TaskRow, now: number): void {
+  /** A running attempt whose lease ran out: its consumer died; count it as timed out. The task's new state. */
+  attemptLost(task: TaskRow, now: number, reason = "attempt lost: no result before its lease ran out"): TaskState {
     const config = this.#host.config();
     this.#host.attemptEnded("failure", "attempt lost", config ? now - this.#attemptStartedMs(task, config) : 0, now);
-    this.#retryOrFail(task, now, {
-      atMs: now,
-      outcome: null,
-      error: "timeout",
-      retryReason: "attempt lost: no result before its lease ran out",
-    });
+    return this.#retryOrFail(task, now, { atMs: now, outcome: null, error: "timeout", retryReason: reason });
   }
 
   /** When the running attempt began: `begin` set its lease to start + timeout + grace. */

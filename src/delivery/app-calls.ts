@@ -15,11 +15,16 @@ import type {
   NotificationDelivery,
   NotificationRef,
   NotificationReport,
+  PutBack,
 } from "../shared/types";
 
 export interface TaskCalls {
-  begin(taskId: string): Promise<BeginResult>;
-  finish(taskId: string, attempt: number, result: AttemptResult): Promise<FinishResult>;
+  /** Begins the task's next attempt; `run` names this begin for a put-back (see PutBack). */
+  begin(taskId: string, run?: string): Promise<BeginResult>;
+  /** The end of an attempt begun here: its result, or the attempt given back. */
+  finish(taskId: string, attempt: number, result: AttemptResult | PutBack): Promise<FinishResult>;
+  /** Gives back whatever a begin whose answer was lost may have begun (nothing counted as running here). */
+  putBackUnanswered(taskId: string, run: string): Promise<FinishResult>;
 }
 
 export interface NotificationCalls {
@@ -35,7 +40,7 @@ export interface NotificationCalls {
 
 /** What the batcher needs of an app's object stub. */
 export interface BatchTarget {
-  beginMany(taskIds: string[]): Promise<BeginResult[]>;
+  beginMany(taskIds: string[], runs: (string | null)[]): Promise<BeginResult[]>;
   finishMany(reports: AttemptReport[]): Promise<(FinishResult | null)[]>;
   beginNotifications(refs: NotificationRef[]): Promise<(NotificationDelivery | null)[]>;
   finishNotifications(reports: NotificationReport[]): Promise<boolean[]>;
@@ -101,7 +106,7 @@ class Batch<Item, Answer> {
 }
 
 export class BatchedCalls implements TaskCalls, NotificationCalls {
-  readonly #begins: Batch<string, BeginResult>;
+  readonly #begins: Batch<{ taskId: string; run: string | null }, BeginResult>;
   readonly #finishes: Batch<AttemptReport, FinishResult | null>;
   readonly #notificationBegins: Batch<NotificationRef, NotificationDelivery | null>;
   readonly #notificationFinishes: Batch<NotificationReport, boolean>;
@@ -125,7 +130,14 @@ export class BatchedCalls implements TaskCalls, NotificationCalls {
           throw error;
         }
       };
-    this.#begins = new Batch(via((stub, ids: string[]) => stub.beginMany(ids)));
+    this.#begins = new Batch(
+      via((stub, begins: { taskId: string; run: string | null }[]) =>
+        stub.beginMany(
+          begins.map(({ taskId }) => taskId),
+          begins.map(({ run }) => run),
+        ),
+      ),
+    );
     this.#finishes = new Batch(via((stub, reports: AttemptReport[]) => stub.finishMany(reports)));
     this.#notificationBegins = new Batch(via((stub, refs: NotificationRef[]) => stub.beginNotifications(refs)));
     this.#notificationFinishes = new Batch(
@@ -133,15 +145,15 @@ export class BatchedCalls implements TaskCalls, NotificationCalls {
     );
   }
 
-  async begin(taskId: string): Promise<BeginResult> {
-    const begun = this.#begins.add(taskId);
+  async begin(taskId: string, run?: string): Promise<BeginResult> {
+    const begun = this.#begins.add({ taskId, run: run ?? null });
     this.#begins.flushWithin(0);
     const answer = (await begun) ?? { run: false, reason: "error" };
     if (answer.run) this.#running++;
     return answer;
   }
 
-  async finish(taskId: string, attempt: number, result: AttemptResult): Promise<FinishResult> {
+  async finish(taskId: string, attempt: number, result: AttemptResult | PutBack): Promise<FinishResult> {
     const answer = this.#ended(
       this.#finishes,
       { taskId, attempt, result },
@@ -149,6 +161,15 @@ export class BatchedCalls implements TaskCalls, NotificationCalls {
     );
     const finished = await answer;
     if (!finished) throw new NotStored(`finish of ${taskId} attempt ${attempt} was not stored`);
+    return finished;
+  }
+
+  async putBackUnanswered(taskId: string, run: string): Promise<FinishResult> {
+    const answer = this.#finishes.add({ taskId, attempt: 0, result: { kind: "put_back", run, reason: "begin_lost" } });
+    // Its neighbours' begins were lost in the same call: they join it within this turn.
+    this.#finishes.flushWithin(0);
+    const finished = await answer;
+    if (!finished) throw new NotStored(`put-back of ${taskId} was not stored`);
     return finished;
   }
 

@@ -71,8 +71,16 @@ export function originUrl(origin: string, path: string, rawQuery: string): strin
   return origin + path + rawQuery;
 }
 
-/** Runs one attempt. Never throws: every failure is an {@link AttemptResult}. */
-export async function replay(delivery: Delivery, nowMs: number = Date.now()): Promise<AttemptResult> {
+/**
+ * Runs one attempt. Never throws: every failure is an {@link AttemptResult}. `cut` aborts it
+ * early too (the consumer's deadline), answered as a timeout: the caller, which knows it cut
+ * the attempt, gives it back instead of reporting it.
+ */
+export async function replay(
+  delivery: Delivery,
+  nowMs: number = Date.now(),
+  cut?: AbortSignal,
+): Promise<AttemptResult> {
   const { request } = delivery;
   const headers = toHeaders(request.header);
   for (const [name, value] of metadataHeaders(delivery)) headers.set(name, value);
@@ -87,7 +95,9 @@ export async function replay(delivery: Delivery, nowMs: number = Date.now()): Pr
       body: hasBody ? request.body : undefined,
       redirect: "manual",
       // No fetch has a timeout of its own: without this a hung origin holds the consumer.
-      signal: AbortSignal.timeout(delivery.timeoutMs),
+      signal: cut
+        ? AbortSignal.any([AbortSignal.timeout(delivery.timeoutMs), cut])
+        : AbortSignal.timeout(delivery.timeoutMs),
     });
     const body = await readCapped(response, MAX_RESPONSE_BYTES);
     return { kind: "response", status: response.status, header: headerMap(response.headers, isEndToEndHeader), body };

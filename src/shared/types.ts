@@ -111,6 +111,19 @@ export type AttemptResult =
   | { kind: "response"; status: number; header: HeaderMap; body: Uint8Array }
   | { kind: "error"; error: "timeout" | "network error"; detail: string };
 
+/**
+ * An attempt the consumer gives back instead of a result: cut by the consumer's own deadline
+ * before the origin answered, or begun by a `beginMany` whose answer was lost. The task waits
+ * again with the attempt not counted (its number is handed out again). Keyed by `run`, the name
+ * the consumer gave that begin, not by the attempt number alone: a duplicate or late put-back
+ * finds its run gone and never gives back a later run of the same number.
+ */
+export interface PutBack {
+  kind: "put_back";
+  run: string;
+  reason: "deadline" | "begin_lost";
+}
+
 export interface FinishResult {
   applied: boolean;
   state: TaskState | null;
@@ -132,6 +145,7 @@ export interface NotificationReport extends NotificationRef {
 /** One attempt's result as `finishMany` takes it. */
 export interface AttemptReport {
   taskId: string;
+  /** For a put-back, the attempt begun if known (0 when its begin's answer was lost): the run decides. */
   attempt: number;
-  result: AttemptResult;
+  result: AttemptResult | PutBack;
 }

@@ -123,12 +123,12 @@ describe("BatchedCalls after a failed call", () => {
     let failNext = true;
     const flaky: BatchTarget = {
       ...target,
-      beginMany: async (ids) => {
+      beginMany: async (ids, runs) => {
         if (failNext) {
           failNext = false;
           throw new Error("Durable Object reset because its code was updated.");
         }
-        return target.beginMany(ids);
+        return target.beginMany(ids, runs);
       },
     };
     const batched = new BatchedCalls(() => (connects++, flaky));

@@ -14,6 +14,8 @@ export interface RunningAttempt {
   /** When it is presumed lost (its consumer gone). */
   leaseMs: number;
   startedMs: number;
+  /** The name the consumer gave the begin (see PutBack); absent for a single `begin` and an adopted attempt. */
+  run?: string;
 }
 
 export class RunningAttempts extends JournaledMap<string, RunningAttempt> {

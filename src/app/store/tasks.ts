@@ -40,6 +40,9 @@ export class TaskStore {
   /** Attempts running now (in memory: running.ts); task-reads.ts overlays them too. */
   readonly #running = new RunningAttempts();
 
+  /** Tasks given back (PutBack) since an attempt of theirs last ended, and how many times (not journaled). */
+  readonly #givenBack = new Map<string, number>();
+
   /** Which waiting tasks have a queue message out (in memory: messages-out.ts), and the outbox's reads. */
   readonly #out: MessagesOut;
 
@@ -120,6 +123,7 @@ export class TaskStore {
    */
   #endRunning(id: string): { set: string; values: SqlStorageValue[] } {
     const running = this.#running.get(id);
+    this.#givenBack.delete(id);
     if (!running) return { set: "", values: [] };
     this.#running.set(id, null);
     return {
@@ -212,10 +216,31 @@ export class TaskStore {
    * 0 → 1 (callers begin only waiting tasks): the attempt numbered `attempt` starts now and is
    * presumed lost after `leaseMs`. Writes nothing: running attempts are kept in memory.
    */
-  markDoing(id: string, attempt: number, nowMs: number, leaseMs: number): void {
+  markDoing(id: string, attempt: number, nowMs: number, leaseMs: number, run?: string): void {
     // Its message leaves the queue window; while it runs the outbox passes it over.
     this.#out.settled(id);
-    this.#running.set(id, { attempt, leaseMs, startedMs: nowMs });
+    this.#running.set(id, { attempt, leaseMs, startedMs: nowMs, ...(run === undefined ? {} : { run }) });
+  }
+
+  /** Whether the attempt running for `id` was begun by the consumer's `run` (see PutBack). */
+  runs(id: string, run: string): boolean {
+    return this.#running.get(id)?.run === run;
+  }
+
+  /** How many times `id` was given back since an attempt of it last ended (a restart forgets). */
+  timesGivenBack(id: string): number {
+    return this.#givenBack.get(id) ?? 0;
+  }
+
+  /**
+   * 1 → 0 without the attempt counting: the running attempt is given back (see PutBack), so its
+   * number is handed out again. The consumer retries its message: the task counts as having one
+   * out since `nowMs`. Writes nothing (the begin wrote nothing either).
+   */
+  putBack(id: string, nowMs: number): void {
+    this.#running.set(id, null);
+    this.#givenBack.set(id, this.timesGivenBack(id) + 1);
+    this.#out.markDispatched([id], nowMs);
   }
 
   /**
@@ -374,6 +399,7 @@ export class TaskStore {
       if (this.#sql.exec("DELETE FROM tasks WHERE id = ? RETURNING id", id).toArray().length === 0) continue;
       deleted.push(id);
       this.#out.settled(id);
+      this.#givenBack.delete(id);
     }
     this.#counted(0, null, deleted.length);
     return { deleted, cursor: candidates.length === limit ? candidates[candidates.length - 1]! : null };
