@@ -37,7 +37,7 @@ const P = {
   /** The trickle shape: tasks one at a time, a second apart. */
   trickleTasks: quick ? 20 : 60,
   /** Tasks that retention removes, to measure the rows its deletes write. */
-  retentionTasks: 200,
+  retentionTasks: 1000,
 };
 const BODY = JSON.stringify({ payload: "x".repeat(1024 - 16) }); // 1 KiB of JSON
 const mac = new qiniu.auth.digest.Mac(KEYS.accessKey, KEYS.secretKey);

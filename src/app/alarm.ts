@@ -96,8 +96,9 @@ export class Alarm {
       // Bounded batches: a huge backlog past retention takes several alarms, never one that fails.
       const expired = store.tasks.unfinishedStartedBefore(now - retentionMs, RETENTION_BATCH);
       for (const task of expired) host.machine.end(task.id, task.state, 11, now, "expired");
-      const deleted = store.tasks.deleteFinishedBefore(now - retentionMs, RETENTION_BATCH);
-      if (expired.length === RETENTION_BATCH || deleted.more) this.#retentionAt = now + 1;
+      // Results go a partition at a time (a table dropped whole): no batch to bound.
+      store.tasks.retire(now, retentionMs);
+      if (expired.length === RETENTION_BATCH) this.#retentionAt = now + 1;
       // The oldest unfinished task only gets newer (new tasks are newer, finished ones leave),
       // so a known deadline can only be early, never late: look it up again only once it passed.
       // (The lookup walks the primary key past finished tasks; doing it on every alarm cost

@@ -6,7 +6,7 @@ import { openStore } from "../../src/app/store";
 import { appQueue } from "../../src/app/stubs";
 import type { TestAppQueue } from "./test-app-queue";
 import { newTaskId } from "../../src/shared/task-id";
-import { createApp, metered, newTask, sql, uniqueApp } from "./helpers";
+import { createApp, newTask, sql, uniqueApp } from "./helpers";
 
 /** The replay from `since`, as [id, seq] pairs, every page. */
 function replay(reads: ReturnType<typeof openStore>["reads"], since = 0): [string, number][] {
@@ -111,45 +111,5 @@ describe("the results log", () => {
       [result.ids[0], 3],
     ]);
     expect(result.rows).toBe(1);
-  });
-
-  it("retention deletes the oldest results by the log and drops its rows: a task's retention costs its row, not more", async () => {
-    const app = uniqueApp("logretain");
-    await createApp(app);
-    const result = await sql(app)((storage) => {
-      const meter = metered(storage);
-      const { tasks: store, reads } = openStore(meter.sql);
-      const now = Date.now();
-      const ids = Array.from({ length: 300 }, (_, i) => newTaskId(1, now - 200_000 + i));
-      for (const id of ids) store.insert(newTask(id, now - 200_000));
-      // Three checkpoints' worth, long finished; ten recent ones.
-      ids.slice(0, 290).forEach((id, i) => {
-        store.markFinished(id, 0, 10, now - 100_000 + i);
-        if (i % 100 === 99) store.checkpoint(now - 100_000 + i, true);
-      });
-      ids.slice(290).forEach((id) => store.markFinished(id, 0, 10, now));
-      store.checkpoint(now, true);
-      meter.reset();
-      let deleted = 0;
-      for (let pass = 0; pass < 10; pass++) {
-        const { deleted: n, more } = store.deleteFinishedBefore(now - 60_000, 120);
-        deleted += n;
-        if (!more) break;
-      }
-      return {
-        deleted,
-        written: meter.rowsWritten(),
-        rows: logRows(storage),
-        left: replay(reads).map(([, seq]) => seq),
-        wake: store.nextWakeMs(30_000, now, 60_000, false, false),
-        now,
-      };
-    });
-    expect(result.deleted).toBe(290);
-    // The 290 rows, the three log rows they filled, and the counts' checkpoint per pass.
-    expect(result.written).toBeLessThanOrEqual(290 + 3 + 1 + 10);
-    expect(result.rows).toBe(1);
-    expect(result.left).toEqual(Array.from({ length: 10 }, (_, i) => 291 + i));
-    expect(result.wake).toBe(result.now + 60_000);
   });
 });

@@ -35,7 +35,7 @@ export function openStore(sql: SqlStorage, { create = true }: { create?: boolean
   return {
     meta,
     tasks,
-    reads: new TaskReads(sql, tasks.running, () => tasks.waitingFrom(), tasks.results),
+    reads: new TaskReads(sql, tasks.running, () => tasks.waitingFrom(), tasks.results, tasks.partitions),
     notifications: new NotificationStore(sql),
     exists: () => exists,
     create: () => {

@@ -5,7 +5,7 @@
  * results_log, in its transaction (task-counts.ts). The feed's replay, retention (oldest results
  * first) and the counts' rebuild read the log, then the tail. An entry whose task no longer
  * carries that seq (made to wait again, or deleted) is passed over, so the log is never updated
- * in place but by retention.
+ * in place; its rows go with the partition holding their results (partitions.ts).
  *
  * After a restart the tail is rebuilt by a scan of the primary key from the checkpoint's waiting
  * bound (TaskCounts): every task unfinished at the checkpoint had an id at or above it, but
@@ -41,9 +41,6 @@ export class ResultsLog {
   #tail: LogEntry[] = [];
   /** The open batch's start: the tail's length then, and the tail it wrote (a checkpoint that may roll back); null: no batch. */
   #batch: { length: number; flushed: LogEntry[] | null } | null = null;
-
-  /** Every entry up to this seq was dealt with by retention (in memory: after a wake-up they are looked at again). */
-  #retainedThrough = 0;
 
   constructor(sql: SqlStorage, ready: () => void) {
     this.#sql = sql;
@@ -133,62 +130,8 @@ export class ResultsLog {
     for (const entry of [...this.#tail]) if (entry.seq > since) yield entry;
   }
 
-  /** Entries retention has not dealt with yet, oldest first. */
-  oldest(): Generator<LogEntry> {
-    return this.after(this.#retainedThrough);
-  }
-
-  /**
-   * Retention's walk, oldest first: calls `visit` on each entry not dealt with yet, which answers
-   * "gone" (deleted or stale: dealt with), "kept" (not yet: a notification pending; the walk goes
-   * on) or "stop" (too new, or the pass is full: the walk ends). A row whose entries are all gone
-   * is deleted, one with some kept is written again with those alone (both rows written).
-   * Answers the rows written.
-   */
-  walkOldest(visit: (entry: LogEntry) => "gone" | "kept" | "stop"): number {
-    this.#ready();
-    let written = 0;
-    let keptAny = false;
-    const walk = (entries: LogEntry[]): { kept: LogEntry[]; complete: boolean } => {
-      const kept: LogEntry[] = [];
-      for (const entry of entries) {
-        if (entry.seq <= this.#retainedThrough) continue;
-        const answer = visit(entry);
-        if (answer === "stop") return { kept, complete: false };
-        if (answer === "kept") {
-          kept.push(entry);
-          keptAny = true;
-        } else if (!keptAny) this.#retainedThrough = entry.seq;
-      }
-      return { kept, complete: true };
-    };
-    // One row at a time (each may hold 20,000 entries), none read past where the walk stops.
-    for (let after = -1; ;) {
-      const row = this.#sql
-        .exec<LogRow>(
-          "SELECT first_seq, entries FROM results_log WHERE first_seq > ? AND last_seq > ? ORDER BY first_seq LIMIT 1",
-          after,
-          this.#retainedThrough,
-        )
-        .toArray()[0];
-      if (!row) break;
-      const entries = parse(row);
-      // Past its last entry: a row written again below starts at its first kept one, not to be walked twice.
-      after = entries[entries.length - 1]?.seq ?? row.first_seq;
-      const { kept, complete } = walk(entries);
-      if (!complete) return written;
-      if (kept.length === 0) {
-        written += this.#sql.exec("DELETE FROM results_log WHERE first_seq = ?", row.first_seq).rowsWritten;
-      } else if (kept.length < entries.length) {
-        written += this.#sql.exec(
-          "UPDATE results_log SET first_seq = ?, entries = ? WHERE first_seq = ?",
-          kept[0]!.seq,
-          JSON.stringify(kept.map((entry) => [entry.seq, entry.id])),
-          row.first_seq,
-        ).rowsWritten;
-      }
-    }
-    walk([...this.#tail]);
-    return written;
+  /** Drops the rows of results numbered up to `seq` (a dropped partition's): answers the rows written. */
+  dropThrough(seq: number): number {
+    return this.#sql.exec("DELETE FROM results_log WHERE last_seq <= ?", seq).rowsWritten;
   }
 }

@@ -106,11 +106,11 @@ CREATE TABLE IF NOT EXISTS access_keys (
  * entry, so an insert is one billed row, not two), the small columns first so that reading a
  * task's state and times stays off the overflow pages its bodies spill onto.
  */
-const TASK_COLUMNS_V4 = `id, state, eta_ms, created_ms, seq, attempts, executions, finished_ms, exec_ms, first_attempt_ms,
+export const TASK_COLUMNS = `id, state, eta_ms, created_ms, seq, attempts, executions, finished_ms, exec_ms, first_attempt_ms,
   lease_ms, last_status, response_status, max_attempts, timeout, fail_fast, dedup_id, req_id, method, retry_reason, error,
   callback, path, raw_query, header, response_header, body, response_body`;
-const TASKS_V4 = `
-CREATE TABLE tasks_v4 (
+/** The tasks table as version 4 built it, under `name` (the live table, and each sealed partition: partitions.ts). */
+export const tasksTable = (name: string) => `CREATE TABLE ${name} (
   id TEXT PRIMARY KEY NOT NULL,
   state INTEGER NOT NULL,
   eta_ms INTEGER NOT NULL,
@@ -139,8 +139,15 @@ CREATE TABLE tasks_v4 (
   response_header TEXT,
   body BLOB NOT NULL,
   response_body BLOB
-) WITHOUT ROWID;
-INSERT INTO tasks_v4 (${TASK_COLUMNS_V4}) SELECT ${TASK_COLUMNS_V4} FROM tasks;
+) WITHOUT ROWID`;
+/** The tasks table's columns now: version 4's and `restarted_ms` (version 7), the live table's and each partition's. */
+export const LIVE_TASK_COLUMNS = `${TASK_COLUMNS}, restarted_ms`;
+/** The tasks table as it is now, under `name` (a partition's seal makes a fresh live table). */
+export const liveTasksTable = (name: string) =>
+  tasksTable(name).replace(/\) WITHOUT ROWID$/, ",\n  restarted_ms INTEGER\n) WITHOUT ROWID");
+const TASKS_V4 = `
+${tasksTable("tasks_v4")};
+INSERT INTO tasks_v4 (${TASK_COLUMNS}) SELECT ${TASK_COLUMNS} FROM tasks;
 DROP TABLE tasks;
 ALTER TABLE tasks_v4 RENAME TO tasks;
 -- Every waiting task by when it is due (the outbox; which have a message out is kept in memory).

@@ -1,10 +1,12 @@
 /**
  * The tasks table's read side: listings (by state, newest first, running attempts overlaid),
- * the feed's resume replay, a redrive's matches and the oldest waiting task. Reads only; the
- * writes and what they keep in step are in tasks.ts.
+ * the feed's resume replay, a redrive's matches and the oldest waiting task, over the live table
+ * and the sealed partitions (partitions.ts). Reads only; the writes and what they keep in step
+ * are in tasks.ts.
  */
 import { createdMsOf } from "../../shared/task-id";
 import type { TaskState } from "../../shared/types";
+import type { Partitions } from "./partitions";
 import type { ResultsLog } from "./results-log";
 import type { RunningAttempts } from "./running";
 import type { ReadMeter, RedriveCriteria, TaskRow } from "./rows";
@@ -25,18 +27,40 @@ export class TaskReads {
   /** The results in seq order (results-log.ts). */
   readonly #results: ResultsLog;
 
-  constructor(sql: SqlStorage, running: RunningAttempts, waitingFrom: () => string, results: ResultsLog) {
+  /** Sealed tables of results (partitions.ts): read after the live table. */
+  readonly #partitions: Partitions;
+
+  constructor(
+    sql: SqlStorage,
+    running: RunningAttempts,
+    waitingFrom: () => string,
+    results: ResultsLog,
+    partitions: Partitions,
+  ) {
     this.#sql = sql;
     this.#running = running;
     this.#waitingFrom = waitingFrom;
     this.#results = results;
+    this.#partitions = partitions;
+  }
+
+  /**
+   * One compound SELECT of `select(table, failedIndex)` over the live table and every partition
+   * (UNION ALL: the caller's ORDER BY merges them).
+   */
+  #everyTable(select: (table: string, failedIndex: string) => string): string {
+    return [
+      select("tasks", "tasks_failed"),
+      ...this.#partitions.tables().map((table) => select(table, `${table}_failed`)),
+    ].join(" UNION ALL ");
   }
 
   /** Up to `limit` failed tasks matching a redrive, after `cursor` in id order. */
   failedMatching(criteria: RedriveCriteria, cursor: string, limit: number): string[] {
     return this.#sql
       .exec<{ id: string }>(
-        `SELECT id FROM tasks INDEXED BY tasks_failed WHERE ${FAILED_MATCHING} ORDER BY id LIMIT ?4`,
+        `${this.#everyTable((table, index) => `SELECT id FROM ${table} INDEXED BY ${index} WHERE ${FAILED_MATCHING}`)}
+         ORDER BY id LIMIT ?4`,
         ...failedMatchingBindings(criteria, cursor),
         limit,
       )
@@ -45,12 +69,15 @@ export class TaskReads {
   }
 
   countFailedMatching(criteria: RedriveCriteria): number {
-    return this.#sql
-      .exec<{ n: number }>(
-        `SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_failed WHERE ${FAILED_MATCHING}`,
-        ...failedMatchingBindings(criteria, ""),
-      )
-      .one().n;
+    let count = 0;
+    for (const row of this.#sql.exec<{ n: number }>(
+      this.#everyTable(
+        (table, index) => `SELECT COUNT(*) AS n FROM ${table} INDEXED BY ${index} WHERE ${FAILED_MATCHING}`,
+      ),
+      ...failedMatchingBindings(criteria, ""),
+    ))
+      count += row.n;
+    return count;
   }
 
   /** When the oldest waiting task (not running) was submitted; null when none waits. */
@@ -78,7 +105,9 @@ export class TaskReads {
     let done = true;
     // The log is read lazily, each result's row when its turn comes: stopping early reads no more.
     for (const entry of this.#results.after(since)) {
-      const row = this.#sql.exec<TaskRow>("SELECT * FROM tasks WHERE id = ?", entry.id).toArray()[0];
+      const row =
+        this.#sql.exec<TaskRow>("SELECT * FROM tasks WHERE id = ?", entry.id).toArray()[0] ??
+        this.#partitions.find<TaskRow>(entry.id);
       // Made to wait again (no longer this result) or deleted since: passed over.
       if (!row || row.seq !== entry.seq) continue;
       if (rows.length > 0 && bytes + rowBytes(row) > budgetBytes) {
@@ -119,9 +148,13 @@ export class TaskReads {
           )
         : this.#sql.exec<TaskRow>(
             // The state as a literal: a partial index serves only a query whose terms imply its
-            // own (failed tasks: tasks_failed; succeeded ones and all: the primary key).
-            `SELECT ${SUMMARY_COLUMNS} FROM tasks ${state === 11 ? "INDEXED BY tasks_failed" : ""}
-             WHERE 1 ${state === null ? "" : `AND state = ${Number(state)}`} ${terms(1)} ORDER BY id DESC LIMIT ${rowsWanted}`,
+            // own (failed tasks: each table's failed index; succeeded ones and all: the primary
+            // key). Partitions hold finished tasks only.
+            `${this.#everyTable(
+              (table, index) =>
+                `SELECT ${SUMMARY_COLUMNS} FROM ${table} ${state === 11 ? `INDEXED BY ${index}` : ""}
+                 WHERE 1 ${state === null ? "" : `AND state = ${Number(state)}`} ${terms(1)}`,
+            )} ORDER BY id DESC LIMIT ${rowsWanted}`,
             ...bounds,
           );
     // Running tasks' rows wait: they are passed over (read lazily, as many as needed).

@@ -20,13 +20,12 @@ import type { TaskState } from "../../shared/types";
 import type { MetaStore } from "./meta";
 import type { AttemptRecord, NewTask, TaskRow } from "./rows";
 import { MessagesOut } from "./messages-out";
-import type { LogEntry, ResultsLog } from "./results-log";
+import { Partitions } from "./partitions";
+import { ResultsRetention } from "./results-retention";
+import type { ResultsLog } from "./results-log";
 import { RunningAttempts } from "./running";
 import { RESTARTED, attemptAssignments, blob, waitingRows } from "./sql";
 import { TaskCounts } from "./task-counts";
-
-/** How long the oldest result's finishing time is trusted before it is looked up again. */
-const OLDEST_RESULT_FOR_MS = 60_000;
 
 export class TaskStore {
   readonly #sql: SqlStorage;
@@ -46,6 +45,12 @@ export class TaskStore {
   /** Which waiting tasks have a queue message out (in memory: messages-out.ts), and the outbox's reads. */
   readonly #out: MessagesOut;
 
+  /** Results leave a partition at a time (results-retention.ts). */
+  readonly #retention: ResultsRetention;
+
+  /** Sealed tables of results (partitions.ts): retention drops them whole. */
+  readonly partitions: Partitions;
+
   /** The running attempts, for the store's read side (task-reads.ts). */
   get running(): RunningAttempts {
     return this.#running;
@@ -53,11 +58,15 @@ export class TaskStore {
 
   constructor(sql: SqlStorage, meta: MetaStore) {
     this.#sql = sql;
+    this.partitions = new Partitions(sql, meta);
     this.#counts = new TaskCounts(sql, meta, () => ({
       ids: [...this.#out.ids(), ...this.#running.keys()],
       from: this.#out.waitingFrom(),
     }));
     this.#out = new MessagesOut(sql, this.#running, () => this.#counts.storedOut(), this.#openedAt);
+    this.#retention = new ResultsRetention(sql, this.partitions, this.#counts, (from, to, n) =>
+      this.#counted(from, to, n),
+    );
   }
 
   /** `n` tasks moved from row state `from` to `to` (null: inserted / deleted). */
@@ -103,7 +112,8 @@ export class TaskStore {
    */
   forgetCaches(): void {
     this.#counts.forget();
-    this.#oldestResultMs = undefined;
+    this.partitions.forget();
+    this.#retention.forget();
     this.#out.prune();
   }
 
@@ -187,14 +197,18 @@ export class TaskStore {
     this.#out.inserted(task.id, task.etaMs, task.dispatchedMs);
   }
 
+  /** Task `id` (from the live table, or the partition holding its result). */
   get(id: string): TaskRow | null {
-    const row = this.#sql.exec<TaskRow>("SELECT * FROM tasks WHERE id = ?", id).toArray()[0];
+    const row =
+      this.#sql.exec<TaskRow>("SELECT * FROM tasks WHERE id = ?", id).toArray()[0] ?? this.partitions.find<TaskRow>(id);
     return row ? this.#running.overlay(row) : null;
   }
 
   /** A task's state alone (no row but its state column read); null when there is no such task. */
   stateOf(id: string): TaskState | null {
-    const row = this.#sql.exec<{ state: TaskState }>("SELECT state FROM tasks WHERE id = ?", id).toArray()[0];
+    const row =
+      this.#sql.exec<{ state: TaskState }>("SELECT state FROM tasks WHERE id = ?", id).toArray()[0] ??
+      this.partitions.find<{ state: TaskState }>(id, "state");
     if (!row) return null;
     return row.state === 0 && this.#running.has(id) ? 1 : row.state;
   }
@@ -204,12 +218,13 @@ export class TaskStore {
     const row = this.#sql
       .exec<{ id: string }>("SELECT id FROM tasks WHERE dedup_id = ? AND created_ms > ?", deduplicationId, sinceMs)
       .toArray()[0];
-    return row ? row.id : null;
+    return row ? row.id : this.partitions.findDuplicate(deduplicationId, sinceMs);
   }
 
   /** Frees a deduplication id whose task is older than the retention window. */
   releaseDeduplicationId(deduplicationId: string): void {
     this.#sql.exec("UPDATE tasks SET dedup_id = NULL WHERE dedup_id = ?", deduplicationId);
+    this.partitions.releaseDeduplicationId(deduplicationId);
   }
 
   /**
@@ -311,7 +326,7 @@ export class TaskStore {
     );
     // A running task's row was waiting all along (state 1 lives in memory).
     this.#counted(0, state);
-    if (this.#oldestResultMs === null) this.#oldestResultMs = undefined; // the first result since
+    this.#retention.resultAdded();
     return seq;
   }
 
@@ -322,6 +337,8 @@ export class TaskStore {
    */
   resetForRetry(id: string, nowMs: number, budget: number): void {
     this.#counts.ensure();
+    // A result in a sealed partition comes back to the live table, where unfinished tasks are.
+    if (this.#sql.exec("SELECT 1 FROM tasks WHERE id = ?", id).toArray().length === 0) this.partitions.takeBack(id);
     // Before the count (which writes the checkpoint at once): the checkpoint's bound covers it.
     this.#out.due(id, nowMs);
     this.#sql.exec(
@@ -465,85 +482,10 @@ export class TaskStore {
       .map(({ id }) => ({ id, state: this.#running.has(id) ? 1 : 0 }));
   }
 
-  /**
-   * Deletes up to `limit` tasks finished before `beforeMs`, oldest results first (in seq order:
-   * the order they finished in, from the results log). A task whose notifications are still
-   * pending stays until they are delivered or given up: the record is what they send. `more`: the
-   * pass stopped at its limit, not at a result too new to go.
-   */
-  deleteFinishedBefore(beforeMs: number, limit: number): { deleted: number; more: boolean } {
+  /** Retention's pass (results-retention.ts): seals the live table, drops partitions past retention. */
+  retire(nowMs: number, retentionMs: number): { deleted: number } {
     this.#counts.ensure();
-    const ids: string[] = [];
-    let reachedNew = false;
-    // Results with a notification pending are passed over (as the alarm's wake-up time passes
-    // over them: see nextWakeMs), so they never hold back the ones behind them.
-    let logWritten = this.#counts.log.walkOldest((entry) => {
-      if (ids.length === limit) return "stop";
-      const row = this.#result(entry);
-      if (!row) return "gone";
-      if (row.finished_ms >= beforeMs) {
-        reachedNew = true;
-        return "stop";
-      }
-      if (row.notifying) return "kept";
-      ids.push(entry.id);
-      return "gone";
-    });
-    let deleted = 0;
-    let succeeded = 0;
-    // RETURNING counts tasks (rowsWritten would count index rows too); in chunks under SQLite's bound-parameter limit.
-    for (let i = 0; i < ids.length; i += 100) {
-      const chunk = ids.slice(i, i + 100);
-      const cursor = this.#sql.exec<{ state: TaskState }>(
-        `DELETE FROM tasks WHERE id IN (${chunk.map(() => "?").join(",")}) RETURNING state`,
-        ...chunk,
-      );
-      const rows = cursor.toArray();
-      logWritten += cursor.rowsWritten;
-      deleted += rows.length;
-      succeeded += rows.filter((row) => row.state === 10).length;
-    }
-    meters.retention_rows_written += logWritten;
-    meters.retention_tasks += deleted;
-    this.#oldestResultMs = undefined;
-    this.#counted(10, null, succeeded);
-    this.#counted(11, null, deleted - succeeded);
-    return { deleted, more: !reachedNew && ids.length === limit };
-  }
-
-  /** A log entry's task, while it still carries that result (not made to wait again, not deleted). */
-  #result(entry: LogEntry): { finished_ms: number; notifying: number } | null {
-    const row = this.#sql
-      .exec<{ seq: number | null; finished_ms: number; notifying: number }>(
-        `SELECT seq, finished_ms, EXISTS (SELECT 1 FROM notifications WHERE notifications.task_id = tasks.id) AS notifying
-         FROM tasks WHERE id = ?`,
-        entry.id,
-      )
-      .toArray()[0];
-    return row && row.seq === entry.seq ? row : null;
-  }
-
-  /**
-   * When the oldest result without a notification pending finished (null: none), and when that
-   * was looked up. Kept until a retention pass or a first result: newer results only come after
-   * it, and one that left since (retried) makes the answer early, never late. Looked up again
-   * after OLDEST_RESULT_FOR_MS too, for a result whose notifications ended since (it was passed over).
-   */
-  #oldestResultMs: number | null | undefined = undefined;
-  #oldestResultAt = 0;
-
-  #oldestResultFinishedMs(nowMs: number): number | null {
-    if (this.#oldestResultMs === undefined || nowMs - this.#oldestResultAt > OLDEST_RESULT_FOR_MS) {
-      this.#oldestResultMs = null;
-      this.#oldestResultAt = nowMs;
-      for (const entry of this.#counts.log.oldest()) {
-        const row = this.#result(entry);
-        if (!row || row.notifying) continue;
-        this.#oldestResultMs = row.finished_ms;
-        break;
-      }
-    }
-    return this.#oldestResultMs;
+    return this.#retention.retire(nowMs, retentionMs);
   }
 
   /**
@@ -562,7 +504,7 @@ export class TaskStore {
     /** Sending waits until then (a held or backed-off app): applies to sending, not to leases or retention. */
     sendNotBefore = 0,
   ): number | null {
-    const finished = this.#oldestResultFinishedMs(Date.now());
+    const retention = this.#retention.dueMs(Date.now(), retentionMs);
     // Blocked sending refills the outbox as attempts begin or finish: no alarm for it.
     const due = paused || sendingBlocked ? null : this.#out.firstUnsentEtaMs();
     const sent = this.#out.oldestSentMs();
@@ -571,7 +513,7 @@ export class TaskStore {
       sending(due),
       paused || sent === null || sent >= lostSentBefore ? null : sending(sent + redispatchAfterMs),
       this.#running.firstLeaseEnd(),
-      finished === null ? null : finished + retentionMs,
+      retention,
     ].filter((value): value is number => value !== null);
     return candidates.length ? Math.min(...candidates) : null;
   }
