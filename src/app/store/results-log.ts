@@ -2,8 +2,8 @@
  * The results in the order they were numbered (their seqs), without an index entry per result:
  * an index on seq cost a billed row at every finish. The results numbered since the last
  * checkpoint are kept in memory (the tail); each checkpoint writes the tail as one row of
- * results_log, in its transaction (task-counts.ts). The feed's replay, retention (oldest results
- * first) and the counts' rebuild read the log, then the tail. An entry whose task no longer
+ * results_log, in its transaction (task-counts.ts). The feed's replay, retention (the live
+ * table's oldest result) and the counts' rebuild read the log, then the tail. An entry whose task no longer
  * carries that seq (made to wait again, or deleted) is passed over, so the log is never updated
  * in place; its rows go with the partition holding their results (partitions.ts).
  *
