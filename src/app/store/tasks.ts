@@ -14,7 +14,6 @@
  * attempt's (see {@link TaskStore.adopt}), so an attempt running across a restart may run twice
  * (README, "Departures").
  */
-import { meters } from "../../shared/meters";
 import { createdMsOf, timePrefix } from "../../shared/task-id";
 import type { TaskState } from "../../shared/types";
 import type { MetaStore } from "./meta";
