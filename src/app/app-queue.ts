@@ -70,7 +70,7 @@ export class AppQueue extends DurableObject<Env> {
   readonly #machine: StateMachine;
   readonly #group: GroupCommit;
   /** Result frames for subscribers, sent once the writes that made them are committed. */
-  #pendingBroadcasts: string[] = [];
+  #pendingBroadcasts: { seq: number; frame: string }[] = [];
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -99,7 +99,7 @@ export class AppQueue extends DurableObject<Env> {
       announce: (task, seq) => {
         // Subscribers hear of it once the writes are committed.
         if (this.#config && this.#subscribers.open().length > 0) {
-          this.#pendingBroadcasts.push(JSON.stringify({ ...toRecord(task, this.#config.name), seq }));
+          this.#pendingBroadcasts.push({ seq, frame: JSON.stringify({ ...toRecord(task, this.#config.name), seq }) });
         }
       },
     });
@@ -539,7 +539,7 @@ export class AppQueue extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     try {
-      this.#subscribers.onMessage(ws, message, Date.now());
+      this.#feed.onMessage(ws, message, Date.now());
     } catch (error) {
       log("error", "websocket_message_failed", { app: this.#config?.name }, error);
       this.#subscribers.onClose(ws, 1011, "internal error");
@@ -576,7 +576,7 @@ export class AppQueue extends DurableObject<Env> {
   async #sendCommitted(): Promise<void> {
     const broadcasts = this.#pendingBroadcasts;
     this.#pendingBroadcasts = [];
-    for (const message of broadcasts) this.#subscribers.broadcast(message);
+    for (const { seq, frame } of broadcasts) this.#subscribers.broadcast(seq, frame);
     if (this.#config) await this.#outbox.sendCommitted(this.#config);
   }
 

@@ -1,11 +1,13 @@
 /**
  * The live feed (SPEC §6): the WebSocket upgrade of `GET /v1/tasks?app=…[&since=<seq>]`, and
  * the resume replay that sends, in seq order, every result after `since` still kept before the
- * socket sees a live one. The sockets themselves (hibernation, heartbeats) are subscribers.ts's.
+ * socket sees a live one, paced by the subscriber's acknowledgements (flow-control.ts). The
+ * sockets themselves (hibernation, heartbeats, what is unacknowledged) are subscribers.ts's.
  */
 import type { AppConfig } from "../config/app-config";
 import { errorBody } from "../http/errors";
 import { log } from "../shared/log";
+import { REPLAY_WINDOW_BYTES } from "./flow-control";
 import type { AppStore } from "./store";
 import { toRecord } from "./store";
 import type { Subscribers } from "./subscribers";
@@ -18,6 +20,11 @@ export class Feed {
   readonly #store: () => AppStore;
   /** The app's config now (null once it is deleted): a replay page in a later turn asks again. */
   readonly #config: () => AppConfig | null;
+  /**
+   * Sockets whose next replay page is already scheduled (a timer): an ACK meanwhile must not
+   * start a second one. Memory is enough: an object with a timer pending is not hibernated.
+   */
+  readonly #scheduled = new WeakSet<WebSocket>();
 
   constructor(subscribers: Subscribers, store: () => AppStore, config: () => AppConfig | null) {
     this.#subscribers = subscribers;
@@ -28,8 +35,8 @@ export class Feed {
   /**
    * Upgrades an authenticated request (the Worker checked it). Over `max_subscribers` it answers
    * 429 before upgrading. With `since`, every later result still kept is replayed in seq order
-   * before the socket can see a live one: the replay runs synchronously, so no result can finish
-   * in between (no gap, no duplicate).
+   * before the socket can see a live one: its first page is sent in this turn, and live results
+   * skip the socket until the last (no gap, no duplicate).
    */
   upgrade(request: Request, now: number): Response {
     const reqId = request.headers.get("x-reqid") ?? "";
@@ -58,26 +65,45 @@ export class Feed {
   }
 
   /**
-   * Sends one page (≤ REPLAY_PAGE_BYTES read) of the results after `after`, then the next
-   * page in a later turn, so a resume over days of results never holds them all in memory.
-   * Live results skip the socket meanwhile; the page that finds nothing more is read in the
-   * same turn as the socket goes live, so nothing can finish in between: no gap, no duplicate.
+   * A frame from a subscriber (subscribers.ts). An acknowledgement that brings a paused
+   * replay's unacknowledged bytes under the window sends its next page, in this turn.
+   */
+  onMessage(ws: WebSocket, message: string | ArrayBuffer, now: number): void {
+    if (!this.#subscribers.onMessage(ws, message, now)) return;
+    const after = this.#subscribers.replayAfter(ws);
+    if (after === null || this.#scheduled.has(ws)) return;
+    if (this.#subscribers.unackedBytes(ws) < REPLAY_WINDOW_BYTES) this.#replayPage(ws, after);
+  }
+
+  /**
+   * Sends one page of the results after `after`, read up to what the replay window has left
+   * (at least one row), so a resume over days of results never holds them all in memory.
+   * The next page follows in a later turn while the subscriber's unacknowledged bytes stay
+   * under REPLAY_WINDOW_BYTES, else when its ACK brings them under (onMessage), however long
+   * that takes, across hibernation too. Live results skip the socket meanwhile; the page that
+   * finds nothing more is read in the same turn as the socket goes live, so nothing can
+   * finish in between: no gap, no duplicate.
    */
   #replayPage(ws: WebSocket, after: number): void {
     const config = this.#config();
     if (!config) return;
-    const { rows, done } = this.#store().reads.finishedSince(after);
+    const budget = Math.max(1, REPLAY_WINDOW_BYTES - this.#subscribers.unackedBytes(ws));
+    const { rows, done } = this.#store().reads.finishedSince(after, budget);
     let last = after;
     for (const row of rows) {
-      if (!this.#subscribers.send(ws, JSON.stringify({ ...toRecord(row, config.name), seq: row.seq }))) {
-        this.#subscribers.goLive(ws); // gone: nothing to continue
+      const seq = row.seq ?? last;
+      if (!this.#subscribers.sendResult(ws, seq, JSON.stringify({ ...toRecord(row, config.name), seq }))) {
+        this.#subscribers.goLive(ws); // gone, or closed as too slow: nothing to continue
         return;
       }
-      last = row.seq ?? last;
+      last = seq;
     }
     if (done) return this.#subscribers.goLive(ws);
-    this.#subscribers.holdLive(ws);
+    this.#subscribers.holdLive(ws, last);
+    if (this.#subscribers.unackedBytes(ws) >= REPLAY_WINDOW_BYTES) return; // paused until an ACK
+    this.#scheduled.add(ws);
     setTimeout(() => {
+      this.#scheduled.delete(ws);
       try {
         this.#replayPage(ws, last);
       } catch (error) {

@@ -1,8 +1,8 @@
 /**
  * The app's live-result subscribers: WebSockets accepted with the Hibernation API, so an
  * idle subscriber costs nothing. What must survive hibernation (when the socket was
- * accepted, when we last heard from it) lives in the socket's attachment; the object's
- * memory may be gone between any two events.
+ * accepted, when we last heard from it, its flow control: flow-control.ts) lives in the
+ * socket's attachment; the object's memory may be gone between any two events.
  */
 import {
   HEARTBEAT_CLOSE_CODE,
@@ -12,9 +12,24 @@ import {
   lastSignOfLife,
   type SubscriberAttachment,
 } from "./heartbeat";
+import {
+  TOO_SLOW_CLOSE_CODE,
+  TOO_SLOW_CLOSE_REASON,
+  acknowledge,
+  flowFrom,
+  flowToSave,
+  parseAck,
+  recordSent,
+  unackedBytes,
+  utf8Bytes,
+  withReplay,
+  wouldOverflow,
+  type Flow,
+  type FlowAttachment,
+} from "./flow-control";
 import { log } from "../shared/log";
 
-/** Largest text frame a subscriber may send; its only message is the `OK` heartbeat. */
+/** Largest text frame a subscriber may send; its messages are the `OK` heartbeat and `ACK <seq>`. */
 export const MAX_CLIENT_FRAME_CHARS = 1024;
 
 const HEARTBEAT = "OK";
@@ -42,6 +57,12 @@ function safeSend(ws: WebSocket, message: string): void {
   }
 }
 
+/** Closes `ws` for a frame it should not have sent; answers false (no acknowledgement taken). */
+function refuse(ws: WebSocket, code: number, reason: string): false {
+  safeClose(ws, code, reason);
+  return false;
+}
+
 /** The tag of the sockets a key opened. */
 const openedByTag = (accessKey: string) => `key:${accessKey}`;
 
@@ -63,11 +84,27 @@ export class Subscribers {
   }
 
   /**
-   * Subscribers still being sent a resume replay, page by page: live results skip them, and
-   * the replay's last page (read in the same turn as they go live) carries those results.
-   * Memory is enough: an object is not hibernated while a replay is running.
+   * Each socket's flow state, read from its attachment when first needed after a wake and
+   * written back on every change; the marks an older seq's ACK may credit live here only.
    */
-  readonly #replaying = new Set<WebSocket>();
+  readonly #flows = new WeakMap<WebSocket, Flow>();
+
+  #flow(ws: WebSocket): Flow {
+    let flow = this.#flows.get(ws);
+    if (!flow) {
+      flow = flowFrom(ws.deserializeAttachment() as Partial<FlowAttachment> | null);
+      this.#flows.set(ws, flow);
+    }
+    return flow;
+  }
+
+  #setFlow(ws: WebSocket, flow: Flow): void {
+    this.#flows.set(ws, flow);
+    const attachment = ws.deserializeAttachment() as SubscriberAttachment | null;
+    if (attachment) {
+      ws.serializeAttachment({ ...attachment, ...flowToSave(flow) } satisfies SubscriberAttachment & FlowAttachment);
+    }
+  }
 
   /** Accepts a subscriber; returns the client end (for the 101) and the server end. */
   accept(now: number, openedBy: string | null = null): { client: WebSocket; server: WebSocket } {
@@ -89,7 +126,7 @@ export class Subscribers {
     return sockets.length;
   }
 
-  /** Sends to one subscriber; false when it is gone. */
+  /** Sends a frame that is not a result (the hello) to one subscriber; false when it is gone. */
   send(ws: WebSocket, message: string): boolean {
     if (ws.readyState !== WebSocket.OPEN) return false;
     try {
@@ -100,42 +137,88 @@ export class Subscribers {
     }
   }
 
-  /** Live results skip `ws` until {@link goLive}. */
-  holdLive(ws: WebSocket): void {
-    this.#replaying.add(ws);
+  /**
+   * Sends result `seq` to one subscriber, counting its bytes as unacknowledged; false when it
+   * is gone, or closed with 4413 because the frame would take it past MAX_UNACKED_BYTES.
+   */
+  sendResult(ws: WebSocket, seq: number, frame: string, bytes = utf8Bytes(frame)): boolean {
+    if (ws.readyState !== WebSocket.OPEN) return false;
+    const flow = this.#flow(ws);
+    if (wouldOverflow(flow, bytes)) {
+      log("warn", "subscriber_too_slow", { unackedBytes: unackedBytes(flow), seq });
+      safeClose(ws, TOO_SLOW_CLOSE_CODE, TOO_SLOW_CLOSE_REASON);
+      return false;
+    }
+    if (!this.send(ws, frame)) return false;
+    this.#setFlow(ws, recordSent(flow, seq, bytes));
+    return true;
+  }
+
+  /** Bytes of result frames sent to `ws` and not acknowledged. */
+  unackedBytes(ws: WebSocket): number {
+    return unackedBytes(this.#flow(ws));
+  }
+
+  /**
+   * Live results skip `ws` until {@link goLive}: a resume replay is under way and will read
+   * them itself. `after` is the seq it continues after, kept in the attachment so a replay
+   * paused for acknowledgements survives hibernation.
+   */
+  holdLive(ws: WebSocket, after: number): void {
+    this.#setFlow(ws, withReplay(this.#flow(ws), after));
   }
 
   goLive(ws: WebSocket): void {
-    this.#replaying.delete(ws);
+    if (this.#flow(ws).replayAfter !== null) this.#setFlow(ws, withReplay(this.#flow(ws), null));
   }
 
-  broadcast(message: string): void {
+  /** Where the resume replay of `ws` continues after; null when it is live. */
+  replayAfter(ws: WebSocket): number | null {
+    return this.#flow(ws).replayAfter;
+  }
+
+  broadcast(seq: number, frame: string): void {
+    const bytes = utf8Bytes(frame);
     for (const ws of this.open()) {
-      if (this.#replaying.has(ws)) continue;
+      if (this.#flow(ws).replayAfter !== null) continue;
       try {
-        ws.send(message);
+        this.sendResult(ws, seq, frame, bytes);
       } catch (error) {
         log("warn", "broadcast_failed", {}, error);
       }
     }
   }
 
-  /** A frame that reached the object: the heartbeat while the auto-response is not set up, or a protocol error. */
-  onMessage(ws: WebSocket, message: string | ArrayBuffer, now: number): void {
+  /**
+   * A frame that reached the object: `ACK <seq>` (true: it may let a paused replay go on), the
+   * heartbeat while the auto-response is not set up, or a protocol error.
+   */
+  onMessage(ws: WebSocket, message: string | ArrayBuffer, now: number): boolean {
     // Frames the client sent before it saw our close (of a bad frame, a reap) still arrive: ignore them.
-    if (ws.readyState !== WebSocket.OPEN) return;
-    if (typeof message !== "string") return safeClose(ws, 1003, "binary frames are not supported");
-    if (message.length > MAX_CLIENT_FRAME_CHARS) return safeClose(ws, 1009, "message too big");
-    // Exactly "OK", as the auto-response matches it: anything else is a protocol error (README).
-    if (message !== HEARTBEAT) return safeClose(ws, 1008, 'unsupported message: send "OK" as a heartbeat');
+    if (ws.readyState !== WebSocket.OPEN) return false;
+    if (typeof message !== "string") return refuse(ws, 1003, "binary frames are not supported");
+    if (message.length > MAX_CLIENT_FRAME_CHARS) return refuse(ws, 1009, "message too big");
+    // Exactly "OK", as the auto-response matches it, or an exact ACK: anything else is a protocol error (README).
+    const acked = message === HEARTBEAT ? null : parseAck(message);
+    if (message !== HEARTBEAT && acked === null) {
+      const reason = message.startsWith("ACK") ? 'malformed ACK: send "ACK <seq>"' : 'unsupported message: send "OK"';
+      return refuse(ws, 1008, reason);
+    }
     const attachment = ws.deserializeAttachment() as SubscriberAttachment | null;
     if (attachment) ws.serializeAttachment({ ...attachment, lastMessageAt: now } satisfies SubscriberAttachment);
-    safeSend(ws, HEARTBEAT);
+    if (acked === null) {
+      safeSend(ws, HEARTBEAT);
+      return false;
+    }
+    const flow = acknowledge(this.#flow(ws), acked);
+    if (!flow) return refuse(ws, 1008, `ACK of seq ${acked}, which was not sent`);
+    this.#setFlow(ws, flow);
+    return true;
   }
 
   /** Completes the close handshake: hibernatable sockets do not reciprocate by themselves. */
   onClose(ws: WebSocket, code: number, reason: string): void {
-    this.#replaying.delete(ws);
+    this.#flows.delete(ws);
     safeClose(ws, sendableCloseCode(code), reason.slice(0, 123));
   }
 

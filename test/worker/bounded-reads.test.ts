@@ -1,4 +1,4 @@
-// Proves the app's object reads a bounded number of rows: a 52 MB replay paged by bytes, listings by key range and per-state index, time windows, due notifications.
+// Proves the app's object reads a bounded number of rows: a 52 MB replay paged by bytes (and acknowledged), listings by key range and per-state index, time windows, due notifications.
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { REPLAY_PAGE_BYTES, openStore } from "../../src/app/store";
@@ -39,6 +39,7 @@ describe("bounded reads", () => {
           const frame = JSON.parse(event.data as string) as (TaskRecord & { seq: number }) | { type: string };
           if ("type" in frame) return;
           results.push(frame);
+          ws.send(`ACK ${frame.seq}`); // read: the replay, paced by acknowledgements, goes on
           if (results.length === count) resolve();
         }),
       );

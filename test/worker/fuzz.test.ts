@@ -423,7 +423,7 @@ describe("fuzz", () => {
     { timeout: 300_000 },
     async () => {
       const frameArb = fc.oneof(
-        fc.constantFrom("OK", "ok", " OK ", "", "PING", "{}"),
+        fc.constantFrom("OK", "ok", " OK ", "", "PING", "{}", "ACK 1", "ACK"),
         fc.string({ maxLength: 50 }),
         fc.string({ minLength: 1000, maxLength: 1100 }),
         fc.uint8Array({ maxLength: 64 }),

@@ -1,6 +1,6 @@
 // Proves the live result feed on the app's object: pushes, hibernation (evictDurableObject), the 15 s
 // heartbeat enforced by one multiplexed alarm, resume without gap or duplicate (seqs continue across an app's
-// re-creation), limits, bad frames, URL tokens.
+// re-creation), limits, bad frames, URL tokens; flow control (ACK <seq>, 4413, a replay paced by acknowledgements).
 import { env, exports } from "cloudflare:workers";
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
@@ -9,7 +9,21 @@ import type { SubscriberAttachment } from "../../src/app/heartbeat";
 import { signUrl } from "../../src/auth/url-token";
 import { appQueue } from "../../src/app/stubs";
 import type { TaskRecord } from "../../src/shared/types";
-import { CONTROL, call, createApp, finishParked, signedRequest, sql, submit, uniqueApp, waitForState } from "./helpers";
+import { MAX_UNACKED_BYTES, REPLAY_WINDOW_BYTES } from "../../src/app/flow-control";
+import { openStore } from "../../src/app/store";
+import {
+  CONTROL,
+  call,
+  createApp,
+  finishParked,
+  insertResults,
+  parkedTask,
+  signedRequest,
+  sql,
+  submit,
+  uniqueApp,
+  waitForState,
+} from "./helpers";
 
 type Result = TaskRecord & { seq: number };
 
@@ -18,7 +32,13 @@ interface Subscriber {
   hello: { type: "hello"; app: string; seq: number }[];
   results: Result[];
   texts: string[];
+  /** Bytes of the result frames received. */
+  resultBytes: number;
+  /** Set: each result received is acknowledged at once (`ACK <seq>`). */
+  autoAck: boolean;
   closed: Promise<{ code: number; reason: string }>;
+  /** The close once it came, else null. */
+  closedWith: { code: number; reason: string } | null;
 }
 
 async function upgrade(app: string, query = "", init: { unsigned?: boolean; url?: string } = {}): Promise<Response> {
@@ -40,17 +60,25 @@ function attach(ws: WebSocket): Subscriber {
     hello: [],
     results: [],
     texts: [],
+    resultBytes: 0,
+    autoAck: false,
     closed: Promise.resolve({ code: 0, reason: "" }),
+    closedWith: null,
   };
   subscriber.closed = new Promise((resolve) =>
-    ws.addEventListener("close", (event) => resolve({ code: event.code, reason: event.reason })),
+    ws.addEventListener("close", (event) => {
+      subscriber.closedWith = { code: event.code, reason: event.reason };
+      resolve(subscriber.closedWith);
+    }),
   );
   ws.addEventListener("message", (event) => {
     const text = event.data as string;
     if (text === "OK") return subscriber.texts.push(text);
     const frame = JSON.parse(text) as Result | Subscriber["hello"][number];
-    if ("type" in frame) subscriber.hello.push(frame);
-    else subscriber.results.push(frame);
+    if ("type" in frame) return subscriber.hello.push(frame);
+    subscriber.results.push(frame);
+    subscriber.resultBytes += new TextEncoder().encode(text).byteLength;
+    if (subscriber.autoAck) ws.send(`ACK ${frame.seq}`);
   });
   ws.accept();
   return subscriber;
@@ -292,4 +320,105 @@ describe("live results", () => {
     expect(unknown.status).toBe(404);
     expect(await unknown.json()).toMatchObject({ code: "app_not_found" });
   });
+});
+
+/** A task finished through the state machine with a `bytes`-long response body: a large result frame. */
+async function finishLarge(app: string, bytes: number): Promise<string> {
+  const stub = appQueue(env, app);
+  const id = await parkedTask(app, "/large");
+  const begun = await stub.begin(id);
+  if (!begun.run) throw new Error(`begin: ${begun.reason}`);
+  const body = new Uint8Array(bytes).fill(65);
+  await stub.finish(id, begun.delivery.attempt, { kind: "response", status: 200, header: {}, body });
+  return id;
+}
+
+const consecutive = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i);
+
+describe("flow control", () => {
+  it("closes a subscriber that never acknowledges with 4413 before its unacknowledged results pass 8 MiB", async () => {
+    const app = uniqueApp("slow");
+    await createApp(app);
+    const subscriber = await subscribe(app);
+    // 10 results of ~1.33 MB each (1 MB bodies in base64): 13 MB in all, over the bound.
+    for (let i = 0; i < 10 && !subscriber.closedWith; i++) await finishLarge(app, 1_000_000);
+    expect(await subscriber.closed).toEqual({
+      code: 4413,
+      reason: "subscriber too slow: acknowledge results with ACK <seq>",
+    });
+    // It got results up to the bound, in order, and not one frame more.
+    expect(subscriber.results.length).toBeGreaterThan(3);
+    expect(subscriber.results.length).toBeLessThan(10);
+    expect(subscriber.resultBytes).toBeLessThanOrEqual(MAX_UNACKED_BYTES);
+    expect(subscriber.resultBytes + subscriber.resultBytes / subscriber.results.length).toBeGreaterThan(
+      MAX_UNACKED_BYTES,
+    );
+    expect(subscriber.results.map((result) => result.seq)).toEqual(consecutive(1, subscriber.results.length));
+  });
+
+  it("a subscriber that acknowledges keeps receiving past the bound", async () => {
+    const app = uniqueApp("acks");
+    await createApp(app);
+    const subscriber = await subscribe(app);
+    subscriber.autoAck = true;
+    for (let i = 0; i < 10; i++) {
+      await finishLarge(app, 1_000_000);
+      await vi.waitUntil(() => subscriber.results.length === i + 1 || subscriber.closedWith, { timeout: 5000 });
+    }
+    expect(subscriber.closedWith).toBeNull();
+    expect(subscriber.resultBytes).toBeGreaterThan(MAX_UNACKED_BYTES);
+    expect(subscriber.results.map((result) => result.seq)).toEqual(consecutive(1, 10));
+    // An acknowledgement is answered with nothing; the heartbeat still is.
+    subscriber.ws.send("OK");
+    await vi.waitUntil(() => subscriber.texts.length === 1, { timeout: 5000 });
+  });
+
+  it(
+    "a since= replay pauses after the replay window until ACK, across hibernation, then completes with no gap or duplicate",
+    { timeout: 20_000 },
+    async () => {
+      const app = uniqueApp("paced");
+      await createApp(app);
+      const count = 40;
+      // 40 × 100 KB bodies: ~5.3 MB of frames, five replay windows.
+      await sql(app)((storage) => insertResults(openStore(storage).tasks, storage, count, 100_000));
+      const subscriber = await subscribe(app, "&since=0");
+      await vi.waitUntil(() => subscriber.results.length > 0, { timeout: 5000 });
+      // No acknowledgement: the replay stops after about one window (one page past it at most).
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const paused = subscriber.results.length;
+      expect(paused).toBeLessThan(count);
+      expect(subscriber.resultBytes).toBeGreaterThanOrEqual(REPLAY_WINDOW_BYTES);
+      expect(subscriber.resultBytes).toBeLessThan(2 * REPLAY_WINDOW_BYTES);
+      // The object may hibernate while it waits; a live result meanwhile is held for the replay.
+      await evictDurableObject(appQueue(env, app));
+      await finishParked(app);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(subscriber.results.length).toBe(paused);
+      subscriber.autoAck = true;
+      subscriber.ws.send(`ACK ${subscriber.results.at(-1)!.seq}`);
+      await vi.waitUntil(() => subscriber.results.length === count + 1, { timeout: 10_000 });
+      await finishParked(app);
+      await vi.waitUntil(() => subscriber.results.length === count + 2, { timeout: 5000 });
+      expect(subscriber.closedWith).toBeNull();
+      expect(subscriber.results.map((result) => result.seq)).toEqual(consecutive(1, count + 2));
+    },
+  );
+
+  it.each(["ACK", "ACK ", "ACK x", "ACK -1", "ACK 1.0", "ACK 01", "ACK  1", "ack 1", "ACK 1 ", "ACK 99"])(
+    "takes a well-formed ACK and closes on a malformed one or one of a result not sent (%j) with 1008",
+    async (frame) => {
+      const app = uniqueApp("badack");
+      await createApp(app);
+      const subscriber = await subscribe(app);
+      await finishParked(app);
+      await vi.waitUntil(() => subscriber.results.length === 1, { timeout: 5000 });
+      subscriber.ws.send(`ACK ${subscriber.results[0]!.seq}`);
+      subscriber.ws.send("OK");
+      await vi.waitUntil(() => subscriber.texts.length === 1 || subscriber.closedWith, { timeout: 5000 });
+      expect(subscriber.closedWith).toBeNull();
+      subscriber.ws.send(frame);
+      expect((await subscriber.closed).code).toBe(1008);
+    },
+  );
 });
