@@ -3,8 +3,18 @@
  * 10 s, under the server's 15 s limit), reconnects with full-jitter backoff, and resumes
  * with `since=<last seq seen>`, dropping anything at or below it: across reconnects the
  * consumer of the iterator sees every result exactly once, in seq order.
+ *
+ * It acknowledges what the consumer has taken (`ACK <seq>`, the feed's flow control): the
+ * server closes a subscriber with 8 MiB unacknowledged (4413, after which this resumes) and
+ * sends a resume replay's next page only under 1 MiB, so a consumer slower than the network
+ * holds the feed back instead of being buried.
  */
 import type { TaskRecord } from "../shared/types";
+
+/** Consumed results are acknowledged at once when their frames reach this many bytes (a quarter of the server's replay window)… */
+export const ACK_EVERY_BYTES = 256 * 1024;
+/** …else this long after the first of them: each ACK wakes the app's object, so at most about once a second. */
+export const ACK_INTERVAL_MS = 1000;
 
 /** A finished task as pushed on the feed: the task record plus its per-app seq. */
 export type TaskResult = TaskRecord & { seq: number };
@@ -29,13 +39,58 @@ interface HelloFrame {
 
 type WebSocketLike = Pick<WebSocket, "send" | "close" | "addEventListener" | "readyState">;
 
+/** A result waiting for the consumer, and how to acknowledge it once taken. */
+interface Received {
+  result: TaskResult;
+  taken: () => void;
+}
+
+/**
+ * Acknowledgements on one connection: `consumed` after each result taken (or dropped as a
+ * duplicate); `ACK <latest seq>` goes out once ACK_EVERY_BYTES are consumed, else ACK_INTERVAL_MS
+ * after the first. Only seqs received on this connection: the server refuses any other.
+ */
+function acknowledger(ws: WebSocketLike) {
+  let seq = -1;
+  let acked = -1;
+  let bytes = 0;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let closed = false;
+  const flush = () => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+    if (closed || seq <= acked) return;
+    acked = seq;
+    bytes = 0;
+    try {
+      ws.send(`ACK ${seq}`);
+    } catch {
+      // the close event follows
+    }
+  };
+  return {
+    consumed(frameSeq: number, frameBytes: number): void {
+      if (closed) return;
+      seq = Math.max(seq, frameSeq);
+      bytes += frameBytes;
+      if (bytes >= ACK_EVERY_BYTES) flush();
+      else timer ??= setTimeout(flush, ACK_INTERVAL_MS);
+    },
+    close(): void {
+      closed = true;
+      if (timer) clearTimeout(timer);
+      timer = null;
+    },
+  };
+}
+
 export type OpenSocket = (since: number | null) => Promise<WebSocketLike>;
 
 export function subscription(open: OpenSocket, options: SubscribeOptions = {}): AsyncIterableIterator<TaskResult> {
   const heartbeatMs = options.heartbeatMs ?? 10_000;
   if (!(heartbeatMs > 0 && heartbeatMs < 15_000)) throw new RangeError("heartbeatMs must be between 0 and 15000");
   const backoff = options.reconnect ?? { minMs: 250, maxMs: 10_000 };
-  const buffered: TaskResult[] = [];
+  const buffered: Received[] = [];
   let wake: (() => void) | null = null;
   let lastSeq: number | null = options.since ?? null;
   let stopped = false;
@@ -65,6 +120,7 @@ export function subscription(open: OpenSocket, options: SubscribeOptions = {}): 
       try {
         const ws = await open(lastSeq);
         socket = ws;
+        const acks = acknowledger(ws);
         await new Promise<void>((resolve) => {
           ws.addEventListener("open", () => {
             failures = 0;
@@ -85,13 +141,15 @@ export function subscription(open: OpenSocket, options: SubscribeOptions = {}): 
               if (lastSeq === null) lastSeq = frame.seq;
               return;
             }
-            if (lastSeq !== null && frame.seq <= lastSeq) return;
+            const taken = () => acks.consumed(frame.seq, text.length);
+            if (lastSeq !== null && frame.seq <= lastSeq) return taken(); // seen before a reconnect
             lastSeq = frame.seq;
-            buffered.push(frame);
+            buffered.push({ result: frame, taken });
             notify();
           });
           ws.addEventListener("error", () => options.onEvent?.({ type: "error" }));
           ws.addEventListener("close", (event) => {
+            acks.close();
             if (heartbeat) clearInterval(heartbeat);
             heartbeat = null;
             options.onEvent?.({ type: "close", detail: `${event.code} ${event.reason}` });
@@ -118,8 +176,11 @@ export function subscription(open: OpenSocket, options: SubscribeOptions = {}): 
     [Symbol.asyncIterator]: () => iterator,
     async next(): Promise<IteratorResult<TaskResult>> {
       for (;;) {
-        const result = buffered.shift();
-        if (result) return { value: result, done: false };
+        const received = buffered.shift();
+        if (received) {
+          received.taken();
+          return { value: received.result, done: false };
+        }
         if (failure) throw failure;
         if (stopped) return { value: undefined, done: true };
         await new Promise<void>((resolve) => (wake = resolve));

@@ -1,6 +1,6 @@
-// Proves the SDK iterator: heartbeats, reconnects with resume, and yields each seq exactly once in order.
-import { describe, expect, it } from "vitest";
-import { subscription, type OpenSocket } from "../../src/client/subscription";
+// Proves the SDK iterator: heartbeats, reconnects with resume, yields each seq exactly once in order, and acknowledges what it consumed (throttled).
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { ACK_EVERY_BYTES, ACK_INTERVAL_MS, subscription, type OpenSocket } from "../../src/client/subscription";
 
 type Listener = (event: { data?: unknown; code?: number; reason?: string }) => void;
 
@@ -74,5 +74,84 @@ describe("subscription", () => {
     expect(() => subscription(async () => new FakeSocket() as unknown as WebSocket, { heartbeatMs: 15_000 })).toThrow(
       RangeError,
     );
+  });
+});
+
+describe("subscription acknowledgements", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A result frame of about `bytes` characters. */
+  const sized = (seq: number, bytes: number) =>
+    JSON.stringify({ id: `t${seq}`, state: 10, seq, pad: "x".repeat(bytes) });
+  const acks = (socket: FakeSocket) => socket.sent.filter((text) => text.startsWith("ACK"));
+
+  async function connected(sockets: FakeSocket[], since?: number) {
+    vi.useFakeTimers();
+    const open: OpenSocket = async () => {
+      const socket = new FakeSocket();
+      sockets.push(socket);
+      return socket as unknown as WebSocket;
+    };
+    const iterator = subscription(open, { since, reconnect: { minMs: 1, maxMs: 2 } });
+    await vi.advanceTimersByTimeAsync(0);
+    sockets.at(-1)!.emit("open");
+    return iterator;
+  }
+
+  it("acknowledges only what was consumed: at once per 256 KiB, else within a second", async () => {
+    const sockets: FakeSocket[] = [];
+    const iterator = await connected(sockets);
+    const socket = sockets[0]!;
+    const size = Math.ceil(ACK_EVERY_BYTES / 2.5); // three frames pass 256 KiB
+    for (let seq = 1; seq <= 5; seq++) socket.emit("message", { data: sized(seq, size) });
+    await vi.advanceTimersByTimeAsync(2 * ACK_INTERVAL_MS);
+    expect(acks(socket)).toEqual([]); // received, not consumed
+    for (let i = 0; i < 3; i++) await iterator.next();
+    expect(acks(socket)).toEqual(["ACK 3"]);
+    for (let i = 0; i < 2; i++) await iterator.next();
+    await vi.advanceTimersByTimeAsync(ACK_INTERVAL_MS - 1);
+    expect(acks(socket)).toEqual(["ACK 3"]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(acks(socket)).toEqual(["ACK 3", "ACK 5"]);
+    await vi.advanceTimersByTimeAsync(5 * ACK_INTERVAL_MS);
+    expect(acks(socket)).toEqual(["ACK 3", "ACK 5"]); // nothing new consumed, nothing sent
+    await iterator.return!();
+  });
+
+  it("small results: at most one ACK a second, of the latest consumed", async () => {
+    const sockets: FakeSocket[] = [];
+    const iterator = await connected(sockets);
+    const socket = sockets[0]!;
+    for (let seq = 1; seq <= 20; seq++) socket.emit("message", { data: result(seq) });
+    for (let i = 0; i < 10; i++) await iterator.next();
+    await vi.advanceTimersByTimeAsync(ACK_INTERVAL_MS / 2);
+    for (let i = 0; i < 10; i++) await iterator.next();
+    await vi.advanceTimersByTimeAsync(ACK_INTERVAL_MS / 2);
+    expect(acks(socket)).toEqual(["ACK 20"]);
+    await iterator.return!();
+  });
+
+  it("after a resume: a duplicate is acknowledged though not yielded; results of the lost connection are never acknowledged on the new one", async () => {
+    const sockets: FakeSocket[] = [];
+    const iterator = await connected(sockets);
+    for (let seq = 1; seq <= 3; seq++) sockets[0]!.emit("message", { data: result(seq) });
+    expect(((await iterator.next()).value as { seq: number }).seq).toBe(1);
+    sockets[0]!.emit("close", { code: 4413, reason: "subscriber too slow" });
+    await vi.advanceTimersByTimeAsync(10);
+    expect(sockets.length).toBe(2);
+    const second = sockets[1]!;
+    second.emit("open");
+    second.emit("message", { data: JSON.stringify({ type: "hello", seq: 4 }) });
+    second.emit("message", { data: result(3) }); // at or below the last seq seen: dropped
+    second.emit("message", { data: result(4) });
+    const seqs: number[] = [];
+    for (let i = 0; i < 3; i++) seqs.push(((await iterator.next()).value as { seq: number }).seq);
+    expect(seqs).toEqual([2, 3, 4]);
+    await vi.advanceTimersByTimeAsync(ACK_INTERVAL_MS);
+    expect(acks(sockets[0]!)).toEqual([]);
+    expect(acks(second)).toEqual(["ACK 4"]);
+    await iterator.return!();
   });
 });
