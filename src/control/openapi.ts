@@ -277,7 +277,7 @@ const paths: Record<string, unknown> = {
         ...ok("A page; follow `cursor`", taskPage),
         "101": {
           description:
-            "The live feed (WebSocket): task records with `seq`; `{type: hello}` first with since= or hello=1",
+            "The live feed (WebSocket): task records with `seq`; `{type: hello}` first with since= or hello=1. Acknowledge results with the text `ACK <seq>`: past 8 MiB unacknowledged the feed closes with 4413, and a since= replay waits after 1 MiB",
         },
         ...errors(400, 401, 403, 404, 429),
       },
