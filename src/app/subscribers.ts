@@ -85,9 +85,16 @@ export class Subscribers {
 
   /**
    * Each socket's flow state, read from its attachment when first needed after a wake and
-   * written back on every change; the marks an older seq's ACK may credit live here only.
+   * written back at the end of every turn that changed it; the marks an older seq's ACK may
+   * credit live here only.
    */
   readonly #flows = new WeakMap<WebSocket, Flow>();
+  /**
+   * Sockets whose flow state changed in this turn. Their attachments are written once, in a
+   * microtask at its end (a batch of results costs one write per socket, not one per result):
+   * an object is never hibernated with a microtask pending, so nothing is lost.
+   */
+  readonly #unsaved = new Set<WebSocket>();
 
   #flow(ws: WebSocket): Flow {
     let flow = this.#flows.get(ws);
@@ -100,10 +107,23 @@ export class Subscribers {
 
   #setFlow(ws: WebSocket, flow: Flow): void {
     this.#flows.set(ws, flow);
-    const attachment = ws.deserializeAttachment() as SubscriberAttachment | null;
-    if (attachment) {
-      ws.serializeAttachment({ ...attachment, ...flowToSave(flow) } satisfies SubscriberAttachment & FlowAttachment);
+    if (this.#unsaved.size === 0) queueMicrotask(() => this.#saveFlows());
+    this.#unsaved.add(ws);
+  }
+
+  #saveFlows(): void {
+    for (const ws of this.#unsaved) {
+      const flow = this.#flows.get(ws);
+      if (ws.readyState !== WebSocket.OPEN) continue; // closed meanwhile: nothing to keep
+      try {
+        const attachment = ws.deserializeAttachment() as SubscriberAttachment | null;
+        if (!flow || !attachment) continue;
+        ws.serializeAttachment({ ...attachment, ...flowToSave(flow) } satisfies SubscriberAttachment & FlowAttachment);
+      } catch (error) {
+        log("warn", "flow_save_failed", {}, error);
+      }
     }
+    this.#unsaved.clear();
   }
 
   /** Accepts a subscriber; returns the client end (for the 101) and the server end. */
@@ -201,7 +221,9 @@ export class Subscribers {
     // Exactly "OK", as the auto-response matches it, or an exact ACK: anything else is a protocol error (README).
     const acked = message === HEARTBEAT ? null : parseAck(message);
     if (message !== HEARTBEAT && acked === null) {
-      const reason = message.startsWith("ACK") ? 'malformed ACK: send "ACK <seq>"' : 'unsupported message: send "OK"';
+      const reason = message.startsWith("ACK")
+        ? 'malformed ACK: send "ACK <seq>"'
+        : 'unsupported message: send "OK" or "ACK <seq>"';
       return refuse(ws, 1008, reason);
     }
     const attachment = ws.deserializeAttachment() as SubscriberAttachment | null;

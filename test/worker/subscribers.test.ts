@@ -336,12 +336,16 @@ async function finishLarge(app: string, bytes: number): Promise<string> {
 const consecutive = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i);
 
 describe("flow control", () => {
-  it("closes a subscriber that never acknowledges with 4413 before its unacknowledged results pass 8 MiB", async () => {
+  it("closes a subscriber that never acknowledges with 4413 before its unacknowledged results pass 8 MiB, across hibernation", async () => {
     const app = uniqueApp("slow");
     await createApp(app);
     const subscriber = await subscribe(app);
-    // 10 results of ~1.33 MB each (1 MB bodies in base64): 13 MB in all, over the bound.
-    for (let i = 0; i < 10 && !subscriber.closedWith; i++) await finishLarge(app, 1_000_000);
+    // 10 results of ~1.33 MB each (1 MB bodies in base64): 13 MB in all, over the bound. Halfway
+    // the object hibernates: the count survives in the socket's attachment.
+    for (let i = 0; i < 10 && !subscriber.closedWith; i++) {
+      await finishLarge(app, 1_000_000);
+      if (i === 2) await evictDurableObject(appQueue(env, app));
+    }
     expect(await subscriber.closed).toEqual({
       code: 4413,
       reason: "subscriber too slow: acknowledge results with ACK <seq>",
