@@ -11,9 +11,13 @@
  */
 import type { TaskRecord } from "../shared/types";
 
-/** Consumed results are acknowledged at once when their frames reach this many bytes (a quarter of the server's replay window)… */
+/**
+ * Consumed results are acknowledged at once when their frames reach this many bytes: a quarter
+ * of the server's 1 MiB replay window, so a paused replay goes on as soon as the consumer has
+ * taken what it was sent, without waiting for ACK_INTERVAL_MS.
+ */
 export const ACK_EVERY_BYTES = 256 * 1024;
-/** …else this long after the first of them: each ACK wakes the app's object, so at most about once a second. */
+/** Else this long after the first of them: each ACK wakes the app's object, so about once a second at most. */
 export const ACK_INTERVAL_MS = 1000;
 
 /** A finished task as pushed on the feed: the task record plus its per-app seq. */
