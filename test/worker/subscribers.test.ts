@@ -11,6 +11,7 @@ import { appQueue } from "../../src/app/stubs";
 import type { TaskRecord } from "../../src/shared/types";
 import { MAX_UNACKED_BYTES, REPLAY_WINDOW_BYTES } from "../../src/app/flow-control";
 import { openStore } from "../../src/app/store";
+import { subscription } from "../../src/client/subscription";
 import {
   CONTROL,
   call,
@@ -408,6 +409,28 @@ describe("flow control", () => {
       expect(subscriber.results.map((result) => result.seq)).toEqual(consecutive(1, count + 2));
     },
   );
+
+  it("the SDK's subscribe() acknowledges as it consumes: a 5 MB replay arrives whole on one connection", async () => {
+    const app = uniqueApp("sdk");
+    await createApp(app);
+    const count = 40;
+    await sql(app)((storage) => insertResults(openStore(storage).tasks, storage, count, 100_000));
+    const closes: string[] = [];
+    const results = subscription(
+      async (since) => {
+        const response = await upgrade(app, since === null ? "&hello=1" : `&since=${since}`);
+        if (!response.webSocket) throw new Error(`upgrade: ${response.status}`);
+        response.webSocket.accept();
+        return response.webSocket;
+      },
+      { since: 0, onEvent: (event) => event.type === "close" && closes.push(event.detail ?? "") },
+    );
+    const seqs: number[] = [];
+    for (let i = 0; i < count; i++) seqs.push(((await results.next()).value as Result).seq);
+    await results.return!();
+    expect(seqs).toEqual(consecutive(1, count));
+    expect(closes.filter((detail) => detail !== "1000 done")).toEqual([]); // never closed by the server
+  });
 
   it.each(["ACK", "ACK ", "ACK x", "ACK -1", "ACK 1.0", "ACK 01", "ACK  1", "ack 1", "ACK 1 ", "ACK 99"])(
     "takes a well-formed ACK and closes on a malformed one or one of a result not sent (%j) with 1008",
