@@ -11,20 +11,20 @@ import { fail, ok, type Outcome } from "../http/errors";
 import type { Admission } from "./admission";
 import type { SubmitInput, Submitted } from "./contract";
 import type { Outbox } from "./outbox";
-import type { AppIdentity } from "./signing-secrets";
 import type { TaskStore } from "./store";
 
 export interface AcceptContext {
   config: AppConfig;
-  identity: AppIdentity;
   tasks: TaskStore;
   admission: Admission;
   outbox: Outbox;
+  /** The new task's id (its time, and a shard's route). */
+  newId: () => string;
 }
 
 /** Validates and inserts one submission. */
 export function accept(
-  { config, identity, tasks, admission, outbox }: AcceptContext,
+  { config, tasks, admission, outbox, newId }: AcceptContext,
   input: SubmitInput,
   now: number,
 ): Outcome<Submitted> {
@@ -53,7 +53,7 @@ export function accept(
     if (existing) return ok({ id: existing, deduplicated: true });
     tasks.releaseDeduplicationId(options.deduplicationId);
   }
-  const id = tasks.nextId(identity.number, now);
+  const id = newId();
   // Sent with this group's commit when due and the queue window has room.
   // Limited apps leave sending to the outbox after the commit, which applies the limits.
   const dispatched =

@@ -11,6 +11,8 @@ import type { AppKeys } from "./app-keys";
 
 export const APP_NOT_FOUND = () => fail(404, "app_not_found", "no such app");
 export const TASK_NOT_FOUND = () => fail(404, "task_not_found", "no such task");
+/** A submission meant for a shard the object is not (yet): the Worker asks the app's own object. */
+export const SHARD_NOT_OPEN = () => fail(409, "shard_not_open", "this shard is not open: ask the app's object");
 
 export class Access {
   readonly #keys: () => AppKeys;

@@ -29,6 +29,8 @@ export interface AlarmHost {
   saveStats(force: boolean): void;
   /** Tells subscribers of what the alarm's writes finished and sends what they made due. */
   sendCommitted(): Promise<void>;
+  /** When a duty of the host's own falls due (a shard's unreported results); null: none. */
+  wakeAt(nowMs: number): number | null;
 }
 
 export class Alarm {
@@ -153,7 +155,8 @@ export class Alarm {
     // Read once, not after every commit: only a job run changes it.
     this.#jobsPending ??= pendingJobs(store).length > 0;
     const jobs = this.#jobsPending ? now : null;
-    const candidates = [tasks, notifications, idleCheck, this.#subscriberCheckAt, this.#retentionAt, jobs];
+    const own = this.#host.wakeAt(now);
+    const candidates = [tasks, notifications, idleCheck, this.#subscriberCheckAt, this.#retentionAt, jobs, own];
     const due = candidates.filter((at): at is number => at !== null);
     const next = due.length ? Math.min(...due) : null;
     if (next === null) {

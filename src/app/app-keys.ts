@@ -11,7 +11,8 @@ import { openSecret, sealSecret } from "../auth/key-vault";
 import { fail, ok, type Outcome } from "../http/errors";
 import { log } from "../shared/log";
 
-interface KeyRow extends Record<string, SqlStorageValue> {
+/** A key as stored: its secret sealed under the gateway's key secret. */
+export interface SealedKey extends Record<string, SqlStorageValue> {
   access_key: string;
   sealed_secret: ArrayBuffer;
   permissions: string;
@@ -67,13 +68,36 @@ export class AppKeys {
 
   list(): KeyView[] {
     return this.#sql
-      .exec<KeyRow>("SELECT access_key, permissions, created_ms FROM access_keys ORDER BY created_ms, access_key")
+      .exec<SealedKey>("SELECT access_key, permissions, created_ms FROM access_keys ORDER BY created_ms, access_key")
       .toArray()
       .map((row) => ({
         access_key: row.access_key,
         permissions: row.permissions.split(",") as Permission[],
         created_at: Math.floor(row.created_ms / 1000),
       }));
+  }
+
+  /** Every key as stored (secrets sealed): what a shard object copies (shards/shard-sync.ts). */
+  sealed(): SealedKey[] {
+    return this.#sql
+      .exec<SealedKey>("SELECT access_key, sealed_secret, permissions, created_ms FROM access_keys")
+      .toArray()
+      .map((row) => ({ ...row }));
+  }
+
+  /** Makes the keys exactly `keys` (a shard's copy of its app's): a key gone from them fails at once. */
+  replaceAll(keys: SealedKey[]): void {
+    this.#open.clear();
+    this.#sql.exec("DELETE FROM access_keys");
+    for (const key of keys) {
+      this.#sql.exec(
+        "INSERT INTO access_keys (access_key, sealed_secret, permissions, created_ms) VALUES (?, ?, ?, ?)",
+        key.access_key,
+        key.sealed_secret,
+        key.permissions,
+        key.created_ms,
+      );
+    }
   }
 
   revoke(accessKey: string): boolean {
@@ -93,7 +117,7 @@ export class AppKeys {
   async #secretOf(accessKey: string): Promise<{ secretKey: string; permissions: Permission[] } | null> {
     const cached = this.#open.get(accessKey);
     if (cached) return cached;
-    const row = this.#sql.exec<KeyRow>("SELECT * FROM access_keys WHERE access_key = ?", accessKey).toArray()[0];
+    const row = this.#sql.exec<SealedKey>("SELECT * FROM access_keys WHERE access_key = ?", accessKey).toArray()[0];
     if (!row || !this.#master) return null;
     const secretKey = await openSecret(this.#master, accessKey, row.sealed_secret);
     if (secretKey === null) {

@@ -1,7 +1,9 @@
 /**
- * AppQueue: one Durable Object per app, owning its config, task records and outbox in SQLite. A
- * shell: each duty has a helper (store, access, admission, outbox, state machine, feed, alarm),
- * and the methods below are grouped by caller: submit, the queue consumer, control, feed, alarm.
+ * AppQueue: one Durable Object per app, owning its config, task records and outbox in SQLite,
+ * and one per shard of an app with `shards` > 1 (shards/: the app's own object keeps the config,
+ * keys and subscribers; each shard a copy, and its tasks). A shell: each duty has a helper
+ * (store, access, admission, outbox, state machine, feed, alarm, shards), and the methods below
+ * are grouped by caller: submit, the queue consumer, control, shards, feed, alarm.
  *
  * Durability: a task is answered with its id only after the insert (marked sent) commits; its
  * queue message goes after the commit (lingering up to 25 ms while new tasks keep coming), and a
@@ -32,12 +34,13 @@ import type {
   TaskRecord,
 } from "../shared/types";
 import { accept, storageFailure } from "./accept";
-import { APP_NOT_FOUND, Access, TASK_NOT_FOUND } from "./access";
+import { APP_NOT_FOUND, Access, SHARD_NOT_OPEN, TASK_NOT_FOUND } from "./access";
 import { Alarm } from "./alarm";
 import { Admission } from "./admission";
 import { AppKeys, type CreatedKey, type KeyView } from "./app-keys";
-import { parsePurge, parseRedrive, runJob } from "./bulk";
-import type { DeliveryState, SubmitInput, Submitted, TaskPage, TaskQuery } from "./contract";
+import { Attempts } from "./attempts";
+import { TaskControl, type Reconciled } from "./task-control";
+import type { DeliveryState, Purged, Redriven, SubmitInput, Submitted, TaskPage, TaskQuery } from "./contract";
 import { GroupCommit } from "./group-commit";
 import { Feed } from "./feed";
 import { beginNotifications, finishNotifications } from "./notifications";
@@ -47,6 +50,10 @@ import { StateMachine } from "./state-machine";
 import { AppStats, statsReport } from "./stats";
 import { openStore, toRecord, type AppStore } from "./store";
 import { KEY_REVOKED_CLOSE_CODE, Subscribers } from "./subscribers";
+import { timeInside, type ShardPlace } from "../shards/routing";
+import { ShardHome, type ShardStub } from "../shards/shard-home";
+import { ShardReports, type ReportReceipt, type ShardResult } from "../shards/shard-reports";
+import { activeShards, recordsOf, resultsAfter, storeSnapshot, type ShardSnapshot } from "../shards/shard-sync";
 
 export class AppQueue extends DurableObject<Env> {
   /** The app's SQLite tables (replaced when the app is deleted: deleteAll drops them). */
@@ -56,6 +63,13 @@ export class AppQueue extends DurableObject<Env> {
   #keys!: AppKeys;
   #config: AppConfig | null = null;
   #identity: AppIdentity | null = null;
+  /** Set when this object is a shard of its app (shards/routing.ts); null: the app's own object. */
+  #place: ShardPlace | null = null;
+  /** The app's own object's side of its shards. */
+  readonly #home: ShardHome;
+  /** A shard's side: its results, reported to the app's own object. */
+  readonly #reports: ShardReports;
+  #undoGroupReports: () => void = () => {};
   /** Delivery statistics; read from SQLite when first needed. */
   #stats: AppStats | undefined = undefined;
   readonly #access = new Access(
@@ -69,6 +83,8 @@ export class AppQueue extends DurableObject<Env> {
   readonly #outbox: Outbox;
   readonly #machine: StateMachine;
   readonly #group: GroupCommit;
+  readonly #tasks: TaskControl;
+  readonly #attempts: Attempts;
   /** Result frames for subscribers, sent once the writes that made them are committed. */
   #pendingBroadcasts: { seq: number; frame: string }[] = [];
 
@@ -77,6 +93,18 @@ export class AppQueue extends DurableObject<Env> {
     // Runs on every wake-up, so it stays cheap: a schema version check, two small reads.
     this.#open();
     this.#subscribers = new Subscribers(ctx);
+    this.#home = new ShardHome({
+      stub: (name) => env.APP_QUEUE.get(env.APP_QUEUE.idFromName(name)) as unknown as ShardStub,
+      sql: ctx.storage.sql,
+      meta: () => this.store.meta,
+      config: () => this.#config,
+      identity: () => this.#identity,
+      keys: () => this.#keys.sealed(),
+    });
+    this.#reports = new ShardReports(
+      (results) => this.#home.stub(this.#place!.app).reportResults(this.#place!.name, results),
+      (after) => resultsAfter(this.store, this.#config?.name ?? "", after),
+    );
     this.#admission = new Admission(() => this.store);
     this.#outbox = new Outbox(
       () => this.store,
@@ -97,14 +125,16 @@ export class AppQueue extends DurableObject<Env> {
       taskFinished: (latencyMs) => this.#appStats().taskFinished(latencyMs),
       released: (taskId, now) => this.#admission.release(taskId, now),
       announce: (task, seq) => {
-        // Subscribers hear of it once the writes are committed.
-        if (this.#config && this.#subscribers.open().length > 0) {
+        // A shard's app hears of it (then its subscribers); subscribers hear of it once the writes are committed.
+        if (this.#config && this.#place) this.#reports.add(seq, toRecord(task, this.#config.name));
+        else if (this.#config && this.#subscribers.open().length > 0) {
           this.#pendingBroadcasts.push({ seq, frame: JSON.stringify({ ...toRecord(task, this.#config.name), seq }) });
         }
       },
     });
     this.#group = new GroupCommit(ctx.storage, {
       beginGroup: () => {
+        this.#undoGroupReports = this.#reports.mark();
         this.#outbox.beginGroup();
         this.store.tasks.openCountBatch();
       },
@@ -112,7 +142,10 @@ export class AppQueue extends DurableObject<Env> {
         const broadcasts = this.#pendingBroadcasts.length;
         const undoOutbox = this.#outbox.checkpoint();
         const undoCounts = this.store.tasks.countCheckpoint();
+        const undoReports = this.#reports.mark();
         return () => {
+          undoReports();
+          this.#home.map.forget();
           this.#pendingBroadcasts.length = broadcasts;
           undoOutbox();
           undoCounts();
@@ -120,6 +153,8 @@ export class AppQueue extends DurableObject<Env> {
       },
       beforeCommit: () => this.store.tasks.closeCountBatch(),
       discard: () => {
+        this.#undoGroupReports();
+        this.#home.map.forget();
         this.#pendingBroadcasts = [];
         this.#outbox.discard();
         this.store.tasks.discardCountBatch();
@@ -130,6 +165,7 @@ export class AppQueue extends DurableObject<Env> {
       this.#subscribers,
       () => this.store,
       () => this.#config,
+      (refs) => this.#home.records(this.#config?.name ?? "", refs),
     );
     this.#alarm = new Alarm(ctx.storage, {
       config: () => this.#config,
@@ -138,16 +174,24 @@ export class AppQueue extends DurableObject<Env> {
       machine: this.#machine,
       outbox: this.#outbox,
       saveStats: (force) => this.#saveStats(force),
-      sendCommitted: () => this.#sendCommitted(),
+      sendCommitted: () => this.#sendCommitted(true),
+      wakeAt: (now) => (this.#place ? this.#reports.dueAt(now, this.store.tasks.currentSeq()) : null),
     });
-    void ctx.blockConcurrencyWhile(() => this.#alarm.restore());
+    const alarm = this.#alarm;
+    this.#attempts = new Attempts(this.#group, this.#machine, () => this.#config?.name);
+    this.#tasks = new TaskControl({
+      store: () => this.store,
+      machine: this.#machine,
+      alarm,
+      outbox: this.#outbox,
+      home: this.#home,
+      isShard: () => this.#place !== null,
+      afterWrites: () => this.#afterWrites(),
+    });
+    void ctx.blockConcurrencyWhile(() => alarm.restore());
   }
 
-  /**
-   * Opens the store and reads the app from it, forgetting whatever was known of an earlier
-   * store: on wake-up, and after `destroy` dropped the tables (this instance may live on and
-   * serve a new app of the same name).
-   */
+  /** Opens the store and reads the app from it: on wake-up, and after its tables were dropped. */
   #open(): void {
     const metered = meteredSql(this.ctx.storage.sql);
     this.#settleSql = metered.settle;
@@ -158,8 +202,10 @@ export class AppQueue extends DurableObject<Env> {
     this.#stats = undefined;
     const config = this.store.exists() ? this.store.meta.get("config") : null;
     const identity = this.store.exists() ? this.store.meta.get("identity") : null;
+    const place = this.store.exists() ? this.store.meta.get("shard") : null;
     this.#config = config ? normalizeConfig(JSON.parse(config) as AppConfig) : null;
     this.#identity = identity ? (JSON.parse(identity) as AppIdentity) : null;
+    this.#place = place ? (JSON.parse(place) as ShardPlace) : null;
   }
 
   // ---- who may do what (access.ts) ---------------------------------------------------------
@@ -177,18 +223,33 @@ export class AppQueue extends DurableObject<Env> {
    * commit is made, and the caller answered after both.
    */
   async submit(input: SubmitInput): Promise<Outcome<Submitted>> {
+    if (input.shard !== undefined && input.shard !== this.#place?.name) return SHARD_NOT_OPEN();
     const auth = await this.#access.submitter(input.caller, input.request.body, input.options.callback !== null);
     if (!auth.ok) return auth;
+    const config = this.#config;
+    if (config && !this.#place && activeShards(config) > 1) return this.#home.forward(input, config);
     // This submission's savepoint rolled back: nothing of it was written, nothing accepted is lost.
-    return this.#group.run(() => this.#accept(input, Date.now())).catch((error: unknown) => storageFailure(error));
+    const outcome = await this.#group
+      .run(() => this.#accept(input, Date.now()))
+      .catch((error: unknown) => storageFailure(error));
+    return outcome.ok && config
+      ? ok({ ...outcome.value, route: { shards: activeShards(config), partition: config.partition } })
+      : outcome;
   }
 
   #accept(input: SubmitInput, now: number): Outcome<Submitted> {
     const config = this.#config;
     const identity = this.#identity;
     if (!config || !identity) return APP_NOT_FOUND();
+    const place = this.#place;
     const outcome = accept(
-      { config, identity, tasks: this.store.tasks, admission: this.#admission, outbox: this.#outbox },
+      {
+        config,
+        tasks: this.store.tasks,
+        admission: this.#admission,
+        outbox: this.#outbox,
+        newId: () => this.store.tasks.nextId(identity.number, place ? timeInside(place, now) : now, place?.route),
+      },
       input,
       now,
     );
@@ -208,66 +269,29 @@ export class AppQueue extends DurableObject<Env> {
     if (this.#config) this.#outbox.claim(taskIds, batchSize, this.#config.timeout, Date.now());
   }
 
+  // The RPC methods are metered per call (meterRequests): the batched ones do not call the single ones.
+
   /** 0 → 1 when the task is due and the app active; otherwise says why not. */
   begin(taskId: string): Promise<BeginResult> {
-    return this.#begin(taskId);
+    return this.#attempts.begin(taskId);
   }
 
-  // The RPC methods are metered per call (meterRequests): the batched ones call these, not them.
-  #begin(taskId: string, run?: string): Promise<BeginResult> {
-    return this.#group.run(() => this.#machine.begin(taskId, Date.now(), run));
+  /** Begins several tasks in one RPC (the consumer's tasks of this app about to run), in one group commit. */
+  beginMany(taskIds: string[], runs: (string | null)[] = []): Promise<BeginResult[]> {
+    return this.#attempts.beginMany(taskIds, runs);
   }
 
-  /**
-   * Begins several tasks in one RPC (the consumer's tasks of this app about to run): each is a
-   * `begin` of its own in the same group commit, named by `runs[i]` for a put-back (PutBack). One
-   * that cannot be stored answers `{run: false, reason: "error"}` alone; its neighbours begin.
-   */
-  async beginMany(taskIds: string[], runs: (string | null)[] = []): Promise<BeginResult[]> {
-    const settled = await Promise.allSettled(taskIds.map((taskId, i) => this.#begin(taskId, runs[i] ?? undefined)));
-    return settled.map((outcome): BeginResult =>
-      outcome.status === "fulfilled" ? outcome.value : { run: false, reason: "error" },
-    );
-  }
-
-  /**
-   * Records attempt `attempt`'s result; ignored unless that attempt is the one running. A
-   * result that cannot be stored whole (a row over SQLite's limits) is stored without the
-   * response's headers and body, so the attempt still counts and the task moves on.
-   */
+  /** Records attempt `attempt`'s result (attempts.ts). */
   finish(taskId: string, attempt: number, result: AttemptResult | PutBack): Promise<FinishResult> {
-    return this.#finish(taskId, attempt, result);
+    return this.#attempts.finish(taskId, attempt, result);
   }
 
-  /**
-   * Records several attempts' results in one RPC: each is a `finish` of its own in the same
-   * group commit. One that cannot be stored answers null alone (the consumer tries it again).
-   */
-  async finishMany(reports: AttemptReport[]): Promise<(FinishResult | null)[]> {
-    const settled = await Promise.allSettled(
-      reports.map(({ taskId, attempt, result }) => this.#finish(taskId, attempt, result)),
-    );
-    return settled.map((outcome) => (outcome.status === "fulfilled" ? outcome.value : null));
+  /** Records several attempts' results in one RPC, in one group commit. */
+  finishMany(reports: AttemptReport[]): Promise<(FinishResult | null)[]> {
+    return this.#attempts.finishMany(reports);
   }
 
-  async #finish(taskId: string, attempt: number, result: AttemptResult | PutBack): Promise<FinishResult> {
-    try {
-      return await this.#group.run(() => this.#machine.finishAttempt(taskId, attempt, result, Date.now()));
-    } catch (error) {
-      // Its savepoint rolled back alone; store what surely fits, in the next group.
-      if (result.kind !== "response") throw error;
-      log("error", "response_not_stored", { app: this.#config?.name, task: taskId, attempt }, error);
-      const bare: AttemptResult = { ...result, header: {}, body: new Uint8Array() };
-      return this.#group.run(() => this.#machine.finishAttempt(taskId, attempt, bare, Date.now()));
-    }
-  }
-
-  /**
-   * Starts several notification attempts (POSTs of a finished task's record) in one RPC, in one
-   * group commit; null for each that is not due (or gone). One that cannot be stored answers
-   * null alone: its row keeps its message mark, and the outbox sends it again once that message
-   * counts as lost.
-   */
+  /** Starts several notification attempts (POSTs of a finished task's record) in one RPC (notifications.ts). */
   async beginNotifications(refs: NotificationRef[]): Promise<(NotificationDelivery | null)[]> {
     if (!this.#config || !this.#identity) return refs.map(() => null);
     const begun = await beginNotifications(this.#group, this.store, this.#config, this.#identity, refs);
@@ -275,37 +299,15 @@ export class AppQueue extends DurableObject<Env> {
     return begun.deliveries;
   }
 
-  /**
-   * Ends several notification attempts (delivered, or retried with backoff until NOTIFY_RETRY is
-   * spent) in one RPC, in one group commit; false for each that could not be stored.
-   */
+  /** Ends several notification attempts (delivered, or retried with backoff) in one RPC (notifications.ts). */
   async finishNotifications(reports: NotificationReport[]): Promise<boolean[]> {
     if (!this.#config) return reports.map(() => true); // the app is gone, and its notifications with it
     return finishNotifications(this.#group, this.store, reports);
   }
 
-  /**
-   * A queue message the consumer gave up on (the dead-letter queue): a task that still waits is
-   * sent again from the outbox, a pending notification is rescheduled; a running task is left to
-   * its lease and a finished or deleted one needs nothing. Answers what was done.
-   */
-  async reconcile(message: TaskMessage): Promise<"resent" | "rescheduled" | "running" | "finished" | "gone"> {
-    const config = this.#config;
-    if (!config) return "gone";
-    if (message.notify) {
-      if (!this.store.notifications.get(message.id, message.notify)) return "gone";
-      this.store.notifications.reschedule(message.id, message.notify, Date.now());
-      await this.#alarm.scheduleNext();
-      return "rescheduled";
-    }
-    const state = this.store.tasks.stateOf(message.id);
-    if (state === null) return "gone";
-    if (state === 1) return "running";
-    if (state !== 0) return "finished";
-    this.store.tasks.clearDispatched([message.id]);
-    await this.#outbox.flush(config);
-    await this.#alarm.scheduleNext();
-    return "resent";
+  /** A queue message the consumer gave up on (the dead-letter queue): see TaskControl.reconcile. */
+  async reconcile(message: TaskMessage): Promise<Reconciled> {
+    return this.#config ? this.#tasks.reconcile(this.#config, message) : "gone";
   }
 
   // ---- the control API: the app ------------------------------------------------------------
@@ -332,11 +334,8 @@ export class AppQueue extends DurableObject<Env> {
   ): Promise<Outcome<{ config: AppConfig; stats: Record<string, number>; delivery: DeliveryState }>> {
     const guard = await this.#access.guard(caller, "manage");
     if (!guard.ok) return guard;
-    return ok({
-      config: guard.value,
-      stats: this.store.tasks.counts(),
-      delivery: this.#admission.delivery(Date.now()),
-    });
+    const counts = await this.#home.appCounts(this.store.tasks.counts());
+    return ok({ config: guard.value, stats: counts, delivery: this.#admission.delivery(Date.now()) });
   }
 
   /** Applies a validated partial update; resuming a paused app starts its waiting tasks. */
@@ -349,19 +348,21 @@ export class AppQueue extends DurableObject<Env> {
     const next = patched.value;
     this.store.meta.set("config", JSON.stringify(next));
     this.#config = next;
-    if (current.state !== next.state) {
+    await this.#configChanged(current, next);
+    await this.#home.changed();
+    return ok(next);
+  }
+
+  async #configChanged(previous: AppConfig | null, next: AppConfig): Promise<void> {
+    if (previous && previous.state !== next.state) {
       // Messages sent before a pause were dropped by `begin`; send every waiting task afresh.
       this.store.tasks.forgetAllDispatches();
       if (next.state === "Active") await this.#outbox.flush(next);
     }
     await this.#alarm.scheduleNext();
-    return ok(next);
   }
 
-  /**
-   * A new signing secret, shown once in the answer; the previous one keeps signing beside it
-   * for a day (signing-secrets.ts), so origins can switch without refusing a delivery.
-   */
+  /** A new signing secret, shown once; the previous one signs beside it for a day (signing-secrets.ts). */
   async rotateSigningSecret(
     caller: Caller,
   ): Promise<Outcome<{ signing_secret: string; previous_valid_until: number }>> {
@@ -371,22 +372,20 @@ export class AppQueue extends DurableObject<Env> {
     const next = rotated(this.#identity, Date.now());
     this.store.meta.set("identity", JSON.stringify(next));
     this.#identity = next;
+    await this.#home.changed();
     return ok({
       signing_secret: next.signingSecret,
       previous_valid_until: Math.floor(next.previousSigningSecretUntilMs! / 1000),
     });
   }
 
-  /**
-   * `GET /v1/apps/<name>/stats`: counts by state (counters), the oldest waiting task's age,
-   * attempts and successes over the last minute and hour, latency percentiles (histograms),
-   * queue re-sends, the limits in force and the delivery state. Reads no task rows but one.
-   */
+  /** `GET /v1/apps/<name>/stats` (stats.ts), app-wide: with every shard's (shard-home.ts). */
   async stats(caller: Caller): Promise<Outcome<Record<string, unknown>>> {
     const guard = await this.#access.guard(caller, "manage");
     if (!guard.ok) return guard;
     const now = Date.now();
-    return ok(statsReport(guard.value, this.store, this.#appStats(), this.#admission.delivery(now), now));
+    const own = statsReport(guard.value, this.store, this.#appStats(), this.#admission.delivery(now), now);
+    return ok(await this.#home.appStats(own));
   }
 
   /** Deletes the app: config, tasks, keys and alarm. New submissions find no app at once. */
@@ -394,17 +393,11 @@ export class AppQueue extends DurableObject<Env> {
     const guard = await this.#access.guard(caller, "manage");
     if (!guard.ok) return guard;
     for (const ws of this.#subscribers.open()) this.#subscribers.onClose(ws, 4404, "app deleted");
-    this.#config = null;
-    this.#identity = null;
-    await this.ctx.storage.deleteAlarm();
+    await this.#home.dropAll();
     // Result seqs survive the app: a client resuming with a seq of the old app must not
     // drop the new app's results as already seen.
     const seq = this.store.tasks.currentSeq();
-    await this.ctx.storage.deleteAll();
-    this.#open();
-    this.#alarm.forget();
-    this.#admission.reset();
-    this.#outbox.reset();
+    await this.#wipe();
     this.store.create();
     this.store.tasks.setSeq(seq);
     return ok(null);
@@ -421,7 +414,9 @@ export class AppQueue extends DurableObject<Env> {
   async createKey(caller: Caller, permissions: Permission[]): Promise<Outcome<CreatedKey>> {
     const guard = await this.#access.guard(caller, "manage");
     if (!guard.ok) return guard;
-    return this.#keys.create(guard.value.name, permissions, Date.now());
+    const created = await this.#keys.create(guard.value.name, permissions, Date.now());
+    if (created.ok) await this.#home.changed();
+    return created;
   }
 
   async listKeys(caller: Caller): Promise<Outcome<KeyView[]>> {
@@ -435,96 +430,98 @@ export class AppQueue extends DurableObject<Env> {
     if (!guard.ok) return guard;
     if (!this.#keys.revoke(accessKey)) return fail(404, "key_not_found", `no such key: ${accessKey}`);
     this.#subscribers.closeOpenedBy(accessKey, KEY_REVOKED_CLOSE_CODE, "access key revoked");
+    await this.#home.changed();
     return ok({ revoked: accessKey });
   }
 
-  // ---- the control API: tasks ------------------------------------------------------------
+  // ---- the control API: tasks (task-control.ts) -------------------------------------------
 
   async getTask(caller: Caller, taskId: string): Promise<Outcome<TaskRecord>> {
     const guard = await this.#access.guard(caller, "query", TASK_NOT_FOUND);
-    if (!guard.ok) return guard;
-    const task = this.store.tasks.get(taskId);
-    return task ? ok(toRecord(task, guard.value.name)) : TASK_NOT_FOUND();
+    return guard.ok ? this.#tasks.get(guard.value, taskId) : guard;
   }
 
-  /** A page of tasks, newest first: ids below `query.below` (a cursor, a time) and from `query.from` (a time). */
   async listTasks(caller: Caller, query: TaskQuery): Promise<Outcome<TaskPage>> {
     const guard = await this.#access.guard(caller, "query");
-    if (!guard.ok) return guard;
-    const { state, limit } = query;
-    const rows = this.store.reads.list(state, limit + 1, query.below, query.from);
-    const page = rows.slice(0, limit);
-    return ok({
-      tasks: page.map((row) => toRecord(row, guard.value.name, false)),
-      cursor: rows.length > limit ? page[page.length - 1]!.id : null,
-    });
+    return guard.ok ? ok(await this.#tasks.list(guard.value, query)) : guard;
   }
 
-  /** Waiting → 11 with error "canceled". */
   async cancel(caller: Caller, taskId: string): Promise<Outcome<TaskRecord>> {
     const guard = await this.#access.guard(caller, "manage", TASK_NOT_FOUND);
-    if (!guard.ok) return guard;
-    const task = this.store.tasks.get(taskId);
-    if (!task) return TASK_NOT_FOUND();
-    if (task.state !== 0) return fail(409, "task_not_waiting", "only a waiting task can be canceled");
-    this.#machine.end(taskId, 0, 11, Date.now(), "canceled");
-    await this.#afterWrites();
-    return ok(toRecord(this.store.tasks.get(taskId)!, guard.value.name));
+    return guard.ok ? this.#tasks.cancel(guard.value, taskId) : guard;
   }
 
-  /** Failed → waiting, with a fresh attempt budget, sent at once. */
   async retry(caller: Caller, taskId: string): Promise<Outcome<TaskRecord>> {
     const guard = await this.#access.guard(caller, "manage", TASK_NOT_FOUND);
-    if (!guard.ok) return guard;
-    const config = guard.value;
-    const task = this.store.tasks.get(taskId);
-    if (!task) return TASK_NOT_FOUND();
-    if (task.state !== 11) return fail(409, "task_not_failed", "only a failed task can be retried");
-    this.store.tasks.resetForRetry(taskId, Date.now(), config.retry.max_attempts);
-    this.#alarm.taskWaiting(Date.now(), config.retention * 1000); // its retention starts again
-    await this.#outbox.flush(config);
-    await this.#alarm.scheduleNext();
-    return ok(toRecord(this.store.tasks.get(taskId)!, config.name));
+    return guard.ok ? this.#tasks.retry(guard.value, taskId) : guard;
   }
 
-  /**
-   * Re-runs failed tasks matching `input` (created since/until, last status) with a fresh
-   * attempt budget, each exactly once; with `dry_run` only counts them. The first batch runs
-   * now, the rest one batch per alarm.
-   */
-  async redrive(
-    caller: Caller,
-    input: unknown,
-  ): Promise<Outcome<{ matched: number; retried: number; remaining: number }>> {
+  async redrive(caller: Caller, input: unknown): Promise<Outcome<Redriven>> {
     const guard = await this.#access.guard(caller, "manage");
-    if (!guard.ok) return guard;
-    const request = outcomeOf(() => parseRedrive(input, Date.now()));
-    if (!request.ok) return request;
-    const { criteria, dryRun } = request.value;
-    const matched = this.store.reads.countFailedMatching(criteria);
-    if (dryRun || matched === 0) return ok({ matched, retried: 0, remaining: dryRun ? matched : 0 });
-    const retried = runJob(this.store, guard.value, {
-      kind: "redrive",
-      redrive: criteria,
-      untilMs: criteria.untilMs,
-      cursor: "",
-    });
-    this.#alarm.jobsChanged();
-    await this.#afterWrites();
-    return ok({ matched, retried, remaining: Math.max(0, matched - retried) });
+    return guard.ok ? this.#tasks.redrive(guard.value, input) : guard;
   }
 
-  /** Drops every waiting task (Cloud Tasks' purge): the first batch now, the rest by the alarm. */
-  async purge(caller: Caller, input: unknown): Promise<Outcome<{ deleted: number; remaining: number }>> {
+  async purge(caller: Caller, input: unknown): Promise<Outcome<Purged>> {
     const guard = await this.#access.guard(caller, "manage");
-    if (!guard.ok) return guard;
-    const request = outcomeOf(() => parsePurge(input));
-    if (!request.ok) return request;
-    const waiting = this.store.tasks.counts()["waiting"] ?? 0;
-    const deleted = runJob(this.store, guard.value, { kind: "purge", untilMs: Date.now() + 1, cursor: "" });
-    this.#alarm.jobsChanged();
-    await this.#afterWrites();
-    return ok({ deleted, remaining: Math.max(0, waiting - deleted) });
+    return guard.ok ? this.#tasks.purge(guard.value, input) : guard;
+  }
+
+  // ---- shards: the app's own object and its shard objects (shards/) -----------------------
+
+  /** Makes this object a shard of its app with the app's copy, or brings the copy up to date. */
+  async syncShard(snapshot: ShardSnapshot): Promise<void> {
+    if (this.#place && Number(this.store.meta.get("shard_version") ?? "0") >= snapshot.version) return;
+    const previous = this.#config;
+    this.store.create();
+    this.ctx.storage.transactionSync(() => storeSnapshot(this.store.meta, this.#keys, snapshot));
+    this.#config = normalizeConfig(snapshot.config);
+    this.#identity = snapshot.identity;
+    this.#place = snapshot.place;
+    await this.#configChanged(previous, this.#config);
+  }
+
+  /** A shard's results (the app's own object): numbered in the app's sequence, told to subscribers. */
+  async reportResults(shard: string, results: ShardResult[]): Promise<ReportReceipt> {
+    return this.#group.run(() =>
+      this.#config
+        ? this.#home.take(shard, results, (record, ref) => {
+            const seq = this.store.tasks.numberResult(ref);
+            if (this.#subscribers.open().length > 0)
+              this.#pendingBroadcasts.push({ seq, frame: JSON.stringify({ ...record, seq }) });
+          })
+        : { reported: Number.MAX_SAFE_INTEGER },
+    );
+  }
+
+  /** Records of a shard's tasks for a replay: null for one that is gone or no longer that result. */
+  async shardRecords(refs: { id: string; seq: number }[]): Promise<(TaskRecord | null)[]> {
+    return recordsOf(this.store, this.#config?.name ?? "", refs);
+  }
+
+  /** A shard's share of its app's statistics (JSON: app-wide.ts StatsShare), and the bytes it stores. */
+  async shardStats(): Promise<{ stats: string; bytes: number } | null> {
+    if (!this.#config) return null;
+    const now = Date.now();
+    const stats = statsReport(this.#config, this.store, this.#appStats(), this.#admission.delivery(now), now);
+    return { stats: JSON.stringify(stats), bytes: this.ctx.storage.sql.databaseSize };
+  }
+
+  /** Empties a shard (its app deleted, or its partition past retention). */
+  async dropShard(): Promise<void> {
+    await this.#wipe();
+  }
+
+  /** Drops every table and the alarm, and what this instance knew of them. */
+  async #wipe(): Promise<void> {
+    this.#config = null;
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.#open();
+    this.#alarm.forget();
+    this.#admission.reset();
+    this.#outbox.reset();
+    this.#reports.forget();
+    this.#home.map.forget();
   }
 
   // ---- the live feed: WebSocket subscribers ----------------------------------------------
@@ -573,11 +570,14 @@ export class AppQueue extends DurableObject<Env> {
    * refill the queue window and send due notifications. The output gate holds all of it
    * until the writes are durable.
    */
-  async #sendCommitted(): Promise<void> {
+  async #sendCommitted(awaitReports = false): Promise<void> {
     const broadcasts = this.#pendingBroadcasts;
     this.#pendingBroadcasts = [];
     for (const { seq, frame } of broadcasts) this.#subscribers.broadcast(seq, frame);
+    // A shard's results go to its app's object; callers are not held for it (the alarm is).
+    const reported = this.#place ? this.#reports.flush() : null;
     if (this.#config) await this.#outbox.sendCommitted(this.#config);
+    if (awaitReports) await reported;
   }
 
   #appStats(): AppStats {

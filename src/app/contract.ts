@@ -30,11 +30,21 @@ export interface SubmitInput {
   options: SubmitOptions;
   /** A FunctionGraph invocation: deliver to the app's `invoke_path`, not `request.path`. */
   toInvokePath?: boolean;
+  /** The shard object the submission is meant for (its name): any other object refuses it. */
+  shard?: string;
+}
+
+/** How the app's tasks are stored, as the Worker caches it to send submissions to shards. */
+export interface StorageRoute {
+  shards: number;
+  partition: number;
 }
 
 export interface Submitted {
   id: string;
   deduplicated: boolean;
+  /** How the app stores tasks now. */
+  route?: StorageRoute;
 }
 
 export interface TaskPage {
@@ -58,3 +68,8 @@ export interface DeliveryState {
   reason: string | null;
   until: number | null;
 }
+
+/** What a redrive answers (SPEC §7). */
+export type Redriven = { matched: number; retried: number; remaining: number };
+/** What a purge answers. */
+export type Purged = { deleted: number; remaining: number };

@@ -8,8 +8,9 @@ import type { AppConfig } from "../config/app-config";
 import { errorBody } from "../http/errors";
 import { log } from "../shared/log";
 import { REPLAY_WINDOW_BYTES } from "./flow-control";
-import type { AppStore } from "./store";
+import type { AppStore, RemoteResult, TaskRow } from "./store";
 import { toRecord } from "./store";
+import type { TaskRecord } from "../shared/types";
 import type { Subscribers } from "./subscribers";
 
 /** Set by the Worker on the upgrade it hands the object: the access key that opened the feed (none for the admin). */
@@ -26,10 +27,19 @@ export class Feed {
    */
   readonly #scheduled = new WeakSet<WebSocket>();
 
-  constructor(subscribers: Subscribers, store: () => AppStore, config: () => AppConfig | null) {
+  /** The records of results a shard object holds (null: gone, or no longer that result). */
+  readonly #shardRecords: (refs: RemoteResult[]) => Promise<(TaskRecord | null)[]>;
+
+  constructor(
+    subscribers: Subscribers,
+    store: () => AppStore,
+    config: () => AppConfig | null,
+    shardRecords: (refs: RemoteResult[]) => Promise<(TaskRecord | null)[]>,
+  ) {
     this.#subscribers = subscribers;
     this.#store = store;
     this.#config = config;
+    this.#shardRecords = shardRecords;
   }
 
   /**
@@ -88,7 +98,8 @@ export class Feed {
     const config = this.#config();
     if (!config) return;
     const budget = Math.max(1, REPLAY_WINDOW_BYTES - this.#subscribers.unackedBytes(ws));
-    const { rows, done } = this.#store().reads.finishedSince(after, budget);
+    const { rows, remote, done } = this.#store().reads.finishedSince(after, budget);
+    if (remote.length > 0) return this.#replayWithShards(ws, after, rows, remote);
     let last = after;
     for (const row of rows) {
       const seq = row.seq ?? last;
@@ -107,10 +118,45 @@ export class Feed {
       try {
         this.#replayPage(ws, last);
       } catch (error) {
-        log("error", "replay_failed", { app: this.#config()?.name }, error);
-        this.#subscribers.goLive(ws);
-        this.#subscribers.onClose(ws, 1011, "replay failed");
+        this.#replayFailed(ws, error);
       }
     }, 0);
+  }
+
+  /**
+   * A page with results of an app's shards: their records are fetched from the shards (live
+   * results skip the socket meanwhile), then the page is sent in seq order, and the next page is
+   * read right after (in the turn the records arrived) — never gone live from a page read before
+   * the wait, so a result numbered meanwhile is read, not missed.
+   */
+  #replayWithShards(ws: WebSocket, after: number, rows: TaskRow[], remote: RemoteResult[]): void {
+    this.#subscribers.holdLive(ws, after);
+    this.#scheduled.add(ws);
+    const fetched = this.#shardRecords(remote).then((records) => {
+      this.#scheduled.delete(ws);
+      const config = this.#config();
+      if (!config) return;
+      const page = [
+        ...rows.map((row) => ({ seq: row.seq!, record: toRecord(row, config.name) })),
+        ...remote.flatMap((ref, i) => (records[i] ? [{ seq: ref.seq, record: records[i] }] : [])),
+      ].sort((a, b) => a.seq - b.seq);
+      for (const { seq, record } of page) {
+        if (!this.#subscribers.sendResult(ws, seq, JSON.stringify({ ...record, seq })))
+          return this.#subscribers.goLive(ws);
+      }
+      const last = Math.max(after, ...rows.map((row) => row.seq!), ...remote.map((ref) => ref.seq));
+      this.#subscribers.holdLive(ws, last);
+      if (this.#subscribers.unackedBytes(ws) < REPLAY_WINDOW_BYTES) this.#replayPage(ws, last);
+    });
+    fetched.catch((error: unknown) => {
+      this.#scheduled.delete(ws);
+      this.#replayFailed(ws, error);
+    });
+  }
+
+  #replayFailed(ws: WebSocket, error: unknown): void {
+    log("error", "replay_failed", { app: this.#config()?.name }, error);
+    this.#subscribers.goLive(ws);
+    this.#subscribers.onClose(ws, 1011, "replay failed");
   }
 }

@@ -63,7 +63,8 @@ function acknowledger(ws: WebSocketLike) {
   const flush = () => {
     if (timer) clearTimeout(timer);
     timer = null;
-    if (closed || seq <= acked) return;
+    // A socket closing already would only log an error (browsers do): the close event follows.
+    if (closed || seq <= acked || ws.readyState === 2 || ws.readyState === 3) return;
     acked = seq;
     bytes = 0;
     try {

@@ -62,6 +62,14 @@ export interface AppConfig {
   notify: NotifyConfig;
   rate_limits: RateLimits;
   circuit_breaker: CircuitBreaker;
+  /**
+   * Storage objects a time partition of the app's tasks is spread over (1-64; may grow or
+   * shrink: a task stays where it was stored). 1 keeps every task in the app's own object.
+   * @default 1
+   */
+  shards: number;
+  /** Seconds of task creation time one set of shard objects holds: whole minutes, 60 to 31 days. @default 86400 */
+  partition: number;
 }
 
 /** Largest body a task may carry: one SQLite value is at most 2 MB, headers included. */
@@ -90,8 +98,14 @@ export function defaultConfig(name: string, origin: string): AppConfig {
     notify: { url: null, events: ["TaskFinish"], state: "Off" },
     rate_limits: { max_dispatches_per_second: null, max_burst_size: null, max_concurrent_dispatches: null },
     circuit_breaker: { failure_threshold: 0, cool_down: 30 },
+    shards: 1,
+    partition: 86_400,
   };
 }
+
+export const MAX_SHARDS = 64;
+/** A partition is whole minutes (task ids carry its length in minutes: shared/task-id.ts). */
+export const MAX_PARTITION_SECONDS = 31 * 86_400;
 
 /** Longest URL accepted for an origin, a callback or a notify url. */
 export const MAX_URL_CHARS = 2048;
@@ -160,6 +174,14 @@ export function applyPatch(current: AppConfig, input: unknown, rules: ConfigRule
         break;
       case "circuit_breaker":
         next.circuit_breaker = patchCircuitBreaker(next.circuit_breaker, value);
+        break;
+      case "shards":
+        next.shards = integer("shards", value, 1, MAX_SHARDS);
+        break;
+      case "partition":
+        next.partition = integer("partition", value, 60, MAX_PARTITION_SECONDS);
+        if (next.partition % 60 !== 0)
+          throw badRequest("invalid_partition", "partition must be whole minutes (seconds, a multiple of 60)");
         break;
       case "host":
         break; // echoed back by clients that PUT what they GET; derived, never stored

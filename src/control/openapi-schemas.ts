@@ -3,7 +3,14 @@
  * config schema is checked against the config validation (config/app-config.ts) by
  * test/unit/openapi.test.ts, so the two cannot drift.
  */
-import { MAX_BODY_BYTES_LIMIT, MAX_INVOKE_PATH_CHARS, MAX_TIMEOUT_SECONDS, MAX_URL_CHARS } from "../config/app-config";
+import {
+  MAX_BODY_BYTES_LIMIT,
+  MAX_INVOKE_PATH_CHARS,
+  MAX_PARTITION_SECONDS,
+  MAX_SHARDS,
+  MAX_TIMEOUT_SECONDS,
+  MAX_URL_CHARS,
+} from "../config/app-config";
 import { PERMISSIONS } from "../auth/access-keys";
 
 export type Schema = Record<string, unknown>;
@@ -80,6 +87,8 @@ export const ERROR_CODES = [
   // 405, 409, 413, 426, 429
   "method_not_allowed",
   "app_exists",
+  // Between the Worker and a shard object only: the Worker then asks the app's own object (shards/submit-route.ts).
+  "shard_not_open",
   "task_not_waiting",
   "task_not_failed",
   "too_many_keys",
@@ -210,6 +219,21 @@ const appConfigProperties: Record<string, Schema> = {
       failure_threshold: integer("Consecutive failed attempts that open the circuit; 0 = never.", 0, 1000, 0),
       cool_down: seconds("Seconds the circuit stays open before one probe.", 0.1, 86_400, 30),
     },
+  },
+  shards: integer(
+    "Storage objects each time partition of the app's tasks is spread over; 1 keeps them in the app's own object.",
+    1,
+    MAX_SHARDS,
+    1,
+  ),
+  partition: {
+    ...integer(
+      "Seconds of creation time one set of shard objects holds (whole minutes).",
+      60,
+      MAX_PARTITION_SECONDS,
+      86_400,
+    ),
+    multipleOf: 60,
   },
 };
 

@@ -7,6 +7,7 @@ import type { Caller } from "../auth/authenticate";
 import { badRequest, jsonResponse, notFound, unwrap } from "../http/errors";
 import { APP_NAME } from "../http/hosts";
 import { appNameOf, appQueue } from "../app/stubs";
+import { storeNameOf } from "../shards/routing";
 import { appNumberOf, timePrefix } from "../shared/task-id";
 import type { TaskState } from "../shared/types";
 
@@ -34,17 +35,29 @@ async function taskTarget(
 
 export async function getTask(request: IRequest, context: ControlContext): Promise<Response> {
   const { id, app, caller } = await taskTarget(request, context, "query");
-  return jsonResponse(JSON.stringify(unwrap(await appQueue(context.env, app).getTask(caller, id))), 200, context.reqId);
+  return jsonResponse(
+    JSON.stringify(unwrap(await appQueue(context.env, storeNameOf(app, id)).getTask(caller, id))),
+    200,
+    context.reqId,
+  );
 }
 
 export async function cancelTask(request: IRequest, context: ControlContext): Promise<Response> {
   const { id, app, caller } = await taskTarget(request, context, "manage");
-  return jsonResponse(JSON.stringify(unwrap(await appQueue(context.env, app).cancel(caller, id))), 200, context.reqId);
+  return jsonResponse(
+    JSON.stringify(unwrap(await appQueue(context.env, storeNameOf(app, id)).cancel(caller, id))),
+    200,
+    context.reqId,
+  );
 }
 
 export async function retryTask(request: IRequest, context: ControlContext): Promise<Response> {
   const { id, app, caller } = await taskTarget(request, context, "manage");
-  return jsonResponse(JSON.stringify(unwrap(await appQueue(context.env, app).retry(caller, id))), 200, context.reqId);
+  return jsonResponse(
+    JSON.stringify(unwrap(await appQueue(context.env, storeNameOf(app, id)).retry(caller, id))),
+    200,
+    context.reqId,
+  );
 }
 
 const STATES = new Set([0, 1, 10, 11]);

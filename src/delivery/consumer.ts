@@ -8,6 +8,7 @@ import { postNotification } from "./notify";
 import { FairShare } from "./fair-share";
 import { replay } from "./replay";
 import { appQueue } from "../app/stubs";
+import { storeNameOf } from "../shards/routing";
 import {
   TASKS_PER_MESSAGE,
   taskIdsOf,
@@ -127,9 +128,10 @@ export async function consumeTasks(
     settle(unit, "failed");
   };
   const calls = new Map<string, BatchedCalls>();
-  const callsFor = (app: string) => {
-    let appCalls = calls.get(app);
-    if (!appCalls) calls.set(app, (appCalls = new BatchedCalls(() => appQueue(env, app))));
+  // By the object that stores the task: the app's own, or one of its shards.
+  const callsFor = (store: string) => {
+    let appCalls = calls.get(store);
+    if (!appCalls) calls.set(store, (appCalls = new BatchedCalls(() => appQueue(env, store))));
     return appCalls;
   };
   const reports: Promise<void>[] = [];
@@ -144,7 +146,7 @@ export async function consumeTasks(
       if (!next) return;
       const unit = next.unit;
       try {
-        const appCalls = callsFor(unit.ref.app);
+        const appCalls = callsFor(storeNameOf(unit.ref.app, unit.id));
         const { reported } = unit.ref.notify
           ? await runNotification(unit.ref, unit.ref.notify, appCalls)
           : await runAttempt(unit, appCalls, env, deadline.signal);
@@ -170,18 +172,19 @@ export async function consumeTasks(
  * waiting their turn behind slow origins are not taken for lost and sent again.
  */
 async function claimBatch(units: Unit[], env: Env): Promise<void> {
-  const byApp = new Map<string, string[]>();
+  const byStore = new Map<string, string[]>();
   for (const unit of units) {
     if (unit.ref.notify) continue;
-    const ids = byApp.get(unit.ref.app) ?? [];
+    const store = storeNameOf(unit.ref.app, unit.id);
+    const ids = byStore.get(store) ?? [];
     ids.push(unit.id);
-    byApp.set(unit.ref.app, ids);
+    byStore.set(store, ids);
   }
   await Promise.all(
-    [...byApp].map(([app, ids]) =>
-      appQueue(env, app)
+    [...byStore].map(([store, ids]) =>
+      appQueue(env, store)
         .claim(ids, units.length)
-        .catch((error: unknown) => log("warn", "claim_failed", { app, tasks: ids.length }, error)),
+        .catch((error: unknown) => log("warn", "claim_failed", { store, tasks: ids.length }, error)),
     ),
   );
 }
@@ -237,7 +240,11 @@ async function report(
   for (let tries = 1; ; tries++) {
     try {
       // A fresh stub for each retry: a stub that saw the object reset may stay broken.
-      const finished = await (tries === 1 ? calls : appQueue(env, ref.app)).finish(ref.id, attempt, result);
+      const finished = await (tries === 1 ? calls : appQueue(env, storeNameOf(ref.app, ref.id))).finish(
+        ref.id,
+        attempt,
+        result,
+      );
       logAttempt(env, ref, attempt, result, durationMs, finished.applied ? finished.state : null);
       return;
     } catch (error) {

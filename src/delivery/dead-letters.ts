@@ -9,6 +9,7 @@ import { isTaskMessage } from "./consumer";
 import { log } from "../shared/log";
 import { meters } from "../shared/meters";
 import { appQueue } from "../app/stubs";
+import { storeNameOf } from "../shards/routing";
 import { taskIdsOf } from "../shared/types";
 
 /** Queue names ending so are dead-letter queues (`asyncgate-tasks-dlq`, `asyncgate-tasks-staging-dlq`). */
@@ -28,7 +29,7 @@ export async function reconcileDeadLetters(batch: MessageBatch<unknown>, env: En
     try {
       // Each task of the message on its own (a notification message names one task).
       for (const id of notify ? [message.body.id] : taskIdsOf(message.body)) {
-        const action = await appQueue(env, app).reconcile(notify ? { app, id, notify } : { app, id });
+        const action = await appQueue(env, storeNameOf(app, id)).reconcile(notify ? { app, id, notify } : { app, id });
         log("warn", "dead_letter", { app, task: id, kind: notify ?? "task", action });
       }
       message.ack();

@@ -26,7 +26,7 @@ import {
   type ErrorAnswer,
 } from "../http/errors";
 import { APP_NAME } from "../http/hosts";
-import { appQueue } from "../app/stubs";
+import { submitToStore } from "../shards/submit-route";
 import { parseSubmitOptions } from "../submit/options";
 import { headerMap } from "../http/headers";
 import { isRecordedHeader } from "../submit/record";
@@ -129,7 +129,7 @@ async function invokeAsync(request: Request, env: Env, reqId: string): Promise<R
     body,
   };
   const { id } = unwrap(
-    await appQueue(env, app).submit({ caller, reqId, request: recorded, options, toInvokePath: true }),
+    await submitToStore(env, app, { caller, reqId, request: recorded, options, toInvokePath: true }),
   );
   return jsonResponse(JSON.stringify({ request_id: id }), 202, reqId);
 }

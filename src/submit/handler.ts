@@ -13,7 +13,7 @@ import { readBody } from "../http/body";
 import { configRules } from "../config/rules";
 import { jsonResponse, notFound, unwrap } from "../http/errors";
 import { APP_NAME, controlHostFor } from "../http/hosts";
-import { appQueue } from "../app/stubs";
+import { submitToStore } from "../shards/submit-route";
 import type { RecordedRequest } from "../shared/types";
 
 /**
@@ -53,7 +53,7 @@ export async function handleSubmit(request: Request, app: string, env: Env, reqI
     header: recordHeaders(request.headers),
     body,
   };
-  const { id, deduplicated } = unwrap(await appQueue(env, app).submit({ caller, reqId, request: recorded, options }));
+  const { id, deduplicated } = unwrap(await submitToStore(env, app, { caller, reqId, request: recorded, options }));
 
   const location = `${url.protocol}//${controlHostFor(host, env.APP_HOST_SUFFIX, env.CONTROL_HOST)}/v1/task/${id}`;
   const headers: Record<string, string> = { Location: location };

@@ -84,8 +84,8 @@ describe("deploy scripts", () => {
     expect(output).toContain('env.REQUIRE_SIGNED_DATE ("true")');
     expect(output).not.toContain(".async.localhost");
     // What is uploaded: minified, and small (the Tencent door's XML is @rgrove/parse-xml and a
-    // small writer, not a general XML library).
+    // small writer, not a general XML library). 60 KiB gzipped with shards (was 55.5 before them).
     const gzipped = gzipSync(readFileSync(join(outdir, "index.js"))).byteLength;
-    expect(gzipped).toBeLessThanOrEqual(60 * 1024);
+    expect(gzipped).toBeLessThanOrEqual(64 * 1024);
   }, 90_000);
 });

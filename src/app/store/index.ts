@@ -46,7 +46,7 @@ export function openStore(sql: SqlStorage, { create = true }: { create?: boolean
 
 export { MetaStore, StoredValue } from "./meta";
 export { NotificationStore } from "./notifications";
-export { REPLAY_PAGE_BYTES, TaskReads } from "./task-reads";
+export { REPLAY_PAGE_BYTES, TaskReads, type RemoteResult } from "./task-reads";
 export { TaskStore } from "./tasks";
 export { toRecord } from "./record";
 export type * from "./rows";

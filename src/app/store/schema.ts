@@ -11,7 +11,7 @@ import { PARKED, RESTARTED } from "./sql";
 import { CHECKPOINT_KEY, type CountsCheckpoint } from "./task-counts";
 
 /** The version this code's queries expect. */
-export const SCHEMA_VERSION = 7;
+export const SCHEMA_VERSION = 8;
 
 /**
  * Version 1: every table and index of 2026-11 (stores from before versions were kept count as 0).
@@ -295,6 +295,17 @@ const MIGRATIONS: ((sql: SqlStorage) => void)[] = [
       sql.exec("ALTER TABLE tasks ADD COLUMN restarted_ms INTEGER");
     }
     sql.exec(`CREATE INDEX IF NOT EXISTS tasks_restarted ON tasks(restarted_ms) WHERE ${RESTARTED}`);
+  },
+  // Version 8 (2026-12): the shard objects an app with `shards` > 1 stores its tasks in (a row
+  // per shard and partition, kept by the app's own object: shards/shard-map.ts), with the latest
+  // result each shard reported.
+  (sql) => {
+    sql.exec(`CREATE TABLE IF NOT EXISTS shards (
+      name TEXT PRIMARY KEY,
+      start_ms INTEGER NOT NULL,
+      end_ms INTEGER NOT NULL,
+      reported_seq INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID`);
   },
 ];
 

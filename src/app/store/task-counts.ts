@@ -7,7 +7,7 @@
  * only changes a checkpoint may miss. Every other change (deletions, a failed task made to wait
  * again) writes the checkpoint in its own transaction. Reads cost a thousandth of writes.
  */
-import { createdMsOf, newTaskId } from "../../shared/task-id";
+import { createdMsOf, newShardTaskId, newTaskId, shardIdPrefix, type ShardRoute } from "../../shared/task-id";
 import type { TaskState } from "../../shared/types";
 import type { StoredOut } from "./messages-out";
 import type { MetaStore } from "./meta";
@@ -165,22 +165,25 @@ export class TaskCounts {
     else this.#write();
   }
 
-  /** A task id for a task created at `nowMs`, above every id handed out (so a rebuild finds what came after a checkpoint). */
-  nextId(appNumber: number, nowMs: number): string {
+  /**
+   * A task id for a task created at `nowMs` (in shard `route`, for a shard object), above every
+   * id handed out (so a rebuild finds what came after a checkpoint).
+   */
+  nextId(appNumber: number, nowMs: number, route: ShardRoute | null = null): string {
     const last = this.#state().lastId;
-    const id = newTaskId(appNumber, nowMs);
+    const idAt = (ms: number) => (route ? newShardTaskId(appNumber, route, ms) : newTaskId(appNumber, ms));
+    const id = idAt(nowMs);
     if (id > last) return id;
     // Within the newest id's millisecond (the clock stands still between I/O) or behind it (a
     // clock step back): the newest id's random part, plus a random step, in its millisecond (ids
     // keep their time); past the end of that millisecond's range, the next millisecond.
     const lastMs = createdMsOf(last);
     if (!Number.isFinite(lastMs)) return id;
-    const prefix = newTaskId(appNumber, lastMs).slice(0, 20);
-    const suffix = last.startsWith(prefix) ? Number.parseInt(last.slice(20), 16) : -1;
-    const next = suffix + 1 + Math.floor(Math.random() * 0x10000);
-    return suffix >= 0 && next <= 0xffffffffffff
-      ? prefix + next.toString(16).padStart(12, "0")
-      : newTaskId(appNumber, lastMs + 1);
+    const prefix = route ? shardIdPrefix(appNumber, route, lastMs) : newTaskId(appNumber, lastMs).slice(0, 20);
+    const digits = 32 - prefix.length;
+    const suffix = last.startsWith(prefix) ? Number.parseInt(last.slice(prefix.length), 16) : -1;
+    const next = suffix + 1 + Math.floor(Math.random() * (route ? 0x100 : 0x10000));
+    return suffix >= 0 && next < 16 ** digits ? prefix + next.toString(16).padStart(digits, "0") : idAt(lastMs + 1);
   }
 
   /** A task with this id was inserted (ids only grow). */
@@ -193,15 +196,19 @@ export class TaskCounts {
     return this.#state().seq;
   }
 
-  /** The next result sequence number (SPEC §6), strictly increasing per app: task `id`'s result. */
-  nextSeq(id: string): number {
+  /**
+   * The next result sequence number (SPEC §6), strictly increasing per app: task `id`'s result
+   * (`untold`: a result the tasks table does not hold, a shard's).
+   */
+  nextSeq(id: string, untold = false): number {
     const state = this.#state();
     state.seq++;
     this.#dirty = true;
     this.log.append(state.seq, id);
-    // Below the checkpoint's waiting bound (a parked task), a restart's scan would not find it;
-    // a long tail is written before its row grows too large.
-    if (id < this.#writtenFrom! || this.log.tailLength >= TAIL_FLUSH_ENTRIES) this.#writeSoon();
+    // Below the checkpoint's waiting bound (a parked task), a restart's scan would not find it,
+    // nor a result of a task in another object (`untold`); a long tail is written before its row
+    // grows too large.
+    if (untold || id < this.#writtenFrom! || this.log.tailLength >= TAIL_FLUSH_ENTRIES) this.#writeSoon();
     return state.seq;
   }
 

@@ -15,6 +15,16 @@ import { FAILED_MATCHING, SUMMARY_COLUMNS, failedMatchingBindings, inChunks, row
 /** How much one turn of the resume replay may read: the object has 128 MB in all. */
 export const REPLAY_PAGE_BYTES = 8 * 1024 * 1024;
 
+/** A result in the app's sequence of a task a shard object holds: its id and its seq there. */
+export interface RemoteResult {
+  seq: number;
+  id: string;
+  shardSeq: number;
+}
+
+/** What a replay page counts for a shard's result it has not read (records are small but for bodies). */
+export const REMOTE_RESULT_BYTES = 4_096;
+
 export class TaskReads {
   readonly #sql: SqlStorage;
   readonly #running: RunningAttempts;
@@ -97,20 +107,36 @@ export class TaskReads {
 
   /**
    * One page of the resume replay: finished tasks with a seq above `since`, in order, until
-   * REPLAY_PAGE_BYTES are read (at least one row). `done` when no later result exists.
+   * REPLAY_PAGE_BYTES are read (at least one row). `done` when no later result exists. Results
+   * of tasks a shard object holds (logged as `<id>:<shard seq>`: shards/) come as `remote`
+   * refs beside the rows, counted at REMOTE_RESULT_BYTES each: the caller fetches them.
    */
-  finishedSince(since: number, budgetBytes = REPLAY_PAGE_BYTES): { rows: TaskRow[]; done: boolean } {
+  finishedSince(
+    since: number,
+    budgetBytes = REPLAY_PAGE_BYTES,
+  ): { rows: TaskRow[]; remote: RemoteResult[]; done: boolean } {
     const rows: TaskRow[] = [];
+    const remote: RemoteResult[] = [];
     let bytes = 0;
     let done = true;
     // The log is read lazily, each result's row when its turn comes: stopping early reads no more.
     for (const entry of this.#results.after(since)) {
+      const mark = entry.id.indexOf(":");
+      if (mark !== -1) {
+        if (rows.length + remote.length > 0 && bytes + REMOTE_RESULT_BYTES > budgetBytes) {
+          done = false;
+          break;
+        }
+        remote.push({ seq: entry.seq, id: entry.id.slice(0, mark), shardSeq: Number(entry.id.slice(mark + 1)) });
+        bytes += REMOTE_RESULT_BYTES;
+        continue;
+      }
       const row =
         this.#sql.exec<TaskRow>("SELECT * FROM tasks WHERE id = ?", entry.id).toArray()[0] ??
         this.#partitions.find<TaskRow>(entry.id);
       // Made to wait again (no longer this result) or deleted since: passed over.
       if (!row || row.seq !== entry.seq) continue;
-      if (rows.length > 0 && bytes + rowBytes(row) > budgetBytes) {
+      if (rows.length + remote.length > 0 && bytes + rowBytes(row) > budgetBytes) {
         done = false;
         break;
       }
@@ -118,7 +144,7 @@ export class TaskReads {
       bytes += rowBytes(row);
     }
     if (bytes > this.largestReplayPage.bytes) Object.assign(this.largestReplayPage, { rows: rows.length, bytes });
-    return { rows, done };
+    return { rows, remote, done };
   }
 
   /**

@@ -14,7 +14,7 @@
  * attempt's (see {@link TaskStore.adopt}), so an attempt running across a restart may run twice
  * (README, "Departures").
  */
-import { createdMsOf, timePrefix } from "../../shared/task-id";
+import { createdMsOf, timePrefix, type ShardRoute } from "../../shared/task-id";
 import type { TaskState } from "../../shared/types";
 import type { MetaStore } from "./meta";
 import type { AttemptRecord, NewTask, TaskRow } from "./rows";
@@ -122,8 +122,8 @@ export class TaskStore {
   }
 
   /** A new task's id: time-ordered, above every id handed out before. */
-  nextId(appNumber: number, nowMs: number): string {
-    return this.#counts.nextId(appNumber, nowMs);
+  nextId(appNumber: number, nowMs: number, route: ShardRoute | null = null): string {
+    return this.#counts.nextId(appNumber, nowMs, route);
   }
 
   /**
@@ -155,6 +155,14 @@ export class TaskStore {
   }
 
   /** The latest result sequence number handed out (0 before the first result). */
+  /**
+   * Numbers a result of a task another object holds (a shard's, as `<id>:<its seq there>`) in
+   * this app's sequence: its log entry is written with this batch (the table cannot tell it).
+   */
+  numberResult(ref: string): number {
+    return this.#counts.nextSeq(ref, true);
+  }
+
   currentSeq(): number {
     return this.#counts.currentSeq();
   }

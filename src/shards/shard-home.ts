@@ -1,0 +1,209 @@
+/**
+ * The app's own object's side of its shards: opening a shard (a row here, the app's copy
+ * pushed to it), pushing every change to all of them, asking all of them (listings, counts,
+ * bulk jobs), and taking their results into the app's one result sequence.
+ */
+import type { AppConfig } from "../config/app-config";
+import type { SealedKey } from "../app/app-keys";
+import type { AppIdentity } from "../app/signing-secrets";
+import type { MetaStore } from "../app/store";
+import { ShardMap, type ShardRow } from "./shard-map";
+import { activeShards, shardConfig, type ShardSnapshot } from "./shard-sync";
+import { pickShard, shardPlace, storeNameOf, type ShardPlace } from "./routing";
+import type { RemoteResult } from "../app/store";
+import type { Outcome } from "../http/errors";
+import { mergeStats, storageReport, sumCounts, type StatsShare } from "./app-wide";
+import type { ReportReceipt, ShardResult } from "./shard-reports";
+import type { TaskRecord } from "../shared/types";
+import type { Purged, Redriven, SubmitInput, Submitted, TaskPage, TaskQuery } from "../app/contract";
+import { ADMIN, type Caller } from "../auth/authenticate";
+import { timePrefix } from "../shared/task-id";
+
+/** An app object (the own one or a shard) as the shards' calls reach it: the RPC methods they use. */
+export interface ShardStub {
+  syncShard(snapshot: ShardSnapshot): Promise<void>;
+  submit(input: SubmitInput): Promise<Outcome<Submitted>>;
+  listTasks(caller: Caller, query: TaskQuery): Promise<Outcome<TaskPage>>;
+  redrive(caller: Caller, input: unknown): Promise<Outcome<Redriven>>;
+  purge(caller: Caller, input: unknown): Promise<Outcome<Purged>>;
+  shardStats(): Promise<{ stats: string; bytes: number } | null>;
+  shardRecords(refs: { id: string; seq: number }[]): Promise<(TaskRecord | null)[]>;
+  reportResults(shard: string, results: ShardResult[]): Promise<ReportReceipt>;
+  dropShard(): Promise<void>;
+}
+
+export interface ShardHomeHost {
+  /** The object of this name (the app's own, or a shard). */
+  stub: (name: string) => ShardStub;
+  sql: SqlStorage;
+  meta: () => MetaStore;
+  config: () => AppConfig | null;
+  identity: () => AppIdentity | null;
+  keys: () => SealedKey[];
+}
+
+export class ShardHome {
+  readonly #host: ShardHomeHost;
+  readonly map: ShardMap;
+
+  constructor(host: ShardHomeHost) {
+    this.#host = host;
+    this.map = new ShardMap(host.sql);
+  }
+
+  stub(name: string): ShardStub {
+    return this.#host.stub(name);
+  }
+
+  #version(): number {
+    return Number(this.#host.meta().get("shard_version") ?? "0");
+  }
+
+  #snapshot(place: ShardPlace, version: number): ShardSnapshot | null {
+    const config = this.#host.config();
+    const identity = this.#host.identity();
+    if (!config || !identity) return null;
+    return { version, place, config: shardConfig(config), identity, keys: this.#host.keys() };
+  }
+
+  /** Opens in progress: a submission for a shard being opened waits for it. */
+  readonly #opening = new Map<string, Promise<void>>();
+
+  /** Makes `place` one of the app's shards (its row, then its copy of the app), once. */
+  async open(place: ShardPlace): Promise<void> {
+    const opening = this.#opening.get(place.name);
+    if (opening) return opening;
+    if (this.map.has(place.name)) return;
+    this.map.add(place);
+    const snapshot = this.#snapshot(place, this.#version());
+    if (!snapshot) return;
+    const synced = this.stub(place.name)
+      .syncShard(snapshot)
+      .finally(() => this.#opening.delete(place.name));
+    this.#opening.set(place.name, synced);
+    return synced;
+  }
+
+  /**
+   * A submission of an app with shards that reached the app's own object (the Worker knew no
+   * route yet, or its shard was not open: a new partition) goes on to its shard, opened first.
+   */
+  async forward(input: SubmitInput, config: AppConfig): Promise<Outcome<Submitted>> {
+    const k = pickShard(activeShards(config), input.options.deduplicationId);
+    const place = shardPlace(config.name, config.partition, k, Date.now());
+    await this.open(place);
+    return this.stub(place.name).submit({ ...input, shard: place.name });
+  }
+
+  /** The app changed (config, keys, identity): every shard gets the new copy before the change is answered. */
+  async changed(): Promise<void> {
+    const rows = this.map.list();
+    if (rows.length === 0) return;
+    const version = this.#version() + 1;
+    this.#host.meta().set("shard_version", String(version));
+    await Promise.all(
+      rows.map((row) => {
+        const snapshot = this.#snapshot(placeOfRow(row), version);
+        return snapshot ? this.stub(row.name).syncShard(snapshot) : undefined;
+      }),
+    );
+  }
+
+  /** Every shard's page of a listing (those whose partition cannot hold such ids are not asked). */
+  async pages(query: TaskQuery): Promise<TaskPage[]> {
+    const rows = this.map
+      .list()
+      .filter(
+        (row) =>
+          (query.below === null || timePrefix(row.start_ms) < query.below) &&
+          (query.from === null || timePrefix(row.end_ms) > query.from),
+      );
+    const pages = await Promise.all(rows.map((row) => this.stub(row.name).listTasks(ADMIN, query)));
+    return pages.map((page) => (page.ok ? page.value : { tasks: [], cursor: null }));
+  }
+
+  /** Every shard's share of the app's statistics, with its partition and bytes. */
+  async stats(): Promise<{ row: ShardRow; stats: StatsShare; bytes: number }[]> {
+    const shares = await this.each(async (shard, row) => ({ row, share: await shard.shardStats() }));
+    return shares.flatMap(({ row, share }) =>
+      share ? [{ row, stats: JSON.parse(share.stats) as StatsShare, bytes: share.bytes }] : [],
+    );
+  }
+
+  /** Records of shards' results for a replay, in the order asked (one RPC per shard). */
+  async records(app: string, refs: RemoteResult[]): Promise<(TaskRecord | null)[]> {
+    const byShard = new Map<string, number[]>();
+    refs.forEach((ref, i) => {
+      const name = storeNameOf(app, ref.id);
+      byShard.set(name, [...(byShard.get(name) ?? []), i]);
+    });
+    const records: (TaskRecord | null)[] = refs.map(() => null);
+    await Promise.all(
+      [...byShard].map(async ([name, indexes]) => {
+        const asked = indexes.map((i) => ({ id: refs[i]!.id, seq: refs[i]!.shardSeq }));
+        const answered = (await this.stub(name).shardRecords(asked)) as (TaskRecord | null)[];
+        indexes.forEach((i, n) => (records[i] = answered[n] ?? null));
+      }),
+    );
+    return records;
+  }
+
+  /** The app's counts: the own object's and every shard's. */
+  async appCounts(own: Record<string, number>): Promise<Record<string, number>> {
+    const shards = await this.stats();
+    return sumCounts([own, ...shards.map(({ stats }) => ({ ...stats.counts, resends: stats.resends }))]);
+  }
+
+  /** The app's statistics (`GET /v1/apps/<name>/stats`): the own object's, with every shard's and their storage. */
+  async appStats(own: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const shards = await this.stats();
+    if (shards.length === 0) return own;
+    return {
+      ...mergeStats(
+        own,
+        shards.map(({ stats }) => stats),
+      ),
+      storage: storageReport(shards),
+    };
+  }
+
+  /** The app is deleted: every shard emptied, the list with it (the caller drops its tables). */
+  async dropAll(): Promise<void> {
+    await this.each((shard) => shard.dropShard());
+    this.map.forget();
+  }
+
+  /**
+   * Takes a shard's results in seq order, each once (`number` gives it the app's seq, under the
+   * ref `<task id>:<shard seq>` its log keeps), and answers the shard's seq now reported. A shard
+   * the app does not know (one of a deleted app of the same name) is told all is taken.
+   */
+  take(shard: string, results: ShardResult[], number: (record: TaskRecord, ref: string) => void): ReportReceipt {
+    if (!this.map.has(shard)) return { reported: Number.MAX_SAFE_INTEGER };
+    let reported = this.map.reported(shard);
+    for (const { seq, record } of results) {
+      if (seq <= reported) continue;
+      number(record, `${record.id}:${seq}`);
+      reported = seq;
+    }
+    this.map.setReported(shard, reported);
+    return { reported };
+  }
+
+  /** Asks every shard (in parallel) and answers their answers, in the shards' order. */
+  async each<T>(ask: (shard: ShardStub, row: ShardRow) => Promise<T>): Promise<T[]> {
+    return Promise.all(this.map.list().map((row) => ask(this.stub(row.name), row)));
+  }
+}
+
+/** A row's place, as far as a copy of the app needs it (the name carries the route). */
+function placeOfRow(row: ShardRow): ShardPlace {
+  const [app, , minutes, k] = row.name.split("/");
+  return {
+    app: app!,
+    name: row.name,
+    startMs: row.start_ms,
+    endMs: row.end_ms,
+    route: { partitionMinutes: Number(minutes), shard: Number(k) },
+  };
+}

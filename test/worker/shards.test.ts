@@ -1,0 +1,148 @@
+// Proves an app spread over shard objects (shards/): submissions land in the shards of the current
+// partition, every id reads back through its shard, deliveries run, listings and counts span every
+// shard, the feed stays one stream with one seq, dedup ids meet, keys and config reach the shards, and
+// deleting the app empties them.
+import { env, exports } from "cloudflare:workers";
+import { runInDurableObject } from "cloudflare:test";
+import { describe, expect, it, vi } from "vitest";
+import type { AppQueue } from "../../src/app/app-queue";
+import { appQueue } from "../../src/app/stubs";
+import { shardOfTask } from "../../src/shards/routing";
+import { shardRouteOf } from "../../src/shared/task-id";
+import type { TaskRecord } from "../../src/shared/types";
+import { CONTROL, appUrl, call, createApp, getTask, signedRequest, submit, uniqueApp, waitForState } from "./helpers";
+
+type Result = TaskRecord & { seq: number };
+
+async function listAll(app: string, limit: number): Promise<TaskRecord[]> {
+  const tasks: TaskRecord[] = [];
+  let cursor: string | null = null;
+  for (let page = 0; page < 100; page++) {
+    const response = await call(`${CONTROL}/v1/tasks?app=${app}&limit=${limit}${cursor ? `&cursor=${cursor}` : ""}`);
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { tasks: TaskRecord[]; cursor: string | null };
+    tasks.push(...body.tasks);
+    cursor = body.cursor;
+    if (!cursor) return tasks;
+  }
+  throw new Error("listing did not end");
+}
+
+async function subscribe(app: string, query: string): Promise<{ results: Result[]; ws: WebSocket }> {
+  const request = await signedRequest(`${CONTROL}/v1/tasks?app=${app}${query}`, { headers: { upgrade: "websocket" } });
+  const response = await exports.default.fetch(request);
+  if (response.status !== 101 || !response.webSocket) throw new Error(`upgrade: ${response.status}`);
+  const ws = response.webSocket;
+  const results: Result[] = [];
+  ws.addEventListener("message", (event) => {
+    const frame = JSON.parse(event.data as string) as Result | { type: string };
+    if (!("type" in frame)) results.push(frame);
+  });
+  ws.accept();
+  return { results, ws };
+}
+
+describe("an app over shard objects", () => {
+  it("stores tasks in its shards, delivers them, lists and counts them app-wide, and feeds one stream", async () => {
+    const app = uniqueApp("shards");
+    await createApp(app, { shards: 4, partition: 60 });
+    const subscriber = await subscribe(app, "&since=0");
+    const ids = await Promise.all(Array.from({ length: 40 }, (_, i) => submit(app, `/s/${i}`, { body: "{}" })));
+    // Each id routes to a shard of a 1-minute partition; several shards are used.
+    for (const id of ids) expect(shardRouteOf(id)).toMatchObject({ partitionMinutes: 1 });
+    expect(new Set(ids.map((id) => shardRouteOf(id)!.shard)).size).toBeGreaterThan(1);
+    // Delivered through the shards, read back through them.
+    for (const id of ids) expect((await waitForState(id, [10])).app).toBe(app);
+    // The app's own object holds none of them.
+    const ownRows = await runInDurableObject(
+      appQueue(env, app),
+      (_instance: AppQueue, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks").one().n,
+    );
+    expect(ownRows).toBe(0);
+    // One cursor over every shard, each task once, newest first.
+    const listed = await listAll(app, 7);
+    expect(listed.map((task) => task.id).sort()).toEqual([...ids].sort());
+    expect(listed.map((task) => task.id)).toEqual([...listed.map((task) => task.id)].sort().reverse());
+    // Counts app-wide.
+    const described = (await (await call(`${CONTROL}/v1/apps/${app}`)).json()) as { stats: Record<string, number> };
+    expect(described.stats).toMatchObject({ success: 40, waiting: 0, failed: 0 });
+    const stats = (await (await call(`${CONTROL}/v1/apps/${app}/stats`)).json()) as {
+      counts: Record<string, number>;
+      storage: { partitions: { start: number; end: number; shards: number; tasks: number }[] };
+    };
+    expect(stats.counts["success"]).toBe(40);
+    const stored = stats.storage.partitions.reduce((n, partition) => n + partition.tasks, 0);
+    expect(stored).toBe(40);
+    for (const partition of stats.storage.partitions) expect(partition.end - partition.start).toBe(60);
+    // The feed: every result once, seqs 1..40 of the app.
+    await vi.waitUntil(() => subscriber.results.length >= 40, { timeout: 10_000 });
+    expect(subscriber.results.map((result) => result.id).sort()).toEqual([...ids].sort());
+    expect(subscriber.results.map((result) => result.seq)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    // A resume from seq 10 replays 11..40 from the shards, in order.
+    const resumed = await subscribe(app, "&since=10");
+    await vi.waitUntil(() => resumed.results.length >= 30, { timeout: 10_000 });
+    expect(resumed.results.map((result) => result.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 11));
+    expect(resumed.results.map((result) => result.id)).toEqual(subscriber.results.slice(10).map((result) => result.id));
+    subscriber.ws.close();
+    resumed.ws.close();
+  }, 30_000);
+
+  it("meets duplicates in one shard, takes keys and config changes to every shard", async () => {
+    const app = uniqueApp("shards-dedup");
+    await createApp(app, { shards: 4, partition: 60 });
+    const headers = { "asyncgate-deduplication-id": "order-17" };
+    const first = await submit(app, "/d", { body: "{}", headers });
+    const second = await call(appUrl(app, "/d"), { method: "POST", body: "{}", headers });
+    expect(second.status).toBe(200);
+    expect(((await second.json()) as { id: string }).id).toBe(first);
+
+    // A key made after the shards opened works on them; revoked, it fails at once.
+    const created = await call(`${CONTROL}/v1/apps/${app}/keys`, { body: JSON.stringify({ permissions: ["submit"] }) });
+    const key = (await created.json()) as { access_key: string; secret_key: string };
+    const keys = { accessKey: key.access_key, secretKey: key.secret_key };
+    const withKey = await Promise.all(Array.from({ length: 8 }, () => submit(app, "/k", { body: "{}", keys })));
+    expect(withKey.every((id) => shardRouteOf(id) !== null)).toBe(true);
+    const revoked = await call(`${CONTROL}/v1/apps/${app}/keys/${key.access_key}`, { method: "DELETE" });
+    expect(revoked.status).toBe(200);
+    for (let i = 0; i < 8; i++) {
+      const refused = await call(appUrl(app, "/k"), { method: "POST", body: "{}", keys });
+      expect(refused.status).toBe(401);
+    }
+
+    // Paused reaches every shard: a new task waits.
+    const paused = await call(`${CONTROL}/v1/apps/${app}`, {
+      method: "PATCH",
+      body: JSON.stringify({ state: "Paused" }),
+    });
+    expect(paused.status).toBe(200);
+    const waiting = await submit(app, "/p", { body: "{}" });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await getTask(waiting)).state).toBe(0);
+    await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: JSON.stringify({ state: "Active" }) });
+    await waitForState(waiting, [10]);
+  }, 30_000);
+
+  it("grows from 2 to 4 shards without losing a task, and deleting the app empties its shards", async () => {
+    const app = uniqueApp("shards-grow");
+    await createApp(app, { shards: 2, partition: 60 });
+    const before = await Promise.all(Array.from({ length: 12 }, () => submit(app, "/g", { body: "{}" })));
+    expect(new Set(before.map((id) => shardRouteOf(id)!.shard)).size).toBeLessThanOrEqual(2);
+    await call(`${CONTROL}/v1/apps/${app}`, { method: "PATCH", body: JSON.stringify({ shards: 4 }) });
+    // The Worker learns the new count from the next answer (a shard's copy was updated before the PATCH answered).
+    before.push(await submit(app, "/g", { body: "{}" }));
+    const after = await Promise.all(Array.from({ length: 40 }, () => submit(app, "/g", { body: "{}" })));
+    expect(Math.max(...after.map((id) => shardRouteOf(id)!.shard))).toBeGreaterThan(1);
+    for (const id of [...before, ...after]) await waitForState(id, [10]);
+    expect((await listAll(app, 100)).length).toBe(53);
+
+    const shardNames = [...new Set([...before, ...after].map((id) => shardOfTask(app, id)!.name))];
+    expect((await call(`${CONTROL}/v1/apps/${app}`, { method: "DELETE" })).status).toBe(200);
+    for (const name of shardNames) {
+      const tables = await runInDurableObject(appQueue(env, name), (_instance: AppQueue, state) =>
+        state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'tasks'").toArray(),
+      );
+      expect(tables).toEqual([]);
+    }
+    expect((await call(`${CONTROL}/v1/task/${before[0]}`)).status).toBe(404);
+  }, 30_000);
+});
