@@ -10,6 +10,7 @@ import {
   acceptP99Ms,
   atRate,
   costPerMillion,
+  limitsAt,
   loadShapeCheck,
   modelRow,
   oneObjectStorageCeiling,
@@ -65,6 +66,11 @@ describe("shard model: capacity", () => {
 
   it("queues beyond the shards add nothing (shard k sends to queue k mod Q)", () => {
     expect({ ...modelRow(1, 4), queues: 1 }).toEqual(modelRow(1, 1));
+    const messages = (shards: number) =>
+      limitsAt(1000, { shards, queues: 4, mode: "submit" }).find((limit) => limit.limit === "queue messages")!;
+    expect(messages(1).capacity).toBe(INPUTS.limits.queueMessagesPerSecond);
+    expect(messages(2).capacity).toBe(2 * INPUTS.limits.queueMessagesPerSecond);
+    expect(messages(8).capacity).toBe(4 * INPUTS.limits.queueMessagesPerSecond);
   });
 });
 
