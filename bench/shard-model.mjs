@@ -95,7 +95,7 @@ export const CODE = {
   dispatchWindow: 500,
 };
 
-/** What the sharded design adds per task (issue 25 and the brief of this model). */
+/** What the sharded design adds per task (issue 25; the shards work under way in main). */
 export const DESIGN = {
   /** The Worker's per-isolate route cache: one call to the home per isolate per this many seconds. */
   routeCacheSeconds: 10,
