@@ -29,8 +29,12 @@ export interface AlarmHost {
   saveStats(force: boolean): void;
   /** Tells subscribers of what the alarm's writes finished and sends what they made due. */
   sendCommitted(): Promise<void>;
-  /** When a duty of the host's own falls due (a shard's unreported results); null: none. */
-  wakeAt(nowMs: number): number | null;
+  /** The host's own duties: a shard's unreported results, the app's own object's shards past retention. */
+  readonly duties: {
+    /** When one falls due; null: none. */
+    wakeAt(nowMs: number): number | null;
+    run(nowMs: number): Promise<void>;
+  };
 }
 
 export class Alarm {
@@ -118,6 +122,7 @@ export class Alarm {
       store.tasks.checkpoint(now);
       host.outbox.forgetLost(now);
       await host.sendCommitted();
+      await host.duties.run(now);
     } catch (error) {
       log("error", "alarm_failed", { app: host.config()?.name }, error);
       throw error; // the runtime retries a throwing alarm
@@ -155,7 +160,7 @@ export class Alarm {
     // Read once, not after every commit: only a job run changes it.
     this.#jobsPending ??= pendingJobs(store).length > 0;
     const jobs = this.#jobsPending ? now : null;
-    const own = this.#host.wakeAt(now);
+    const own = this.#host.duties.wakeAt(now);
     const candidates = [tasks, notifications, idleCheck, this.#subscriberCheckAt, this.#retentionAt, jobs, own];
     const due = candidates.filter((at): at is number => at !== null);
     const next = due.length ? Math.min(...due) : null;

@@ -19,7 +19,6 @@ import { masterSecret } from "../auth/key-vault";
 import { applyPatch, normalizeConfig, type AppConfig } from "../config/app-config";
 import type { ConfigRules } from "../config/rules";
 import { fail, ok, outcomeOf, type Outcome } from "../http/errors";
-import { log } from "../shared/log";
 import { meteredSql, meterRequests, snapshot, type MeterSnapshot } from "../shared/meters";
 import type {
   AttemptReport,
@@ -53,7 +52,8 @@ import { KEY_REVOKED_CLOSE_CODE, Subscribers } from "./subscribers";
 import { timeInside, type ShardPlace } from "../shards/routing";
 import { ShardHome, type ShardStub } from "../shards/shard-home";
 import { ShardReports, type ReportReceipt, type ShardResult } from "../shards/shard-reports";
-import { activeShards, recordsOf, resultsAfter, storeSnapshot, type ShardSnapshot } from "../shards/shard-sync";
+import { activeShards, recordsOf, resultsAfter, shardDone, storeSnapshot } from "../shards/shard-sync";
+import type { ShardSnapshot } from "../shards/shard-sync";
 
 export class AppQueue extends DurableObject<Env> {
   /** The app's SQLite tables (replaced when the app is deleted: deleteAll drops them). */
@@ -127,9 +127,8 @@ export class AppQueue extends DurableObject<Env> {
       announce: (task, seq) => {
         // A shard's app hears of it (then its subscribers); subscribers hear of it once the writes are committed.
         if (this.#config && this.#place) this.#reports.add(seq, toRecord(task, this.#config.name));
-        else if (this.#config && this.#subscribers.open().length > 0) {
-          this.#pendingBroadcasts.push({ seq, frame: JSON.stringify({ ...toRecord(task, this.#config.name), seq }) });
-        }
+        else if (this.#config && this.#subscribers.open().length > 0)
+          this.#tell(seq, toRecord(task, this.#config.name));
       },
     });
     this.#group = new GroupCommit(ctx.storage, {
@@ -175,7 +174,11 @@ export class AppQueue extends DurableObject<Env> {
       outbox: this.#outbox,
       saveStats: (force) => this.#saveStats(force),
       sendCommitted: () => this.#sendCommitted(true),
-      wakeAt: (now) => (this.#place ? this.#reports.dueAt(now, this.store.tasks.currentSeq()) : null),
+      duties: {
+        wakeAt: (now) =>
+          this.#place ? this.#reports.dueAt(now, this.store.tasks.currentSeq()) : this.#home.retireAt(),
+        run: async (now) => void (this.#place ? undefined : await this.#home.retire(now)),
+      },
     });
     const alarm = this.#alarm;
     this.#attempts = new Attempts(this.#group, this.#machine, () => this.#config?.name);
@@ -484,11 +487,7 @@ export class AppQueue extends DurableObject<Env> {
   async reportResults(shard: string, results: ShardResult[]): Promise<ReportReceipt> {
     return this.#group.run(() =>
       this.#config
-        ? this.#home.take(shard, results, (record, ref) => {
-            const seq = this.store.tasks.numberResult(ref);
-            if (this.#subscribers.open().length > 0)
-              this.#pendingBroadcasts.push({ seq, frame: JSON.stringify({ ...record, seq }) });
-          })
+        ? this.#home.take(shard, results, (record, ref) => this.#tell(this.store.tasks.numberResult(ref), record))
         : { reported: Number.MAX_SAFE_INTEGER },
     );
   }
@@ -506,9 +505,11 @@ export class AppQueue extends DurableObject<Env> {
     return { stats: JSON.stringify(stats), bytes: this.ctx.storage.sql.databaseSize };
   }
 
-  /** Empties a shard (its app deleted, or its partition past retention). */
-  async dropShard(): Promise<void> {
+  /** Empties a shard: its app deleted, or (`whenDone`) its partition past retention once nothing in it is left to do. */
+  async dropShard(whenDone = false): Promise<boolean> {
+    if (whenDone && !(await shardDone(this.store, this.#reports))) return false;
     await this.#wipe();
+    return true;
   }
 
   /** Drops every table and the alarm, and what this instance knew of them. */
@@ -535,25 +536,15 @@ export class AppQueue extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    try {
-      this.#feed.onMessage(ws, message, Date.now());
-    } catch (error) {
-      log("error", "websocket_message_failed", { app: this.#config?.name }, error);
-      this.#subscribers.onClose(ws, 1011, "internal error");
-    }
+    this.#feed.message(ws, message, Date.now());
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    try {
-      this.#subscribers.onClose(ws, code, reason);
-    } catch (error) {
-      log("error", "websocket_close_failed", { app: this.#config?.name }, error);
-    }
+    this.#feed.closed(ws, code, reason);
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
-    log("warn", "websocket_error", { app: this.#config?.name }, error);
-    this.#subscribers.onClose(ws, 1011, "websocket error");
+    this.#feed.failed(ws, error);
   }
 
   // ---- after writes, and the alarm: outbox, leases, retention, heartbeats, bulk jobs ----
@@ -565,11 +556,7 @@ export class AppQueue extends DurableObject<Env> {
     await this.#alarm.scheduleNext();
   }
 
-  /**
-   * After task writes are committed: tell subscribers, send the new tasks' queue messages,
-   * refill the queue window and send due notifications. The output gate holds all of it
-   * until the writes are durable.
-   */
+  /** After task writes are committed: subscribers told, messages sent, results reported (the output gate holds them). */
   async #sendCommitted(awaitReports = false): Promise<void> {
     const broadcasts = this.#pendingBroadcasts;
     this.#pendingBroadcasts = [];
@@ -578,6 +565,12 @@ export class AppQueue extends DurableObject<Env> {
     const reported = this.#place ? this.#reports.flush() : null;
     if (this.#config) await this.#outbox.sendCommitted(this.#config);
     if (awaitReports) await reported;
+  }
+
+  /** Queues result `seq` for the subscribers, sent once its writes are committed. */
+  #tell(seq: number, record: TaskRecord): void {
+    if (this.#subscribers.open().length > 0)
+      this.#pendingBroadcasts.push({ seq, frame: JSON.stringify({ ...record, seq }) });
   }
 
   #appStats(): AppStats {

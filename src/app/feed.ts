@@ -74,6 +74,31 @@ export class Feed {
     return new Response(null, { status: 101, webSocket: client });
   }
 
+  /** A frame from a subscriber (the hibernation API's webSocketMessage); a failure closes it with 1011. */
+  message(ws: WebSocket, message: string | ArrayBuffer, now: number): void {
+    try {
+      this.onMessage(ws, message, now);
+    } catch (error) {
+      log("error", "websocket_message_failed", { app: this.#config()?.name }, error);
+      this.#subscribers.onClose(ws, 1011, "internal error");
+    }
+  }
+
+  /** The client closed (webSocketClose): the handshake completed. */
+  closed(ws: WebSocket, code: number, reason: string): void {
+    try {
+      this.#subscribers.onClose(ws, code, reason);
+    } catch (error) {
+      log("error", "websocket_close_failed", { app: this.#config()?.name }, error);
+    }
+  }
+
+  /** The socket failed (webSocketError). */
+  failed(ws: WebSocket, error: unknown): void {
+    log("warn", "websocket_error", { app: this.#config()?.name }, error);
+    this.#subscribers.onClose(ws, 1011, "websocket error");
+  }
+
   /**
    * A frame from a subscriber (subscribers.ts). An acknowledgement that brings a paused
    * replay's unacknowledged bytes under the window sends its next page, in this turn.

@@ -29,7 +29,7 @@ export interface ShardStub {
   shardStats(): Promise<{ stats: string; bytes: number } | null>;
   shardRecords(refs: { id: string; seq: number }[]): Promise<(TaskRecord | null)[]>;
   reportResults(shard: string, results: ShardResult[]): Promise<ReportReceipt>;
-  dropShard(): Promise<void>;
+  dropShard(whenDone?: boolean): Promise<boolean>;
 }
 
 export interface ShardHomeHost {
@@ -42,8 +42,12 @@ export interface ShardHomeHost {
   keys: () => SealedKey[];
 }
 
+/** A partition's shard still busy past retention is asked again this much later. */
+export const RETIRE_AGAIN_MS = 60_000;
+
 export class ShardHome {
   readonly #host: ShardHomeHost;
+  #retireAgainAt: number | null = null;
   readonly map: ShardMap;
 
   constructor(host: ShardHomeHost) {
@@ -165,6 +169,37 @@ export class ShardHome {
       ),
       storage: storageReport(shards),
     };
+  }
+
+  /** When the oldest partition's shards may go (its end plus retention), or a check of them is due again. */
+  retireAt(): number | null {
+    const config = this.#host.config();
+    const rows = this.map.list();
+    if (!config || rows.length === 0) return null;
+    const first = Math.min(...rows.map((row) => row.end_ms)) + config.retention * 1000;
+    return Math.max(first, this.#retireAgainAt ?? 0);
+  }
+
+  /**
+   * Drops the shards of partitions past retention once nothing in them is left to do: each
+   * empties itself whole (deleteAll, no row-by-row deletes), and its row goes. One still busy
+   * (a task unfinished, a result unreported) is asked again RETIRE_AGAIN_MS later; its own alarm
+   * expires what outlives retention.
+   */
+  async retire(nowMs: number): Promise<void> {
+    const config = this.#host.config();
+    if (!config) return;
+    const due = this.map.list().filter((row) => row.end_ms + config.retention * 1000 <= nowMs);
+    if (due.length === 0) return;
+    const dropped = await Promise.all(
+      due.map((row) =>
+        this.stub(row.name)
+          .dropShard(true)
+          .catch(() => false),
+      ),
+    );
+    due.forEach((row, i) => dropped[i] && this.map.remove(row.name));
+    this.#retireAgainAt = dropped.every(Boolean) ? null : nowMs + RETIRE_AGAIN_MS;
   }
 
   /** The app is deleted: every shard emptied, the list with it (the caller drops its tables). */

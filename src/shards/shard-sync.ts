@@ -9,7 +9,7 @@ import type { AppConfig } from "../config/app-config";
 import type { AppKeys, SealedKey } from "../app/app-keys";
 import { toRecord, type AppStore, type MetaStore } from "../app/store";
 import type { TaskRecord } from "../shared/types";
-import type { ShardResult } from "./shard-reports";
+import type { ShardReports, ShardResult } from "./shard-reports";
 import type { AppIdentity } from "../app/signing-secrets";
 import type { ShardPlace } from "./routing";
 
@@ -71,4 +71,17 @@ export function recordsOf(store: AppStore, app: string, refs: { id: string; seq:
     const row = store.tasks.get(id);
     return row && row.seq === seq ? toRecord(row, app) : null;
   });
+}
+
+/**
+ * Whether a shard has nothing left to do: every task ended, no notification pending, every
+ * result reported to its app (asked first: a shard woken for this does not know). Only then
+ * may its partition's retention drop it whole.
+ */
+export async function shardDone(store: AppStore, reports: ShardReports): Promise<boolean> {
+  if (!store.exists()) return true;
+  const { waiting = 0, doing = 0 } = store.tasks.counts();
+  if (waiting + doing > 0 || store.notifications.any()) return false;
+  await reports.flush();
+  return reports.dueAt(Date.now(), store.tasks.currentSeq()) === null;
 }

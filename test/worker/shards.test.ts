@@ -3,7 +3,7 @@
 // shard, the feed stays one stream with one seq, dedup ids meet, keys and config reach the shards, and
 // deleting the app empties them.
 import { env, exports } from "cloudflare:workers";
-import { runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import type { AppQueue } from "../../src/app/app-queue";
 import { appQueue } from "../../src/app/stubs";
@@ -144,5 +144,49 @@ describe("an app over shard objects", () => {
       expect(tables).toEqual([]);
     }
     expect((await call(`${CONTROL}/v1/task/${before[0]}`)).status).toBe(404);
+  }, 30_000);
+
+  it("drops a partition's shard objects whole once past retention and done; a busy one waits", async () => {
+    const app = uniqueApp("shards-retire");
+    await createApp(app, { shards: 2, partition: 60 });
+    const created = await call(`${CONTROL}/v1/apps/${app}/keys`, { body: JSON.stringify({ permissions: ["query"] }) });
+    const key = (await created.json()) as { access_key: string; secret_key: string };
+    const ids = await Promise.all(Array.from({ length: 6 }, () => submit(app, "/r", { body: "{}" })));
+    for (const id of ids) await waitForState(id, [10]);
+    const storage = async () =>
+      ((await (await call(`${CONTROL}/v1/apps/${app}/stats`)).json()) as { storage?: { partitions: unknown[] } })
+        .storage?.partitions ?? [];
+    expect((await storage()).length).toBeGreaterThan(0);
+    const names = [...new Set(ids.map((id) => shardOfTask(app, id)!.name))];
+
+    // The partition ended more than retention (7 days) ago: the app's own object's alarm drops it.
+    const home = appQueue(env, app);
+    await runInDurableObject(home, (_instance: AppQueue, state) => {
+      state.storage.sql.exec("UPDATE shards SET end_ms = end_ms - 8 * 86400000, start_ms = start_ms - 8 * 86400000");
+    });
+    await evictDurableObject(home); // wakes with the rows as written, and its alarm due at once
+    await vi.waitUntil(async () => (await storage()).length === 0, { timeout: 10_000, interval: 100 });
+    for (const name of names) {
+      const tables = await runInDurableObject(appQueue(env, name), (_instance: AppQueue, state) =>
+        state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'").toArray(),
+      );
+      expect(tables).toEqual([]);
+    }
+    // Its tasks are gone: 404, for the admin and for a key of the app alike (not 401: the key is good).
+    expect((await call(`${CONTROL}/v1/task/${ids[0]}`)).status).toBe(404);
+    const keys = { accessKey: key.access_key, secretKey: key.secret_key };
+    expect((await call(`${CONTROL}/v1/task/${ids[0]}`, { keys })).status).toBe(404);
+
+    // A partition with a task still waiting (the app paused) is kept.
+    const busy = uniqueApp("shards-busy");
+    await createApp(busy, { shards: 2, partition: 60, state: "Paused" });
+    const waiting = await submit(busy, "/w", { body: "{}" });
+    const busyHome = appQueue(env, busy);
+    await runInDurableObject(busyHome, (_instance: AppQueue, state) => {
+      state.storage.sql.exec("UPDATE shards SET end_ms = end_ms - 8 * 86400000, start_ms = start_ms - 8 * 86400000");
+    });
+    await evictDurableObject(busyHome);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await getTask(waiting)).state).toBe(0);
   }, 30_000);
 });

@@ -17,6 +17,11 @@ export class NotificationStore {
    */
   #anyNotification: boolean | null = null;
 
+  /** Whether any notification is pending (the table holds them until delivered or given up). */
+  any(): boolean {
+    return this.#hasNotifications();
+  }
+
   #hasNotifications(): boolean {
     this.#anyNotification ??=
       this.#sql.exec<{ any: number }>("SELECT EXISTS (SELECT 1 FROM notifications) AS any").one().any === 1;
