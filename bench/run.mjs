@@ -20,7 +20,7 @@ const asJson = process.argv.includes("--json");
 const onlyIndex = process.argv.indexOf("--only");
 /**
  * `--only drain,subscribers`: run just these sections (for iterating on one of them). Sections:
- * ingest, latency, drain, steady, trickle, subscribers, scale, retention.
+ * ingest, latency, drain, steady, trickle, subscribers, scale, shards, retention.
  */
 const only = onlyIndex === -1 ? null : new Set(process.argv[onlyIndex + 1]?.split(","));
 const enabled = (section) => !only || only.has(section);
@@ -372,13 +372,17 @@ async function waitFinished(system, app, tasks, ms, progress = false) {
   return done;
 }
 
-/** Section 3, and the cost of a task: a backlog accepted while the app is paused, then delivered. */
-async function drain(system) {
+/**
+ * Section 3, and the cost of a task: a backlog accepted while the app is paused, then delivered.
+ * With `shards` > 1 (section "shards"): the same over an app spread on that many shard objects.
+ */
+async function drain(system, shards = 1) {
   await settle(system);
   const port = system.port;
-  await createApp(system, "drain", { state: "Paused" });
-  const host = `drain.async.localhost:${port}`;
-  const beforeAccept = await readMeters(system, ["drain"]);
+  const name = shards > 1 ? `drain${shards}` : "drain";
+  await createApp(system, name, { state: "Paused", shards });
+  const host = `${name}.async.localhost:${port}`;
+  const beforeAccept = await readMeters(system, [name]);
   const result = await autocannon({
     url: `http://127.0.0.1:${port}`,
     connections: 32,
@@ -387,14 +391,15 @@ async function drain(system) {
     timeout: 10,
   });
   const accepted = result["2xx"];
-  const afterAccept = await readMeters(system, ["drain"]);
+  const acceptSeconds = result.duration;
+  const afterAccept = await readMeters(system, [name]);
   const cpu0 = cpuSeconds(system.pids());
   const t0 = Date.now();
-  await call(port, `localhost:${port}`, "PATCH", "/v1/apps/drain", JSON.stringify({ state: "Active" }));
+  await call(port, `localhost:${port}`, "PATCH", `/v1/apps/${name}`, JSON.stringify({ state: "Active" }));
   let done = 0;
   let lastProgress = t0;
   while (Date.now() - t0 < 600_000) {
-    const s = await stats(system, "drain");
+    const s = await stats(system, name);
     done = s.success + s.failed;
     if (done >= accepted) break;
     if (Date.now() - lastProgress >= 1_000) {
@@ -407,22 +412,35 @@ async function drain(system) {
   const cpuUs = ((cpuSeconds(system.pids()) - cpu0) / Math.max(1, done)) * 1e6;
   // The consumer acks after the last finish: let the counters settle.
   await sleep(500);
-  const afterDrain = await readMeters(system, ["drain"]);
-  row("3 drain", "asyncgate", `${system.mode}, backlog ${accepted}`, {
+  const afterDrain = await readMeters(system, [name]);
+  const sharded = shards > 1 ? `, ${shards} shards` : "";
+  row(shards > 1 ? "9 shards" : "3 drain", "asyncgate", `${system.mode}${sharded}, backlog ${accepted}`, {
     throughput: `${(done / seconds).toFixed(0)} tasks/s`,
     cpu: cpuUs.toFixed(0),
-    note: `${done} delivered in ${seconds.toFixed(1)} s`,
+    note: `${done} delivered in ${seconds.toFixed(1)} s; accepted at ${(accepted / acceptSeconds).toFixed(0)} tasks/s (c32)`,
   });
-  log(`drain: ${done} in ${seconds.toFixed(1)} s`);
+  log(`drain${sharded}: ${done} in ${seconds.toFixed(1)} s`);
 
   const accept = perThousand(afterAccept, beforeAccept, accepted);
   const deliver = perThousand(afterDrain, afterAccept, done);
   const describe = (counts) =>
     `DO requests ${counts.do_requests}, queue ops ${(counts.queue_writes + counts.queue_reads + counts.queue_acks + counts.queue_retries).toFixed(1)} (write ${counts.queue_writes}, read ${counts.queue_reads}, ack ${counts.queue_acks}, retry ${counts.queue_retries}), SQLite rows read ${counts.sql_rows_read} / written ${counts.sql_rows_written}, Worker invocations ${counts.worker_invocations}`;
   costRows.push(() => {
-    row("6 cost", "asyncgate", `${system.mode}, per 1000 tasks accepted`, { note: describe(accept) });
-    row("6 cost", "asyncgate", `${system.mode}, per 1000 tasks delivered`, { note: describe(deliver) });
+    row("6 cost", "asyncgate", `${system.mode}${sharded}, per 1000 tasks accepted`, { note: describe(accept) });
+    row("6 cost", "asyncgate", `${system.mode}${sharded}, per 1000 tasks delivered`, { note: describe(deliver) });
   });
+  const perTask = Object.fromEntries(Object.keys(accept).map((key) => [key, (accept[key] + deliver[key]) / 1000]));
+  if (shards > 1) {
+    shapes[`load_${shards}_shards`] = {
+      setting: `load over ${shards} shards: a backlog of ${accepted} drained`,
+      tasks: done,
+      perTask,
+      cpuUs,
+      // Each shard object is billed for the whole drain (all are busy throughout): shards × the time.
+      objectSeconds: shards / Math.max(1, done / seconds),
+    };
+    return;
+  }
   perThousandLoad = { accept, deliver };
   // The load shape. CPU: what the drain measured per delivered task (the accept side is in the
   // ingest rows); the object busy for the whole drain.
@@ -900,6 +918,7 @@ try {
   if (enabled("trickle")) await trickle(gatewayDirect);
   const subs = enabled("subscribers") ? await subscribers(gatewayDirect, bareDirect) : null;
   if (enabled("scale")) await scale(gatewayDirect);
+  if (enabled("shards")) await drain(gatewayDirect, 4);
   if (retentionStarted) await retentionEnd(gatewayDirect, retentionStarted);
   priceCosts();
 

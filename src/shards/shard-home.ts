@@ -78,11 +78,17 @@ export class ShardHome {
     const opening = this.#opening.get(place.name);
     if (opening) return opening;
     if (this.map.has(place.name)) return;
-    this.map.add(place);
     const snapshot = this.#snapshot(place, this.#version());
     if (!snapshot) return;
+    // The row only once the shard holds its copy: a failed sync is tried again by the next submission.
     const synced = this.stub(place.name)
       .syncShard(snapshot)
+      .then(async () => {
+        this.map.add(place);
+        // A change pushed meanwhile passed this shard by (it had no row yet): it gets the new copy.
+        const now = this.#version() === snapshot.version ? null : this.#snapshot(place, this.#version());
+        if (now) await this.stub(place.name).syncShard(now);
+      })
       .finally(() => this.#opening.delete(place.name));
     this.#opening.set(place.name, synced);
     return synced;

@@ -23,29 +23,32 @@ export interface ShardSnapshot {
 }
 
 /**
- * The shards new tasks go to: `shards`, but no more than the attempts allowed at once, so each
- * shard's share of that limit is one attempt or more and the shares add up to no more than it.
+ * The shards new tasks go to: `shards`, but one (the app's own object) for an app with a
+ * delivery limit. Shards of one partition could share a limit out, but a partition's shards
+ * still retrying beside the next one's would together exceed it: app-wide leases are not built
+ * yet (README), and a limit is a promise to the origin, so a limited app is not spread.
  */
 export function activeShards(config: AppConfig): number {
-  const concurrent = config.rate_limits.max_concurrent_dispatches;
-  return concurrent === null ? config.shards : Math.max(1, Math.min(config.shards, concurrent));
+  const limits = config.rate_limits;
+  return limits.max_concurrent_dispatches === null && limits.max_dispatches_per_second === null ? config.shards : 1;
 }
 
 /**
- * The config a shard applies: the app's, with its delivery limits split over the shards new
- * tasks go to (README: a shard enforces its share; a rate's burst is at least one).
+ * The config a shard applies: the app's, its delivery limits split over the app's shards (an
+ * app's shards stop taking new tasks once it has a limit, activeShards, but finish those they
+ * hold; a share is at least one attempt at a time, or a burst of one).
  */
 export function shardConfig(config: AppConfig): AppConfig {
-  const n = activeShards(config);
+  const n = config.shards;
   const limits = config.rate_limits;
+  const share = (limit: number | null) => (limit === null ? null : Math.max(1, Math.floor(limit / n)));
   return {
     ...config,
     rate_limits: {
-      max_concurrent_dispatches:
-        limits.max_concurrent_dispatches === null ? null : Math.floor(limits.max_concurrent_dispatches / n),
+      max_concurrent_dispatches: share(limits.max_concurrent_dispatches),
       max_dispatches_per_second:
         limits.max_dispatches_per_second === null ? null : limits.max_dispatches_per_second / n,
-      max_burst_size: limits.max_burst_size === null ? null : Math.max(1, Math.floor(limits.max_burst_size / n)),
+      max_burst_size: share(limits.max_burst_size),
     },
   };
 }
@@ -67,6 +70,8 @@ export function resultsAfter(store: AppStore, app: string, after: number): { res
 
 /** Records of a shard's tasks, each null when gone or no longer result `seq` (retried since). */
 export function recordsOf(store: AppStore, app: string, refs: { id: string; seq: number }[]): (TaskRecord | null)[] {
+  // A shard emptied by retention has no tables: its results are gone.
+  if (!store.exists()) return refs.map(() => null);
   return refs.map(({ id, seq }) => {
     const row = store.tasks.get(id);
     return row && row.seq === seq ? toRecord(row, app) : null;
@@ -83,5 +88,8 @@ export async function shardDone(store: AppStore, reports: ShardReports): Promise
   const { waiting = 0, doing = 0 } = store.tasks.counts();
   if (waiting + doing > 0 || store.notifications.any()) return false;
   await reports.flush();
+  // Again after the wait: a retry or redrive may have come in meanwhile.
+  const after = store.tasks.counts();
+  if ((after["waiting"] ?? 0) + (after["doing"] ?? 0) > 0 || store.notifications.any()) return false;
   return reports.dueAt(Date.now(), store.tasks.currentSeq()) === null;
 }

@@ -172,6 +172,14 @@ describe("an app over shard objects", () => {
       );
       expect(tables).toEqual([]);
     }
+    // A replay from seq 0 passes the dropped partition's results over, and stays open.
+    const replay = await subscribe(app, "&since=0");
+    let closed = false;
+    replay.ws.addEventListener("close", () => (closed = true));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(replay.results).toEqual([]);
+    expect(closed).toBe(false);
+    replay.ws.close();
     // Its tasks are gone: 404, for the admin and for a key of the app alike (not 401: the key is good).
     expect((await call(`${CONTROL}/v1/task/${ids[0]}`)).status).toBe(404);
     const keys = { accessKey: key.access_key, secretKey: key.secret_key };
