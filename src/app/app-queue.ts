@@ -251,7 +251,10 @@ export class AppQueue extends DurableObject<Env> {
         tasks: this.store.tasks,
         admission: this.#admission,
         outbox: this.#outbox,
-        newId: () => this.store.tasks.nextId(identity.number, place ? timeInside(place, now) : now, place?.route),
+        newId: () =>
+          place
+            ? this.store.tasks.nextId(identity.number, timeInside(place, now), place.route, place.endMs - 1)
+            : this.store.tasks.nextId(identity.number, now),
       },
       input,
       now,

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import type { TestAppQueue } from "./test-app-queue";
 import { openStore } from "../../src/app/store";
 import { appQueue } from "../../src/app/stubs";
-import { createdMsOf } from "../../src/shared/task-id";
+import { createdMsOf, shardRouteOf } from "../../src/shared/task-id";
 import type { AttemptResult } from "../../src/shared/types";
 import {
   CONTROL,
@@ -184,5 +184,43 @@ describe("counters", () => {
     expect((await call(`${CONTROL}/v1/apps/${app}/purge`, { body: JSON.stringify({ state: 0 }) })).status).toBe(200);
     await agree("purged");
     expect(steps).toHaveLength(9);
+  });
+
+  it("a shard's ids keep their route and grow within a millisecond, and never spill into the next partition", async () => {
+    const app = uniqueApp("shard-ids");
+    await createApp(app);
+    const result = await sql(app)((storage) => {
+      const tasks = openStore(storage).tasks;
+      const route = { partitionMinutes: 1, shard: 3 };
+      const lastMs = Math.floor(Date.now() / 60_000) * 60_000 + 59_999; // the partition's last ms
+      const ids: string[] = [];
+      for (let i = 0; i < 50; i++) {
+        const id = tasks.nextId(7, lastMs, route, lastMs);
+        tasks.insert(newTask(id, lastMs));
+        ids.push(id);
+      }
+      // The newest id's random part at its end: the next one cannot stay in this millisecond.
+      const full = `${ids[ids.length - 1]!.slice(0, 26)}ffffff`;
+      tasks.insert(newTask(full, lastMs));
+      let refused = false;
+      try {
+        tasks.nextId(7, lastMs, route, lastMs);
+      } catch {
+        refused = true;
+      }
+      return {
+        routes: ids.map((id) => shardRouteOf(id)),
+        ordered: ids.every((id, i) => i === 0 || id > ids[i - 1]!),
+        sameMs: ids.every((id) => createdMsOf(id) === lastMs),
+        refused,
+        unbounded: createdMsOf(tasks.nextId(7, lastMs, route)),
+        lastMs,
+      };
+    });
+    expect(result.routes.every((route) => route?.shard === 3 && route.partitionMinutes === 1)).toBe(true);
+    expect(result.ordered).toBe(true);
+    expect(result.sameMs).toBe(true);
+    expect(result.refused).toBe(true);
+    expect(result.unbounded).toBe(result.lastMs + 1);
   });
 });

@@ -166,10 +166,10 @@ export class TaskCounts {
   }
 
   /**
-   * A task id for a task created at `nowMs` (in shard `route`, for a shard object), above every
-   * id handed out (so a rebuild finds what came after a checkpoint).
+   * A task id for a task created at `nowMs` (in shard `route`, for a shard object, no later than
+   * `maxMs`), above every id handed out (so a rebuild finds what came after a checkpoint).
    */
-  nextId(appNumber: number, nowMs: number, route: ShardRoute | null = null): string {
+  nextId(appNumber: number, nowMs: number, route: ShardRoute | null = null, maxMs = Infinity): string {
     const last = this.#state().lastId;
     const idAt = (ms: number) => (route ? newShardTaskId(appNumber, route, ms) : newTaskId(appNumber, ms));
     const id = idAt(nowMs);
@@ -183,7 +183,11 @@ export class TaskCounts {
     const digits = 32 - prefix.length;
     const suffix = last.startsWith(prefix) ? Number.parseInt(last.slice(prefix.length), 16) : -1;
     const next = suffix + 1 + Math.floor(Math.random() * (route ? 0x100 : 0x10000));
-    return suffix >= 0 && next < 16 ** digits ? prefix + next.toString(16).padStart(digits, "0") : idAt(lastMs + 1);
+    if (suffix >= 0 && next < 16 ** digits) return prefix + next.toString(16).padStart(digits, "0");
+    // Past its partition's end an id would route to the next partition's shard: the submission
+    // fails instead (503, retried by its client, then in the next partition).
+    if (lastMs + 1 > maxMs) throw new Error("no task id left in this partition's last millisecond");
+    return idAt(lastMs + 1);
   }
 
   /** A task with this id was inserted (ids only grow). */

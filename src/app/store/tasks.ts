@@ -122,8 +122,8 @@ export class TaskStore {
   }
 
   /** A new task's id: time-ordered, above every id handed out before. */
-  nextId(appNumber: number, nowMs: number, route: ShardRoute | null = null): string {
-    return this.#counts.nextId(appNumber, nowMs, route);
+  nextId(appNumber: number, nowMs: number, route: ShardRoute | null = null, maxMs = Infinity): string {
+    return this.#counts.nextId(appNumber, nowMs, route, maxMs);
   }
 
   /**
