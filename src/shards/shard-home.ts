@@ -44,10 +44,14 @@ export interface ShardHomeHost {
 
 /** A partition's shard still busy past retention is asked again this much later. */
 export const RETIRE_AGAIN_MS = 60_000;
+/** A copy a shard did not take is pushed again this much later. */
+export const PUSH_AGAIN_MS = 5_000;
 
 export class ShardHome {
   readonly #host: ShardHomeHost;
   #retireAgainAt: number | null = null;
+  /** When to push again to shards that missed a copy (null: none did, as far as this instance knows). */
+  #pushAgainAt: number | null = null;
   readonly map: ShardMap;
 
   constructor(host: ShardHomeHost) {
@@ -84,10 +88,10 @@ export class ShardHome {
     const synced = this.stub(place.name)
       .syncShard(snapshot)
       .then(async () => {
-        this.map.add(place);
+        this.map.add(place, snapshot.version);
         // A change pushed meanwhile passed this shard by (it had no row yet): it gets the new copy.
-        const now = this.#version() === snapshot.version ? null : this.#snapshot(place, this.#version());
-        if (now) await this.stub(place.name).syncShard(now);
+        if (this.#version() !== snapshot.version)
+          await this.#push([this.map.list().find((r) => r.name === place.name)!]);
       })
       .finally(() => this.#opening.delete(place.name));
     this.#opening.set(place.name, synced);
@@ -109,14 +113,37 @@ export class ShardHome {
   async changed(): Promise<void> {
     const rows = this.map.list();
     if (rows.length === 0) return;
-    const version = this.#version() + 1;
-    this.#host.meta().set("shard_version", String(version));
-    await Promise.all(
-      rows.map((row) => {
+    this.#host.meta().set("shard_version", String(this.#version() + 1));
+    await this.#push(rows);
+  }
+
+  /**
+   * Pushes the current copy to `rows`, recording each shard that took it. One that did not (an
+   * RPC failed) lags: the alarm pushes again (lagging), so a revoked key cannot outlive a failure.
+   */
+  async #push(rows: ShardRow[]): Promise<void> {
+    const version = this.#version();
+    const pushed = await Promise.all(
+      rows.map(async (row) => {
         const snapshot = this.#snapshot(placeOfRow(row), version);
-        return snapshot ? this.stub(row.name).syncShard(snapshot) : undefined;
+        if (!snapshot) return false;
+        return this.stub(row.name)
+          .syncShard(snapshot)
+          .then(() => true)
+          .catch(() => false);
       }),
     );
+    rows.forEach((row, i) => pushed[i] && this.map.setSynced(row.name, version));
+    if (!pushed.every(Boolean)) this.#pushAgainAt = Date.now() + PUSH_AGAIN_MS;
+  }
+
+  /** Shards holding an older copy than the app's (a push failed): pushed again, by the alarm. */
+  async pushLagging(nowMs: number): Promise<void> {
+    if (this.#pushAgainAt === null || this.#pushAgainAt > nowMs) return;
+    this.#pushAgainAt = null;
+    const version = this.#version();
+    const lagging = this.map.list().filter((row) => row.synced_version < version);
+    if (lagging.length > 0) await this.#push(lagging);
   }
 
   /** Every shard's page of a listing (those whose partition cannot hold such ids are not asked). */
@@ -183,7 +210,11 @@ export class ShardHome {
     const rows = this.map.list();
     if (!config || rows.length === 0) return null;
     const first = Math.min(...rows.map((row) => row.end_ms)) + config.retention * 1000;
-    return Math.max(first, this.#retireAgainAt ?? 0);
+    const retire = Math.max(first, this.#retireAgainAt ?? 0);
+    // After a wake-up: a shard the rows show behind is pushed to at once.
+    const version = this.#version();
+    if (this.#pushAgainAt === null && rows.some((row) => row.synced_version < version)) this.#pushAgainAt = Date.now();
+    return this.#pushAgainAt === null ? retire : Math.min(retire, this.#pushAgainAt);
   }
 
   /**
@@ -195,6 +226,7 @@ export class ShardHome {
   async retire(nowMs: number): Promise<void> {
     const config = this.#host.config();
     if (!config) return;
+    await this.pushLagging(nowMs);
     const due = this.map.list().filter((row) => row.end_ms + config.retention * 1000 <= nowMs);
     if (due.length === 0) return;
     const dropped = await Promise.all(

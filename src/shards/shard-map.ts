@@ -11,6 +11,8 @@ export interface ShardRow extends Record<string, SqlStorageValue> {
   start_ms: number;
   end_ms: number;
   reported_seq: number;
+  /** The version of the app's copy the shard holds (shard-sync.ts). */
+  synced_version: number;
 }
 
 export class ShardMap {
@@ -25,7 +27,9 @@ export class ShardMap {
   #all(): Map<string, ShardRow> {
     this.#rows ??= new Map(
       this.#sql
-        .exec<ShardRow>("SELECT name, start_ms, end_ms, reported_seq FROM shards ORDER BY start_ms, name")
+        .exec<ShardRow>(
+          "SELECT name, start_ms, end_ms, reported_seq, synced_version FROM shards ORDER BY start_ms, name",
+        )
         .toArray()
         .map((row) => [row.name, row]),
     );
@@ -41,15 +45,30 @@ export class ShardMap {
     return [...this.#all().values()];
   }
 
-  add(place: ShardPlace): void {
+  add(place: ShardPlace, syncedVersion: number): void {
     if (this.has(place.name)) return;
     this.#sql.exec(
-      "INSERT INTO shards (name, start_ms, end_ms, reported_seq) VALUES (?, ?, ?, 0)",
+      "INSERT INTO shards (name, start_ms, end_ms, reported_seq, synced_version) VALUES (?, ?, ?, 0, ?)",
       place.name,
       place.startMs,
       place.endMs,
+      syncedVersion,
     );
-    this.#all().set(place.name, { name: place.name, start_ms: place.startMs, end_ms: place.endMs, reported_seq: 0 });
+    this.#all().set(place.name, {
+      name: place.name,
+      start_ms: place.startMs,
+      end_ms: place.endMs,
+      reported_seq: 0,
+      synced_version: syncedVersion,
+    });
+  }
+
+  /** The shard holds the app's copy of `version` now. */
+  setSynced(name: string, version: number): void {
+    const row = this.#all().get(name);
+    if (!row || row.synced_version >= version) return;
+    this.#sql.exec("UPDATE shards SET synced_version = ? WHERE name = ?", version, name);
+    row.synced_version = version;
   }
 
   /** The latest result seq `name` reported (0: none, or no such shard). */

@@ -1,5 +1,6 @@
 // `npm run chaos` (not part of `npm test`): the gateway under `wrangler dev` is killed with SIGKILL
-// and restarted on the same state every 45–70 s for 5 minutes (CHAOS_SECONDS), under steady load,
+// and restarted on the same state every 45–70 s for 5 minutes (CHAOS_SECONDS), under steady load
+// (CHAOS_SHARDS=4: on an app over 4 shard objects per 1-minute partition),
 // with an origin that fails a third of the first attempts, and two live-feed subscribers that
 // resume with `since=` after every crash. It prints the tasks acknowledged (202), those lost (must
 // be 0), deliveries beyond what the origin's failures explain (repeats, each either running at a
@@ -14,6 +15,8 @@ import { startOrigin } from "../../scripts/origin.mjs";
 import { E2E_KEYS, freePort, signedCall, startGateway, type Gateway } from "../support/wrangler-dev";
 
 const SECONDS = Number(process.env["CHAOS_SECONDS"] ?? 300);
+/** With CHAOS_SHARDS > 1 the app spreads over that many shard objects per 1-minute partition. */
+const SHARDS = Number(process.env["CHAOS_SHARDS"] ?? 1);
 /** Submissions per second at most (two clients). */
 const RATE = 10;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -103,6 +106,7 @@ describe("chaos: kill -9 loop under load", () => {
           origin: origin.url,
           timeout: 5,
           retry: { min_backoff: 0.2, max_backoff: 1 },
+          ...(SHARDS > 1 ? { shards: SHARDS, partition: 60 } : {}),
         }),
       });
       expect(created.status).toBe(201);
@@ -191,7 +195,7 @@ describe("chaos: kill -9 loop under load", () => {
         return { name: subscriber.name, received: subscriber.seen.size, missed, twice, seqRepeats };
       });
       console.log(
-        `chaos: ${SECONDS} s, ${kills.length} kills (SIGKILL, restart on the same state); ${accepted.size} tasks acknowledged, ` +
+        `chaos: ${SECONDS} s, ${SHARDS > 1 ? `${SHARDS} shards per 1-minute partition, ` : ""}${kills.length} kills (SIGKILL, restart on the same state); ${accepted.size} tasks acknowledged, ` +
           `${pending.size} lost; ${repeats} repeated deliveries (${explained} by an attempt running at a kill); ` +
           feedReport
             .map(

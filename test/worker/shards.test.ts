@@ -197,4 +197,47 @@ describe("an app over shard objects", () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect((await getTask(waiting)).state).toBe(0);
   }, 30_000);
+
+  it("pushes the app's copy again to a shard that missed it: a revoked key does not outlive a failed push", async () => {
+    const app = uniqueApp("shards-lag");
+    await createApp(app, { shards: 2, partition: 60 });
+    const created = await call(`${CONTROL}/v1/apps/${app}/keys`, { body: JSON.stringify({ permissions: ["submit"] }) });
+    const key = (await created.json()) as { access_key: string; secret_key: string };
+    const keys = { accessKey: key.access_key, secretKey: key.secret_key };
+    const ids = await Promise.all(Array.from({ length: 8 }, () => submit(app, "/k", { body: "{}", keys })));
+    const shard = shardOfTask(app, ids[0]!)!.name;
+    // The shard's copy from before the revocation, as if the revocation's push had failed.
+    const stale = await runInDurableObject(appQueue(env, shard), (_instance: AppQueue, state) =>
+      state.storage.sql.exec("SELECT * FROM access_keys").toArray(),
+    );
+    expect((await call(`${CONTROL}/v1/apps/${app}/keys/${key.access_key}`, { method: "DELETE" })).status).toBe(200);
+    await runInDurableObject(appQueue(env, shard), (_instance: AppQueue, state) => {
+      for (const row of stale) {
+        state.storage.sql.exec(
+          "INSERT INTO access_keys (access_key, sealed_secret, permissions, created_ms) VALUES (?, ?, ?, ?)",
+          row["access_key"]!,
+          row["sealed_secret"]!,
+          row["permissions"]!,
+          row["created_ms"]!,
+        );
+      }
+      state.storage.sql.exec("UPDATE meta SET value = '0' WHERE key = 'shard_version'");
+    });
+    await evictDurableObject(appQueue(env, shard));
+    const home = appQueue(env, app);
+    await runInDurableObject(home, (_instance: AppQueue, state) => {
+      state.storage.sql.exec("UPDATE shards SET synced_version = 0 WHERE name = ?", shard);
+    });
+    // The stale shard takes the revoked key (what a failed push leaves)…
+    const accepts = async () =>
+      (
+        await Promise.all(
+          Array.from({ length: 12 }, () => call(appUrl(app, "/k"), { method: "POST", body: "{}", keys })),
+        )
+      ).some((response) => response.status === 202);
+    expect(await accepts()).toBe(true);
+    // …until the app's own object wakes, sees the row behind, and its alarm pushes the copy again.
+    await evictDurableObject(home);
+    await vi.waitUntil(async () => !(await accepts()), { timeout: 10_000, interval: 200 });
+  }, 30_000);
 });

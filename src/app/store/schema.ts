@@ -298,13 +298,14 @@ const MIGRATIONS: ((sql: SqlStorage) => void)[] = [
   },
   // Version 8 (2026-12): the shard objects an app with `shards` > 1 stores its tasks in (a row
   // per shard and partition, kept by the app's own object: shards/shard-map.ts), with the latest
-  // result each shard reported.
+  // result each shard reported and the version of the app's copy it holds.
   (sql) => {
     sql.exec(`CREATE TABLE IF NOT EXISTS shards (
       name TEXT PRIMARY KEY,
       start_ms INTEGER NOT NULL,
       end_ms INTEGER NOT NULL,
-      reported_seq INTEGER NOT NULL DEFAULT 0
+      reported_seq INTEGER NOT NULL DEFAULT 0,
+      synced_version INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID`);
   },
 ];
