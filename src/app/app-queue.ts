@@ -100,6 +100,7 @@ export class AppQueue extends DurableObject<Env> {
       config: () => this.#config,
       identity: () => this.#identity,
       keys: () => this.#keys.sealed(),
+      log: () => this.store.tasks.results,
     });
     this.#reports = new ShardReports(
       (results) => this.#home.stub(this.#place!.app).reportResults(this.#place!.name, results),

@@ -17,7 +17,8 @@ import type { ReportReceipt, ShardResult } from "./shard-reports";
 import type { TaskRecord } from "../shared/types";
 import type { Purged, Redriven, SubmitInput, Submitted, TaskPage, TaskQuery } from "../app/contract";
 import { ADMIN, type Caller } from "../auth/authenticate";
-import { timePrefix } from "../shared/task-id";
+import type { ResultsLog } from "../app/store/results-log";
+import { createdMsOf, timePrefix } from "../shared/task-id";
 
 /** An app object (the own one or a shard) as the shards' calls reach it: the RPC methods they use. */
 export interface ShardStub {
@@ -40,6 +41,8 @@ export interface ShardHomeHost {
   config: () => AppConfig | null;
   identity: () => AppIdentity | null;
   keys: () => SealedKey[];
+  /** The app's results log (the shards' results are logged in it). */
+  log: () => ResultsLog;
 }
 
 /** A partition's shard still busy past retention is asked again this much later. */
@@ -238,6 +241,7 @@ export class ShardHome {
     );
     due.forEach((row, i) => dropped[i] && this.map.remove(row.name));
     this.#retireAgainAt = dropped.every(Boolean) ? null : nowMs + RETIRE_AGAIN_MS;
+    trimLog(this.#host.log(), nowMs, config.retention * 1000);
   }
 
   /** The app is deleted: every shard emptied, the list with it (the caller drops its tables). */
@@ -279,4 +283,20 @@ function placeOfRow(row: ShardRow): ShardPlace {
     endMs: row.end_ms,
     route: { partitionMinutes: Number(minutes), shard: Number(k) },
   };
+}
+
+/**
+ * Drops the head of the app's results log while it holds only shards' results (`<id>:<seq>`) of
+ * tasks created more than twice the retention ago: a result is kept `retention` after it finished,
+ * and a task finishes at most `retention` after its creation, so none of them is replayed any more.
+ * The log goes a row at a time (results-log.ts): answers the rows written.
+ */
+export function trimLog(log: ResultsLog, nowMs: number, retentionMs: number): number {
+  const before = nowMs - 2 * retentionMs;
+  let through = 0;
+  for (const entry of log.after(0)) {
+    if (!entry.id.includes(":") || createdMsOf(entry.id) >= before) break;
+    through = entry.seq;
+  }
+  return through > 0 ? log.dropThrough(through) : 0;
 }

@@ -8,9 +8,22 @@ import { describe, expect, it, vi } from "vitest";
 import type { AppQueue } from "../../src/app/app-queue";
 import { appQueue } from "../../src/app/stubs";
 import { shardOfTask } from "../../src/shards/routing";
-import { shardRouteOf } from "../../src/shared/task-id";
+import { trimLog } from "../../src/shards/shard-home";
+import { openStore } from "../../src/app/store";
+import { newShardTaskId, shardRouteOf } from "../../src/shared/task-id";
 import type { TaskRecord } from "../../src/shared/types";
-import { CONTROL, appUrl, call, createApp, getTask, signedRequest, submit, uniqueApp, waitForState } from "./helpers";
+import {
+  CONTROL,
+  appUrl,
+  call,
+  createApp,
+  getTask,
+  signedRequest,
+  sql,
+  submit,
+  uniqueApp,
+  waitForState,
+} from "./helpers";
 
 type Result = TaskRecord & { seq: number };
 
@@ -240,4 +253,30 @@ describe("an app over shard objects", () => {
     await evictDurableObject(home);
     await vi.waitUntil(async () => !(await accepts()), { timeout: 10_000, interval: 200 });
   }, 30_000);
+
+  it("trims the head of the app's log of shard results once past twice the retention, and no further", async () => {
+    const app = uniqueApp("shards-trim");
+    await createApp(app, { shards: 2, partition: 60 });
+    const result = await sql(app)((storage) => {
+      const tasks = openStore(storage).tasks;
+      const now = Date.now();
+      const day = 86_400_000;
+      const route = { partitionMinutes: 1440, shard: 0 };
+      const batch = (createdMs: number, seqs: number[]) => {
+        tasks.openCountBatch();
+        seqs.forEach((seq, i) => tasks.numberResult(`${newShardTaskId(1, route, createdMs + i)}:${seq}`));
+        tasks.closeCountBatch(now); // a shard's results are written with their batch: a log row each
+        tasks.commitCountBatch();
+      };
+      batch(now - 15 * day, [1, 2, 3, 4, 5]);
+      batch(now - 1 * day, [6, 7, 8]);
+      const rowsBefore = storage.exec<{ n: number }>("SELECT COUNT(*) AS n FROM results_log").one().n;
+      const written = trimLog(tasks.results, now, 7 * day);
+      const left = [...tasks.results.after(0)].map((entry) => entry.seq);
+      return { rowsBefore, written, left };
+    });
+    expect(result.rowsBefore).toBe(2);
+    expect(result.written).toBe(1);
+    expect(result.left).toEqual([6, 7, 8]);
+  });
 });

@@ -103,7 +103,7 @@ export class ResultsRetention {
       this.#oldestLiveAt = nowMs;
       for (const entry of this.#counts.log.after(this.#partitions.lastSealedSeq())) {
         // A shard's result (`<id>:<seq>`, shards/): its row is not here. The scan stops at it, so
-        // it never walks a sharded app's log (README: that log is not trimmed yet).
+        // it never walks a sharded app's log (shard-home.ts trimLog drops those entries).
         if (entry.id.includes(":")) break;
         const row = this.#sql
           .exec<{ seq: number | null; finished_ms: number }>(
